@@ -1,0 +1,46 @@
+"""The ``labkit`` command: thin subcommands over the package.
+
+Each subcommand lives in its own module ``labkit.cli.<name>`` exposing
+``register(subparsers) -> None``; it sets ``func`` on its parser to a callable taking the parsed
+namespace and returning an exit code. Modules are imported lazily so ``labkit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+SUBCOMMAND_MODULES = ("synth", "simulate", "sweep", "serve", "call")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labkit",
+        description="Measure outbound audio buffering between a Realtime voice agent and Twilio.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"labkit.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"labkit.cli.{name}":
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

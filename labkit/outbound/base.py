@@ -1,0 +1,101 @@
+"""The sans-I/O contract every outbound strategy implements.
+
+A strategy sits between the model's audio deltas and the Twilio WebSocket. It never sleeps,
+never reads a clock and never touches a socket: every call takes ``now`` (ms, any monotonic
+origin) and returns the messages to send at that instant. The live handler drives it with the
+asyncio clock; the simulator drives it with a virtual clock. See notebooks/01_why_tiny_packets_jitter.ipynb.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+BYTES_PER_MS = 8  # mu-law, 8000 samples/s, 1 byte per sample
+FRAME_MS = 20
+FRAME_BYTES = FRAME_MS * BYTES_PER_MS
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """One model audio delta: mu-law bytes of one content part of one item."""
+
+    item_id: str
+    content_index: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A Twilio mark naming exactly the bytes ``[start, end)`` of one item sent since the previous mark."""
+
+    name: str
+    item_id: str
+    content_index: int
+    start: int
+    end: int
+    generation: int
+    sent_ms: float
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """One outbound ``media`` message, followed on the wire by the ``marks`` that ride after it."""
+
+    payload: bytes
+    item_id: str
+    content_index: int
+    offset: int  # byte offset of payload[0] within its item
+    generation: int
+    marks: tuple[Mark, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Clear:
+    """An outbound ``clear``: Twilio drops its queue and echoes every pending mark."""
+
+    generation: int  # the generation being cleared
+
+
+Outbound = Media | Clear
+
+
+@runtime_checkable
+class OutboundStrategy(Protocol):
+    """What the simulator and the live handler call. ``threshold_ms`` means what each strategy documents."""
+
+    name: str
+    threshold_ms: float
+
+    def push(self, chunk: AudioChunk, now: float) -> list[Outbound]:
+        """A model audio delta arrived."""
+        ...
+
+    def poll(self, now: float) -> list[Outbound]:
+        """Timers: call at (or after) ``next_deadline()``."""
+        ...
+
+    def next_deadline(self) -> float | None:
+        """When ``poll`` must next be called, or None if nothing is pending."""
+        ...
+
+    def end(self, item_id: str, content_index: int, now: float) -> list[Outbound]:
+        """audio_done: flush that item's tail (with its final mark). Never emits Clear."""
+        ...
+
+    def interrupt(self, now: float) -> list[Outbound]:
+        """Barge-in: drop everything buffered (never flush first), emit Clear, bump the generation."""
+        ...
+
+    def echo(self, name: str, now: float) -> Mark | None:
+        """Twilio echoed mark ``name``. Returns the mark whose bytes to credit, once; None for
+        unknown, duplicate or cleared (older generation) marks."""
+        ...
+
+    def close(self) -> None:
+        """The call ended: forget everything (the ledger holds nothing afterwards)."""
+        ...
