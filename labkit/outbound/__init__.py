@@ -1,0 +1,89 @@
+"""Outbound strategies: how the model's audio deltas become Twilio messages.
+
+``make_strategy(name, threshold_ms, **options)`` builds one; every strategy implements the
+sans-I/O ``OutboundStrategy`` protocol of ``labkit.outbound.base``. See
+notebooks/01_why_tiny_packets_jitter.ipynb and notebooks/02_threshold_sweep.ipynb.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from labkit.outbound.base import (
+    BYTES_PER_MS,
+    FRAME_BYTES,
+    FRAME_MS,
+    AudioChunk,
+    Clear,
+    LedgerView,
+    Mark,
+    Media,
+    Outbound,
+    OutboundStrategy,
+)
+
+STRATEGY_NAMES = ("forward", "rechunk", "paced", "preroll", "adaptive")
+
+# name -> (module, class). Imported on demand: labkit.marks imports labkit.outbound.base, so
+# importing the strategies here eagerly would make `import labkit.marks` circular.
+_REGISTRY = {
+    "forward": ("labkit.outbound.forward", "ForwardStrategy"),
+    "rechunk": ("labkit.outbound.rechunk", "RechunkStrategy"),
+    "paced": ("labkit.outbound.paced", "PacedStrategy"),
+    "preroll": ("labkit.outbound.preroll", "PrerollStrategy"),
+    "adaptive": ("labkit.outbound.adaptive", "AdaptiveStrategy"),
+    "original_report": ("labkit.outbound.original_report", "OriginalReportBuffer"),
+}
+
+
+def strategy_class(name: str) -> type[Any]:
+    """The class behind ``name`` (one of STRATEGY_NAMES or "original_report")."""
+    if name not in _REGISTRY:
+        known = ", ".join(repr(n) for n in _REGISTRY)
+        raise ValueError(f"unknown outbound strategy {name!r}; known: {known}")
+    module_name, class_name = _REGISTRY[name]
+    cls: type[Any] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def strategy_options(name: str) -> tuple[str, ...]:
+    """The keyword options strategy ``name`` accepts (besides threshold_ms)."""
+    parameters = inspect.signature(strategy_class(name)).parameters.values()
+    return tuple(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def make_strategy(name: str, threshold_ms: float, **options: Any) -> OutboundStrategy:
+    """Build strategy ``name``; ``threshold_ms`` means what that strategy documents.
+
+    Options: ``mark_every_ms`` and ``honor_generations`` (all), ``align_frames`` (rechunk,
+    preroll, paced, adaptive), ``flush_interval_ms`` (rechunk), ``frame_ms`` (paced), and
+    the learning parameters of adaptive. An option a strategy does not take is a ValueError.
+    """
+    cls = strategy_class(name)
+    accepted = strategy_options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"strategy {name!r} does not take option(s) {', '.join(unknown)}; "
+                         f"it takes: {', '.join(accepted)}")
+    strategy: OutboundStrategy = cls(threshold_ms, **options)
+    return strategy
+
+
+__all__ = [
+    "BYTES_PER_MS",
+    "FRAME_BYTES",
+    "FRAME_MS",
+    "STRATEGY_NAMES",
+    "AudioChunk",
+    "Clear",
+    "LedgerView",
+    "Mark",
+    "Media",
+    "Outbound",
+    "OutboundStrategy",
+    "make_strategy",
+    "strategy_class",
+    "strategy_options",
+]

@@ -3,7 +3,8 @@
 A strategy sits between the model's audio deltas and the Twilio WebSocket. It never sleeps,
 never reads a clock and never touches a socket: every call takes ``now`` (ms, any monotonic
 origin) and returns the messages to send at that instant. The live handler drives it with the
-asyncio clock; the simulator drives it with a virtual clock. See notebooks/01_why_tiny_packets_jitter.ipynb.
+asyncio clock; the simulator drives it with a virtual clock.
+See notebooks/01_why_tiny_packets_jitter.ipynb.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class AudioChunk:
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """A Twilio mark naming exactly the bytes ``[start, end)`` of one item sent since the previous mark."""
+    """A Twilio mark naming the bytes ``[start, end)`` of one item sent since its previous mark."""
 
     name: str
     item_id: str
@@ -44,7 +45,12 @@ class Mark:
 
 @dataclass(frozen=True, slots=True)
 class Media:
-    """One outbound ``media`` message, followed on the wire by the ``marks`` that ride after it."""
+    """One outbound ``media`` message, followed on the wire by the ``marks`` that ride after it.
+
+    An empty ``payload`` means *marks only*: send just the marks, no ``media`` message. Strategies
+    emit it when an item ends after all its audio already went out (e.g. ``forward``), so the
+    item's final mark can still follow its last byte.
+    """
 
     payload: bytes
     item_id: str
@@ -52,6 +58,15 @@ class Media:
     offset: int  # byte offset of payload[0] within its item
     generation: int
     marks: tuple[Mark, ...] = ()
+
+    @property
+    def is_marks_only(self) -> bool:
+        return not self.payload
+
+    @property
+    def end(self) -> int:
+        """Byte offset just past the payload within its item."""
+        return self.offset + len(self.payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +79,33 @@ class Clear:
 Outbound = Media | Clear
 
 
+class LedgerView(Protocol):
+    """The mark bookkeeping a strategy exposes as ``strategy.ledger`` (labkit.marks.MarkLedger)."""
+
+    @property
+    def pending_count(self) -> int: ...
+
+    @property
+    def credited_bytes(self) -> int: ...
+
+    @property
+    def generation(self) -> int: ...
+
+
 @runtime_checkable
 class OutboundStrategy(Protocol):
-    """What the simulator and the live handler call. ``threshold_ms`` means what each strategy documents."""
+    """What the simulator and the live handler call.
+
+    ``threshold_ms`` means what each strategy documents.
+    """
 
     name: str
     threshold_ms: float
+
+    @property
+    def ledger(self) -> LedgerView:
+        """Mark bookkeeping: pending marks, bytes credited by echoes, the current generation."""
+        ...
 
     def push(self, chunk: AudioChunk, now: float) -> list[Outbound]:
         """A model audio delta arrived."""
@@ -88,7 +124,7 @@ class OutboundStrategy(Protocol):
         ...
 
     def interrupt(self, now: float) -> list[Outbound]:
-        """Barge-in: drop everything buffered (never flush first), emit Clear, bump the generation."""
+        """Barge-in: drop everything buffered (never flush first), emit Clear, new generation."""
         ...
 
     def echo(self, name: str, now: float) -> Mark | None:

@@ -1,4 +1,17 @@
-"""Plots for the lab: every function takes ``ax=`` (created when None) and returns it; axes carry units.
+"""Plots for the lab: every function takes ``ax=`` (new figure when None) and returns it.
+
+Axes carry units.
 
 The views layer: imports core, never imported by core.
 """
+
+from labkit.plots.compare import gap_distribution as gap_distribution
+from labkit.plots.compare import measured_vs_simulated as measured_vs_simulated
+from labkit.plots.compare import metric_vs_setting as metric_vs_setting
+from labkit.plots.compare import stale_audio_vs_lead as stale_audio_vs_lead
+from labkit.plots.compare import strategy_vs_frontier as strategy_vs_frontier
+from labkit.plots.timeline import fifo_playout as fifo_playout
+from labkit.plots.timeline import packet_timeline as packet_timeline
+from labkit.plots.timeline import playout_gaps as playout_gaps
+from labkit.plots.trace import plot_delta_sizes as plot_delta_sizes
+from labkit.plots.trace import plot_trace_timeline as plot_trace_timeline

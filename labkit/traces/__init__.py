@@ -2,3 +2,41 @@
 
 See notebooks/00_traces.ipynb and ../shared/design/TRACE_FORMAT.md.
 """
+
+from __future__ import annotations
+
+from labkit.traces.errors import TraceFormatError
+from labkit.traces.event import (
+    EVENT_FIELDS,
+    FORMAT_VERSION,
+    ItemKey,
+    TraceEvent,
+    audio_event,
+    item_event,
+    make_header,
+    turn_event,
+)
+from labkit.traces.reader import read
+from labkit.traces.recorder import TraceRecorder
+from labkit.traces.shipped import SHIPPED_DIR, shipped
+from labkit.traces.trace import ItemAudio, Trace
+from labkit.traces.writer import write
+
+__all__ = [
+    "EVENT_FIELDS",
+    "FORMAT_VERSION",
+    "SHIPPED_DIR",
+    "ItemAudio",
+    "ItemKey",
+    "Trace",
+    "TraceEvent",
+    "TraceFormatError",
+    "TraceRecorder",
+    "audio_event",
+    "item_event",
+    "make_header",
+    "read",
+    "shipped",
+    "turn_event",
+    "write",
+]

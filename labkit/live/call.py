@@ -1,0 +1,207 @@
+"""A loopback call: the real server and handler dialled by the Twilio emulator, beside the simulator.
+
+``loopback_call`` starts the live server in this event loop on a free loopback port, with the
+trace replayed through the real SDK session (``TraceReplayModel``) and the real ``TwilioHandler``.
+A ``TwilioPeer`` dials it exactly as Twilio would, plays what arrives through a playout model and
+records every arrival. The measured metrics come from those arrivals
+(``labkit.sim.metrics.measure``); the prediction is ``labkit.simulate`` on the same trace with a ``constant`` link of the measured
+loopback delay. Both sides are measured the same way, from arrival times only (the simulator's own
+arrivals go through ``measure`` too), so a difference between them is a difference in behaviour,
+not in definitions. See notebooks/04_live_call.ipynb and notebooks/05_barge_in_and_marks.ipynb.
+
+Time base: the peer records media ms (real ms times ``speed``), the trace's own clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labkit.live.peer import CallerScript, PeerRecording, TwilioPeer, speech_ulaw, trace_items
+from labkit.traces import Trace, TraceEvent, read, write
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from labkit.sim import Metrics, SimResult
+
+BARGE_IN_SPEECH = "sorry"  # what the emulated caller says when barging in (data/audio)
+IDLE_HANGUP_MS = 3000.0  # media ms of silence after the trace ended before the peer hangs up
+TIMEOUT_MARGIN_S = 30.0  # real seconds beyond the trace before the call is abandoned
+CALL_OPTIONS = ("mark_every_ms", "align_frames")
+DELAY_FALLBACK_MS = 0.5  # if no ping came back: loopback is well under a millisecond
+
+
+@dataclass
+class CallResult:
+    """A loopback call: what the peer observed, and what the simulator predicted for it."""
+
+    trace: Trace
+    strategy: str
+    threshold_ms: float
+    playout: str
+    speed: float
+    recording: PeerRecording
+    schedule: pd.DataFrame
+    measured: Metrics
+    simulated: Metrics
+    simulation: SimResult
+    loopback_delay_ms: float
+    handler_stats: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def table(self) -> pd.DataFrame:
+        """Measured and simulated metrics side by side (rows: metric names)."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {"measured": self.measured.as_row(), "simulated": self.simulated.as_row()}
+        )
+
+    def as_json(self) -> dict[str, dict[str, Any]]:
+        return {"measured": _json_row(self.measured), "simulated": _json_row(self.simulated)}
+
+
+def _json_row(metrics: Metrics) -> dict[str, Any]:
+    """NaN is not JSON: it becomes null."""
+    row = metrics.as_row()
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+
+
+def with_barge_in(trace: Trace, at_ms: float) -> Trace:
+    """``trace`` with the caller barging in at ``at_ms``: the response then speaking is interrupted.
+
+    The item whose audio last arrived at or before ``at_ms`` gets an ``audio_interrupted`` event at
+    ``at_ms`` and its response delivers nothing more (as the model stops on a real barge-in).
+    """
+    spoken = [e for e in trace.events if e.type == "audio" and e.t_ms <= at_ms]
+    if not spoken:
+        raise ValueError(f"with_barge_in: no agent audio before {at_ms} ms to interrupt")
+    last = spoken[-1]
+    key, response = last.key, last.response_id
+    assert key is not None
+
+    def stopped(event: TraceEvent) -> bool:
+        if event.t_ms <= at_ms or event.type not in ("audio", "audio_done", "transcript_delta"):
+            return False
+        same_response = response is not None and event.response_id == response
+        return same_response or event.key == key
+
+    events = [e for e in trace.events if not stopped(e)]
+    fields = {"item_id": key[0], "content_index": key[1]}
+    interrupted = TraceEvent(at_ms, "audio_interrupted", fields)
+    position = next((i for i, e in enumerate(events) if e.t_ms > at_ms), len(events))
+    events.insert(position, interrupted)
+    header = {**trace.header, "description": f"{trace.description} + barge-in at {at_ms:g} ms"}
+    return Trace(header, events)
+
+
+async def loopback_call(
+    trace_path: str | Path,
+    strategy: str,
+    threshold_ms: float,
+    *,
+    speed: float = 1.0,
+    playout: str = "fifo",
+    barge_in_at_ms: float | None = None,
+    playout_params: dict[str, float] | None = None,
+    **options: Any,
+) -> CallResult:
+    """One call through the real server and handler; ``options``: mark_every_ms, align_frames."""
+    from labkit.live.server import serve_in_background
+    from labkit.live.settings import CallSettings, ServerSettings
+
+    unknown = sorted(set(options) - set(CALL_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"loopback_call: unknown option(s) {', '.join(unknown)}; use {CALL_OPTIONS}"
+        )
+    trace = read(trace_path)
+    caller = CallerScript()
+    if barge_in_at_ms is not None:
+        trace = with_barge_in(trace, barge_in_at_ms)
+        caller = CallerScript(((barge_in_at_ms, speech_ulaw(BARGE_IN_SPEECH)),))
+    call = replace(CallSettings(), strategy=strategy, threshold_ms=threshold_ms, **options)
+    with tempfile.TemporaryDirectory(prefix="labkit-call-") as tmp:
+        replay_path = Path(tmp) / "replay.jsonl.gz"
+        write(trace, replay_path)
+        settings = ServerSettings(call=call, replay_trace=replay_path, replay_speed=speed)
+        async with serve_in_background(settings) as server:
+            peer = TwilioPeer(
+                server.ws_url,
+                custom_parameters=call.as_parameters(),
+                caller=caller,
+                playout=playout,
+                playout_params=playout_params,
+                speed=speed,
+                idle_hangup_ms=IDLE_HANGUP_MS,
+                min_call_ms=trace.duration_ms,
+            )
+            timeout_s = trace.duration_ms / speed / 1000 + TIMEOUT_MARGIN_S
+            recording = await asyncio.wait_for(peer.run(), timeout_s)
+            finished = server.app.state.finished_calls
+            handler_stats = await _last_call_stats(finished)
+    return _compare(trace, call, playout, playout_params, speed, recording, handler_stats)
+
+
+async def _last_call_stats(finished: list[Any]) -> Any:
+    """The handler's stats once it has wound down (it finishes just after the socket closes)."""
+    for _ in range(100):
+        if finished:
+            return finished[-1]
+        await asyncio.sleep(0.01)
+    return None
+
+
+def _compare(
+    trace: Trace,
+    call: Any,
+    playout: str,
+    playout_params: dict[str, float] | None,
+    speed: float,
+    recording: PeerRecording,
+    handler_stats: Any,
+) -> CallResult:
+    from labkit.sim import measure, simulate
+
+    params = dict(playout_params or {})
+    schedule = recording.schedule(trace_items(trace))
+    measured = measure(schedule, playout, **params)
+    delay_ms = recording.one_way_delay_ms
+    if math.isnan(delay_ms):
+        delay_ms = DELAY_FALLBACK_MS * speed
+    # align_frames only when on: not every strategy takes it
+    options: dict[str, Any] = {"mark_every_ms": call.mark_every_ms}
+    if call.align_frames:
+        options["align_frames"] = True
+    simulation = simulate(
+        trace,
+        call.strategy,
+        call.threshold_ms,
+        link="constant",
+        playout=playout,
+        link_params={"delay_ms": delay_ms},
+        playout_params=params,
+        **options,
+    )
+    arrivals = simulation.schedule.drop(columns=["sent_ms"]).assign(sent_ms=math.nan)
+    simulated = measure(arrivals, playout, **params)
+    return CallResult(
+        trace=trace,
+        strategy=call.strategy,
+        threshold_ms=call.threshold_ms,
+        playout=playout,
+        speed=speed,
+        recording=recording,
+        schedule=schedule,
+        measured=measured,
+        simulated=simulated,
+        simulation=simulation,
+        loopback_delay_ms=delay_ms,
+        handler_stats=handler_stats,
+        options=options,
+    )

@@ -1,0 +1,407 @@
+"""TwilioHandler: one Twilio Media Streams call bridged to one Realtime session.
+
+The handler owns no buffering logic. It drives the sans-I/O pieces with the asyncio clock:
+model audio goes through the outbound strategy (``labkit.outbound``), caller audio through the
+``InboundBuffer``, mark echoes through the strategy's ledger, and every frame through the codec
+(``labkit.twilio_messages``). Three tasks run per call: the Twilio reader, the session reader and
+ONE timer that sleeps until the strategy's ``next_deadline()`` (or until new outbound work wakes
+it); there is no fixed polling loop. Per session event:
+
+- ``audio`` -> ``strategy.push``; ``audio_end`` -> ``strategy.end`` (flush the tail, never clear);
+  ``audio_interrupted`` -> ``strategy.interrupt`` (drops what is buffered, sends ``clear``);
+- a mark echo -> ``strategy.echo`` -> ``RealtimePlaybackTracker.on_play_bytes`` for exactly the
+  bytes that mark covers. Echoes of cleared marks credit nothing, so on barge-in the model
+  truncates its item where the caller really stopped hearing it.
+
+The call's strategy is the server's (``ServerSettings.call``), overridable per call by
+``start.customParameters`` (see ``labkit.live.settings``). When the model's stream ends (a trace
+replay ran out), the handler lets the strategy drain, waits for the last marks to be echoed (the
+caller heard everything) and closes the WebSocket, as hanging up would.
+
+Bad input policy (everything here is per call: one call's bad message never touches another):
+a text frame over 64 KiB, a binary frame, malformed JSON, an unknown event, a wrong streamSid,
+media or marks before ``start``, a second ``start``: logged (reason and size only, never a
+payload or a secret) and dropped, counted in ``handler.stats.dropped[reason]``. The call goes on.
+A ``stop`` before ``start`` ends the call cleanly. On ``stop``, disconnect or a session failure,
+the session is closed and every task of the call is cancelled and awaited before ``run`` returns.
+See notebooks/04_live_call.ipynb and notebooks/05_barge_in_and_marks.ipynb.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import agents
+from agents.realtime import RealtimeAgent, RealtimeRunner, RealtimeSession
+from agents.realtime.model import RealtimeModel, RealtimePlaybackTracker
+from starlette.websockets import WebSocket, WebSocketState
+
+from labkit import twilio_messages as tm
+from labkit.inbound import InboundBuffer
+from labkit.live.models import ModelChoice
+from labkit.live.settings import CallSettings, ServerSettings
+from labkit.outbound import make_strategy, strategy_options
+from labkit.outbound.base import AudioChunk, Clear, Media, Outbound, OutboundStrategy
+from labkit.traces import TraceRecorder
+
+log = logging.getLogger(__name__)
+
+MS_PER_S = 1000.0
+BYTES_PER_S = 8000
+DRAIN_MARGIN_S = 5.0  # beyond the audio still queued at Twilio, how long to await the last echoes
+CLOSE_NORMAL = 1000
+CLOSE_INTERNAL_ERROR = 1011
+ItemKey = tuple[str, int]
+
+
+@dataclass
+class HandlerStats:
+    """What one call sent and received; the load benchmark reads it."""
+
+    messages_sent: int = 0
+    media_sent: int = 0
+    marks_sent: int = 0
+    clears_sent: int = 0
+    bytes_sent: int = 0  # mu-law payload bytes sent to Twilio
+    model_audio_bytes: int = 0  # mu-law bytes the session delivered
+    marks_echoed: int = 0
+    marks_credited: int = 0
+    marks_credited_bytes: int = 0  # bytes passed to the playback tracker
+    caller_bytes_to_model: int = 0
+    timer_lateness_ms: list[float] = field(default_factory=list)  # real ms late, per firing
+    dropped: Counter[str] = field(default_factory=Counter)
+    session_errors: int = 0
+
+
+class _Disconnected(Exception):
+    """The WebSocket closed (Twilio hung up, or the peer vanished)."""
+
+
+class TwilioHandler:
+    """Serve one call: ``await TwilioHandler(websocket, settings).run()`` on an accepted socket."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        settings: ServerSettings,
+        *,
+        models: ModelChoice | None = None,
+    ) -> None:
+        self.websocket = websocket
+        self.settings = settings
+        self.models = models or ModelChoice(settings)
+        self.stats = HandlerStats()
+        self.stream_sid: str | None = None
+        self.call_settings: CallSettings = settings.call
+        self.tracker = RealtimePlaybackTracker()
+        self.strategy: OutboundStrategy | None = None
+        self.model: RealtimeModel | None = None
+        self.inbound = InboundBuffer()
+        self._loop = asyncio.get_running_loop()
+        self._t0_s = self._loop.time()
+        # A replay at speed s runs the whole call on media time (s x real time), so that the
+        # strategy's thresholds mean what they mean at speed 1 and the peer's clock agrees.
+        self.clock_speed = settings.replay_speed if self.models.is_replay else 1.0
+        self._send_lock = asyncio.Lock()
+        self._wake = asyncio.Event()  # new outbound work: the timer recomputes its deadline
+        self._settled = asyncio.Event()  # nothing buffered and every mark echoed
+        self._pending_marks: set[str] = set()
+        self._item_audio: dict[ItemKey, bytearray] = {}
+        self._recorder: TraceRecorder | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Until ``stop``, disconnect, the end of the model's stream, or a session failure."""
+        try:
+            start = await self._wait_for_start()
+            if start is not None:
+                await self._bridge(start)
+        except _Disconnected:
+            log.info("call %s: Twilio disconnected", self.stream_sid)
+        except Exception as exc:  # never let one call's failure escape into the server
+            log.error("call %s ended by %s: %s", self.stream_sid, type(exc).__name__, exc)
+            await self._close_websocket(CLOSE_INTERNAL_ERROR)
+        finally:
+            self._forget_call()
+
+    async def _wait_for_start(self) -> tm.StartMsg | None:
+        while True:
+            message = await self._receive()
+            if isinstance(message, tm.StartMsg):
+                return message
+            if isinstance(message, tm.StopMsg):
+                log.info("stop before start: call ended before it began")
+                return None
+            if isinstance(message, tm.MediaMsg | tm.MarkMsg | tm.DtmfMsg):
+                self._drop("before_start", f"{type(message).__name__} before start")
+
+    async def _bridge(self, start: tm.StartMsg) -> None:
+        self._begin_call(start)
+        self.model = self.models.new_model()
+        runner = RealtimeRunner(self._agent(), model=self.model)
+        session = await runner.run(model_config=self.models.model_config(self.tracker))
+        async with session:
+            tasks = [
+                asyncio.create_task(self._read_twilio(session), name="labkit-twilio-reader"),
+                asyncio.create_task(self._read_session(session), name="labkit-session-reader"),
+                asyncio.create_task(self._run_timer(), name="labkit-outbound-timer"),
+            ]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            for task in done:
+                if not task.cancelled() and (exc := task.exception()) is not None:
+                    raise exc
+
+    def _begin_call(self, start: tm.StartMsg) -> None:
+        self.stream_sid = start.stream_sid
+        self.call_settings, problems = self.settings.call.with_parameters(start.custom_parameters)
+        for problem in problems:
+            log.warning("call %s: %s", self.stream_sid, problem)
+        call = self.call_settings
+        self.strategy = build_strategy(call)
+        self._t0_s = self._loop.time()
+        if self.settings.record_dir is not None:
+            self._recorder = open_call_recorder(
+                self.settings.record_dir, start.stream_sid, self.models
+            )
+        log.info("call %s started: %s, %s", self.stream_sid, call, self.models.description)
+
+    def _agent(self) -> RealtimeAgent[Any]:
+        return RealtimeAgent(name="labkit phone agent", instructions=self.settings.instructions)
+
+    def _forget_call(self) -> None:
+        if self.strategy is not None:
+            self.strategy.close()
+        self._item_audio.clear()
+        self._pending_marks.clear()
+        if self._recorder is not None:
+            self._recorder.close()
+            self._recorder = None
+
+    # ------------------------------------------------------------------ Twilio -> model
+
+    async def _read_twilio(self, session: RealtimeSession) -> None:
+        while True:
+            message = await self._receive()
+            if isinstance(message, tm.MediaMsg):
+                for piece in self.inbound.push(message.payload, message.timestamp_ms):
+                    self.stats.caller_bytes_to_model += len(piece)
+                    await session.send_audio(piece)
+            elif isinstance(message, tm.MarkMsg):
+                self._on_echo(message.name)
+            elif isinstance(message, tm.StopMsg):
+                log.info("call %s: stop", self.stream_sid)
+                return
+            elif isinstance(message, tm.StartMsg):
+                self._drop("duplicate_start", "a second start")
+
+    async def _receive(self) -> tm.FromTwilio | None:
+        """The next valid message; None when the frame was bad (dropped and counted)."""
+        frame = await self.websocket.receive()
+        if frame["type"] == "websocket.disconnect":
+            raise _Disconnected
+        text = frame.get("text")
+        if text is None:
+            self._drop("binary", f"binary frame of {len(frame.get('bytes') or b'')} bytes")
+            return None
+        if len(text) > tm.MAX_MESSAGE_BYTES or len(text.encode()) > tm.MAX_MESSAGE_BYTES:
+            self._drop("oversize", f"text frame of {len(text)} chars > {tm.MAX_MESSAGE_BYTES} B")
+            return None
+        try:
+            return tm.parse(text, expected_stream_sid=self.stream_sid)
+        except tm.TwilioMessageError as exc:
+            self._drop(self._classify(text), str(exc)[:200])
+            return None
+
+    def _classify(self, text: str) -> str:
+        """Why a frame the codec refused was bad, for the stats (only runs on bad frames)."""
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            return "malformed_json"
+        if not isinstance(obj, dict):
+            return "malformed_json"
+        if obj.get("event") not in tm.FROM_TWILIO_EVENTS:
+            return "unknown_event"
+        sid = obj.get("streamSid")
+        if self.stream_sid is not None and isinstance(sid, str) and sid != self.stream_sid:
+            return "wrong_stream_sid"
+        return "invalid_fields"
+
+    def _drop(self, reason: str, detail: str) -> None:
+        self.stats.dropped[reason] += 1
+        log.warning("call %s: dropped a message (%s): %s", self.stream_sid, reason, detail)
+
+    def _on_echo(self, name: str) -> None:
+        assert self.strategy is not None
+        self.stats.marks_echoed += 1
+        self._pending_marks.discard(name)
+        mark = self.strategy.echo(name, self._now_ms())
+        if mark is not None:
+            played = bytes(self._item_audio.get((mark.item_id, mark.content_index), b""))
+            credited = played[mark.start : mark.end].ljust(mark.size, b"\xff")
+            self.tracker.on_play_bytes(mark.item_id, mark.content_index, credited)
+            self.stats.marks_credited += 1
+            self.stats.marks_credited_bytes += len(credited)
+        self._check_settled()
+
+    # ------------------------------------------------------------------ model -> Twilio
+
+    async def _read_session(self, session: RealtimeSession) -> None:
+        async for event in session:
+            if event.type == "audio":
+                await self._on_model_audio(event.item_id, event.content_index, event.audio.data)
+            elif event.type == "audio_end":
+                await self._on_strategy_output(
+                    self._strategy().end(event.item_id, event.content_index, self._now_ms())
+                )
+            elif event.type == "audio_interrupted":
+                self._item_audio.clear()  # nothing sent before a clear is ever credited
+                await self._on_strategy_output(self._strategy().interrupt(self._now_ms()))
+            elif event.type == "error":
+                self.stats.session_errors += 1
+                log.warning("call %s: session error event: %.200s", self.stream_sid, event.error)
+            elif event.type == "raw_model_event" and self._recorder is not None:
+                self._recorder.record(event.data, self._now_ms())
+        await self._hang_up_when_heard()
+
+    async def _on_model_audio(self, item_id: str, content_index: int, data: bytes) -> None:
+        self.stats.model_audio_bytes += len(data)
+        self._item_audio.setdefault((item_id, content_index), bytearray()).extend(data)
+        chunk = AudioChunk(item_id, content_index, data)
+        await self._on_strategy_output(self._strategy().push(chunk, self._now_ms()))
+
+    async def _on_strategy_output(self, outbound: list[Outbound]) -> None:
+        self._wake.set()  # the strategy's deadline may have moved
+        await self._send(outbound)
+
+    async def _send(self, outbound: list[Outbound]) -> None:
+        """Send in generation order: bookkeeping happens now, the lock is FIFO."""
+        if not outbound:
+            self._check_settled()
+            return
+        assert self.stream_sid is not None
+        texts = [text for item in outbound for text in self._account(item)]
+        async with self._send_lock:
+            for text in texts:
+                await self.websocket.send_text(text)
+        self._check_settled()
+
+    def _account(self, item: Outbound) -> list[str]:
+        assert self.stream_sid is not None
+        texts = tm.encode_outbound(item, self.stream_sid)
+        self.stats.messages_sent += len(texts)
+        if isinstance(item, Clear):
+            self.stats.clears_sent += 1
+        elif isinstance(item, Media):
+            self.stats.media_sent += len(texts) - len(item.marks)
+            self.stats.marks_sent += len(item.marks)
+            self.stats.bytes_sent += len(item.payload)
+            self._pending_marks.update(mark.name for mark in item.marks)
+        return texts
+
+    # ------------------------------------------------------------------ the one timer
+
+    async def _run_timer(self) -> None:
+        """Sleep until the strategy's next deadline, or until new work may have moved it."""
+        while True:
+            self._wake.clear()
+            deadline_ms = self._strategy().next_deadline()
+            if deadline_ms is None:
+                await self._wake.wait()
+                continue
+            if deadline_ms > self._now_ms():
+                handle = self._loop.call_at(self._loop_time_s(deadline_ms), self._wake.set)
+                try:
+                    await self._wake.wait()
+                finally:
+                    handle.cancel()
+            now_ms = self._now_ms()
+            if now_ms < deadline_ms:
+                continue  # woken early by new work
+            self.stats.timer_lateness_ms.append((now_ms - deadline_ms) / self.clock_speed)
+            await self._send(self._strategy().poll(now_ms))
+            if self._strategy().next_deadline() == deadline_ms:
+                log.error("strategy %s did not advance its deadline", self.call_settings.strategy)
+                await asyncio.sleep(FRAME_GUARD_S)
+
+    # ------------------------------------------------------------------ end of the model stream
+
+    def _check_settled(self) -> None:
+        strategy = self.strategy
+        if strategy is not None and strategy.next_deadline() is None and not self._pending_marks:
+            self._settled.set()
+        else:
+            self._settled.clear()
+
+    async def _hang_up_when_heard(self) -> None:
+        """The model said all it will: let the last audio play out, then close like a hang-up."""
+        unheard_bytes = self.stats.bytes_sent - self.stats.marks_credited_bytes
+        unheard_s = unheard_bytes / BYTES_PER_S / self.clock_speed
+        self._check_settled()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled.wait(), DRAIN_MARGIN_S + max(unheard_s, 0.0))
+        log.info("call %s: model stream ended, closing", self.stream_sid)
+        await self._close_websocket(CLOSE_NORMAL)
+
+    async def _close_websocket(self, code: int) -> None:
+        if self.websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code=code)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _now_ms(self) -> float:
+        """Call time in media ms (real ms x clock_speed) since ``start``."""
+        return (self._loop.time() - self._t0_s) * MS_PER_S * self.clock_speed
+
+    def _loop_time_s(self, call_ms: float) -> float:
+        return self._t0_s + call_ms / MS_PER_S / self.clock_speed
+
+    def _strategy(self) -> OutboundStrategy:
+        assert self.strategy is not None, "strategy is set at start"
+        return self.strategy
+
+
+FRAME_GUARD_S = 0.02
+
+
+def build_strategy(call: CallSettings) -> OutboundStrategy:
+    """The call's strategy; ``align_frames`` only goes to strategies that take it."""
+    options: dict[str, Any] = {"mark_every_ms": call.mark_every_ms}
+    if "align_frames" in strategy_options(call.strategy):
+        options["align_frames"] = call.align_frames
+    elif call.align_frames:
+        log.warning("strategy %s has no align_frames option; ignored", call.strategy)
+    return make_strategy(call.strategy, call.threshold_ms, **options)
+
+
+def open_call_recorder(record_dir: Path, stream_sid: str, models: ModelChoice) -> TraceRecorder:
+    """A trace file for this call's model events, named after the stream sid (nothing secret)."""
+    record_dir.mkdir(parents=True, exist_ok=True)
+    safe_sid = re.sub(r"[^A-Za-z0-9_-]", "_", stream_sid)[:64] or "call"
+    info = {
+        "sdk": f"openai-agents {agents.__version__}",
+        "model": models.description,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "stream_sid": stream_sid,
+    }
+    return TraceRecorder(
+        record_dir / f"{safe_sid}.jsonl.gz",
+        description=f"recorded live call {stream_sid}",
+        recorder=info,
+    )  # only if a strategy misbehaves: avoid spinning on a deadline that never moves

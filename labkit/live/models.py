@@ -1,0 +1,75 @@
+"""Which Realtime model a call talks to, and the ``model_config`` it connects with.
+
+With an OpenAI key (``OPENAI_API_KEY``) and no ``--replay``: the SDK's real
+``OpenAIRealtimeWebSocketModel``, mu-law 8 kHz both ways (what Twilio carries, so no resampling),
+server VAD that interrupts the response when the caller talks. Otherwise a ``TraceReplayModel``
+playing a trace (by default the shipped ``multi_turn`` trace), so the whole live path runs
+offline. The key goes only into ``model_config``; it is never logged.
+See notebooks/04_live_call.ipynb.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agents.realtime.config import RealtimeSessionModelSettings
+from agents.realtime.model import RealtimeModel, RealtimeModelConfig, RealtimePlaybackTracker
+from agents.realtime.openai_realtime import OpenAIRealtimeWebSocketModel
+
+from labkit import traces
+from labkit.live.replay_model import TraceReplayModel
+from labkit.live.settings import ServerSettings
+
+DEFAULT_REPLAY_TRACE = "multi_turn"
+AUDIO_FORMAT = "g711_ulaw"
+
+
+def replay_trace_path(settings: ServerSettings) -> Path:
+    """The trace a replay plays: ``settings.replay_trace`` or the shipped default."""
+    if settings.replay_trace is not None:
+        return settings.replay_trace
+    return Path(traces.shipped(DEFAULT_REPLAY_TRACE))
+
+
+class ModelChoice:
+    """Builds one fresh model per call (a model instance carries one connection's state)."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.is_replay = settings.uses_replay
+        self.trace = traces.read(replay_trace_path(settings)) if self.is_replay else None
+
+    @property
+    def description(self) -> str:
+        if self.trace is None:
+            return f"OpenAI Realtime ({self.settings.model_name or 'SDK default model'})"
+        return f"trace replay x{self.settings.replay_speed:g} ({replay_trace_path(self.settings)})"
+
+    def new_model(self) -> RealtimeModel:
+        if self.trace is not None:
+            return TraceReplayModel(self.trace, speed=self.settings.replay_speed)
+        return OpenAIRealtimeWebSocketModel()
+
+    def model_config(self, tracker: RealtimePlaybackTracker) -> RealtimeModelConfig:
+        config: RealtimeModelConfig = {
+            "initial_model_settings": initial_model_settings(self.settings),
+            "playback_tracker": tracker,
+        }
+        if self.trace is None and self.settings.openai_api_key:
+            config["api_key"] = self.settings.openai_api_key
+        return config
+
+
+def initial_model_settings(settings: ServerSettings) -> RealtimeSessionModelSettings:
+    model_settings: RealtimeSessionModelSettings = {
+        "audio": {
+            "input": {
+                "format": AUDIO_FORMAT,
+                "turn_detection": {"type": "server_vad", "interrupt_response": True},
+            },
+            "output": {"format": AUDIO_FORMAT, "voice": settings.voice},
+        },
+    }
+    if settings.model_name:
+        model_settings["model_name"] = settings.model_name
+    return model_settings

@@ -1,0 +1,164 @@
+"""Settings of the live server and of each call it bridges.
+
+``ServerSettings`` is fixed when the app is created (``labkit serve`` flags, environment).
+``CallSettings`` is the outbound strategy and its parameters: the server's default, overridable per
+call through the ``<Parameter>``s of the TwiML ``<Stream>``, which Twilio hands back in
+``start.customParameters`` (keys ``strategy``, ``threshold_ms``, ``mark_every_ms``,
+``align_frames``). An invalid override is reported and the server default kept: a typo in a
+console must not drop a call. Secrets (Twilio auth token, OpenAI key) never appear in ``repr``.
+See notebooks/04_live_call.ipynb.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STRATEGY = "forward"  # what the SDK's Twilio example does today: the baseline
+DEFAULT_THRESHOLD_MS = 50.0
+DEFAULT_MARK_EVERY_MS = 100.0
+DEFAULT_VOICE = "alloy"
+DEFAULT_INSTRUCTIONS = "You are a friendly phone assistant. Keep answers short."
+CALL_PARAMETER_KEYS = ("strategy", "threshold_ms", "mark_every_ms", "align_frames")
+_TRUE_WORDS = ("1", "true", "yes", "on")
+_FALSE_WORDS = ("0", "false", "no", "off")
+_NONE_WORDS = ("", "none", "null")
+
+
+def strategy_names() -> tuple[str, ...]:
+    from labkit.outbound import STRATEGY_NAMES
+
+    return tuple(STRATEGY_NAMES)
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettings:
+    """Which outbound strategy a call uses, with its parameters."""
+
+    strategy: str = DEFAULT_STRATEGY
+    threshold_ms: float = DEFAULT_THRESHOLD_MS
+    mark_every_ms: float | None = DEFAULT_MARK_EVERY_MS  # None: a mark after every media
+    align_frames: bool = False
+
+    def as_parameters(self) -> dict[str, str]:
+        """The TwiML ``<Parameter>`` values that reproduce these settings."""
+        mark = "none" if self.mark_every_ms is None else _number_text(self.mark_every_ms)
+        return {
+            "strategy": self.strategy,
+            "threshold_ms": _number_text(self.threshold_ms),
+            "mark_every_ms": mark,
+            "align_frames": "true" if self.align_frames else "false",
+        }
+
+    def with_parameters(self, params: Mapping[str, str]) -> tuple[CallSettings, list[str]]:
+        """These settings overridden by ``params``; invalid values are listed and ignored."""
+        settings, problems = self, []
+        for key in CALL_PARAMETER_KEYS:
+            if key not in params:
+                continue
+            try:
+                settings = replace(settings, **{key: _PARSERS[key](params[key])})
+            except ValueError as exc:
+                problems.append(f"customParameters.{key}: {exc}; keeping {getattr(self, key)!r}")
+        return settings, problems
+
+
+def parse_strategy(text: str) -> str:
+    name = text.strip().lower()
+    names = strategy_names()
+    if name not in names:
+        raise ValueError(f"unknown strategy {text!r:.40}, expected one of {', '.join(names)}")
+    return name
+
+
+def parse_threshold_ms(text: str) -> float:
+    value = _finite_float(text)
+    if value < 0:
+        raise ValueError(f"threshold_ms must be >= 0, got {text!r:.40}")
+    return value
+
+
+def parse_mark_every_ms(text: str) -> float | None:
+    if text.strip().lower() in _NONE_WORDS:
+        return None
+    value = _finite_float(text)
+    if value <= 0:
+        raise ValueError(f"mark_every_ms must be > 0 or 'none', got {text!r:.40}")
+    return value
+
+
+def parse_align_frames(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    raise ValueError(f"align_frames must be true or false, got {text!r:.40}")
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"not a number: {text!r:.40}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {text!r:.40}")
+    return value
+
+
+def _number_text(value: float) -> str:
+    return f"{value:g}"
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "strategy": parse_strategy,
+    "threshold_ms": parse_threshold_ms,
+    "mark_every_ms": parse_mark_every_ms,
+    "align_frames": parse_align_frames,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Everything the live server needs. Build with ``from_env`` to pick up the secrets."""
+
+    call: CallSettings = field(default_factory=CallSettings)
+    replay_trace: Path | None = None  # None with no API key: the shipped multi_turn trace
+    replay_speed: float = 1.0
+    record_dir: Path | None = None
+    public_url: str | None = None  # e.g. https://abc.ngrok.app; else the request's Host header
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    openai_api_key: str | None = field(default=None, repr=False)
+    voice: str = DEFAULT_VOICE
+    instructions: str = DEFAULT_INSTRUCTIONS
+    model_name: str | None = None  # None: the SDK's default realtime model
+
+    def __post_init__(self) -> None:
+        if not self.replay_speed > 0:
+            raise ValueError(f"ServerSettings.replay_speed must be > 0, got {self.replay_speed}")
+        if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"ServerSettings.public_url must start with http:// or https://, "
+                f"got {self.public_url!r}"
+            )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: object
+    ) -> ServerSettings:
+        """Settings with TWILIO_AUTH_TOKEN and OPENAI_API_KEY read from the environment."""
+        env = os.environ if environ is None else environ
+        secrets: dict[str, object] = {
+            "twilio_auth_token": env.get("TWILIO_AUTH_TOKEN") or None,
+            "openai_api_key": env.get("OPENAI_API_KEY") or None,
+        }
+        return cls(**{**secrets, **overrides})  # type: ignore[arg-type]
+
+    @property
+    def uses_replay(self) -> bool:
+        """A trace replaces the real model when asked to, or when there is no API key."""
+        return self.replay_trace is not None or not self.openai_api_key

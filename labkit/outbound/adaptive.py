@@ -1,0 +1,196 @@
+"""``adaptive``: a per-item pre-roll learned from the call, aiming at the offline oracle.
+
+The oracle (DOMAIN.md section 4): with media offsets m and arrivals a, the smallest constant
+playout delay, counted from an item's first audio, that lets FIFO playout never starve is
+``D* = max(a - m) - a_0``. Holding an item's audio for D* ms of *time* from its first byte gives
+Twilio exactly that delay. (A hold measured in audio, as ``preroll`` does, buys only as much
+time as the model took to deliver that audio.) ``adaptive`` estimates D* for the next item from
+the items already played:
+
+1. Upstream: for every item it computes D*_up from the arrivals it saw itself.
+2. Echoes: Twilio echoes a mark when the audio before it finished playing, so consecutive echoes
+   of one item come ``size/8`` ms apart when the queue never ran dry; any extra spacing above
+   ``echo_tolerance_ms`` is starvation S the caller heard (network delay and jitter included,
+   which the sender cannot see). An echo that returns as early as the round trip allows
+   after a mark means nothing was queued before it.
+3. When the item's final mark echoes, its sample is ``max(D*_up, hold + S)`` if it starved (the
+   hold fell short by S), else ``D*_up``. Interrupted items give no sample.
+4. The next item's hold = the ``percentile`` (default p95, nearest rank) of the last
+   ``history`` samples, clamped to ``[floor_ms, cap_ms]``; ``threshold_ms`` is the hold of
+   every item until the first sample.
+
+Messages are whole 20 ms frames (160-byte multiples), only an item's tail is shorter; after
+the hold, whole frames go out as they complete. An item that ends during its hold goes out
+whole at ``end()``. A mid-item buffer (after an interrupt) is not held.
+
+Promise: a byte waits at most ``cap_ms`` after its item's first byte (or until the item ends),
+then at most until its frame's last byte arrived. See notebooks/02_threshold_sweep.ipynb.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from labkit.marks import DEFAULT_MARK_EVERY_MS
+from labkit.outbound.base import BYTES_PER_MS, Mark, Media, Outbound
+from labkit.outbound.itemqueue import ItemBuffer, ItemKey
+from labkit.outbound.queued import QueuedStrategy
+
+DEFAULT_PERCENTILE = 95.0
+DEFAULT_CAP_MS = 400.0
+DEFAULT_FLOOR_MS = 20.0
+DEFAULT_HISTORY = 64
+DEFAULT_ECHO_TOLERANCE_MS = 20.0
+MAX_TRACKED_ITEMS = 64  # items awaiting their final echo; a silent peer cannot grow this
+
+
+@dataclass(slots=True)
+class _ItemStats:
+    """What one item showed: its hold, upstream lateness, and the echoes of its marks."""
+
+    first_arrival_ms: float
+    hold_ms: float
+    max_lateness_ms: float = -math.inf  # max over chunks of arrival - media time of first byte
+    final_end: int | None = None  # offset past the item's last byte, once it went out
+    last_echo: tuple[int, float] | None = None  # (end offset, echo time) of the latest echo
+    starvation_ms: float = 0.0
+    echoes: int = field(default=0)
+
+    @property
+    def upstream_dstar_ms(self) -> float:
+        return max(0.0, self.max_lateness_ms - self.first_arrival_ms)
+
+
+def nearest_rank_percentile(values: list[float], percentile: float) -> float:
+    """The nearest-rank percentile of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(percentile / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+class AdaptiveStrategy(QueuedStrategy):
+    """Hold each item's start for a learned time, then send whole frames as they complete."""
+
+    name = "adaptive"
+
+    def __init__(
+        self,
+        threshold_ms: float = 100.0,
+        *,
+        percentile: float = DEFAULT_PERCENTILE,
+        cap_ms: float = DEFAULT_CAP_MS,
+        floor_ms: float = DEFAULT_FLOOR_MS,
+        history: int = DEFAULT_HISTORY,
+        echo_tolerance_ms: float = DEFAULT_ECHO_TOLERANCE_MS,
+        mark_every_ms: float | None = DEFAULT_MARK_EVERY_MS,
+        honor_generations: bool = True,
+        align_frames: bool = True,
+    ) -> None:
+        super().__init__(threshold_ms, mark_every_ms=mark_every_ms,
+                         honor_generations=honor_generations, align_frames=align_frames)
+        _check(0 < percentile <= 100, "percentile", percentile, "in (0, 100]")
+        _check(0 <= floor_ms <= cap_ms and math.isfinite(cap_ms), "floor_ms/cap_ms",
+               (floor_ms, cap_ms), "0 <= floor_ms <= cap_ms < inf")
+        _check(history >= 1, "history", history, ">= 1")
+        _check(echo_tolerance_ms >= 0, "echo_tolerance_ms", echo_tolerance_ms, ">= 0")
+        self.percentile = percentile
+        self.cap_ms = cap_ms
+        self.floor_ms = floor_ms
+        self.echo_tolerance_ms = echo_tolerance_ms
+        self.samples_ms: deque[float] = deque(maxlen=history)
+        self._items: OrderedDict[ItemKey, _ItemStats] = OrderedDict()
+
+    @property
+    def hold_ms(self) -> float:
+        """The hold the next item will get."""
+        if not self.samples_ms:
+            return min(self.threshold_ms, self.cap_ms)
+        estimate = nearest_rank_percentile(list(self.samples_ms), self.percentile)
+        return min(self.cap_ms, max(self.floor_ms, estimate))
+
+    def next_deadline(self) -> float | None:
+        head = self._queue.head
+        if head is None or self._sendable(len(head.data)) == 0:
+            return None
+        return head.hold_until_ms  # after it, a sendable frame would already have gone out
+
+    def echo(self, name: str, now: float) -> Mark | None:
+        mark = self.ledger.echo(name, now)
+        if mark is not None:
+            self._learn_from_echo(mark, now)
+        return mark
+
+    def close(self) -> None:
+        super().close()
+        self._items.clear()
+
+    def _service(self, now: float) -> list[Outbound]:
+        out: list[Outbound] = []
+        while self._drain_ended_head(now, out):
+            pass
+        head = self._queue.head
+        if head is not None and now >= head.hold_until_ms:
+            size = self._sendable(len(head.data))
+            if size:
+                self._send(head, size, now, out)
+        self._note_final_sends(out)
+        return out
+
+    def _on_push(self, buffer: ItemBuffer, is_new: bool, size: int, now: float) -> None:
+        start_of_item = is_new and buffer.offset == 0
+        if start_of_item:
+            hold = self.hold_ms
+            buffer.hold_until_ms = now + hold
+            self._track(buffer.key, _ItemStats(first_arrival_ms=now, hold_ms=hold))
+        stats = self._items.get(buffer.key)
+        if stats is not None:
+            first_byte_ms = (buffer.end_offset - size) / BYTES_PER_MS
+            stats.max_lateness_ms = max(stats.max_lateness_ms, now - first_byte_ms)
+
+    def _on_interrupt(self, now: float) -> None:
+        self._items.clear()  # their marks are cleared: no echo will complete them
+
+    def _track(self, key: ItemKey, stats: _ItemStats) -> None:
+        self._items[key] = stats
+        self._items.move_to_end(key)
+        while len(self._items) > MAX_TRACKED_ITEMS:
+            self._items.popitem(last=False)
+
+    def _note_final_sends(self, out: list[Outbound]) -> None:
+        for message in out:
+            if isinstance(message, Media) and message.marks:
+                stats = self._items.get((message.item_id, message.content_index))
+                if stats is not None and self._is_final(message):
+                    stats.final_end = message.marks[-1].end
+
+    def _is_final(self, message: Media) -> bool:
+        # A final send retired its buffer; the item has no open buffer left.
+        key = (message.item_id, message.content_index)
+        return all(buffer.key != key for buffer in self._queue.buffers)
+
+    def _learn_from_echo(self, mark: Mark, now: float) -> None:
+        key = (mark.item_id, mark.content_index)
+        stats = self._items.get(key)
+        if stats is None:
+            return
+        if stats.last_echo is not None and stats.last_echo[0] == mark.start:
+            gap_ms = (now - stats.last_echo[1]) - mark.size / BYTES_PER_MS
+            if gap_ms > self.echo_tolerance_ms:
+                stats.starvation_ms += gap_ms
+        stats.last_echo = (mark.end, now)
+        stats.echoes += 1
+        if stats.final_end is not None and mark.end == stats.final_end:
+            self.samples_ms.append(self._sample(stats))
+            del self._items[key]
+
+    def _sample(self, stats: _ItemStats) -> float:
+        if stats.starvation_ms > 0:
+            return max(stats.upstream_dstar_ms, stats.hold_ms + stats.starvation_ms)
+        return stats.upstream_dstar_ms
+
+
+def _check(ok: bool, what: str, value: object, rule: str) -> None:
+    if not ok:
+        raise ValueError(f"strategy 'adaptive': {what} must be {rule}, got {value!r}")

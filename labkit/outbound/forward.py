@@ -1,0 +1,60 @@
+"""``forward``: one media message per model delta, sent at once.
+
+What the SDK's Twilio example and the JS SDK's transport do. Promise: no byte waits (0 ms).
+It ignores ``threshold_ms``. See notebooks/01_why_tiny_packets_jitter.ipynb.
+"""
+
+from __future__ import annotations
+
+from labkit.marks import DEFAULT_MARK_EVERY_MS, MarkLedger
+from labkit.outbound.base import AudioChunk, Mark, Outbound
+from labkit.outbound.queued import Clocked, check_threshold
+
+
+class ForwardStrategy(Clocked):
+    """Send every delta as it arrives; marks at the ledger's cadence, always at an item's end."""
+
+    name = "forward"
+
+    def __init__(
+        self,
+        threshold_ms: float = 0.0,
+        *,
+        mark_every_ms: float | None = DEFAULT_MARK_EVERY_MS,
+        honor_generations: bool = True,
+    ) -> None:
+        super().__init__()
+        self.threshold_ms = check_threshold(self.name, threshold_ms)  # unused: nothing is held
+        self.ledger = MarkLedger(mark_every_ms, honor_generations=honor_generations)
+        self._pushed: dict[tuple[str, int], int] = {}
+
+    def push(self, chunk: AudioChunk, now: float) -> list[Outbound]:
+        self._tick(now, "push")
+        if not chunk.data:
+            return []
+        key = (chunk.item_id, chunk.content_index)
+        offset = self._pushed.get(key, 0)
+        self._pushed[key] = offset + len(chunk.data)
+        return [self.ledger.media(chunk.item_id, chunk.content_index, offset, chunk.data, now)]
+
+    def poll(self, now: float) -> list[Outbound]:
+        self._tick(now, "poll")
+        return []
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def end(self, item_id: str, content_index: int, now: float) -> list[Outbound]:
+        self._tick(now, "end")
+        return self.ledger.finish(item_id, content_index, now)
+
+    def interrupt(self, now: float) -> list[Outbound]:
+        self._tick(now, "interrupt")
+        return [self.ledger.clear(now)]
+
+    def echo(self, name: str, now: float) -> Mark | None:
+        return self.ledger.echo(name, now)
+
+    def close(self) -> None:
+        self._pushed.clear()
+        self.ledger.close()

@@ -1,0 +1,35 @@
+"""``preroll``: hold the start of every item, then forward.
+
+Holds the first ``threshold_ms`` of each item's audio (the whole item if it is shorter, sent at
+``end()``), then sends everything buffered at once and forwards every later delta as it comes.
+The held audio becomes the cushion in Twilio's queue that absorbs upstream stalls.
+
+Promise: a byte waits until its item has pushed ``threshold_ms`` of audio or ended, no longer.
+With ``align_frames`` only whole 160-byte frames go out before the item's tail, so a byte may
+also wait for the rest of its frame. See notebooks/02_threshold_sweep.ipynb.
+"""
+
+from __future__ import annotations
+
+from labkit.outbound.base import BYTES_PER_MS, Outbound
+from labkit.outbound.queued import QueuedStrategy
+
+
+class PrerollStrategy(QueuedStrategy):
+    """Hold ``threshold_ms`` of each item's audio, then forward."""
+
+    name = "preroll"
+
+    def next_deadline(self) -> float | None:
+        return None  # it waits for audio, never for time
+
+    def _service(self, now: float) -> list[Outbound]:
+        out: list[Outbound] = []
+        while self._drain_ended_head(now, out):
+            pass
+        head = self._queue.head
+        if head is not None and head.end_offset >= self.threshold_ms * BYTES_PER_MS:
+            size = self._sendable(len(head.data))
+            if size:
+                self._send(head, size, now, out)
+        return out

@@ -1,0 +1,137 @@
+"""What every buffering strategy shares: the item queue, the mark ledger, the clock check.
+
+A subclass only decides, in ``_service(now)``, how much of the head buffer to send now, and in
+``next_deadline()`` when that decision changes. See notebooks/01_why_tiny_packets_jitter.ipynb.
+"""
+
+from __future__ import annotations
+
+import math
+
+from labkit.marks import DEFAULT_MARK_EVERY_MS, MarkLedger
+from labkit.outbound.base import AudioChunk, Mark, Outbound
+from labkit.outbound.itemqueue import ItemBuffer, ItemQueue, whole_frames
+
+
+def check_threshold(name: str, threshold_ms: float) -> float:
+    """``threshold_ms`` as a float, or a ValueError naming the strategy."""
+    try:
+        value = float(threshold_ms)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"strategy {name!r}: threshold_ms must be a finite number >= 0, "
+                         f"got {threshold_ms!r}")
+    return value
+
+
+class Clocked:
+    """Rejects a clock that runs backwards: a driver bug that would silently reorder audio."""
+
+    name = "strategy"
+
+    def __init__(self) -> None:
+        self._now = -math.inf
+
+    def _tick(self, now: float, where: str) -> None:
+        if not now >= self._now:  # also rejects NaN
+            raise ValueError(f"{self.name}.{where}: now={now!r} is earlier than a previous "
+                             f"call's now={self._now!r} (the clock must not run backwards)")
+        self._now = now
+
+
+class QueuedStrategy(Clocked):
+    """Base of rechunk, preroll, paced and adaptive (not forward: it buffers nothing)."""
+
+    name = "queued"
+
+    def __init__(
+        self,
+        threshold_ms: float,
+        *,
+        mark_every_ms: float | None = DEFAULT_MARK_EVERY_MS,
+        honor_generations: bool = True,
+        align_frames: bool = False,
+    ) -> None:
+        super().__init__()
+        self.threshold_ms = check_threshold(self.name, threshold_ms)
+        self.align_frames = align_frames
+        self.ledger = MarkLedger(mark_every_ms, honor_generations=honor_generations)
+        self._queue = ItemQueue()
+        self.dropped_bytes = 0  # buffered bytes dropped by interrupts
+
+    def push(self, chunk: AudioChunk, now: float) -> list[Outbound]:
+        self._tick(now, "push")
+        if chunk.data:
+            buffer, is_new = self._queue.push(chunk, now)
+            self._on_push(buffer, is_new, len(chunk.data), now)
+        return self._service(now)
+
+    def poll(self, now: float) -> list[Outbound]:
+        self._tick(now, "poll")
+        return self._service(now)
+
+    def end(self, item_id: str, content_index: int, now: float) -> list[Outbound]:
+        self._tick(now, "end")
+        if self._queue.end((item_id, content_index)):
+            return self._service(now)
+        out = self._service(now)
+        out += self.ledger.finish(item_id, content_index, now)
+        return out
+
+    def interrupt(self, now: float) -> list[Outbound]:
+        self._tick(now, "interrupt")
+        self.dropped_bytes += self._queue.drop_all()  # never flush first: it would only be cleared
+        self._on_interrupt(now)
+        return [self.ledger.clear(now)]
+
+    def echo(self, name: str, now: float) -> Mark | None:
+        return self.ledger.echo(name, now)
+
+    def close(self) -> None:
+        self._queue.clear()
+        self.ledger.close()
+
+    def next_deadline(self) -> float | None:
+        raise NotImplementedError
+
+    # -- what subclasses decide --------------------------------------------------------------
+
+    def _service(self, now: float) -> list[Outbound]:
+        raise NotImplementedError
+
+    def _on_push(self, buffer: ItemBuffer, is_new: bool, size: int, now: float) -> None:
+        """Hook: a chunk of ``size`` bytes landed in ``buffer``."""
+
+    def _on_interrupt(self, now: float) -> None:
+        """Hook: the queue was just dropped."""
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _sendable(self, size: int) -> int:
+        """How many of ``size`` buffered bytes may go in one message before the item's end."""
+        return whole_frames(size) if self.align_frames else size
+
+    def _send(self, buffer: ItemBuffer, size: int, now: float, out: list[Outbound]) -> None:
+        """Send the first ``size`` bytes of the head buffer; retire it when its tail went out."""
+        offset, payload = buffer.take(size)
+        final = buffer.ended and not buffer.data
+        out.append(self.ledger.media(buffer.item_id, buffer.content_index, offset, payload, now,
+                                     final=final))
+        if final:
+            self._retire_head()
+
+    def _retire_head(self) -> None:
+        self._queue.buffers.popleft()
+
+    def _drain_ended_head(self, now: float, out: list[Outbound]) -> bool:
+        """An ended head goes out whole (its tail may be any size). True if one was handled."""
+        head = self._queue.head
+        if head is None or not head.ended:
+            return False
+        if head.data:
+            self._send(head, len(head.data), now, out)
+        else:
+            self._retire_head()
+            out += self.ledger.finish(head.item_id, head.content_index, now)
+        return True

@@ -1,0 +1,357 @@
+"""Metrics of one run (simulated or observed live), named after W3C webrtc-stats and NetEQ.
+
+Everything is computed with numpy from a schedule: one row per outbound message with the columns
+kind, item_id, content_index, offset, size, generation, sent_ms, arrived_ms and, once a playout model
+has played it, play_start_ms, play_end_ms, played_bytes, cleared_bytes, discarded_bytes.
+See notebooks/01_why_tiny_packets_jitter.ipynb and notebooks/02_threshold_sweep.ipynb.
+
+Definitions (all times in ms, "item" = one (item_id, content_index) audio stream):
+- gap: silence between two consecutive *played* media messages of the same item,
+  ``play_start[k+1] - play_end[k]``; silence before an item's first byte is time to first audio, not a
+  gap. A gap > 1e-6 ms is concealment; ``concealment_events`` counts them, ``concealed_ms`` sums them;
+  gaps >= 150 ms are NetEQ interruptions.
+- ``mean_added_latency_ms``: jitter_buffer_delay / jitter_buffer_emitted_count at the playout model:
+  the mean over played bytes of (the time the byte plays) - (the time its message arrived at the
+  playout model). A message of n bytes arriving at a and starting at s adds n(s - a) + n(n-1)/16.
+- ``mean_lag_ms``: mean over played bytes of (play time) - (item origin + media offset of the byte),
+  where the origin is when the model delivered the item's first byte: how much later than real-time
+  playout from the first delivered byte each byte is heard (sender hold + network + underruns).
+- ``jitter_ms``: RFC 3550 6.4.1 over media messages, transit = arrival - media offset, reset per item.
+- ``oracle_min_delay_ms``: D* = max_i(a_i - m_i) - (a_0 - m_0) per item, largest over items: the
+  least fixed delay after the first arrival with no late message (Moon, Kurose & Towsley 1998).
+- ``stale_after_barge_in_ms``: audio sent before an interrupt that plays after the interrupt was issued.
+- ``credited_unplayed_bytes``: bytes of marks the strategy credited that never played.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from labkit.sim.playout import make_playout
+from labkit.twilio_messages import clear_json, mark_json, media_json
+
+BYTES_PER_MS = 8
+CONCEALMENT_EPS_MS = 1e-6
+INTERRUPTION_MIN_MS = 150.0  # NetEQ interruption_count threshold
+RTP_JITTER_GAIN = 1.0 / 16.0
+STREAM_SID = "MZ" + "0" * 32
+MEDIA_JSON_BYTES = len(media_json(STREAM_SID, b""))
+MARK_JSON_BYTES = len(mark_json(STREAM_SID, ""))
+CLEAR_JSON_BYTES = len(clear_json(STREAM_SID))
+ITEM_SHIFT = 1 << 40  # item code * ITEM_SHIFT + byte offset orders bytes across items
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+SCHEDULE_COLUMNS = (
+    "kind",
+    "item_id",
+    "content_index",
+    "offset",
+    "size",
+    "generation",
+    "sent_ms",
+    "arrived_ms",
+    "play_start_ms",
+    "play_end_ms",
+    "played_bytes",
+    "cleared_bytes",
+    "discarded_bytes",
+    "name",
+    "echo_ms",
+    "echo_received_ms",
+    "credited_bytes",
+)
+
+
+@dataclass
+class Metrics:
+    """What one run did to the caller. See the module docstring for each definition."""
+
+    messages: int
+    media_messages: int
+    mark_messages: int
+    clear_messages: int
+    bytes: int
+    wire_bytes: int
+    audio_ms: float
+    played_ms: float
+    played_bytes: int
+    cleared_bytes: int
+    discarded_bytes: int
+    sender_gap_p50_ms: float
+    sender_gap_p95_ms: float
+    sender_gap_p99_ms: float
+    sender_gap_max_ms: float
+    arrival_gap_p50_ms: float
+    arrival_gap_p95_ms: float
+    arrival_gap_p99_ms: float
+    arrival_gap_max_ms: float
+    concealed_ms: float
+    concealment_events: int
+    interruption_count: int
+    total_interruption_duration_ms: float
+    mean_time_to_first_audio_ms: float
+    mean_added_latency_ms: float
+    mean_lag_ms: float
+    jitter_ms: float
+    oracle_min_delay_ms: float
+    messages_per_audio_s: float
+    stale_after_barge_in_ms: float
+    credited_bytes: int
+    credited_unplayed_bytes: int
+    time_to_first_audio_ms: list[float] = field(default_factory=list)
+
+    def as_row(self) -> dict[str, Any]:
+        """A flat dict of scalars (the per-item list is left out; its mean is in)."""
+        row = asdict(self)
+        row.pop("time_to_first_audio_ms")
+        row["items"] = len(self.time_to_first_audio_ms)
+        return row
+
+
+def wire_sizes(kind: list[str], size: IntArray, names: list[str]) -> int:
+    """Total JSON text length of the messages as labkit's Twilio codec writes them."""
+    total = 0
+    for k, n, name in zip(kind, size.tolist(), names, strict=True):
+        if k == "media":
+            total += MEDIA_JSON_BYTES + 4 * math.ceil(n / 3)
+        elif k == "mark":
+            total += MARK_JSON_BYTES + len(json.dumps(name)) - 2
+        else:
+            total += CLEAR_JSON_BYTES
+    return total
+
+
+def _percentiles(gaps: FloatArray, prefix: str) -> dict[str, float]:
+    if len(gaps) == 0:
+        nan = math.nan
+        return {f"{prefix}_p50_ms": nan, f"{prefix}_p95_ms": nan, f"{prefix}_p99_ms": nan,
+                f"{prefix}_max_ms": nan}  # fmt: skip
+    p50, p95, p99 = np.percentile(gaps, [50, 95, 99])
+    return {f"{prefix}_p50_ms": float(p50), f"{prefix}_p95_ms": float(p95),
+            f"{prefix}_p99_ms": float(p99), f"{prefix}_max_ms": float(gaps.max())}  # fmt: skip
+
+
+def _within_item_diffs(values: FloatArray, codes: IntArray) -> FloatArray:
+    same = codes[1:] == codes[:-1]
+    diffs: FloatArray = np.diff(values)[same]
+    return diffs[~np.isnan(diffs)]
+
+
+def _rtp_jitter(transit: FloatArray, codes: IntArray) -> float:
+    d = np.abs(_within_item_diffs(transit, codes))
+    if len(d) == 0:
+        return 0.0
+    decay = (1.0 - RTP_JITTER_GAIN) ** np.arange(len(d) - 1, -1, -1, dtype=np.float64)
+    return float(RTP_JITTER_GAIN * np.dot(decay, d))
+
+
+def _oracle_min_delay(arrived: FloatArray, offset_ms: FloatArray, codes: IntArray) -> float:
+    if len(arrived) == 0:
+        return 0.0
+    transit = arrived - offset_ms
+    _, first = np.unique(codes, return_index=True)  # codes are 0..k-1 in order of appearance
+    worst = np.full(len(first), -math.inf)
+    np.maximum.at(worst, codes, transit)
+    return float(max((worst - transit[first]).max(), 0.0))
+
+
+def _played_in_ranges(
+    pos: IntArray, played: IntArray, lo: IntArray, hi: IntArray
+) -> IntArray:
+    """Bytes played inside each [lo, hi) given played prefixes ``[pos, pos + played)`` (disjoint)."""
+    order = np.argsort(pos, kind="stable")
+    pos, played = pos[order], played[order]
+    before = np.r_[0, np.cumsum(played)]
+
+    def played_below(x: IntArray) -> IntArray:
+        idx = np.searchsorted(pos, x, side="right") - 1
+        inside = np.clip(x - pos[np.maximum(idx, 0)], 0, played[np.maximum(idx, 0)])
+        result: IntArray = np.where(idx >= 0, before[np.maximum(idx, 0)] + inside, 0)
+        return result
+
+    counted: IntArray = played_below(hi) - played_below(lo)
+    return counted
+
+
+def compute(
+    columns: dict[str, Any],
+    origins_ms: dict[tuple[str, int], float] | None = None,
+    interrupts_ms: FloatArray | None = None,
+) -> Metrics:
+    """Metrics from schedule columns (lists or arrays, see SCHEDULE_COLUMNS).
+
+    ``origins_ms`` maps an item to when the model delivered its first byte (default: the item's first
+    ``sent_ms``); ``interrupts_ms`` are the times barge-ins were issued (default: sent times of clears).
+    """
+    kind = list(columns["kind"])
+    kinds = np.asarray(kind)
+    media = kinds == "media"
+    size = np.asarray(columns["size"], dtype=np.int64)
+    item_ids = np.asarray(columns["item_id"], dtype=object)[media]
+    content = np.asarray(columns["content_index"], dtype=np.int64)[media]
+    keys = list(zip(item_ids.tolist(), content.tolist(), strict=True))
+    code_of: dict[tuple[str, int], int] = {}
+    codes = np.fromiter((code_of.setdefault(k, len(code_of)) for k in keys), np.int64, len(keys))
+
+    def col(name: str, rows: Any = media) -> FloatArray:
+        if name not in columns:
+            return np.full(int(np.count_nonzero(rows)), math.nan)
+        return np.asarray(columns[name], dtype=np.float64)[rows]
+
+    sent, arrived = col("sent_ms"), col("arrived_ms")
+    offset = np.asarray(columns["offset"], dtype=np.int64)[media]
+    msize = size[media]
+    start, end = col("play_start_ms"), col("play_end_ms")
+    played = np.nan_to_num(col("played_bytes")).astype(np.int64)
+    media_bytes = int(msize.sum())
+
+    # gaps between consecutive played messages of one item
+    on = played > 0
+    p_codes, p_start, p_end = codes[on], start[on], end[on]
+    same = p_codes[1:] == p_codes[:-1]
+    gaps = (p_start[1:] - p_end[:-1])[same]
+    gaps = gaps[gaps > CONCEALMENT_EPS_MS]
+    interruptions = gaps[gaps >= INTERRUPTION_MIN_MS]
+
+    # time to first audio and lag, per item
+    n_items = len(code_of)
+    first_start = np.full(n_items, math.inf)
+    np.minimum.at(first_start, p_codes, p_start)
+    if origins_ms is None:
+        origin = np.full(n_items, math.inf)
+        np.minimum.at(origin, codes, sent)
+    else:
+        origin = np.array([origins_ms.get(k, math.nan) for k in code_of], dtype=np.float64)
+    ttfa = [float(v) for v in (first_start - origin) if math.isfinite(v)]
+    weight = played[on].astype(np.float64)
+    total_played = float(weight.sum())
+    lag = p_start - origin[p_codes] - offset[on] / BYTES_PER_MS
+    buffer_delay = (p_start - arrived[on]) * weight + weight * (weight - 1) / (2 * BYTES_PER_MS)
+
+    # barge-in: audio sent before an interrupt but heard after it was issued
+    if interrupts_ms is None:
+        interrupts_ms = col("sent_ms", kinds == "clear")
+    interrupts = np.sort(np.asarray(interrupts_ms, dtype=np.float64))
+    stale = 0.0
+    if len(interrupts) and len(p_start):
+        idx = np.searchsorted(interrupts, sent[on], side="left")
+        has = idx < len(interrupts)
+        cut = interrupts[np.minimum(idx, len(interrupts) - 1)]
+        stale = float(np.clip(p_end - np.maximum(p_start, cut), 0, None)[has].sum())
+
+    credited = np.nan_to_num(col("credited_bytes", kinds == "mark")).astype(np.int64)
+    credited_unplayed = 0
+    if credited.any():
+        marks = kinds == "mark"
+        mark_keys = zip(
+            np.asarray(columns["item_id"], dtype=object)[marks].tolist(),
+            np.asarray(columns["content_index"], dtype=np.int64)[marks].tolist(),
+            strict=True,
+        )
+        mark_codes = np.array([code_of.get(k, -1) for k in mark_keys], dtype=np.int64)
+        lo = mark_codes * ITEM_SHIFT + np.asarray(columns["offset"], dtype=np.int64)[marks]
+        hi = lo + size[marks]
+        got = _played_in_ranges(codes * ITEM_SHIFT + offset, played, lo, hi)
+        credited_unplayed = int(((credited > 0) * (credited - np.minimum(got, credited))).sum())
+
+    messages = len(kind)
+    audio_ms = media_bytes / BYTES_PER_MS
+    names = [str(n) for n in columns["name"]] if "name" in columns else [""] * messages
+    return Metrics(
+        messages=messages,
+        media_messages=int(media.sum()),
+        mark_messages=int((kinds == "mark").sum()),
+        clear_messages=int((kinds == "clear").sum()),
+        bytes=media_bytes,
+        wire_bytes=wire_sizes(kind, size, names),
+        audio_ms=audio_ms,
+        played_ms=total_played / BYTES_PER_MS,
+        played_bytes=int(total_played),
+        cleared_bytes=int(np.nan_to_num(col("cleared_bytes")).sum()),
+        discarded_bytes=int(np.nan_to_num(col("discarded_bytes")).sum()),
+        **_percentiles(_within_item_diffs(sent, codes), "sender_gap"),
+        **_percentiles(_within_item_diffs(arrived, codes), "arrival_gap"),
+        concealed_ms=float(gaps.sum()),
+        concealment_events=len(gaps),
+        interruption_count=len(interruptions),
+        total_interruption_duration_ms=float(interruptions.sum()),
+        mean_time_to_first_audio_ms=float(np.mean(ttfa)) if ttfa else math.nan,
+        mean_added_latency_ms=float(buffer_delay.sum() / total_played) if total_played else math.nan,
+        mean_lag_ms=float((lag * weight).sum() / total_played) if total_played else math.nan,
+        jitter_ms=_rtp_jitter(arrived - offset / BYTES_PER_MS, codes),
+        oracle_min_delay_ms=_oracle_min_delay(arrived, offset / BYTES_PER_MS, codes),
+        messages_per_audio_s=messages / (audio_ms / 1000) if audio_ms else math.nan,
+        stale_after_barge_in_ms=stale,
+        credited_bytes=int(credited.sum()),
+        credited_unplayed_bytes=credited_unplayed,
+        time_to_first_audio_ms=ttfa,
+    )
+
+
+def measure(schedule: pd.DataFrame, playout: str = "fifo", **params: float) -> Metrics:
+    """Metrics of observed arrivals (a live loopback call): replay them through a playout model.
+
+    ``schedule`` needs kind, item_id, content_index, offset, size, generation, arrived_ms (sent_ms
+    may be NaN); rows in the order they arrived. Payload bytes do not matter, so silence stands in.
+    """
+    required = ("kind", "item_id", "content_index", "offset", "size", "generation", "arrived_ms")
+    missing = [c for c in required if c not in schedule.columns]
+    if missing:
+        raise ValueError(f"measure: schedule lacks the column(s) {', '.join(missing)}")
+    columns: dict[str, Any] = {c: schedule[c].tolist() for c in schedule.columns}
+    columns.setdefault("sent_ms", [math.nan] * len(schedule))
+    columns.setdefault("name", [""] * len(schedule))
+    model = make_playout(playout, **params)
+    replay_playout(model, columns)
+    origins = None
+    if schedule["sent_ms"].isna().all() if "sent_ms" in schedule.columns else True:
+        origins = _first_arrivals(columns)
+    return compute(columns, origins_ms=origins, interrupts_ms=None)
+
+
+def _first_arrivals(columns: dict[str, Any]) -> dict[tuple[str, int], float]:
+    first: dict[tuple[str, int], float] = {}
+    for k, i, c, a in zip(
+        columns["kind"], columns["item_id"], columns["content_index"], columns["arrived_ms"],
+        strict=True,
+    ):
+        if k == "media":
+            first.setdefault((i, int(c)), float(a))
+    return first
+
+
+def replay_playout(model: Any, columns: dict[str, Any]) -> None:
+    """Feed the rows to ``model`` at their arrival times; add the play columns in place."""
+    n = len(columns["kind"])
+    start, end = [math.nan] * n, [math.nan] * n
+    played, cleared, discarded = [0] * n, [0] * n, [0] * n
+    media_rows: list[int] = []
+    names = columns["name"]
+    for row, (k, a) in enumerate(zip(columns["kind"], columns["arrived_ms"], strict=True)):
+        model.advance(a)
+        if k == "media":
+            key = (columns["item_id"][row], columns["content_index"][row],
+                   columns["generation"][row])  # fmt: skip
+            model.receive_media(b"\xff" * int(columns["size"][row]), a, item=key)
+            media_rows.append(row)
+        elif k == "mark":
+            model.receive_mark(str(names[row]), a)
+        elif k == "clear":
+            model.receive_clear(a)
+    model.advance(math.inf)
+    for row, record in zip(media_rows, model.plays, strict=True):
+        played[row], cleared[row], discarded[row] = (
+            record.played_bytes, record.cleared_bytes, record.discarded_bytes
+        )
+        if record.played_bytes:
+            start[row], end[row] = record.start_ms, record.end_ms
+    columns.update(play_start_ms=start, play_end_ms=end, played_bytes=played,
+                   cleared_bytes=cleared, discarded_bytes=discarded)  # fmt: skip

@@ -1,0 +1,145 @@
+"""Sweeps: every combination of trace x strategy x threshold x link x playout x seed, one row each.
+
+Traces are loaded once per worker process (never pickled per run); the work is cut into chunks of
+thresholds so two processes share it evenly. See notebooks/02_threshold_sweep.ipynb.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from labkit.sim.simulator import PreparedTrace, prepare, simulate
+from labkit.traces import Trace, read, shipped
+
+CHUNKS_PER_JOB = 8  # enough pieces that processes finish together
+TraceSpec = str | Path | Trace
+
+_worker_traces: list[PreparedTrace] = []
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    trace_index: int
+    strategy: str
+    thresholds_ms: tuple[float, ...]
+    link: str
+    playout: str
+    seeds: tuple[int, ...]
+
+    @property
+    def runs(self) -> int:
+        return len(self.thresholds_ms) * len(self.seeds)
+
+
+def load_trace(spec: TraceSpec) -> tuple[str, Trace]:
+    """(name, trace) from a Trace, a path, or the name of a shipped trace."""
+    if isinstance(spec, Trace):
+        return spec.description or "trace", spec
+    path = Path(spec)
+    if not path.exists():
+        try:
+            path = shipped(str(spec))
+        except (KeyError, ValueError, FileNotFoundError) as exc:
+            raise ValueError(f"trace {str(spec)!r} is neither a file nor a shipped trace") from exc
+    name = path.name.removesuffix(".gz").removesuffix(".jsonl")
+    return name, read(path)
+
+
+def _prepare_all(specs: Sequence[TraceSpec]) -> list[PreparedTrace]:
+    prepared = []
+    for spec in specs:
+        name, trace = load_trace(spec)
+        prepared.append(prepare(trace, name))
+    return prepared
+
+
+def _init_worker(specs: Sequence[TraceSpec]) -> None:
+    global _worker_traces
+    _worker_traces = _prepare_all(specs)
+
+
+def _run_chunk(chunk: _Chunk, options: dict[str, Any]) -> list[dict[str, Any]]:
+    trace = _worker_traces[chunk.trace_index]
+    rows = []
+    for threshold, seed in itertools.product(chunk.thresholds_ms, chunk.seeds):
+        result = simulate(trace, chunk.strategy, threshold, chunk.link, chunk.playout, seed, **options)
+        rows.append({
+            "trace": trace.name, "strategy": chunk.strategy, "threshold_ms": threshold,
+            "link": chunk.link, "playout": chunk.playout, "seed": seed,
+            **result.metrics.as_row(),
+        })  # fmt: skip
+    return rows
+
+
+def _chunks(
+    n_traces: int, strategies: Sequence[str], thresholds: Sequence[float], links: Sequence[str],
+    playouts: Sequence[str], seeds: Sequence[int], pieces: int,
+) -> list[_Chunk]:  # fmt: skip
+    combos = list(itertools.product(range(n_traces), strategies, links, playouts))
+    per_combo = max(1, math.ceil(pieces / max(len(combos), 1)))
+    size = max(1, math.ceil(len(thresholds) / per_combo))
+    return [
+        _Chunk(t, s, tuple(thresholds[k : k + size]), link, playout, tuple(seeds))
+        for t, s, link, playout in combos
+        for k in range(0, len(thresholds), size)
+    ]
+
+
+def sweep(
+    traces: Iterable[TraceSpec],
+    strategies: Iterable[str],
+    thresholds_ms: Iterable[float],
+    links: Iterable[str] = ("jitter",),
+    seeds: int | Iterable[int] = 1,
+    playouts: Iterable[str] = ("fifo",),
+    jobs: int = 1,
+    progress: bool = True,
+    link_params: dict[str, float] | None = None,
+    playout_params: dict[str, float] | None = None,
+) -> pd.DataFrame:
+    """A tidy DataFrame, one row per run: trace, strategy, threshold_ms, link, playout, seed + metrics.
+
+    ``seeds`` is a count (seeds 0..N-1) or the seeds themselves; ``jobs > 1`` runs in processes.
+    """
+    specs = list(traces)
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    strategy_list, threshold_list = list(strategies), [float(t) for t in thresholds_ms]
+    link_list, playout_list = list(links), list(playouts)
+    if not (specs and strategy_list and threshold_list and link_list and playout_list and seed_list):
+        raise ValueError("sweep: traces, strategies, thresholds, links, playouts and seeds must be non-empty")
+    if jobs < 1:
+        raise ValueError(f"sweep: jobs must be >= 1, got {jobs}")
+    options: dict[str, Any] = {"link_params": link_params, "playout_params": playout_params}
+    chunks = _chunks(len(specs), strategy_list, threshold_list, link_list, playout_list, seed_list,
+                     pieces=CHUNKS_PER_JOB * jobs)  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    bar = _progress_bar(sum(c.runs for c in chunks), progress)
+    if jobs == 1:
+        _init_worker(specs)
+        for chunk in chunks:
+            rows.extend(_run_chunk(chunk, options))
+            bar.update(chunk.runs)
+    else:
+        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(specs,)) as pool:
+            futures = {pool.submit(_run_chunk, c, options): c for c in chunks}
+            for future in as_completed(futures):
+                rows.extend(future.result())
+                bar.update(futures[future].runs)
+    bar.close()
+    frame = pd.DataFrame(rows)
+    keys = ["trace", "strategy", "link", "playout", "threshold_ms", "seed"]
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="run", desc="sweep")

@@ -1,0 +1,151 @@
+"""The shipped synthetic traces: one entry per file in data/traces, each a delivery regime.
+
+Each entry names its phrases (one item per turn), its arrival model and its seed; ``labkit synth
+traces`` turns the list into data/traces/<name>.jsonl.gz, byte for byte.
+See notebooks/00_traces.ipynb.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from labkit.synth.arrivals import ArrivalModel
+
+TYPICAL_DELTA_BYTES = (240, 1200)  # 30-150 ms of audio per delta (an assumption; no public data)
+TINY_DELTA_BYTES = (20, 60)  # what the original report logged
+LARGE_DELTA_BYTES = (4800, 4800)  # 600 ms per delta
+
+
+@dataclass(frozen=True, slots=True)
+class BargeIn:
+    """The caller interrupts turn ``turn`` (0-based) ``after_ms`` after its first audio arrived."""
+
+    turn: int
+    after_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSpec:
+    """Recipe for one shipped trace."""
+
+    name: str
+    summary: str
+    turns: tuple[str, ...]  # phrase name spoken in each turn
+    model: ArrivalModel
+    seed: int
+    barge_ins: tuple[BargeIn, ...] = ()
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}.jsonl.gz"
+
+
+BURSTY = ArrivalModel("bursty", TYPICAL_DELTA_BYTES, speed=(4.0, 8.0), jitter_ms=2.0)
+REALTIME_JITTER = ArrivalModel(
+    "realtime_jitter", TYPICAL_DELTA_BYTES, speed=(1.0, 1.1), jitter_ms=15.0
+)
+TINY = ArrivalModel("tiny_deltas", TINY_DELTA_BYTES, speed=(1.5, 3.0), jitter_ms=1.0)
+STALLS = ArrivalModel("stalls", TYPICAL_DELTA_BYTES, speed=(3.0, 6.0), stall_probability=0.08)
+MULTI_TURN = ArrivalModel(
+    "multi_turn",
+    TYPICAL_DELTA_BYTES,
+    speed=(1.5, 6.0),
+    jitter_ms=5.0,
+    first_audio_ms=(300.0, 1500.0),
+    caller_speaking_ms=(1200.0, 4000.0),
+)
+LARGE = ArrivalModel("large_deltas", LARGE_DELTA_BYTES, speed=(2.0, 5.0), jitter_ms=5.0)
+CONVERSATION = ArrivalModel(
+    "conversation",
+    TYPICAL_DELTA_BYTES,
+    speed=(1.2, 6.0),
+    jitter_ms=8.0,
+    stall_probability=0.02,
+    first_audio_ms=(300.0, 1200.0),
+)
+
+CATALOG: tuple[TraceSpec, ...] = (
+    TraceSpec(
+        "bursty",
+        "deltas arrive 4-8x faster than real time (1 s of audio in 125-250 ms)",
+        ("greeting", "order_status"),
+        BURSTY,
+        seed=101,
+    ),
+    TraceSpec(
+        "realtime_jitter",
+        "deltas arrive at 1.0-1.1x real time with 15 ms Gaussian jitter",
+        ("how_can_i_help", "order_status"),
+        REALTIME_JITTER,
+        seed=102,
+    ),
+    TraceSpec(
+        "tiny_deltas",
+        "20-60 byte deltas (2.5-7.5 ms of audio each), as in the original report",
+        ("greeting", "how_can_i_help"),
+        TINY,
+        seed=103,
+    ),
+    TraceSpec(
+        "stalls",
+        "bursty delivery interrupted by 100-600 ms stalls inside utterances",
+        ("order_status", "refund_policy"),
+        STALLS,
+        seed=104,
+    ),
+    TraceSpec(
+        "multi_turn",
+        "six turns, each with its own time to first audio (300-1500 ms) after the caller speaks",
+        ("greeting", "order_lookup", "hold_on", "order_status", "anything_else", "goodbye"),
+        MULTI_TURN,
+        seed=105,
+    ),
+    TraceSpec(
+        "barge_in",
+        "near real-time delivery; the caller barges in 2.5 s into the second turn's long answer",
+        ("how_can_i_help", "refund_policy", "sorry"),
+        REALTIME_JITTER,
+        seed=106,
+        barge_ins=(BargeIn(turn=1, after_ms=2500.0),),
+    ),
+    TraceSpec(
+        "large_deltas",
+        "4800 byte deltas (600 ms of audio each)",
+        ("order_status", "confirm_address"),
+        LARGE,
+        seed=107,
+    ),
+    TraceSpec(
+        "long_conversation",
+        "a 16-turn call with more than 60 s of agent audio, mixed speeds and rare stalls",
+        (
+            "greeting",
+            "order_lookup",
+            "order_number",
+            "hold_on",
+            "order_status",
+            "tracking",
+            "confirm_address",
+            "phone_number",
+            "refund_policy",
+            "sorry",
+            "payment",
+            "appointment",
+            "transfer",
+            "how_can_i_help",
+            "anything_else",
+            "goodbye",
+        ),
+        CONVERSATION,
+        seed=108,
+    ),
+)
+
+
+def spec_named(name: str) -> TraceSpec:
+    """The catalog entry called ``name``, or an error listing the names that exist."""
+    for spec in CATALOG:
+        if spec.name == name:
+            return spec
+    known = ", ".join(spec.name for spec in CATALOG)
+    raise KeyError(f"no shipped trace named {name!r}; known: {known}")

@@ -1,0 +1,170 @@
+"""Plot helpers: each returns its axes, labels them with units, and draws what its input holds."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import LineCollection, PathCollection, PolyCollection
+
+from labkit import plots
+
+UNIT_WORDS = ("ms", "count", "fraction", "message", "metric")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures() -> None:
+    yield
+    plt.close("all")
+
+
+def has_units(label: str) -> bool:
+    return any(word in label for word in UNIT_WORDS)
+
+
+def tiny_schedule() -> pd.DataFrame:
+    """Three 20 ms messages of one item; the third arrives 30 ms late (one gap), then a mark row."""
+    rows = [
+        ("media", "a", 0, 0, 160, 0, 0.0, 10.0, 10.0, 30.0),
+        ("media", "a", 0, 160, 160, 0, 1.0, 11.0, 30.0, 50.0),
+        ("media", "a", 0, 320, 160, 0, 2.0, 80.0, 80.0, 100.0),
+        ("mark", "a", 0, 480, 0, 0, 2.0, 80.0, np.nan, np.nan),
+    ]
+    columns = [
+        "kind",
+        "item_id",
+        "content_index",
+        "offset",
+        "size",
+        "generation",
+        "sent_ms",
+        "arrived_ms",
+        "play_start_ms",
+        "play_end_ms",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_playout_gaps_finds_the_silence_inside_an_item() -> None:
+    gaps = plots.playout_gaps(tiny_schedule())
+    assert list(gaps["gap_ms"]) == [30.0]
+    assert list(gaps["start_ms"]) == [50.0]
+
+
+def test_playout_gaps_ignores_pauses_between_items() -> None:
+    schedule = tiny_schedule()
+    schedule.loc[2, "item_id"] = "b"
+    assert plots.playout_gaps(schedule).empty
+
+
+def test_packet_timeline_draws_sent_arrived_played_and_gaps() -> None:
+    ax = plots.packet_timeline(tiny_schedule())
+    scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
+    segments = [c for c in ax.collections if isinstance(c, LineCollection)]
+    shaded = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(scatters) == 2 and all(len(s.get_offsets()) == 3 for s in scatters)
+    assert len(segments) == 1 and len(segments[0].get_segments()) == 3
+    assert len(shaded) == 1 and len(shaded[0].get_paths()) == 1
+    assert has_units(ax.get_xlabel()) and has_units(ax.get_ylabel()) and ax.get_title()
+
+
+def test_packet_timeline_uses_the_given_axes_and_window() -> None:
+    _, given = plt.subplots()
+    ax = plots.packet_timeline(tiny_schedule(), ax=given, window_ms=(0.0, 40.0))
+    assert ax is given
+    assert ax.get_xlim() == (0.0, 40.0)
+    assert not [c for c in ax.collections if isinstance(c, PolyCollection)]
+
+
+def test_packet_timeline_names_missing_columns() -> None:
+    with pytest.raises(ValueError, match="play_start_ms"):
+        plots.packet_timeline(tiny_schedule().drop(columns=["play_start_ms"]))
+
+
+def test_fifo_playout_draws_one_bar_per_message_and_shades_gaps() -> None:
+    ax = plots.fifo_playout([0, 5, 60], [20, 20, 20], [0, 20, 60])
+    assert len(ax.patches) == 3
+    shaded = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(shaded) == 1 and len(shaded[0].get_paths()) == 1
+    assert has_units(ax.get_xlabel()) and has_units(ax.get_ylabel())
+
+
+def test_fifo_playout_rejects_mismatched_lengths() -> None:
+    with pytest.raises(ValueError, match="same length"):
+        plots.fifo_playout([0, 1], [20], [0, 20])
+
+
+def test_gap_distribution_draws_one_curve_per_label() -> None:
+    ax = plots.gap_distribution(
+        {"forward": [1.0, 2.0, 5.0], "rechunk 50 ms": [50.0, 50.0], "empty": []}
+    )
+    assert len(ax.lines) == 2
+    np.testing.assert_allclose(ax.lines[0].get_ydata()[-1], 1.0)
+    assert has_units(ax.get_xlabel()) and has_units(ax.get_ylabel())
+
+
+def test_strategy_vs_frontier_draws_line_points_and_labels() -> None:
+    frontier = pd.DataFrame({"preroll_ms": [0, 50, 100], "concealed_ms": [300, 80, 0]})
+    points = pd.DataFrame(
+        {"strategy": ["forward", "preroll"], "preroll_ms": [0, 120], "concealed_ms": [300, 0]}
+    )
+    ax = plots.strategy_vs_frontier(frontier, points)
+    assert len(ax.lines) == 1
+    assert len(ax.collections[0].get_offsets()) == 2
+    assert [t.get_text() for t in ax.texts] == ["forward", "preroll"]
+    assert has_units(ax.get_xlabel()) and has_units(ax.get_ylabel())
+
+
+def test_strategy_vs_frontier_names_missing_columns() -> None:
+    with pytest.raises(ValueError, match="concealed_ms"):
+        plots.strategy_vs_frontier(
+            pd.DataFrame({"preroll_ms": [0]}), pd.DataFrame({"strategy": ["x"], "preroll_ms": [0]})
+        )
+
+
+def test_measured_vs_simulated_draws_a_bar_per_cell() -> None:
+    table = pd.DataFrame(
+        {"measured": [3.0, 120.0, 7.0], "simulated": [2.0, 110.0, 7.0]},
+        index=["underrun events (count)", "underrun (ms)", "max gap (ms)"],
+    )
+    ax = plots.measured_vs_simulated(table)
+    assert len(ax.patches) == 6
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(table.index)
+    assert has_units(ax.get_xlabel()) and has_units(ax.get_ylabel())
+
+
+def test_stale_audio_vs_lead_draws_one_line_per_group() -> None:
+    curves = pd.DataFrame(
+        {"lead_ms": [0, 100, 0, 100], "stale_ms": [0, 100, 0, 90], "trace": ["a", "a", "b", "b"]}
+    )
+    ax = plots.stale_audio_vs_lead(curves, by="trace")
+    assert len(ax.lines) == 2
+    assert list(ax.lines[0].get_xdata()) == [0, 100]
+    assert has_units(ax.get_xlabel()) and has_units(ax.get_ylabel())
+
+
+def test_metric_vs_setting_draws_lines_and_reference_lines() -> None:
+    table = pd.DataFrame(
+        {
+            "threshold_ms": [20, 40, 20, 40],
+            "underrun_ms": [5, 3, 9, 1],
+            "strategy": ["rechunk", "rechunk", "paced", "paced"],
+        }
+    )
+    ax = plots.metric_vs_setting(
+        table,
+        x="threshold_ms",
+        y="underrun_ms",
+        by="strategy",
+        xlabel="threshold (ms)",
+        ylabel="underrun (ms)",
+        vlines={"D* trace": 30.0},
+        hline=("150 ms", 150.0),
+    )
+    assert len(ax.lines) == 4  # two curves, one vertical, one horizontal reference
+    assert has_units(ax.get_xlabel()) and has_units(ax.get_ylabel())

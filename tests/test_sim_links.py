@@ -1,0 +1,68 @@
+"""Link models: in-order delivery, the promised marginals, correlation, stalls, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labkit.sim.links import LINK_NAMES, make_link
+
+
+def send_all(name: str, sent: np.ndarray, seed: int = 0, **params: float) -> np.ndarray:
+    link = make_link(name, seed, **params)
+    return np.array([link.send(float(t)) for t in sent])
+
+
+@pytest.mark.parametrize("name", LINK_NAMES)
+def test_delivery_is_in_order_and_never_early(name: str) -> None:
+    sent = np.sort(np.random.default_rng(1).uniform(0, 20_000, 3000))
+    arrived = send_all(name, sent, per_message_ms=0.5)
+    assert np.all(np.diff(arrived) >= 0)
+    assert np.all(arrived >= sent + 0.5 - 1e-9)
+
+
+@pytest.mark.parametrize("name", LINK_NAMES)
+def test_same_seed_same_delays(name: str) -> None:
+    sent = np.arange(0, 5000, 7.0)
+    np.testing.assert_array_equal(send_all(name, sent, seed=3), send_all(name, sent, seed=3))
+
+
+def test_jitter_draws_the_promised_mean_and_p99() -> None:
+    sent = np.arange(0, 4e7, 400.0)  # far apart, so in-order delivery never holds one back
+    delays = send_all("jitter", sent, mean_ms=50, p99_ms=150) - sent
+    assert delays.mean() == pytest.approx(50, rel=0.03)
+    assert np.percentile(delays, 99) == pytest.approx(150, rel=0.05)
+
+
+def test_correlated_shares_the_marginal_but_not_the_independence() -> None:
+    sent = np.arange(0, 4e7, 400.0)
+    delays = send_all("correlated", sent, mean_ms=50, p99_ms=150, tau_ms=200) - sent
+    assert delays.mean() == pytest.approx(50, rel=0.05)
+    back_to_back = np.repeat(np.arange(0, 1e6, 1000.0), 2) + np.tile([0.0, 1.0], 1000)
+    paired = send_all("correlated", back_to_back, mean_ms=50, p99_ms=150) - back_to_back
+    independent = send_all("jitter", back_to_back, mean_ms=50, p99_ms=150) - back_to_back
+    assert np.abs(np.diff(paired)[::2]).mean() < 0.1 * np.abs(np.diff(independent)[::2]).mean()
+
+
+def test_stalls_freeze_the_path_for_100_to_600_ms() -> None:
+    sent = np.arange(0, 600_000, 5.0)
+    delays = send_all("stalls", sent, delay_ms=40, rate_per_s=0.5) - sent
+    assert delays.min() == pytest.approx(40)
+    assert delays.max() <= 40 + 600 + 1e-6
+    assert 0.05 < np.mean(delays > 45) < 0.4  # ~0.5/s x ~350 ms frozen
+
+
+def test_sender_lateness_is_zero_unless_asked_and_positive_when_asked() -> None:
+    assert make_link("jitter", 0).lateness() == 0.0
+    late = make_link("ideal", 0, lateness_ms=4.0)
+    draws = np.array([late.lateness() for _ in range(5000)])
+    assert draws.min() >= 0 and draws.mean() == pytest.approx(4.0, rel=0.1)
+
+
+def test_bad_link_input_names_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match="unknown link 'wifi'"):
+        make_link("wifi")
+    with pytest.raises(ValueError, match="mean_ms < p99_ms"):
+        make_link("jitter", mean_ms=100, p99_ms=50)
+    with pytest.raises(ValueError, match="bad parameters"):
+        make_link("constant", delay=3)

@@ -1,0 +1,145 @@
+"""Playout models: the incremental models agree with the closed forms of DOMAIN.md section 4."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labkit.sim.playout import FixedPlayout, make_playout
+
+BYTES_PER_MS = 8
+sizes_st = st.lists(st.integers(1, 2000), min_size=1, max_size=40)
+
+
+def arrivals_for(sizes: list[int], gaps: list[float]) -> np.ndarray:
+    return np.cumsum(np.asarray(gaps[: len(sizes)], dtype=np.float64))
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=sizes_st, gaps=st.lists(st.floats(0, 300), min_size=40, max_size=40))
+def test_fifo_incremental_matches_vectorised_recursion(sizes: list[int], gaps: list[float]) -> None:
+    arrivals = arrivals_for(sizes, gaps)
+    durations = np.asarray(sizes, dtype=np.float64) / BYTES_PER_MS
+    cumulative_before = np.r_[0.0, np.cumsum(durations)[:-1]]
+    expected = cumulative_before + np.maximum.accumulate(arrivals - cumulative_before)
+    model = make_playout("fifo")
+    for a, n in zip(arrivals, sizes, strict=True):
+        model.advance(a)
+        model.receive_media(b"\x00" * n, a)
+    starts = np.array([p.start_ms for p in model.plays])
+    np.testing.assert_allclose(starts, expected, atol=1e-9)
+    assert [seg[2] for seg in model.segments] == [b"\x00" * n for n in sizes]
+
+
+def test_mark_echo_at_once_when_empty_and_after_audio_otherwise() -> None:
+    model = make_playout("fifo")
+    model.receive_mark("early", 5.0)
+    assert model.advance(5.0) == [("early", 5.0)]
+    model.receive_media(b"\x01" * 160, 10.0)  # plays 10..30
+    model.receive_mark("after", 12.0)
+    assert model.next_event_ms() == 30.0
+    assert model.advance(29.9) == []
+    assert model.advance(30.0) == [("after", 30.0)]
+    assert model.next_event_ms() is None
+
+
+def test_clear_echoes_pending_marks_and_drops_unplayed_audio() -> None:
+    model = make_playout("fifo")
+    model.receive_media(b"\x01" * 800, 0.0)  # 0..100 ms
+    model.receive_mark("m1", 0.0)
+    model.receive_media(b"\x02" * 800, 0.0)  # 100..200 ms
+    model.receive_mark("m2", 0.0)
+    assert model.advance(40.0) == []
+    assert model.receive_clear(40.0) == ["m1", "m2"]
+    assert model.played_bytes == 40 * BYTES_PER_MS
+    assert model.cleared_bytes == 1600 - 40 * BYTES_PER_MS
+    assert model.segments == [(0.0, 40.0, b"\x01" * 320)]
+    model.receive_media(b"\x03" * 80, 50.0)  # queue empty after the clear: plays at once
+    assert model.plays[-1].start_ms == 50.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.sampled_from(["fifo", "prefetch", "fixed", "frame_padding"]),
+    sizes=sizes_st,
+    gaps=st.lists(st.floats(0, 200), min_size=40, max_size=40),
+    clear_at=st.lists(st.integers(0, 39), max_size=3),
+)
+def test_played_cleared_discarded_add_up_to_received(
+    name: str, sizes: list[int], gaps: list[float], clear_at: list[int]
+) -> None:
+    model = make_playout(name)
+    arrivals = arrivals_for(sizes, gaps)
+    echoed: list[str] = []
+    for i, (a, n) in enumerate(zip(arrivals, sizes, strict=True)):
+        echoed += [m for m, _ in model.advance(a)]
+        model.receive_media(b"\x00" * n, a, item=("item", 0), last=i == len(sizes) - 1)
+        model.receive_mark(f"m{i}", a)
+        if i in clear_at:
+            echoed += model.receive_clear(a)
+    echoed += [m for m, _ in model.advance(math.inf)]
+    assert model.played_bytes + model.cleared_bytes + model.discarded_bytes == sum(sizes)
+    assert sorted(echoed) == sorted(f"m{i}" for i in range(len(sizes)))  # every mark, once
+    played = sum(len(seg[2]) for seg in model.segments)
+    assert played == model.played_bytes
+    ends = [seg[1] for seg in model.segments]
+    starts = [seg[0] for seg in model.segments]
+    assert all(s >= e - 1e-9 for s, e in zip(starts[1:], ends[:-1], strict=False))  # no overlap
+
+
+def late_count(delay_ms: float, arrivals: np.ndarray, sizes: list[int]) -> int:
+    model = FixedPlayout(delay_ms=delay_ms)
+    for a, n in zip(arrivals, sizes, strict=True):
+        model.receive_media(b"\x00" * n, float(a), item="one")
+    return sum(1 for p in model.plays if p.discarded_bytes)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=sizes_st, gaps=st.lists(st.floats(0, 400), min_size=40, max_size=40))
+def test_fixed_late_count_falls_with_delay_and_vanishes_at_oracle(
+    sizes: list[int], gaps: list[float]
+) -> None:
+    arrivals = arrivals_for(sizes, gaps)
+    offsets = np.r_[0.0, np.cumsum(sizes)[:-1]] / BYTES_PER_MS
+    d_star = float(np.max(arrivals - offsets) - (arrivals[0] - offsets[0]))
+    delays = sorted({0.0, d_star / 3, d_star / 2, d_star, d_star + 50.0})
+    counts = [late_count(d, arrivals, sizes) for d in delays]
+    assert all(b <= a for a, b in zip(counts, counts[1:], strict=False))
+    assert late_count(d_star, arrivals, sizes) == 0
+    if d_star > 1e-6:
+        assert late_count(d_star - 1e-3, arrivals, sizes) > 0
+
+
+def test_prefetch_waits_for_depth_then_plays_everything_queued() -> None:
+    model = make_playout("prefetch", depth_ms=60.0)
+    model.receive_media(b"\x00" * 160, 0.0)  # 20 ms queued: wait
+    model.receive_mark("m", 0.0)
+    assert model.plays[0].start_ms != model.plays[0].start_ms  # NaN: not yet scheduled
+    model.receive_media(b"\x00" * 160, 10.0)
+    model.receive_media(b"\x00" * 160, 20.0)  # 60 ms queued: start now
+    assert [p.start_ms for p in model.plays] == [20.0, 40.0, 60.0]
+    assert model.advance(40.0) == [("m", 40.0)]
+
+
+def test_prefetch_stops_waiting_at_the_items_last_byte() -> None:
+    model = make_playout("prefetch", depth_ms=500.0)
+    model.receive_media(b"\x00" * 160, 0.0, item="a", last=True)
+    assert model.plays[0].start_ms == 0.0
+
+
+def test_frame_padding_inserts_silence_to_whole_frames() -> None:
+    model = make_playout("frame_padding")
+    model.receive_media(b"\x00" * 100, 0.0)  # 12.5 ms of audio + 7.5 ms of padding
+    model.receive_media(b"\x00" * 160, 0.0)
+    assert model.plays[1].start_ms == 20.0
+
+
+def test_unknown_playout_or_parameter_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown playout 'twilio'"):
+        make_playout("twilio")
+    with pytest.raises(ValueError, match="depth"):
+        make_playout("fifo", depth=3)
