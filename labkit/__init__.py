@@ -1,4 +1,4 @@
-"""labkit: a lab that measures outbound audio buffering between a Realtime voice agent and Twilio."""
+"""labkit: a lab measuring outbound audio buffering between a Realtime voice agent and Twilio."""
 
 from __future__ import annotations
 

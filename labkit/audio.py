@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import resample_poly
 
 SAMPLE_RATE_HZ = 8000
 BYTES_PER_MS = SAMPLE_RATE_HZ // 1000  # one byte per sample
@@ -94,9 +93,17 @@ def resample_to_8k(pcm: npt.ArrayLike, rate_hz: int) -> Int16Array:
     if rate_hz == SAMPLE_RATE_HZ:
         return to_int16(samples)
     as_float = to_int16(samples).astype(np.float64) / 32767.0
-    common = math.gcd(int(rate_hz), SAMPLE_RATE_HZ)
-    resampled = resample_poly(as_float, SAMPLE_RATE_HZ // common, int(rate_hz) // common)
-    return to_int16(np.asarray(resampled, dtype=np.float64))
+    return to_int16(_resample(as_float, int(rate_hz), SAMPLE_RATE_HZ))
+
+
+def _resample(
+    samples: npt.NDArray[np.float64], from_hz: int, to_hz: int
+) -> npt.NDArray[np.float64]:
+    from scipy.signal import resample_poly  # imported here: scipy.signal takes ~1 s to import
+
+    common = math.gcd(from_hz, to_hz)
+    resampled = resample_poly(samples, to_hz // common, from_hz // common)
+    return np.asarray(resampled, dtype=np.float64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,9 +147,8 @@ class Audio:
     def resampled(self, rate_hz: int) -> Audio:
         if rate_hz == self.rate_hz:
             return self
-        common = math.gcd(int(rate_hz), int(self.rate_hz))
-        floats = resample_poly(self.samples / 32767.0, rate_hz // common, self.rate_hz // common)
-        return Audio(to_int16(np.asarray(floats, dtype=np.float64)), rate_hz)
+        floats = _resample(self.samples / 32767.0, int(self.rate_hz), int(rate_hz))
+        return Audio(to_int16(floats), rate_hz)
 
     def play(self) -> Any:
         """An ``IPython.display.Audio`` of these samples (IPython is imported only here)."""

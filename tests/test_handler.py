@@ -44,13 +44,15 @@ def speech_trace(*, interrupt_second: bool = False) -> Trace:
     """Two responses; deltas of irregular sizes arriving 30 ms apart. Optionally the caller
     barges in on the second response after its fourth delta."""
     events: list[TraceEvent] = []
-    for turn, (response, item, t0) in enumerate([("r1", "i1", 0.0), ("r2", "i2", 600.0)]):
+    for turn, (response, item, t0) in enumerate([("r1", "i1", 0.0), ("r2", "i2", 1000.0)]):
         events.append(turn_event("turn_started", t0, response))
         for k, size in enumerate(DELTA_SIZES):
             if interrupt_second and turn == 1 and k == 4:
                 events.append(item_event("audio_interrupted", t0 + 30.0 * k, item, 0))
                 break
-            events.append(audio_event(t0 + 30.0 * k, response, item, 0, bytes([k + 16 * turn]) * size))
+            events.append(
+                audio_event(t0 + 30.0 * k, response, item, 0, bytes([k + 16 * turn]) * size)
+            )
         else:
             events.append(item_event("audio_done", t0 + 30.0 * len(DELTA_SIZES), item, 0))
         events.append(turn_event("turn_ended", t0 + 260.0, response))
@@ -353,4 +355,3 @@ async def test_bad_calls_beside_a_healthy_call_leave_it_byte_exact(trace_path: P
         "invalid_fields": 1,
     }
     assert len(calls) == 3
-

@@ -55,17 +55,13 @@ def test_duplicates_dropped_and_overlaps_trimmed() -> None:
     assert buffer.stats.overlap_bytes_dropped == 160 + 80
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"chunk_ms": 0}, {"warmup_chunks": -1}, {"max_gap_ms": -5}]
-)
+@pytest.mark.parametrize("kwargs", [{"chunk_ms": 0}, {"warmup_chunks": -1}, {"max_gap_ms": -5}])
 def test_bad_settings_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="InboundBuffer"):
         InboundBuffer(**kwargs)  # type: ignore[arg-type]
 
 
-frames_with_gaps = st.lists(
-    st.tuples(st.integers(1, 400), st.integers(0, 400)), max_size=60
-)
+frames_with_gaps = st.lists(st.tuples(st.integers(1, 400), st.integers(0, 400)), max_size=60)
 
 
 @given(frames_with_gaps, st.integers(1, 100), st.integers(0, 4), st.integers(0, 300))

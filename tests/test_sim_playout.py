@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -108,7 +109,7 @@ def test_fixed_late_count_falls_with_delay_and_vanishes_at_oracle(
     d_star = float(np.max(arrivals - offsets) - (arrivals[0] - offsets[0]))
     delays = sorted({0.0, d_star / 3, d_star / 2, d_star, d_star + 50.0})
     counts = [late_count(d, arrivals, sizes) for d in delays]
-    assert all(b <= a for a, b in zip(counts, counts[1:], strict=False))
+    assert all(b <= a for a, b in itertools.pairwise(counts))
     assert late_count(d_star, arrivals, sizes) == 0
     if d_star > 1e-6:
         assert late_count(d_star - 1e-3, arrivals, sizes) > 0

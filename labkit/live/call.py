@@ -1,13 +1,14 @@
-"""A loopback call: the real server and handler dialled by the Twilio emulator, beside the simulator.
+"""A loopback call: the real server and handler dialled by the Twilio emulator, beside the sim.
 
 ``loopback_call`` starts the live server in this event loop on a free loopback port, with the
 trace replayed through the real SDK session (``TraceReplayModel``) and the real ``TwilioHandler``.
 A ``TwilioPeer`` dials it exactly as Twilio would, plays what arrives through a playout model and
 records every arrival. The measured metrics come from those arrivals
-(``labkit.sim.metrics.measure``); the prediction is ``labkit.simulate`` on the same trace with a ``constant`` link of the measured
-loopback delay. Both sides are measured the same way, from arrival times only (the simulator's own
-arrivals go through ``measure`` too), so a difference between them is a difference in behaviour,
-not in definitions. See notebooks/04_live_call.ipynb and notebooks/05_barge_in_and_marks.ipynb.
+(``labkit.sim.metrics.measure``); the prediction is ``labkit.simulate`` on the same trace, with
+the very strategy the handler builds, over a ``constant`` link of the measured loopback delay.
+Both sides are measured the same way, from arrival times only (the simulator's own arrivals go
+through ``measure`` too), so a difference between them is one of behaviour, not of definitions.
+See notebooks/04_live_call.ipynb and notebooks/05_barge_in_and_marks.ipynb.
 
 Time base: the peer records media ms (real ms times ``speed``), the trace's own clock.
 """
@@ -152,7 +153,7 @@ async def _last_call_stats(finished: list[Any]) -> Any:
     """The handler's stats once it has wound down (it finishes just after the socket closes)."""
     for _ in range(100):
         if finished:
-            return finished[-1]
+            return getattr(finished[-1], "stats", finished[-1])
         await asyncio.sleep(0.01)
     return None
 
@@ -166,6 +167,7 @@ def _compare(
     recording: PeerRecording,
     handler_stats: Any,
 ) -> CallResult:
+    from labkit.live.handler import build_strategy
     from labkit.sim import measure, simulate
 
     params = dict(playout_params or {})
@@ -174,22 +176,19 @@ def _compare(
     delay_ms = recording.one_way_delay_ms
     if math.isnan(delay_ms):
         delay_ms = DELAY_FALLBACK_MS * speed
-    # align_frames only when on: not every strategy takes it
-    options: dict[str, Any] = {"mark_every_ms": call.mark_every_ms}
-    if call.align_frames:
-        options["align_frames"] = True
     simulation = simulate(
         trace,
-        call.strategy,
-        call.threshold_ms,
+        build_strategy(call),
         link="constant",
         playout=playout,
         link_params={"delay_ms": delay_ms},
         playout_params=params,
-        **options,
     )
     arrivals = simulation.schedule.drop(columns=["sent_ms"]).assign(sent_ms=math.nan)
     simulated = measure(arrivals, playout, **params)
+    if handler_stats is not None:  # the peer cannot see crediting; the handler counted it
+        measured = replace(measured, credited_bytes=handler_stats.marks_credited_bytes)
+        simulated = replace(simulated, credited_bytes=simulation.metrics.credited_bytes)
     return CallResult(
         trace=trace,
         strategy=call.strategy,
@@ -203,5 +202,5 @@ def _compare(
         simulation=simulation,
         loopback_delay_ms=delay_ms,
         handler_stats=handler_stats,
-        options=options,
+        options={"mark_every_ms": call.mark_every_ms, "align_frames": call.align_frames},
     )

@@ -218,7 +218,7 @@ class TwilioHandler:
         if text is None:
             self._drop("binary", f"binary frame of {len(frame.get('bytes') or b'')} bytes")
             return None
-        if len(text) > tm.MAX_MESSAGE_BYTES or len(text.encode()) > tm.MAX_MESSAGE_BYTES:
+        if len(text) * 4 > tm.MAX_MESSAGE_BYTES and len(text.encode()) > tm.MAX_MESSAGE_BYTES:
             self._drop("oversize", f"text frame of {len(text)} chars > {tm.MAX_MESSAGE_BYTES} B")
             return None
         try:

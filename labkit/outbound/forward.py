@@ -12,7 +12,8 @@ from labkit.outbound.queued import Clocked, check_threshold
 
 
 class ForwardStrategy(Clocked):
-    """Send every delta as it arrives; marks at the ledger's cadence, always at an item's end."""
+    """Send every delta as it arrives; marks at the ledger's cadence, always at an item's end
+    (``end()``, or the first audio of another item)."""
 
     name = "forward"
 
@@ -27,15 +28,21 @@ class ForwardStrategy(Clocked):
         self.threshold_ms = check_threshold(self.name, threshold_ms)  # unused: nothing is held
         self.ledger = MarkLedger(mark_every_ms, honor_generations=honor_generations)
         self._pushed: dict[tuple[str, int], int] = {}
+        self._current: tuple[str, int] | None = None  # the item whose audio came last
 
     def push(self, chunk: AudioChunk, now: float) -> list[Outbound]:
         self._tick(now, "push")
         if not chunk.data:
             return []
         key = (chunk.item_id, chunk.content_index)
+        out: list[Outbound] = []
+        if self._current is not None and self._current != key:
+            out += self.ledger.finish(*self._current, now)  # the model moved on: that item is done
+        self._current = key
         offset = self._pushed.get(key, 0)
         self._pushed[key] = offset + len(chunk.data)
-        return [self.ledger.media(chunk.item_id, chunk.content_index, offset, chunk.data, now)]
+        out.append(self.ledger.media(chunk.item_id, chunk.content_index, offset, chunk.data, now))
+        return out
 
     def poll(self, now: float) -> list[Outbound]:
         self._tick(now, "poll")

@@ -10,6 +10,15 @@ from labkit.plots.compare import measured_vs_simulated as measured_vs_simulated
 from labkit.plots.compare import metric_vs_setting as metric_vs_setting
 from labkit.plots.compare import stale_audio_vs_lead as stale_audio_vs_lead
 from labkit.plots.compare import strategy_vs_frontier as strategy_vs_frontier
+from labkit.plots.sweep import (
+    gaps_vs_threshold as gaps_vs_threshold,
+)
+from labkit.plots.sweep import (
+    latency_vs_underruns as latency_vs_underruns,
+)
+from labkit.plots.sweep import (
+    underruns_vs_threshold as underruns_vs_threshold,
+)
 from labkit.plots.timeline import fifo_playout as fifo_playout
 from labkit.plots.timeline import packet_timeline as packet_timeline
 from labkit.plots.timeline import playout_gaps as playout_gaps

@@ -68,7 +68,7 @@ def strategy_vs_frontier(
         raise ValueError(f"points lacks the label column {label!r}")
     ax = new_axes(ax)
     ordered = frontier.sort_values(x)
-    ax.step(ordered[x], ordered[y], where="post", color="black", label="oracle frontier")
+    ax.plot(ordered[x], ordered[y], color="black", label="oracle frontier")  # piecewise linear in P
     ax.scatter(points[x], points[y], zorder=3, color="tab:purple", label="strategies")
     for _, row in points.iterrows():
         ax.annotate(
@@ -145,19 +145,21 @@ def metric_vs_setting(
     ylabel: str,
     vlines: Mapping[str, float] | None = None,
     hline: tuple[str, float] | None = None,
+    order: str | None = None,
     title: str | None = None,
 ) -> Axes:
     """One line per ``by`` group of ``y`` against ``x``, with labelled reference lines.
 
     Used for underruns vs threshold with each trace's oracle D* as a vertical line, and for
-    added latency vs underruns with the 150 ms G.114 line.
+    added latency vs underruns with the 150 ms G.114 line. Points are joined in ``order``
+    (a column; default ``x``), e.g. by threshold when x is a trade-off metric.
     """
     missing = {x, y, by} - set(table.columns)
     if missing:
         raise ValueError(f"table lacks the column(s) {sorted(missing)}")
     ax = new_axes(ax)
     for name, group in table.groupby(by, sort=False):
-        ordered = group.sort_values(x)
+        ordered = group.sort_values(order or x)
         ax.plot(ordered[x], ordered[y], marker=".", label=str(name))
     for name, value in (vlines or {}).items():
         ax.axvline(value, linestyle="--", color="0.4", linewidth=1)

@@ -1,7 +1,8 @@
 """Link models: when a message sent at ``now`` reaches the other end of one TCP connection.
 
 Delivery is in order, as over one TCP connection: ``arrival_i = max(arrival_{i-1}, sent_i + delay_i)
-+ per_message_ms`` (the receiver's per-message cost). The models differ only in how ``delay_i`` is drawn:
++ per_message_ms`` (the receiver's per-message cost). The models differ
+only in how ``delay_i`` is drawn:
 
 - ``ideal``: 0; ``constant(delay_ms)``.
 - ``jitter(mean_ms, p99_ms)``: every message draws its own lognormal delay. With many tiny messages
@@ -9,8 +10,8 @@ Delivery is in order, as over one TCP connection: ``arrival_i = max(arrival_{i-1
 - ``correlated(mean_ms, p99_ms, tau_ms)``: the path's log-delay is an Ornstein-Uhlenbeck process
   sampled at send time, with the same lognormal marginal as ``jitter``; back-to-back messages see
   nearly the same delay, so their number hardly matters.
-- ``stalls(delay_ms, rate_per_s, min_stall_ms, max_stall_ms)``: constant delay plus rare path freezes
-  (Poisson in time); a message sent during a freeze waits for its end.
+- ``stalls(delay_ms, rate_per_s, min_stall_ms, max_stall_ms)``: constant delay plus rare path
+  freezes (Poisson in time); a message sent during a freeze waits for its end.
 
 Every link also carries the sender's timer lateness: ``lateness_ms`` (mean of an exponential) is how
 late a poll fires after its deadline. See notebooks/01_why_tiny_packets_jitter.ipynb.
@@ -133,7 +134,9 @@ class CorrelatedLink(JitterLink):
         if not math.isnan(self._sampled_ms):
             decay = math.exp(-max(now - self._sampled_ms, 0.0) / self.tau_ms)
             spread = self.sigma * math.sqrt(1.0 - decay * decay)
-            self._log_delay = self.mu + (self._log_delay - self.mu) * decay + spread * self._normal()
+            self._log_delay = (
+                self.mu + (self._log_delay - self.mu) * decay + spread * self._normal()
+            )
         self._sampled_ms = now
         return math.exp(self._log_delay)
 

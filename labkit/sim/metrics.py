@@ -1,25 +1,28 @@
 """Metrics of one run (simulated or observed live), named after W3C webrtc-stats and NetEQ.
 
 Everything is computed with numpy from a schedule: one row per outbound message with the columns
-kind, item_id, content_index, offset, size, generation, sent_ms, arrived_ms and, once a playout model
-has played it, play_start_ms, play_end_ms, played_bytes, cleared_bytes, discarded_bytes.
+kind, item_id, content_index, offset, size, generation, sent_ms, arrived_ms and,
+once a playout model has played it, play_start_ms, play_end_ms, played_bytes, cleared_bytes,
+discarded_bytes.
 See notebooks/01_why_tiny_packets_jitter.ipynb and notebooks/02_threshold_sweep.ipynb.
 
 Definitions (all times in ms, "item" = one (item_id, content_index) audio stream):
 - gap: silence between two consecutive *played* media messages of the same item,
-  ``play_start[k+1] - play_end[k]``; silence before an item's first byte is time to first audio, not a
-  gap. A gap > 1e-6 ms is concealment; ``concealment_events`` counts them, ``concealed_ms`` sums them;
-  gaps >= 150 ms are NetEQ interruptions.
+  ``play_start[k+1] - play_end[k]``; silence before an item's first byte is time to first
+  audio, not a gap. A gap > 1e-6 ms is concealment; ``concealment_events`` counts them,
+  ``concealed_ms`` sums them; gaps >= 150 ms are NetEQ interruptions.
 - ``mean_added_latency_ms``: jitter_buffer_delay / jitter_buffer_emitted_count at the playout model:
   the mean over played bytes of (the time the byte plays) - (the time its message arrived at the
   playout model). A message of n bytes arriving at a and starting at s adds n(s - a) + n(n-1)/16.
 - ``mean_lag_ms``: mean over played bytes of (play time) - (item origin + media offset of the byte),
   where the origin is when the model delivered the item's first byte: how much later than real-time
   playout from the first delivered byte each byte is heard (sender hold + network + underruns).
-- ``jitter_ms``: RFC 3550 6.4.1 over media messages, transit = arrival - media offset, reset per item.
+- ``jitter_ms``: RFC 3550 6.4.1 over media messages, transit = arrival - media offset,
+  reset per item.
 - ``oracle_min_delay_ms``: D* = max_i(a_i - m_i) - (a_0 - m_0) per item, largest over items: the
   least fixed delay after the first arrival with no late message (Moon, Kurose & Towsley 1998).
-- ``stale_after_barge_in_ms``: audio sent before an interrupt that plays after the interrupt was issued.
+- ``stale_after_barge_in_ms``: audio sent before an interrupt that plays after the interrupt
+  was issued.
 - ``credited_unplayed_bytes``: bytes of marks the strategy credited that never played.
 """
 
@@ -163,10 +166,8 @@ def _oracle_min_delay(arrived: FloatArray, offset_ms: FloatArray, codes: IntArra
     return float(max((worst - transit[first]).max(), 0.0))
 
 
-def _played_in_ranges(
-    pos: IntArray, played: IntArray, lo: IntArray, hi: IntArray
-) -> IntArray:
-    """Bytes played inside each [lo, hi) given played prefixes ``[pos, pos + played)`` (disjoint)."""
+def _played_in_ranges(pos: IntArray, played: IntArray, lo: IntArray, hi: IntArray) -> IntArray:
+    """Bytes played inside each [lo, hi), given disjoint played ranges ``[pos, pos + played)``."""
     order = np.argsort(pos, kind="stable")
     pos, played = pos[order], played[order]
     before = np.r_[0, np.cumsum(played)]
@@ -188,8 +189,9 @@ def compute(
 ) -> Metrics:
     """Metrics from schedule columns (lists or arrays, see SCHEDULE_COLUMNS).
 
-    ``origins_ms`` maps an item to when the model delivered its first byte (default: the item's first
-    ``sent_ms``); ``interrupts_ms`` are the times barge-ins were issued (default: sent times of clears).
+    ``origins_ms`` maps an item to when the model delivered its first byte (default: the item's
+    first ``sent_ms``); ``interrupts_ms`` are the times barge-ins were issued (default: sent
+    times of clears).
     """
     kind = list(columns["kind"])
     kinds = np.asarray(kind)
@@ -204,7 +206,8 @@ def compute(
     def col(name: str, rows: Any = media) -> FloatArray:
         if name not in columns:
             return np.full(int(np.count_nonzero(rows)), math.nan)
-        return np.asarray(columns[name], dtype=np.float64)[rows]
+        values: FloatArray = np.asarray(columns[name], dtype=np.float64)[rows]
+        return values
 
     sent, arrived = col("sent_ms"), col("arrived_ms")
     offset = np.asarray(columns["offset"], dtype=np.int64)[media]
@@ -284,7 +287,9 @@ def compute(
         interruption_count=len(interruptions),
         total_interruption_duration_ms=float(interruptions.sum()),
         mean_time_to_first_audio_ms=float(np.mean(ttfa)) if ttfa else math.nan,
-        mean_added_latency_ms=float(buffer_delay.sum() / total_played) if total_played else math.nan,
+        mean_added_latency_ms=float(buffer_delay.sum() / total_played)
+        if total_played
+        else math.nan,
         mean_lag_ms=float((lag * weight).sum() / total_played) if total_played else math.nan,
         jitter_ms=_rtp_jitter(arrived - offset / BYTES_PER_MS, codes),
         oracle_min_delay_ms=_oracle_min_delay(arrived, offset / BYTES_PER_MS, codes),
@@ -320,7 +325,10 @@ def measure(schedule: pd.DataFrame, playout: str = "fifo", **params: float) -> M
 def _first_arrivals(columns: dict[str, Any]) -> dict[tuple[str, int], float]:
     first: dict[tuple[str, int], float] = {}
     for k, i, c, a in zip(
-        columns["kind"], columns["item_id"], columns["content_index"], columns["arrived_ms"],
+        columns["kind"],
+        columns["item_id"],
+        columns["content_index"],
+        columns["arrived_ms"],
         strict=True,
     ):
         if k == "media":
@@ -349,7 +357,9 @@ def replay_playout(model: Any, columns: dict[str, Any]) -> None:
     model.advance(math.inf)
     for row, record in zip(media_rows, model.plays, strict=True):
         played[row], cleared[row], discarded[row] = (
-            record.played_bytes, record.cleared_bytes, record.discarded_bytes
+            record.played_bytes,
+            record.cleared_bytes,
+            record.discarded_bytes,
         )
         if record.played_bytes:
             start[row], end[row] = record.start_ms, record.end_ms

@@ -1,4 +1,4 @@
-"""Twilio-side playout models: incremental, sans-I/O, shared by the simulator and the Twilio emulator.
+"""Twilio-side playout models: incremental, sans-I/O, shared by the simulator and the emulator.
 
 Each model receives the outbound messages at their arrival time (``now``, ms), plays queued audio at
 8 bytes/ms, and echoes marks when the audio before them has played. ``advance(now)`` returns the
@@ -6,11 +6,13 @@ marks whose echo time is due; ``next_event_ms()`` says when to call it next. ``s
 the caller heard: ``(start_ms, end_ms, payload)``, gaps between them are silence.
 
 Models (see notebooks/01_why_tiny_packets_jitter.ipynb and DOMAIN.md section 4):
-- ``fifo``: Twilio as documented; plays whenever anything is queued. s_i = max(a_i, s_{i-1} + d_{i-1}).
-- ``prefetch(depth_ms)``: after running empty (and at the start), waits until ``depth_ms`` is queued,
-  the item ends, or ``max_wait_ms`` has passed (PJSIP-like re-buffering).
-- ``fixed(delay_ms)``: each item plays on a fixed schedule ``first arrival + delay_ms + media offset``;
-  a message arriving after its slot is discarded whole and its slot concealed (NetEQ-like).
+- ``fifo``: Twilio as documented; plays whenever anything is queued:
+  s_i = max(a_i, s_{i-1} + d_{i-1}).
+- ``prefetch(depth_ms)``: after running empty (and at the start), waits until ``depth_ms`` is
+  queued, the item ends, or ``max_wait_ms`` has passed (PJSIP-like re-buffering).
+- ``fixed(delay_ms)``: each item plays on a fixed schedule
+  ``first arrival + delay_ms + media offset``; a message arriving after its slot is discarded
+  whole and its slot concealed (NetEQ-like).
 - ``frame_padding``: FIFO, but every message is padded with silence to whole 20 ms frames.
 
 ``receive_media`` takes optional keyword-only hints the simulator knows and Twilio does not:
@@ -36,7 +38,7 @@ Segment = tuple[float, float, bytes]
 
 @dataclass(slots=True)
 class PlayRecord:
-    """What became of one received media message. ``start_ms`` is NaN while it waits to be scheduled."""
+    """What became of one received media message; ``start_ms`` is NaN while it waits."""
 
     arrived_ms: float
     size: int
@@ -142,7 +144,7 @@ class FifoPlayout:
         return (-size % FRAME_BYTES) / BYTES_PER_MS
 
     def _truncate_after(self, now: float) -> None:
-        """Drop every byte not yet played at ``now`` (a clear): newest first, stop at played audio."""
+        """A clear at ``now``: drop every byte not yet played, newest first."""
         for record in reversed(self.plays):
             if record.discarded_bytes:
                 continue
@@ -245,8 +247,9 @@ class PrefetchPlayout(FifoPlayout):
                 end_ms = before.start_ms + before.size / BYTES_PER_MS if before else -math.inf
                 mark[0] = max(now, end_ms)
 
+
 class FixedPlayout(FifoPlayout):
-    """Fixed schedule per item: first arrival + ``delay_ms`` + media offset; late messages discarded."""
+    """Fixed schedule per item: first arrival + ``delay_ms`` + media offset; late ones discarded."""
 
     name = "fixed"
 
@@ -296,7 +299,7 @@ def make_playout(name: str, **params: float) -> FifoPlayout:
         if name == "fifo":
             return FifoPlayout(**params)  # type: ignore[arg-type]
         if name == "frame_padding":
-            return FifoPlayout(pad_to_frame=True, **params)  # type: ignore[misc]
+            return FifoPlayout(pad_to_frame=True, **params)
         if name == "prefetch":
             return PrefetchPlayout(**params)
         if name == "fixed":

@@ -3,9 +3,10 @@
 One event loop merges five time-ordered sources and always handles the earliest (ties in this
 order): messages reaching Twilio over the link, the playout model's mark echoes, echoes reaching the
 app over the return link, the trace's events (audio -> push, audio_done -> end, audio_interrupted ->
-interrupt), and the strategy's timer (poll at its deadline plus the sender's lateness). Each source is
-already in time order, so a merge of their heads replaces a heap. Nothing sleeps: a minute of call
-runs in milliseconds. See notebooks/01_why_tiny_packets_jitter.ipynb and 02_threshold_sweep.ipynb.
+interrupt), and the strategy's timer (poll at its deadline plus the sender's lateness). Each source
+is already in time order, so a merge of their heads replaces a heap. Nothing sleeps: a minute of
+call runs in milliseconds. See notebooks/01_why_tiny_packets_jitter.ipynb and
+notebooks/02_threshold_sweep.ipynb.
 """
 
 from __future__ import annotations
@@ -74,10 +75,13 @@ def prepare(trace: Trace, name: str = "") -> PreparedTrace:
 
 
 class SimResult:
-    """One simulated run: ``.metrics``, ``.schedule`` (a DataFrame, one row per message), ``.audio``."""
+    """One run: ``.metrics``, ``.schedule`` (a DataFrame, one row per message), ``.audio``."""
 
     def __init__(
-        self, metrics: Metrics, columns: dict[str, list[Any]], segments: list[tuple[float, float, bytes]]
+        self,
+        metrics: Metrics,
+        columns: dict[str, list[Any]],
+        segments: list[tuple[float, float, bytes]],
     ) -> None:
         self.metrics = metrics
         self.columns = columns
@@ -208,7 +212,12 @@ class _Run:
         self.credited: dict[int, int] = {}
         trace = self.trace
         times, codes, keys, payloads = trace.times_ms, trace.codes, trace.keys, trace.payloads
-        strategy, playout, in_flight, echoes = self.strategy, self.playout, self.in_flight, self.echoes
+        strategy, playout, in_flight, echoes = (
+            self.strategy,
+            self.playout,
+            self.in_flight,
+            self.echoes,
+        )
         n_events, i, steps = len(times), 0, 0
         max_steps = MAX_STEPS_PER_EVENT * (n_events + 10) + 10 * n_rows_hint
         inf = math.inf
@@ -300,8 +309,8 @@ def simulate(
     """Simulate one call: ``trace`` through ``strategy`` over ``link`` into Twilio's ``playout``.
 
     ``strategy`` is a name for ``labkit.outbound.make_strategy`` (with ``threshold_ms`` and
-    ``strategy_options``) or a ready strategy object. The return link (mark echoes) is a model of the
-    same kind and parameters with its own random stream. Same seed, same result.
+    ``strategy_options``) or a ready strategy object. The return link (mark echoes) is a model of
+    the same kind and parameters with its own random stream. Same seed, same result.
     """
     prepared = trace if isinstance(trace, PreparedTrace) else prepare(trace)
     if isinstance(strategy, str):
@@ -318,4 +327,3 @@ def simulate(
         interrupts_ms=np.asarray(prepared.interrupts_ms, dtype=np.float64),
     )
     return SimResult(metrics, run.columns, model.segments)
-

@@ -70,7 +70,9 @@ def _run_chunk(chunk: _Chunk, options: dict[str, Any]) -> list[dict[str, Any]]:
     trace = _worker_traces[chunk.trace_index]
     rows = []
     for threshold, seed in itertools.product(chunk.thresholds_ms, chunk.seeds):
-        result = simulate(trace, chunk.strategy, threshold, chunk.link, chunk.playout, seed, **options)
+        result = simulate(
+            trace, chunk.strategy, threshold, chunk.link, chunk.playout, seed, **options
+        )
         rows.append({
             "trace": trace.name, "strategy": chunk.strategy, "threshold_ms": threshold,
             "link": chunk.link, "playout": chunk.playout, "seed": seed,
@@ -105,7 +107,8 @@ def sweep(
     link_params: dict[str, float] | None = None,
     playout_params: dict[str, float] | None = None,
 ) -> pd.DataFrame:
-    """A tidy DataFrame, one row per run: trace, strategy, threshold_ms, link, playout, seed + metrics.
+    """A tidy DataFrame, one row per run: trace, strategy, threshold_ms, link, playout, seed and
+    every metric.
 
     ``seeds`` is a count (seeds 0..N-1) or the seeds themselves; ``jobs > 1`` runs in processes.
     """
@@ -113,8 +116,12 @@ def sweep(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     strategy_list, threshold_list = list(strategies), [float(t) for t in thresholds_ms]
     link_list, playout_list = list(links), list(playouts)
-    if not (specs and strategy_list and threshold_list and link_list and playout_list and seed_list):
-        raise ValueError("sweep: traces, strategies, thresholds, links, playouts and seeds must be non-empty")
+    if not (
+        specs and strategy_list and threshold_list and link_list and playout_list and seed_list
+    ):
+        raise ValueError(
+            "sweep: traces, strategies, thresholds, links, playouts and seeds must be non-empty"
+        )
     if jobs < 1:
         raise ValueError(f"sweep: jobs must be >= 1, got {jobs}")
     options: dict[str, Any] = {"link_params": link_params, "playout_params": playout_params}

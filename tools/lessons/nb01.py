@@ -258,6 +258,11 @@ for link in ("jitter", "correlated"):
 ax = plots.gap_distribution(arrival_gaps, xlabel="time between consecutive arrivals at Twilio (ms)",
                             title="Independent jitter bunches arrivals and leaves long holes; correlated keeps the spacing")
 ax.set_xscale("symlog", linthresh=1)
+ax.set_xlim(left=0)
+independent, shared = (np.asarray(arrival_gaps[f"forward, {link}"]) for link in ("jitter", "correlated"))
+print(f"back-to-back arrivals: {np.mean(independent == 0):.0%} independent vs {np.mean(shared == 0):.0%} correlated; "
+      f"longest hole {independent.max():.0f} ms vs {shared.max():.0f} ms")
+assert np.mean(independent == 0) > np.mean(shared == 0) and independent.max() > shared.max()
 
 assert correlated.loc["forward", "seeds_with_gaps"] == 0, "with a shared path delay, forwarding has no gaps"
 assert correlated.loc["forward", "mean_silence_ms"] < jitter.loc["forward", "mean_silence_ms"]

@@ -1,0 +1,67 @@
+"""Speed of the simulator on the longest shipped trace: one run per strategy, then a full sweep.
+
+Run: ``.venv/bin/python benchmarks/bench_sim.py [--jobs 2]``. Targets: one simulate <= 5 ms median;
+181 thresholds (20..200 step 1) x 5 strategies over the jitter link <= 3 s. Figures are also
+given as multiples of real time (trace audio simulated per second of wall clock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from labkit.outbound import STRATEGY_NAMES, make_strategy
+from labkit.sim import prepare, simulate, sweep
+from labkit.traces import read, shipped
+
+REPEATS = 15
+THRESHOLDS_MS = [float(t) for t in range(20, 201)]
+
+
+def longest_trace() -> tuple[str, object]:
+    traces = [(path, read(path)) for path in shipped()]
+    path, trace = max(traces, key=lambda pair: pair[1].audio_ms)
+    return path.name, trace
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    name, trace = longest_trace()
+    prepared = prepare(trace, name)  # type: ignore[arg-type]
+    audio_s = trace.audio_ms / 1000  # type: ignore[attr-defined]
+    print(f"trace {name}: {audio_s:.1f} s of audio, {len(prepared.times_ms)} events")
+    strategies = [s for s in STRATEGY_NAMES if _available(s)]
+    for strategy in strategies:
+        times = []
+        for seed in range(REPEATS):
+            start = time.perf_counter()
+            simulate(prepared, strategy, 60, link="jitter", seed=seed)
+            times.append(time.perf_counter() - start)
+        median = statistics.median(times)
+        print(
+            f"simulate {strategy:<9} median {median * 1000:7.2f} ms"
+            f" = {audio_s / median:8.0f}x real time"
+        )
+    start = time.perf_counter()
+    frame = sweep([trace], strategies, THRESHOLDS_MS, ["jitter"], 1, jobs=args.jobs, progress=False)  # type: ignore[list-item]
+    elapsed = time.perf_counter() - start
+    runs = len(frame)
+    print(
+        f"sweep {runs} runs (jobs={args.jobs}) in {elapsed:.2f} s"
+        f" = {runs * audio_s / elapsed:.0f}x real time"
+    )
+
+
+def _available(name: str) -> bool:
+    try:
+        make_strategy(name, 50.0)
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""``labkit serve``: run the live server for real Twilio calls (or a trace replay).
+
+See notebooks/04_live_call.ipynb. Secrets come from the environment only (OPENAI_API_KEY,
+TWILIO_AUTH_TOKEN), never from flags, so they stay out of shell history and process lists.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from labkit.live.settings import (
+    DEFAULT_MARK_EVERY_MS,
+    DEFAULT_STRATEGY,
+    DEFAULT_THRESHOLD_MS,
+    DEFAULT_VOICE,
+    CallSettings,
+    ServerSettings,
+    parse_mark_every_ms,
+    strategy_names,
+)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the live Twilio server (real OpenAI model, or a trace replay)",
+        description="Serve Twilio's voice webhook and Media Streams WebSocket. With OPENAI_API_KEY "
+        "set and no --replay, calls talk to the OpenAI Realtime model; otherwise a trace is "
+        "replayed. With TWILIO_AUTH_TOKEN set, every request must carry a valid Twilio signature.",
+    )
+    parser.add_argument("--replay", metavar="TRACE", help="trace file or shipped trace name")
+    parser.add_argument("--speed", type=float, default=1.0, help="replay speed factor")
+    parser.add_argument("--strategy", choices=strategy_names(), default=DEFAULT_STRATEGY)
+    parser.add_argument("--threshold-ms", type=float, default=DEFAULT_THRESHOLD_MS)
+    parser.add_argument(
+        "--mark-every-ms",
+        type=parse_mark_every_ms,
+        default=DEFAULT_MARK_EVERY_MS,
+        help="ms of audio per mark, or 'none' for a mark after every media message",
+    )
+    parser.add_argument("--align-frames", action="store_true", help="cut media at 20 ms frames")
+    parser.add_argument("--host", default=DEFAULT_HOST)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--record", metavar="DIR", type=Path, help="write each call's trace here")
+    parser.add_argument("--public-url", metavar="URL", help="e.g. https://abc.ngrok.app")
+    parser.add_argument("--voice", default=DEFAULT_VOICE)
+    parser.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    call = CallSettings(args.strategy, args.threshold_ms, args.mark_every_ms, args.align_frames)
+    return ServerSettings.from_env(
+        call=call,
+        replay_trace=resolve_trace(args.replay) if args.replay else None,
+        replay_speed=args.speed,
+        record_dir=args.record,
+        public_url=args.public_url,
+        voice=args.voice,
+    )
+
+
+def resolve_trace(name_or_path: str) -> Path:
+    """A path to a trace file, or the name of a shipped trace."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    from labkit.traces import shipped
+
+    return shipped(name_or_path)
+
+
+def instructions(settings: ServerSettings, host: str, port: int, model: str) -> str:
+    base = (settings.public_url or f"https://<your public host for {host}:{port}>").rstrip("/")
+    signatures = "required" if settings.twilio_auth_token else "NOT checked (no TWILIO_AUTH_TOKEN)"
+    return "\n".join(
+        [
+            f"labkit live server on http://{host}:{port}  model: {model}",
+            f"call settings: {settings.call}",
+            f"Twilio signatures: {signatures}",
+            "In the Twilio console, Phone Numbers > your number > Voice configuration:",
+            f"  A call comes in: Webhook  {base}/incoming-call  HTTP POST",
+            "Twilio needs a public https URL: e.g. run `ngrok http "
+            f"{port}` and pass --public-url https://<id>.ngrok.app",
+            f"Health check: http://{host}:{port}/health",
+        ]
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from labkit.live.server import create_app, uvicorn_config
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = settings_from_args(args)
+    app = create_app(settings)
+    print(instructions(settings, args.host, args.port, app.state.models.description), flush=True)
+    uvicorn.Server(uvicorn_config(app, args.host, args.port, log_level="info")).run()
+    return 0

@@ -1,0 +1,73 @@
+"""Sweeps and the simulate/sweep commands: tidy rows, same numbers as simulate, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import labkit
+from labkit.cli import main
+from labkit.cli.sweep import parse_thresholds
+from labkit.sim import simulate
+from labkit.traces import read, shipped
+
+
+def test_sweep_gives_one_row_per_run_matching_simulate() -> None:
+    frame = labkit.sweep(["barge_in"], ["forward", "rechunk"], [40, 80], ["jitter"], seeds=2,
+                         progress=False)  # fmt: skip
+    assert len(frame) == 2 * 2 * 2
+    assert {"trace", "strategy", "threshold_ms", "link", "playout", "seed", "concealed_ms"} <= set(
+        frame.columns
+    )
+    row = frame[(frame.strategy == "rechunk") & (frame.threshold_ms == 80) & (frame.seed == 1)]
+    direct = simulate(read(shipped("barge_in")), "rechunk", 80, link="jitter", seed=1).metrics
+    assert row["concealed_ms"].item() == pytest.approx(direct.concealed_ms)
+    assert row["messages"].item() == direct.messages
+
+
+def test_sweep_in_two_processes_equals_sweep_in_one() -> None:
+    args = (["tiny_deltas"], ["forward", "preroll"], [30, 60, 90], ["correlated"])
+    one = labkit.sweep(*args, seeds=1, jobs=1, progress=False)
+    two = labkit.sweep(*args, seeds=1, jobs=2, progress=False)
+    assert one.equals(two)
+
+
+def test_simulate_command_prints_json_metrics(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["simulate", "realtime_jitter", "--strategy", "rechunk", "--threshold-ms", "50",
+                 "--link", "stalls", "--playout", "prefetch", "--seed", "3", "--json"])  # fmt: skip
+    assert code == 0
+    row = json.loads(capsys.readouterr().out)
+    for key in ("messages", "audio_ms", "played_ms", "concealed_ms", "concealment_events",
+                "oracle_min_delay_ms", "mean_added_latency_ms"):  # fmt: skip
+        assert key in row
+    assert row["audio_ms"] > 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["simulate", "tiny_deltas", "--strategy", "bogus"], "unknown strategy 'bogus'"),
+        (["simulate", "no_such_trace"], "no_such_trace"),
+        (["sweep", "tiny_deltas", "--thresholds", "20:x:5", "--out", "unused"], "START:STOP:STEP"),
+        (["sweep", "tiny_deltas", "--strategy", "forward,nope", "--out", "unused"], "'nope'"),
+    ],
+)
+def test_bad_command_input_exits_2_with_a_clear_message(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_sweep_command_writes_csv_and_plots(tmp_path: Path) -> None:
+    code = main(["sweep", "barge_in", "--strategy", "forward,preroll", "--thresholds", "20:60:20",
+                 "--link", "jitter", "--out", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    assert (tmp_path / "sweep.csv").read_text().count("\n") == 1 + 2 * 3
+    assert len(list(tmp_path.glob("*.png"))) == 3
+
+
+def test_thresholds_include_stop() -> None:
+    assert parse_thresholds("20:200:1")[-1] == 200 and len(parse_thresholds("20:200:1")) == 181
