@@ -7,7 +7,8 @@ Twilio exactly that delay. (A hold measured in audio, as ``preroll`` does, buys 
 time as the model took to deliver that audio.) ``adaptive`` estimates D* for the next item from
 the items already played:
 
-1. Upstream: for every item it computes D*_up from the arrivals it saw itself.
+1. Upstream: for every item it computes D*_up from the arrivals it saw itself (with aligned
+   frames, from the start of the frame a chunk's first byte belongs to: a frame leaves whole).
 2. Echoes: Twilio echoes a mark when the audio before it finished playing, so consecutive echoes
    of one item come ``size/8`` ms apart when the queue never ran dry; any extra spacing above
    ``echo_tolerance_ms`` is starvation S the caller heard (network delay and jitter included,
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 
 from labkit.marks import DEFAULT_MARK_EVERY_MS
 from labkit.outbound.base import BYTES_PER_MS, Mark, Media, Outbound
-from labkit.outbound.itemqueue import ItemBuffer, ItemKey
+from labkit.outbound.itemqueue import ItemBuffer, ItemKey, whole_frames
 from labkit.outbound.queued import QueuedStrategy
 
 DEFAULT_PERCENTILE = 95.0
@@ -146,8 +147,10 @@ class AdaptiveStrategy(QueuedStrategy):
             self._track(buffer.key, _ItemStats(first_arrival_ms=now, hold_ms=hold))
         stats = self._items.get(buffer.key)
         if stats is not None:
-            first_byte_ms = (buffer.end_offset - size) / BYTES_PER_MS
-            stats.max_lateness_ms = max(stats.max_lateness_ms, now - first_byte_ms)
+            first_byte = buffer.end_offset - size
+            if self.align_frames:  # a byte can leave only once its frame is whole
+                first_byte = whole_frames(first_byte)
+            stats.max_lateness_ms = max(stats.max_lateness_ms, now - first_byte / BYTES_PER_MS)
 
     def _on_interrupt(self, now: float) -> None:
         self._items.clear()  # their marks are cleared: no echo will complete them
