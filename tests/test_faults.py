@@ -40,7 +40,8 @@ ACCOUNT_SID = "ACfaults000000000000000000000000001"
 BYTES_PER_MS = 8
 FRAME_MS = 20
 CALL_TIMEOUT_S = 20.0
-LABKIT_TASK_PREFIXES = ("labkit-", "peer-")
+CALL_TASK_PREFIXES = ("labkit-", "peer-")
+SERVER_TASKS = ("labkit-uvicorn",)
 
 
 @pytest.fixture
@@ -109,6 +110,16 @@ async def receive_until_closed(ws: ClientConnection) -> list[tm.ToTwilio]:
     return received
 
 
+async def receive_all_marked(
+    ws: ClientConnection, messages: list[tm.ToTwilio], audio_bytes: int
+) -> None:
+    """Until all the audio arrived, and the mark after each media (``mark_every_ms=None``)."""
+    while len(media_of(messages)) < audio_bytes or len(mark_names(messages)) < sum(
+        isinstance(m, tm.OutboundMediaMsg) for m in messages
+    ):
+        messages.append(tm.parse_to_twilio(await ws.recv(), SID))
+
+
 def media_of(messages: list[tm.ToTwilio]) -> bytes:
     return b"".join(m.payload for m in messages if isinstance(m, tm.OutboundMediaMsg))
 
@@ -132,7 +143,7 @@ async def settled(server: BackgroundServer, calls: int, timeout_s: float = 10.0)
 def call_tasks() -> list[str]:
     """Tasks of a call (handler, session, replay model, peer) still alive in this loop."""
     names = [t.get_name() for t in asyncio.all_tasks() if not t.done()]
-    return [n for n in names if n.startswith(LABKIT_TASK_PREFIXES)]
+    return [n for n in names if n.startswith(CALL_TASK_PREFIXES) and n not in SERVER_TASKS]
 
 
 async def no_call_tasks_left(timeout_s: float = 5.0) -> None:
@@ -303,7 +314,8 @@ async def test_paced_keeps_twilio_fed_to_its_lead_through_a_stall_without_a_burs
     traces.write(trace, path)
     settings = settings_for(path, speed=speed, strategy="paced", threshold_ms=lead_ms)
     async with serve_in_background(settings) as server:
-        peer = TwilioPeer(server.ws_url, speed=speed, idle_hangup_ms=500.0)
+        peer = TwilioPeer(server.ws_url, speed=speed, idle_hangup_ms=500.0,
+                          min_call_ms=trace.duration_ms)  # fmt: skip
         recording = await asyncio.wait_for(peer.run(), CALL_TIMEOUT_S)
     assert recording.received_audio() == trace_audio(trace)
     media = [(a.arrived_ms, a.size) for a in recording.arrivals if a.kind == "media"]
@@ -327,9 +339,8 @@ async def test_a_peer_that_never_echoes_credits_nothing_and_the_call_still_ends(
 ) -> None:
     async with serve_in_background(settings_for(trace_path, mark_every_ms=None)) as server:
         ws = await dial(server)
-        messages = []
-        while len(media_of(messages)) < len(trace_audio(traces.read(trace_path))):
-            messages.append(tm.parse_to_twilio(await ws.recv(), SID))
+        messages: list[tm.ToTwilio] = []
+        await receive_all_marked(ws, messages, len(trace_audio(traces.read(trace_path))))
         await ws.send(tm.stop_json(SID, ACCOUNT_SID, CALL_SID, 2))  # the caller hangs up
         await receive_until_closed(ws)
         (handler,) = await settled(server, 1)
@@ -345,11 +356,7 @@ async def test_marks_echoed_twice_out_of_order_or_unknown_are_credited_once(
     async with serve_in_background(settings_for(trace_path, mark_every_ms=None)) as server:
         ws = await dial(server)
         messages: list[tm.ToTwilio] = []
-        # forward with a mark after every media: wait for the last media's mark too
-        while len(media_of(messages)) < len(audio) or len(mark_names(messages)) < sum(
-            isinstance(m, tm.OutboundMediaMsg) for m in messages
-        ):
-            messages.append(tm.parse_to_twilio(await ws.recv(), SID))
+        await receive_all_marked(ws, messages, len(audio))
         names = mark_names(messages)
         unknown = ["bogus", "m999999.g0", "m1.g7", "", "x" * 300]
         echoes = [*reversed(names), *names, *unknown]

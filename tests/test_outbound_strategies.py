@@ -192,8 +192,9 @@ def test_paced_never_runs_more_than_its_lead_ahead_even_after_a_2s_stall(lead_ms
 
 def test_paced_deadlines_come_from_the_anchor_so_late_polls_do_not_drift() -> None:
     strategy = make_strategy("paced", 60)
-    strategy.push(AudioChunk("a", 0, bytes(FRAME_BYTES * 500)), 0.0)  # 10 s of audio at once
-    sent_at: list[float] = []
+    first = strategy.push(AudioChunk("a", 0, bytes(FRAME_BYTES * 500)), 0.0)  # 10 s at once
+    sent_at = [0.0 for m in first if isinstance(m, Media) and m.payload]
+    assert len(sent_at) == 4  # the lead: frames 0-3 (media 0-60 ms) are due at once
     while (deadline := strategy.next_deadline()) is not None:
         now = deadline + 3.0  # every poll 3 ms late
         sent_at += [now for m in strategy.poll(now) if isinstance(m, Media) and m.payload]
