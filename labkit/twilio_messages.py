@@ -194,6 +194,8 @@ def _load(frame: str | bytes) -> tuple[Mapping[str, Any], str]:
         raise TwilioMessageError(f"message exceeds {MAX_MESSAGE_BYTES} bytes")
     try:
         obj = json.loads(frame)
+    except RecursionError:  # e.g. 30 000 nested brackets fit in one frame
+        raise TwilioMessageError("message is JSON nested too deeply") from None
     except ValueError as exc:
         raise TwilioMessageError(f"message is not JSON ({exc})") from None
     if not isinstance(obj, dict):

@@ -75,6 +75,7 @@ def test_marks_of_different_items_are_independent() -> None:
     send(ledger, 0, 500, item="a")
     send(ledger, 0, 500, item="b")
     (a_tail,) = ledger.finish("a", 0, 1.0)
+    assert isinstance(a_tail, Media)
     assert (a_tail.item_id, a_tail.marks[0].start, a_tail.marks[0].end) == ("a", 0, 500)
 
 

@@ -54,7 +54,7 @@ def leaked_marks(strategy: Any) -> str | None:
 
 def clears_at_item_end(strategy: Any) -> str | None:
     """Defect 2: audio_done must not clear: Twilio would drop the tail it still has queued."""
-    out, now = drive_item(strategy, 25)
+    _, now = drive_item(strategy, 25)
     ended = strategy.end("a", 0, now)
     if any(isinstance(m, Clear) for m in ended):
         return "end() sent clear: the item's queued tail is cut"

@@ -279,14 +279,14 @@ def wait_bound(run: Run, key: ItemKey, offset: int) -> float:
     if name == "forward":
         return arrived
     if name == "rechunk":
-        return min(ready + strategy.flush_interval_ms, closed)
+        return min(ready + float(strategy.flush_interval_ms), closed)
     if name == "preroll":
         release = run.arrival(key, math.ceil(strategy.threshold_ms * BYTES_PER_MS) - 1)
         release = -math.inf if strategy.threshold_ms == 0 else release
         return min(max(ready, release), closed)
     if name == "adaptive":
         first = min(r.t for r in run.pushes if r.key == key)
-        return min(max(ready, first + strategy.cap_ms), closed)
+        return min(max(ready, first + float(strategy.cap_ms)), closed)
     raise AssertionError(f"no byte-wait promise for {name}")
 
 

@@ -63,7 +63,7 @@ def play(config: tuple[str, float, dict[str, Any]], script: list[Op]) -> Run:
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=config_id)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(script=ops)
 def test_every_strategy_keeps_its_contract(
     config: tuple[str, float, dict[str, Any]], script: list[Op]

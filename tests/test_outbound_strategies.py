@@ -20,6 +20,7 @@ from labkit.outbound import (
     strategy_options,
 )
 from labkit.outbound.adaptive import AdaptiveStrategy, nearest_rank_percentile
+from labkit.outbound.paced import PacedStrategy
 
 A = ("a", 0)
 
@@ -341,3 +342,16 @@ def test_nearest_rank_percentile() -> None:
     assert nearest_rank_percentile(values, 95) == 95.0
     assert nearest_rank_percentile([3.0], 95) == 3.0
     assert nearest_rank_percentile([5.0, 1.0, 9.0], 50) == 5.0
+
+
+def test_paced_frame_size_follows_frame_ms_and_align_rounds_it_to_whole_frames() -> None:
+    assert PacedStrategy(0, frame_ms=40).frame_bytes == 320
+    assert PacedStrategy(0, frame_ms=25).frame_bytes == 200
+    assert PacedStrategy(0, frame_ms=25, align_frames=True).frame_bytes == 320
+    with pytest.raises(ValueError, match="frame_ms"):
+        make_strategy("paced", 0, frame_ms=0)
+
+
+def test_the_original_report_buffer_rejects_an_unknown_variant() -> None:
+    with pytest.raises(ValueError, match=r"variant must be one of \('first', 'fixed'\)"):
+        make_strategy("original_report", 50, variant="second")

@@ -1,4 +1,4 @@
-"""`labkit serve --record DIR`: every call's trace is written by the TraceRecorder, no secrets in it."""
+"""`labkit serve --record DIR`: each call's trace, written by the TraceRecorder, no secrets."""
 
 from __future__ import annotations
 

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from labkit.marks import DEFAULT_MARK_EVERY_MS
-from labkit.outbound.base import BYTES_PER_MS, Mark, Media, Outbound
+from labkit.outbound.base import BYTES_PER_MS, Mark, Outbound
 from labkit.outbound.itemqueue import ItemBuffer, ItemKey, whole_frames
 from labkit.outbound.queued import QueuedStrategy
 
@@ -57,7 +57,6 @@ class _ItemStats:
     final_end: int | None = None  # offset past the item's last byte, once it went out
     last_echo: tuple[int, float] | None = None  # (end offset, echo time) of the latest echo
     starvation_ms: float = 0.0
-    echoes: int = field(default=0)
 
     @property
     def upstream_dstar_ms(self) -> float:
@@ -136,7 +135,6 @@ class AdaptiveStrategy(QueuedStrategy):
             size = self._sendable(len(head.data))
             if size:
                 self._send(head, size, now, out)
-        self._note_final_sends(out)
         return out
 
     def _on_push(self, buffer: ItemBuffer, is_new: bool, size: int, now: float) -> None:
@@ -161,17 +159,12 @@ class AdaptiveStrategy(QueuedStrategy):
         while len(self._items) > MAX_TRACKED_ITEMS:
             self._items.popitem(last=False)
 
-    def _note_final_sends(self, out: list[Outbound]) -> None:
-        for message in out:
-            if isinstance(message, Media) and message.marks:
-                stats = self._items.get((message.item_id, message.content_index))
-                if stats is not None and self._is_final(message):
-                    stats.final_end = message.marks[-1].end
-
-    def _is_final(self, message: Media) -> bool:
-        # A final send retired its buffer; the item has no open buffer left.
-        key = (message.item_id, message.content_index)
-        return all(buffer.key != key for buffer in self._queue.buffers)
+    def _retire_head(self) -> None:
+        head = self._queue.buffers.popleft()
+        stats = self._items.get(head.key)
+        if stats is not None:  # every byte of the item went out: its last mark ends here
+            stats.final_end = head.offset
+            self._sample_if_complete(head.key, stats)
 
     def _learn_from_echo(self, mark: Mark, now: float) -> None:
         key = (mark.item_id, mark.content_index)
@@ -183,8 +176,11 @@ class AdaptiveStrategy(QueuedStrategy):
             if gap_ms > self.echo_tolerance_ms:
                 stats.starvation_ms += gap_ms
         stats.last_echo = (mark.end, now)
-        stats.echoes += 1
-        if stats.final_end is not None and mark.end == stats.final_end:
+        self._sample_if_complete(key, stats)
+
+    def _sample_if_complete(self, key: ItemKey, stats: _ItemStats) -> None:
+        """Once the item's final mark has echoed, it yields its sample."""
+        if stats.last_echo is not None and stats.last_echo[0] == stats.final_end:
             self.samples_ms.append(self._sample(stats))
             del self._items[key]
 
