@@ -171,7 +171,7 @@ def mutated_message(draw: st.DrawFn) -> str:
 
 
 def media_with_payload(size: int) -> str:
-    payload = base64.b64encode(bytes(size % 256 for _ in range(1)) * size).decode()
+    payload = base64.b64encode(bytes([size % 256]) * size).decode()
     return json.dumps({"event": "media", "sequenceNumber": "9", "streamSid": HOSTILE_SID,
                        "media": {"track": "inbound", "chunk": "9", "timestamp": "180",
                                  "payload": payload}})  # fmt: skip
@@ -240,6 +240,7 @@ async def hostile_call(live: LiveServer, before: list[str | bytes], after: list[
 def test_hostile_frames_never_crash_the_server_and_a_healthy_call_stays_exact(
     live: LiveServer,
 ) -> None:
+    live.errors.records.clear()
     stop = live.run(make_event())
     healthy = asyncio.run_coroutine_threadsafe(healthy_calls(live, stop), live.loop)
 
@@ -283,7 +284,7 @@ async def make_event() -> asyncio.Event:
 )
 def test_each_known_hostile_frame_is_survived(live: LiveServer, frame: str | bytes) -> None:
     live.errors.records.clear()
-    live.run(hostile_call(live, [], [frame, frame], send_start=True))
+    live.run(hostile_call(live, [], [frame, start_with({}), frame], send_start=False))
 
 
 def test_a_valid_stop_after_hostile_frames_still_ends_the_call(live: LiveServer) -> None:

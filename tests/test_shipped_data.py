@@ -149,3 +149,16 @@ def test_readme_names_every_data_file_and_its_command() -> None:
 def test_shipped_data_stays_small() -> None:
     total = sum(p.stat().st_size for p in DATA_DIR.rglob("*") if p.is_file())
     assert total < 4_000_000
+
+
+@pytest.mark.parametrize("spec", CATALOG, ids=lambda s: s.name)
+def test_the_caller_answers_only_after_hearing_the_agent_out(spec: TraceSpec) -> None:
+    """A new turn never starts while the previous answer could still be playing at real time
+    (barge-ins excepted): otherwise Twilio's queue would carry one answer into the next."""
+    trace = load(spec.name)
+    starts = [e.t_ms for e in trace.events if e.type == "turn_started"]
+    for key, next_start in zip(trace.items, starts[1:], strict=False):
+        if key in trace.interrupted_items:
+            continue
+        heard_out_ms = trace.arrivals_ms(key)[0] + trace.sizes(key).sum() / 8
+        assert next_start >= heard_out_ms, f"{spec.name}: {key} still playing at {next_start} ms"

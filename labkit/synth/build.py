@@ -24,6 +24,7 @@ from labkit.synth.arrivals import (
     draw_uniform,
     split_into_deltas,
 )
+from labkit.audio import BYTES_PER_MS
 from labkit.synth.catalog import BargeIn, TraceSpec
 from labkit.traces import Trace, TraceEvent, audio_event, item_event, make_header, turn_event
 
@@ -98,7 +99,13 @@ def _item_events(
 def _turn_events(
     turn: int, text: str, audio: bytes, start_ms: float, spec: TraceSpec, rng: np.random.Generator
 ) -> tuple[list[TraceEvent], float]:
-    """The events of one turn and the time it ended."""
+    """The events of one turn, and when the caller may start speaking again.
+
+    The caller answers only once they have heard the agent out: not before the item's audio
+    could have finished playing at real time from its first byte (unless they barged in, in
+    which case they are already speaking). Otherwise bursty delivery would start the next turn
+    while Twilio still plays the previous answer.
+    """
     model = spec.model
     response_id, item_id = f"resp_{turn + 1:03d}", f"item_{turn + 1:03d}"
     barge_in = next((b for b in spec.barge_ins if b.turn == turn), None)
@@ -114,7 +121,10 @@ def _turn_events(
     events.append(item_event(kind, _ms(audio_end_ms), item_id, CONTENT_INDEX))
     end_ms = audio_end_ms + draw_uniform(model.turn_end_ms, rng)
     events.append(turn_event("turn_ended", _ms(end_ms), response_id))
-    return events, end_ms
+    if delivery.interrupted_at_ms is not None:
+        return events, end_ms
+    heard_out_ms = float(delivery.arrivals_ms[0]) + len(audio) / BYTES_PER_MS
+    return events, max(end_ms, heard_out_ms)
 
 
 def build_events(
