@@ -66,3 +66,16 @@ def test_bad_link_input_names_what_is_wrong() -> None:
         make_link("jitter", mean_ms=100, p99_ms=50)
     with pytest.raises(ValueError, match="bad parameters"):
         make_link("constant", delay=3)
+
+
+@pytest.mark.parametrize("per_message_ms", [0.0, 0.3])
+@pytest.mark.parametrize("name", LINK_NAMES)
+def test_bulk_arrivals_equal_one_send_at_a_time(name: str, per_message_ms: float) -> None:
+    # the simulator's fast path relies on this: same numbers, bit for bit, and the same state
+    sent = np.sort(np.random.default_rng(2).uniform(0, 20_000, 1500)).tolist()
+    one, bulk = make_link(name, 4, per_message_ms=per_message_ms), make_link(name, 4, per_message_ms=per_message_ms)
+    expected = [one.send(t) for t in sent[:700]]
+    got = bulk.arrivals_ms(sent[:700]).tolist()
+    assert got == expected
+    assert [one.send(t) for t in sent[700:]] == bulk.arrivals_ms(sent[700:]).tolist()
+    assert bulk.arrivals_ms([]).tolist() == []

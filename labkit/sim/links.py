@@ -22,9 +22,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 LINK_NAMES = ("ideal", "constant", "jitter", "correlated", "stalls")
 Z_P99 = 2.3263478740408408  # standard normal 99th percentile
+FloatArray = npt.NDArray[np.float64]
 DRAW_BLOCK = 512  # random numbers drawn per numpy call: per-message numpy calls dominate otherwise
 
 
@@ -54,6 +56,29 @@ class Link:
         self._last_arrival_ms = arrival
         return arrival
 
+    def arrivals_ms(self, sent_ms: list[float]) -> FloatArray:
+        """Arrival times of messages sent at ``sent_ms`` (in order): the same numbers, and the
+        same state afterwards, as calling ``send`` on each (vectorised where delays allow)."""
+        return self._in_order(np.asarray(sent_ms, dtype=np.float64))
+
+    def _send_each(self, sent_ms: list[float]) -> FloatArray:
+        return np.array([self.send(now) for now in sent_ms], dtype=np.float64)
+
+    def _in_order(self, due_ms: FloatArray) -> FloatArray:
+        """``send``'s in-order recursion over ``due_ms = sent + delay``, exactly as it rounds."""
+        if len(due_ms) == 0:
+            return due_ms
+        if self.per_message_ms != 0.0:
+            return np.array([self._arrive(due) for due in due_ms.tolist()], dtype=np.float64)
+        arrived: FloatArray = np.maximum.accumulate(np.maximum(due_ms, self._last_arrival_ms))
+        self._last_arrival_ms = float(arrived[-1])
+        return arrived
+
+    def _arrive(self, due_ms: float) -> float:
+        arrival = max(self._last_arrival_ms, due_ms) + self.per_message_ms
+        self._last_arrival_ms = arrival
+        return arrival
+
     def lateness(self) -> float:
         """How late the sender's next timer fires (ms)."""
         if self.lateness_ms == 0.0:
@@ -64,6 +89,17 @@ class Link:
 
     def _delay_ms(self, now: float) -> float:
         return 0.0
+
+    def _normals_in_send_order(self, count: int) -> list[float]:
+        """The next ``count`` values ``_normal`` would return, drawing blocks as it would."""
+        taken = self._normals[::-1][:count]
+        del self._normals[len(self._normals) - len(taken) :]
+        while len(taken) < count:
+            block = self.rng.standard_normal(DRAW_BLOCK).tolist()
+            need = count - len(taken)
+            taken += block[::-1][:need]
+            self._normals = block[: max(DRAW_BLOCK - need, 0)]
+        return taken
 
     def _normal(self) -> float:
         if not self._normals:
@@ -82,6 +118,9 @@ class ConstantLink(Link):
 
     def _delay_ms(self, now: float) -> float:
         return self.delay_ms
+
+    def arrivals_ms(self, sent_ms: list[float]) -> FloatArray:
+        return self._in_order(np.asarray(sent_ms, dtype=np.float64) + self.delay_ms)
 
 
 def lognormal_params(mean_ms: float, p99_ms: float) -> tuple[float, float]:
@@ -111,6 +150,12 @@ class JitterLink(Link):
     def _delay_ms(self, now: float) -> float:
         return math.exp(self.mu + self.sigma * self._normal())
 
+    def arrivals_ms(self, sent_ms: list[float]) -> FloatArray:
+        normals = np.asarray(self._normals_in_send_order(len(sent_ms)), dtype=np.float64)
+        # math.exp, not np.exp: numpy's exp differs from libm's in the last bit now and then
+        delays = np.array(list(map(math.exp, (self.mu + self.sigma * normals).tolist())))
+        return self._in_order(np.asarray(sent_ms, dtype=np.float64) + delays)
+
 
 class CorrelatedLink(JitterLink):
     name = "correlated"
@@ -139,6 +184,8 @@ class CorrelatedLink(JitterLink):
             )
         self._sampled_ms = now
         return math.exp(self._log_delay)
+
+    arrivals_ms = Link._send_each  # path-dependent delays: one message at a time
 
 
 class StallLink(Link):
@@ -180,6 +227,8 @@ class StallLink(Link):
             self._draw_next_stall(self._stall_end_ms)
         frozen_ms = self._stall_end_ms - now if now >= self._stall_start_ms else 0.0
         return self.delay_ms + frozen_ms
+
+    arrivals_ms = Link._send_each  # stalls are drawn lazily as time passes
 
 
 LINK_CLASSES: dict[str, type[Link]] = {

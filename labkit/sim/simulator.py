@@ -23,6 +23,7 @@ import pandas as pd
 
 from labkit.audio import SILENCE_BYTE, Audio
 from labkit.outbound.base import AudioChunk, Clear, Media, OutboundStrategy
+from labkit.sim import fastpath
 from labkit.sim.links import Link, make_link
 from labkit.sim.metrics import SCHEDULE_COLUMNS, Metrics, compute
 from labkit.sim.playout import FifoPlayout, make_playout
@@ -47,6 +48,7 @@ class PreparedTrace:
     item_bytes: dict[tuple[str, int], int]  # total bytes of items that finished (audio_done)
     origins_ms: dict[tuple[str, int], float]  # when each item's first byte was delivered
     interrupts_ms: list[float]
+    audio_bytes: int = 0  # all audio bytes of the trace
 
 
 def prepare(trace: Trace, name: str = "") -> PreparedTrace:
@@ -71,7 +73,8 @@ def prepare(trace: Trace, name: str = "") -> PreparedTrace:
             done.add(key)
     interrupts = [t for t, c in zip(times, codes, strict=True) if c == INTERRUPTED]
     finished = {k: v for k, v in sizes.items() if k in done}
-    return PreparedTrace(name, times, codes, keys, payloads, finished, origins, interrupts)
+    return PreparedTrace(name, times, codes, keys, payloads, finished, origins, interrupts,
+                         sum(sizes.values()))  # fmt: skip
 
 
 class SimResult:
@@ -315,15 +318,51 @@ def simulate(
     prepared = trace if isinstance(trace, PreparedTrace) else prepare(trace)
     if isinstance(strategy, str):
         strategy = _default_factory()(strategy, threshold_ms, **strategy_options)
-    params = dict(link_params or {})
-    fwd = make_link(link, np.random.default_rng(seed), **params)
-    back = make_link(link, np.random.default_rng(seed + ECHO_SEED_OFFSET), **params)
+    fwd, back = _links(link, seed, link_params)
+    model = make_playout(playout, **(playout_params or {}))
+    if fastpath.applies(prepared, strategy):
+        columns, segments = fastpath.run(prepared, strategy, fwd, back, model)
+    else:
+        run = _Run(prepared, strategy, fwd, back, model)
+        run.run()
+        columns, segments = run.columns, model.segments
+    return _result(prepared, columns, segments)
+
+
+def simulate_event_driven(
+    trace: Trace | PreparedTrace,
+    strategy: str | OutboundStrategy = "forward",
+    threshold_ms: float = 50,
+    link: str = "jitter",
+    playout: str = "fifo",
+    seed: int = 0,
+    link_params: dict[str, float] | None = None,
+    playout_params: dict[str, float] | None = None,
+    **strategy_options: Any,
+) -> SimResult:
+    """``simulate`` always through the event loop (the reference the fast path must equal)."""
+    prepared = trace if isinstance(trace, PreparedTrace) else prepare(trace)
+    if isinstance(strategy, str):
+        strategy = _default_factory()(strategy, threshold_ms, **strategy_options)
+    fwd, back = _links(link, seed, link_params)
     model = make_playout(playout, **(playout_params or {}))
     run = _Run(prepared, strategy, fwd, back, model)
     run.run()
+    return _result(prepared, run.columns, model.segments)
+
+
+def _links(name: str, seed: int, params: dict[str, float] | None) -> tuple[Link, Link]:
+    """The forward link and the return link: same model, separate random streams."""
+    fwd = make_link(name, np.random.default_rng(seed), **(params or {}))
+    back = make_link(name, np.random.default_rng(seed + ECHO_SEED_OFFSET), **(params or {}))
+    return fwd, back
+
+
+def _result(prepared: PreparedTrace, columns: dict[str, list[Any]],
+            segments: list[tuple[float, float, bytes]]) -> SimResult:  # fmt: skip
     metrics = compute(
-        run.columns,
+        columns,
         origins_ms=prepared.origins_ms,
         interrupts_ms=np.asarray(prepared.interrupts_ms, dtype=np.float64),
     )
-    return SimResult(metrics, run.columns, model.segments)
+    return SimResult(metrics, columns, segments)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from labkit.audio import BYTES_PER_MS
 from labkit.synth.arrivals import (
     ArrivalModel,
     FloatArray,
@@ -24,7 +25,6 @@ from labkit.synth.arrivals import (
     draw_uniform,
     split_into_deltas,
 )
-from labkit.audio import BYTES_PER_MS
 from labkit.synth.catalog import BargeIn, TraceSpec
 from labkit.traces import Trace, TraceEvent, audio_event, item_event, make_header, turn_event
 

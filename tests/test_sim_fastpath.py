@@ -1,0 +1,100 @@
+"""The fast path equals the event loop, bit for bit, for every echo-blind strategy."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labkit.outbound import make_strategy
+from labkit.sim import LINK_NAMES, PLAYOUT_NAMES, SimResult, simulate
+from labkit.sim import fastpath
+from labkit.sim.simulator import prepare, simulate_event_driven
+from labkit.traces import Trace, audio_event, item_event, make_header, read, shipped
+
+ECHO_BLIND = ("forward", "rechunk", "paced", "preroll")
+
+items_st = st.lists(
+    st.tuples(
+        st.lists(st.tuples(st.floats(0, 120), st.integers(0, 1200)), min_size=1, max_size=20),
+        st.booleans(),  # interrupted
+        st.floats(0, 400),  # pause before the item
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+def make_trace(items: list[tuple[list[tuple[float, int]], bool, float]]) -> Trace:
+    events, t = [], 0.0
+    for k, (deltas, interrupted, pause) in enumerate(items):
+        t += pause
+        for gap, size in deltas:
+            t += gap
+            events.append(audio_event(t, f"resp{k}", f"item{k}", 0, bytes([k + 1]) * size))
+        kind = "audio_interrupted" if interrupted else "audio_done"
+        events.append(item_event(kind, t, f"item{k}", 0))
+    return Trace(make_header("synthetic", "test"), events)
+
+
+def same_number(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return bool(a == b)
+
+
+def assert_same_run(fast: SimResult, slow: SimResult) -> None:
+    fast_row, slow_row = fast.metrics.as_row(), slow.metrics.as_row()
+    assert fast_row.keys() == slow_row.keys()
+    differ = {k: (fast_row[k], slow_row[k]) for k in fast_row
+              if not same_number(fast_row[k], slow_row[k])}  # fmt: skip
+    assert not differ
+    assert fast.metrics.time_to_first_audio_ms == slow.metrics.time_to_first_audio_ms
+    pd.testing.assert_frame_equal(fast.schedule, slow.schedule, check_exact=True)
+    assert fast.segments == slow.segments
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    items=items_st,
+    strategy=st.sampled_from(ECHO_BLIND),
+    threshold=st.sampled_from([0.0, 20.0, 60.0, 150.0]),
+    link=st.sampled_from(LINK_NAMES),
+    playout=st.sampled_from(PLAYOUT_NAMES),
+    seed=st.integers(0, 50),
+    lateness=st.sampled_from([0.0, 3.0]),
+    per_message=st.sampled_from([0.0, 0.2]),
+    mark_every=st.sampled_from([None, 40.0, 100.0]),
+    honor=st.booleans(),
+)
+def test_fast_path_equals_event_loop_on_random_traces(
+    items: list[tuple[list[tuple[float, int]], bool, float]], strategy: str, threshold: float,
+    link: str, playout: str, seed: int, lateness: float, per_message: float,
+    mark_every: float | None, honor: bool,
+) -> None:  # fmt: skip
+    trace = prepare(make_trace(items))
+    params = {"lateness_ms": lateness, "per_message_ms": per_message}
+    options = {"mark_every_ms": mark_every, "honor_generations": honor}
+    assert fastpath.applies(trace, make_strategy(strategy, threshold, **options))
+    args = (trace, strategy, threshold, link, playout, seed, params)
+    assert_same_run(simulate(*args, **options), simulate_event_driven(*args, **options))
+
+
+def test_fast_path_equals_event_loop_on_shipped_traces() -> None:
+    for name in ("barge_in", "multi_turn", "stalls"):
+        trace = prepare(read(shipped(name)))
+        for strategy in ECHO_BLIND:
+            for playout in PLAYOUT_NAMES:
+                args = (trace, strategy, 60.0, "jitter", playout, 7)
+                assert_same_run(simulate(*args), simulate_event_driven(*args))
+
+
+def test_echo_learning_and_reused_strategies_take_the_event_loop() -> None:
+    trace = prepare(read(shipped("barge_in")))
+    assert not fastpath.applies(trace, make_strategy("adaptive", 60.0))
+    used = make_strategy("forward", 60.0)
+    simulate(trace, used)
+    assert not fastpath.applies(trace, used)
