@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from labkit import traces
 from labkit import twilio_messages as tm
+from labkit.live import server as server_module
 from labkit.live.models import ModelChoice
 from labkit.live.peer import TwilioPeer
 from labkit.live.replay_model import TraceReplayModel
@@ -206,33 +207,44 @@ async def hang_up_after(server: BackgroundServer, media_messages: int) -> None:
     await ws.wait_closed()
 
 
+async def all_hung_up(server: BackgroundServer, timeout_s: float = 10.0) -> None:
+    for _ in range(int(timeout_s / 0.01)):
+        if not server.app.state.live_calls:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{len(server.app.state.live_calls)} calls still live")
+
+
 async def test_a_hundred_vanishing_callers_leak_no_task_memory_or_descriptor(
-    trace_path: Path,
+    trace_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ten waves of ten concurrent calls, each caller gone after two messages."""
-    waves, per_wave = 10, 10
+    waves, per_wave, history = 10, 10, 5
+    monkeypatch.setattr(server_module, "FINISHED_CALLS_KEPT", history)
     async with serve_in_background(settings_for(trace_path, speed=2.0)) as server:
         await asyncio.gather(*(hang_up_after(server, 2) for _ in range(per_wave)))  # warm-up
-        await settled(server, per_wave)
+        await all_hung_up(server)
         await no_call_tasks_left()
         gc.collect()
         fds_before = open_fds()
         tracemalloc.start()
         try:
             before, _ = tracemalloc.get_traced_memory()
-            for wave in range(waves):
+            for _ in range(waves):
                 await asyncio.gather(*(hang_up_after(server, 2) for _ in range(per_wave)))
-                await settled(server, per_wave * (wave + 2))
+                await all_hung_up(server)
             await no_call_tasks_left()
             gc.collect()
             after, _ = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
         fds_after = open_fds()
+        kept = len(server.app.state.finished_calls)
     calls = waves * per_wave
     per_call_bytes = (after - before) / calls
-    # A retained handler (socket scope, tracker, stats, model) costs tens of KiB; this bound
-    # lets allocator noise through but not one kept call per call.
+    assert kept == history, "the server keeps a bounded history of finished calls"
+    # A retained call (socket scope, tracker, stats, model) costs tens of KiB; this bound lets
+    # allocator noise through but not one kept call per call.
     assert per_call_bytes < 4096, f"{per_call_bytes:.0f} B retained per finished call"
     assert fds_after <= fds_before + 2, f"descriptors: {fds_before} -> {fds_after}"
 
@@ -279,10 +291,11 @@ async def test_a_model_that_raises_mid_call_ends_only_that_call(
         broken = TwilioPeer(server.ws_url, speed=SPEED, stream_sid=SID)
         broken_recording = await asyncio.wait_for(broken.run(), CALL_TIMEOUT_S)
         healthy = await asyncio.wait_for(TwilioPeer(server.ws_url, speed=SPEED).run(), 20)
-        first, second = await settled(server, 2)
+        broken_call, second = await settled(server, 2)
         await no_call_tasks_left()
     assert broken_recording.closed_by == "server"
     assert len(broken_recording.received_audio()) < len(trace_audio(trace))
+    assert broken_call.stats.bytes_sent == len(broken_recording.received_audio())
     assert all(model._task is None for model in built), "every session closed its model"
     assert healthy.received_audio() == trace_audio(trace), "the next call is unharmed"
     assert second.stats.marks_credited_bytes == len(trace_audio(trace))
@@ -329,6 +342,21 @@ async def test_paced_keeps_twilio_fed_to_its_lead_through_a_stall_without_a_burs
     assert max(depth for _, depth in depths) <= lead_ms + FRAME_MS + slack_ms, "never beyond"
     assert after, "audio resumed after the stall"
     assert max(after) <= lead_ms + FRAME_MS + slack_ms, "no catch-up burst after the stall"
+
+
+async def test_a_long_answer_delivered_fast_is_paced_out_whole_before_the_hang_up(
+    tmp_path: Path,
+) -> None:
+    """The model delivers 60 s of audio in 2 s (it often does 1 s in 100-300 ms) and its stream
+    ends; paced then needs about a minute more to send it. The server must not hang up first."""
+    trace = speech_trace(items=1, deltas=150, delta_bytes=3200, every_ms=13.0)
+    path = tmp_path / "fast.jsonl.gz"
+    traces.write(trace, path)
+    async with serve_in_background(settings_for(path, strategy="paced", threshold_ms=200)) as srv:
+        peer = TwilioPeer(srv.ws_url, speed=SPEED)
+        recording = await asyncio.wait_for(peer.run(), trace.audio_ms / SPEED / 1000 + 15)
+    assert recording.closed_by == "server"
+    assert recording.received_audio() == trace_audio(trace)
 
 
 # ---------------------------------------------------------------------- marks gone wrong

@@ -10,18 +10,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labkit.outbound import make_strategy
-from labkit.sim import LINK_NAMES, PLAYOUT_NAMES, SimResult, simulate
-from labkit.sim import fastpath
+from labkit.sim import LINK_NAMES, PLAYOUT_NAMES, SimResult, fastpath, simulate
 from labkit.sim.simulator import prepare, simulate_event_driven
 from labkit.traces import Trace, audio_event, item_event, make_header, read, shipped
 
 ECHO_BLIND = ("forward", "rechunk", "paced", "preroll")
 
+# round gaps and sizes make ties (an echo at the instant of an interrupt, ...) common
+gap_st = st.one_of(st.sampled_from([0.0, 10.0, 50.0, 100.0]), st.floats(0, 120))
+size_st = st.one_of(st.sampled_from([0, 80, 160, 800]), st.integers(0, 1200))
 items_st = st.lists(
     st.tuples(
-        st.lists(st.tuples(st.floats(0, 120), st.integers(0, 1200)), min_size=1, max_size=20),
+        st.lists(st.tuples(gap_st, size_st), min_size=1, max_size=20),
         st.booleans(),  # interrupted
-        st.floats(0, 400),  # pause before the item
+        st.sampled_from([0.0, 100.0, 250.5]),  # pause before the item
     ),
     min_size=1,
     max_size=4,
@@ -98,3 +100,24 @@ def test_echo_learning_and_reused_strategies_take_the_event_loop() -> None:
     used = make_strategy("forward", 60.0)
     simulate(trace, used)
     assert not fastpath.applies(trace, used)
+
+
+def test_an_echo_caused_by_the_interrupts_own_clear_is_not_credited() -> None:
+    # ideal link: the clear sent at the interrupt echoes the pending marks at that very instant
+    items = [([(0.0, 800), (50.0, 800)], True, 0.0), ([(10.0, 800)], False, 0.0)]
+    trace = prepare(make_trace(items))
+    fast = simulate(trace, "forward", 0, "ideal", "fifo", 0, mark_every_ms=None)
+    assert_same_run(fast, simulate_event_driven(trace, "forward", 0, "ideal", "fifo", 0,
+                                                mark_every_ms=None))  # fmt: skip
+    marks = fast.schedule[fast.schedule["kind"] == "mark"]
+    assert marks["credited_bytes"].tolist() == [0, 0, 800]
+
+
+def test_an_echo_reaching_the_app_at_the_instant_of_the_interrupt_is_credited() -> None:
+    # the mark's audio ends at 100 ms, when the caller barges in: the event loop hands the
+    # echo to the strategy before the interrupt of the same instant
+    trace = prepare(make_trace([([(0.0, 800), (100.0, 0)], True, 0.0)]))
+    fast = simulate(trace, "forward", 0, "ideal", "fifo", 0, mark_every_ms=None)
+    assert_same_run(fast, simulate_event_driven(trace, "forward", 0, "ideal", "fifo", 0,
+                                                mark_every_ms=None))  # fmt: skip
+    assert fast.metrics.credited_bytes == 800

@@ -73,7 +73,8 @@ def test_bad_link_input_names_what_is_wrong() -> None:
 def test_bulk_arrivals_equal_one_send_at_a_time(name: str, per_message_ms: float) -> None:
     # the simulator's fast path relies on this: same numbers, bit for bit, and the same state
     sent = np.sort(np.random.default_rng(2).uniform(0, 20_000, 1500)).tolist()
-    one, bulk = make_link(name, 4, per_message_ms=per_message_ms), make_link(name, 4, per_message_ms=per_message_ms)
+    one = make_link(name, 4, per_message_ms=per_message_ms)
+    bulk = make_link(name, 4, per_message_ms=per_message_ms)
     expected = [one.send(t) for t in sent[:700]]
     got = bulk.arrivals_ms(sent[:700]).tolist()
     assert got == expected

@@ -126,6 +126,7 @@ class TwilioHandler:
             start = await self._wait_for_start()
             if start is not None:
                 await self._bridge(start)
+            await self._close_websocket(CLOSE_NORMAL)  # after stop: a clean close, not 1006
         except _Disconnected:
             log.info("call %s: Twilio disconnected", self.stream_sid)
         except Exception as exc:  # never let one call's failure escape into the server
@@ -231,7 +232,7 @@ class TwilioHandler:
         """Why a frame the codec refused was bad, for the stats (only runs on bad frames)."""
         try:
             obj = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return "malformed_json"
         if not isinstance(obj, dict):
             return "malformed_json"
@@ -350,7 +351,8 @@ class TwilioHandler:
 
     async def _hang_up_when_heard(self) -> None:
         """The model said all it will: let the last audio play out, then close like a hang-up."""
-        unheard_bytes = self.stats.bytes_sent - self.stats.marks_credited_bytes
+        # bytes still buffered by a pacing strategy are unheard too, not only those sent
+        unheard_bytes = self.stats.model_audio_bytes - self.stats.marks_credited_bytes
         unheard_s = unheard_bytes / BYTES_PER_S / self.clock_speed
         self._check_settled()
         with contextlib.suppress(TimeoutError):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ MEDIA_STREAM_PATH = "/media-stream"
 WEBHOOK_PATH = "/incoming-call"
 SIGNATURE_HEADER = "X-Twilio-Signature"
 POLICY_VIOLATION = 1008  # WebSocket close code; before accept, Starlette answers HTTP 403
+# Recent finished calls kept for /stats and loopback_call; bounded, as a server runs for days.
+FINISHED_CALLS_KEPT = 256
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -60,7 +63,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.settings = settings
     app.state.models = models
     app.state.live_calls = live_calls
-    app.state.finished_calls = []
+    finished_calls: list[TwilioHandler] = []
+    app.state.finished_calls = finished_calls
 
     @app.get("/health")
     async def health() -> dict[str, object]:
@@ -71,6 +75,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
             "signatures_required": validator is not None,
             "live_calls": len(live_calls),
         }
+
+    @app.get("/stats")
+    async def stats() -> dict[str, object]:
+        """Each recent call's handler stats (timer lateness, drops...): the load benchmark."""
+        calls = [(h, False) for h in finished_calls] + [(h, True) for h in live_calls]
+        return {"live_calls": len(live_calls), "calls": [call_stats(h, live) for h, live in calls]}
 
     @app.post(WEBHOOK_PATH)
     async def incoming_call(request: Request) -> Response:
@@ -99,9 +109,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
             await handler.run()
         finally:
             live_calls.discard(handler)
-            app.state.finished_calls.append(handler)
+            finished_calls.append(handler)
+            del finished_calls[:-FINISHED_CALLS_KEPT]
 
     return app
+
+
+def call_stats(handler: TwilioHandler, live: bool) -> dict[str, object]:
+    return {"stream_sid": handler.stream_sid, "live": live, **dataclasses.asdict(handler.stats)}
 
 
 def twiml(host: str, settings: ServerSettings) -> str:

@@ -22,26 +22,26 @@ from labkit.sim.sender import CLEAR, MARK, MEDIA
 @dataclass
 class PlayOutcome:
     """Per row (NaN / 0 for non-media rows): when it started playing and what became of it;
-    ``echoes`` lists (mark row, echo time) in the order the marks were echoed."""
+    ``echoes`` lists (mark row, echo time, echoed by a clear) in the order of the echoes."""
 
     start_ms: list[float]
     played_bytes: list[int]
     cleared_bytes: list[int]
     discarded_bytes: list[int]
-    echoes: list[tuple[int, float]]
+    echoes: list[tuple[int, float, bool]]
     segments: list[Segment]
 
 
 def play_fifo(
-    kinds: list[int], sizes: list[int], arrived_ms: list[float], payloads: list[bytes],
-    pad_to_frame: bool = False,
+    kinds: list[int], sizes: list[int], sent_ms: list[float], arrived_ms: list[float],
+    payloads: list[bytes], pad_to_frame: bool = False,
 ) -> PlayOutcome:  # fmt: skip
     """What ``FifoPlayout`` (``pad_to_frame`` = frame_padding) does with these messages."""
     n = len(kinds)
     start, played, cleared = [math.nan] * n, [0] * n, [0] * n
     media_rows: list[int] = []
     pending: list[tuple[int, float]] = []  # marks not yet echoed: (row, echo time if no clear)
-    echoes: list[tuple[int, float]] = []
+    echoes: list[tuple[int, float, bool]] = []
     last_clear = -1
     tail = -math.inf
     for row in range(n):
@@ -57,14 +57,15 @@ def play_fifo(
         elif kind == MARK:
             pending.append((row, now if now > tail else tail))
         elif kind == CLEAR:
-            # a mark due before the clear arrived was echoed then, the rest by the clear: either
-            # way at min(due, clear), and always in send order
-            echoes += [(r, min(t, now)) for r, t in pending]
+            # a mark due before the clear arrived was echoed then, the rest by the clear; on a
+            # tie the clear goes first if it was in flight, else (sent this instant) the mark
+            first = now if sent_ms[row] == now else math.nextafter(now, -math.inf)
+            echoes += [(r, t, False) if t <= first else (r, now, True) for r, t in pending]
             pending = []
             _truncate(media_rows, start, played, cleared, sizes, now)
             last_clear = row
             tail = min(tail, now)
-    echoes += pending
+    echoes += [(r, t, False) for r, t in pending]
     segments = [
         (start[r], start[r] + played[r] / BYTES_PER_MS, payloads[r][: played[r]])
         for r in media_rows
@@ -85,29 +86,32 @@ def _truncate(media_rows: list[int], start: list[float], played: list[int], clea
 
 
 def replay(
-    model: FifoPlayout, kinds: list[int], sizes: list[int], arrived_ms: list[float],
-    payloads: list[bytes], names: list[str], items: list[Hashable], last: list[bool],
+    model: FifoPlayout, kinds: list[int], sizes: list[int], sent_ms: list[float],
+    arrived_ms: list[float], payloads: list[bytes], names: list[str], items: list[Hashable],
+    last: list[bool],
 ) -> PlayOutcome:  # fmt: skip
-    """Feed any incremental model the messages at their arrivals, in the event loop's order."""
+    """Feed any incremental model the messages at their arrivals, in the event loop's order:
+    the model's timers due before a delivery first, and those due at its instant too when the
+    message was sent that very instant (it was not in flight when they fired)."""
     n = len(kinds)
     row_of = {name: row for row, name in enumerate(names) if kinds[row] == MARK}
-    echoes: list[tuple[int, float]] = []
+    echoes: list[tuple[int, float, bool]] = []
     media_rows: list[int] = []
 
-    def run_timers(before_ms: float) -> None:
-        while (t := model.next_event_ms()) is not None and t < before_ms:
-            echoes.extend((row_of[name], echo_ms) for name, echo_ms in model.advance(t))
+    def run_timers(until_ms: float) -> None:
+        while (t := model.next_event_ms()) is not None and t <= until_ms:
+            echoes.extend((row_of[name], echo_ms, False) for name, echo_ms in model.advance(t))
 
     for row in range(n):
         kind, now = kinds[row], arrived_ms[row]
-        run_timers(now)
+        run_timers(now if sent_ms[row] == now else math.nextafter(now, -math.inf))
         if kind == MEDIA:
             media_rows.append(row)
             model.receive_media(payloads[row], now, item=items[row], last=last[row])
         elif kind == MARK:
             model.receive_mark(names[row], now)
         elif kind == CLEAR:
-            echoes.extend((row_of[name], now) for name in model.receive_clear(now))
+            echoes.extend((row_of[name], now, True) for name in model.receive_clear(now))
     run_timers(math.inf)
     start, played, cleared, discarded = [math.nan] * n, [0] * n, [0] * n, [0] * n
     for row, record in zip(media_rows, model.plays, strict=True):

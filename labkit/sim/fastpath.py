@@ -7,8 +7,8 @@ whatever Twilio echoes, so the run splits into stages, each done once and in bul
 2. link arrivals for all messages at once (``Link.arrivals_ms``, the same random draws);
 3. playout of the whole schedule (labkit/sim/batch_playout.py), giving the mark echo times;
 4. echo arrivals over the return link, and which echoes the mark ledger credits: with
-   ``honor_generations`` an echo of generation g counts only if it arrives no later than the
-   g-th interrupt (the event loop hands echoes to the strategy before a trace event on a tie).
+   ``honor_generations`` an echo of generation g counts only if it reaches the app before the
+   g-th interrupt (see ``_cleared_first``).
 
 The numbers are the event loop's, bit for bit (tests/test_sim_fastpath.py checks it).
 ``adaptive`` learns from echoes, so it keeps the event loop (labkit/sim/simulator.py).
@@ -20,6 +20,9 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
 
 from labkit.marks import TWILIO_BUFFER_LIMIT_MS, MarkLedger
 from labkit.outbound.base import BYTES_PER_MS, OutboundStrategy
@@ -57,17 +60,19 @@ def applies(trace: PreparedTrace, strategy: OutboundStrategy) -> bool:
 
 def run(
     trace: PreparedTrace, strategy: OutboundStrategy, fwd: Link, back: Link, model: FifoPlayout
-) -> tuple[dict[str, list[Any]], list[Segment]]:
-    """Schedule columns (SCHEDULE_COLUMNS) and played segments of one run."""
+) -> tuple[dict[str, list[Any]], list[Segment], npt.NDArray[np.int64]]:
+    """Schedule columns (SCHEDULE_COLUMNS), played segments and kind codes of one run."""
     sent = send_all(trace, strategy, fwd, online=fwd.lateness_ms > 0)
     arrived = sent.arrived_ms if fwd.lateness_ms > 0 else fwd.arrivals_ms(sent.sent_ms).tolist()
     if type(model) is FifoPlayout:
-        play = play_fifo(sent.kind, sent.size, arrived, sent.payloads, model.pad_to_frame)
+        play = play_fifo(
+            sent.kind, sent.size, sent.sent_ms, arrived, sent.payloads, model.pad_to_frame
+        )
     else:
         play = _replay(trace, sent, arrived, model)
     columns = _columns(sent, arrived, play)
     _add_echoes(columns, play, back, trace.interrupts_ms, _honors_generations(strategy))
-    return columns, play.segments
+    return columns, play.segments, np.array(sent.kind, dtype=np.int64)
 
 
 def _honors_generations(strategy: OutboundStrategy) -> bool:
@@ -85,7 +90,9 @@ def _replay(trace: PreparedTrace, sent: SentMessages, arrived: list[float],
     ):
         items.append((item_id, index, gen))
         last.append(offset + size == trace.item_bytes.get((item_id, index), -1))
-    return replay(model, sent.kind, sent.size, arrived, sent.payloads, sent.name, items, last)
+    return replay(
+        model, sent.kind, sent.size, sent.sent_ms, arrived, sent.payloads, sent.name, items, last
+    )
 
 
 def _columns(sent: SentMessages, arrived: list[float], play: PlayOutcome) -> dict[str, list[Any]]:
@@ -117,18 +124,29 @@ def _add_echoes(columns: dict[str, list[Any]], play: PlayOutcome, back: Link,
                 interrupts_ms: list[float], honor_generations: bool) -> None:  # fmt: skip
     n = len(columns["kind"])
     echo, received, credited = [math.nan] * n, [math.nan] * n, [0] * n
-    rows = [row for row, _ in play.echoes]
-    times = [t for _, t in play.echoes]
+    times = [t for _, t, _ in play.echoes]
     arrivals = back.arrivals_ms(times).tolist()
     sizes, generations = columns["size"], columns["generation"]
     credited_once: set[int] = set()
-    for row, echo_ms, got_ms in zip(rows, times, arrivals, strict=True):
+    for (row, echo_ms, by_clear), got_ms in zip(play.echoes, arrivals, strict=True):
         echo[row], received[row] = echo_ms, got_ms
         if row in credited_once:
             continue  # the ledger credits a mark once
-        gen = generations[row]
-        cleared_first = gen < len(interrupts_ms) and interrupts_ms[gen] < got_ms
-        if not (honor_generations and cleared_first):
-            credited[row] = sizes[row]
-            credited_once.add(row)
+        if honor_generations and _cleared_first(generations[row], got_ms, by_clear,
+                                                interrupts_ms):  # fmt: skip
+            continue
+        credited[row] = sizes[row]
+        credited_once.add(row)
     columns.update(echo_ms=echo, echo_received_ms=received, credited_bytes=credited)
+
+
+def _cleared_first(generation: int, received_ms: float, by_clear: bool,
+                   interrupts_ms: list[float]) -> bool:  # fmt: skip
+    """Whether the ledger forgot the mark (its generation's interrupt) before its echo came.
+
+    The event loop hands an echo to the strategy before a trace event of the same instant,
+    unless the echo was caused by that very interrupt's clear.
+    """
+    if generation >= len(interrupts_ms):
+        return False
+    return by_clear or interrupts_ms[generation] < received_ms

@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from labkit.audio import SILENCE_BYTE, Audio
@@ -321,12 +322,11 @@ def simulate(
     fwd, back = _links(link, seed, link_params)
     model = make_playout(playout, **(playout_params or {}))
     if fastpath.applies(prepared, strategy):
-        columns, segments = fastpath.run(prepared, strategy, fwd, back, model)
-    else:
-        run = _Run(prepared, strategy, fwd, back, model)
-        run.run()
-        columns, segments = run.columns, model.segments
-    return _result(prepared, columns, segments)
+        columns, segments, kind_codes = fastpath.run(prepared, strategy, fwd, back, model)
+        return _result(prepared, columns, segments, kind_codes)
+    run = _Run(prepared, strategy, fwd, back, model)
+    run.run()
+    return _result(prepared, run.columns, model.segments)
 
 
 def simulate_event_driven(
@@ -359,10 +359,12 @@ def _links(name: str, seed: int, params: dict[str, float] | None) -> tuple[Link,
 
 
 def _result(prepared: PreparedTrace, columns: dict[str, list[Any]],
-            segments: list[tuple[float, float, bytes]]) -> SimResult:  # fmt: skip
+            segments: list[tuple[float, float, bytes]],
+            kind_codes: npt.NDArray[np.int64] | None = None) -> SimResult:  # fmt: skip
     metrics = compute(
         columns,
         origins_ms=prepared.origins_ms,
         interrupts_ms=np.asarray(prepared.interrupts_ms, dtype=np.float64),
+        kind_codes=kind_codes,
     )
     return SimResult(metrics, columns, segments)

@@ -1,7 +1,8 @@
 """Sweeps: every combination of trace x strategy x threshold x link x playout x seed, one row each.
 
 Traces are loaded once per worker process (never pickled per run); the work is cut into chunks of
-thresholds so two processes share it evenly. See notebooks/02_threshold_sweep.ipynb.
+one trace each, runs dealt round-robin across chunks, so two processes share it evenly.
+See notebooks/02_threshold_sweep.ipynb.
 """
 
 from __future__ import annotations
@@ -27,16 +28,15 @@ _worker_traces: list[PreparedTrace] = []
 
 @dataclass(frozen=True)
 class _Chunk:
+    """Runs of one trace: (strategy, threshold, link, playout) combinations, each for all seeds."""
+
     trace_index: int
-    strategy: str
-    thresholds_ms: tuple[float, ...]
-    link: str
-    playout: str
+    combos: tuple[tuple[str, float, str, str], ...]
     seeds: tuple[int, ...]
 
     @property
     def runs(self) -> int:
-        return len(self.thresholds_ms) * len(self.seeds)
+        return len(self.combos) * len(self.seeds)
 
 
 def load_trace(spec: TraceSpec) -> tuple[str, Trace]:
@@ -69,13 +69,11 @@ def _init_worker(specs: Sequence[TraceSpec]) -> None:
 def _run_chunk(chunk: _Chunk, options: dict[str, Any]) -> list[dict[str, Any]]:
     trace = _worker_traces[chunk.trace_index]
     rows = []
-    for threshold, seed in itertools.product(chunk.thresholds_ms, chunk.seeds):
-        result = simulate(
-            trace, chunk.strategy, threshold, chunk.link, chunk.playout, seed, **options
-        )
+    for (strategy, threshold, link, playout), seed in itertools.product(chunk.combos, chunk.seeds):
+        result = simulate(trace, strategy, threshold, link, playout, seed, **options)
         rows.append({
-            "trace": trace.name, "strategy": chunk.strategy, "threshold_ms": threshold,
-            "link": chunk.link, "playout": chunk.playout, "seed": seed,
+            "trace": trace.name, "strategy": strategy, "threshold_ms": threshold,
+            "link": link, "playout": playout, "seed": seed,
             **result.metrics.as_row(),
         })  # fmt: skip
     return rows
@@ -85,13 +83,14 @@ def _chunks(
     n_traces: int, strategies: Sequence[str], thresholds: Sequence[float], links: Sequence[str],
     playouts: Sequence[str], seeds: Sequence[int], pieces: int,
 ) -> list[_Chunk]:  # fmt: skip
-    combos = list(itertools.product(range(n_traces), strategies, links, playouts))
-    per_combo = max(1, math.ceil(pieces / max(len(combos), 1)))
-    size = max(1, math.ceil(len(thresholds) / per_combo))
+    """About ``pieces`` chunks, each of one trace (prepared once per worker) with the runs dealt
+    round-robin, so every chunk mixes cheap and costly strategies and workers finish together."""
+    combos = list(itertools.product(strategies, thresholds, links, playouts))
+    per_trace = min(len(combos), max(1, math.ceil(pieces / n_traces)))
     return [
-        _Chunk(t, s, tuple(thresholds[k : k + size]), link, playout, tuple(seeds))
-        for t, s, link, playout in combos
-        for k in range(0, len(thresholds), size)
+        _Chunk(t, tuple(combos[k::per_trace]), tuple(seeds))
+        for t in range(n_traces)
+        for k in range(per_trace)
     ]
 
 
