@@ -143,7 +143,7 @@ def valid_messages(sid: str) -> list[dict[str, Any]]:
     return [json.loads(text) for text in texts]
 
 
-json_values = st.recursive(
+json_values: st.SearchStrategy[Any] = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=3)
     | st.dictionaries(st.text(max_size=6), inner, max_size=3),
@@ -154,10 +154,11 @@ json_values = st.recursive(
 @st.composite
 def mutated_message(draw: st.DrawFn) -> str:
     """A valid message with one field removed, retyped, or pointed at another stream."""
-    message = draw(st.sampled_from(valid_messages(HOSTILE_SID)))
+    message: dict[str, Any] = draw(st.sampled_from(valid_messages(HOSTILE_SID)))
     target = message
     nested = [key for key, value in message.items() if isinstance(value, dict)]
-    if nested and draw(st.booleans()):
+    go_deeper: bool = draw(st.booleans())
+    if nested and go_deeper:
         target = message[draw(st.sampled_from(nested))]
     if not target:
         return json.dumps(message)

@@ -10,6 +10,8 @@ from labkit.plots.compare import measured_vs_simulated as measured_vs_simulated
 from labkit.plots.compare import metric_vs_setting as metric_vs_setting
 from labkit.plots.compare import stale_audio_vs_lead as stale_audio_vs_lead
 from labkit.plots.compare import strategy_vs_frontier as strategy_vs_frontier
+from labkit.plots.marks import ledger_over_time as ledger_over_time
+from labkit.plots.marks import tracker_claim_vs_heard as tracker_claim_vs_heard
 from labkit.plots.sweep import (
     gaps_vs_threshold as gaps_vs_threshold,
 )

@@ -214,6 +214,11 @@ def _played_in_ranges(pos: IntArray, played: IntArray, lo: IntArray, hi: IntArra
     return counted
 
 
+def _known_or(values: FloatArray, fallback: FloatArray) -> FloatArray:
+    known: FloatArray = np.where(np.isnan(values), fallback, values)
+    return known
+
+
 def compute(
     columns: dict[str, Any],
     origins_ms: dict[tuple[str, int], float] | None = None,
@@ -273,12 +278,12 @@ def compute(
     buffer_delay = (p_start - arrived[on]) * weight + weight * (weight - 1) / (2 * BYTES_PER_MS)
 
     # barge-in: audio sent before an interrupt but heard after it was issued
-    if interrupts_ms is None:
-        interrupts_ms = col("sent_ms", clears)
+    if interrupts_ms is None:  # when the clear was issued; its arrival if that is all we know
+        interrupts_ms = _known_or(col("sent_ms", clears), col("arrived_ms", clears))
     interrupts = np.sort(np.asarray(interrupts_ms, dtype=np.float64))
     stale = 0.0
     if len(interrupts) and len(p_start):
-        idx = np.searchsorted(interrupts, sent[on], side="left")
+        idx = np.searchsorted(interrupts, _known_or(sent, arrived)[on], side="left")
         has = idx < len(interrupts)
         cut = interrupts[np.minimum(idx, len(interrupts) - 1)]
         stale = float(np.clip(p_end - np.maximum(p_start, cut), 0, None)[has].sum())
@@ -338,6 +343,8 @@ def measure(schedule: pd.DataFrame, playout: str = "fifo", **params: float) -> M
 
     ``schedule`` needs kind, item_id, content_index, offset, size, generation, arrived_ms (sent_ms
     may be NaN); rows in the order they arrived. Payload bytes do not matter, so silence stands in.
+    Without send times (a peer sees only arrivals) sender gaps are NaN, and stale audio after a
+    barge-in counts from the clear's arrival.
     """
     required = ("kind", "item_id", "content_index", "offset", "size", "generation", "arrived_ms")
     missing = [c for c in required if c not in schedule.columns]
@@ -349,7 +356,7 @@ def measure(schedule: pd.DataFrame, playout: str = "fifo", **params: float) -> M
     model = make_playout(playout, **params)
     replay_playout(model, columns)
     origins = None
-    if schedule["sent_ms"].isna().all() if "sent_ms" in schedule.columns else True:
+    if all(math.isnan(t) for t in columns["sent_ms"]):
         origins = _first_arrivals(columns)
     return compute(columns, origins_ms=origins, interrupts_ms=None)
 

@@ -114,8 +114,9 @@ def _recorder(sent: SentMessages, link: Link | None) -> Callable[[list[Outbound]
         for out in outs:
             if isinstance(out, Media):
                 payload = out.payload
-                row(MEDIA, out.item_id, out.content_index, out.offset, len(payload),
-                    out.generation, now, "", payload)  # fmt: skip
+                if payload:  # a marks-only Media puts no media message on the wire
+                    row(MEDIA, out.item_id, out.content_index, out.offset, len(payload),
+                        out.generation, now, "", payload)  # fmt: skip
                 for mark in out.marks:
                     row(MARK, mark.item_id, mark.content_index, mark.start, mark.end - mark.start,
                         mark.generation, now, mark.name, b"")  # fmt: skip

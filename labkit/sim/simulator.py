@@ -141,10 +141,12 @@ class _Run:
         send_link = self.fwd.send
         for out in outs:
             if isinstance(out, Media):
-                self._row("media", out.item_id, out.content_index, out.offset, len(out.payload),
-                          out.generation, now, send_link(now), "")  # fmt: skip
-                self.media_rows.append(len(c["kind"]) - 1)
-                self.in_flight.append((c["arrived_ms"][-1], len(c["kind"]) - 1, out.payload))
+                if out.payload:  # a marks-only Media puts no media message on the wire
+                    size = len(out.payload)
+                    self._row("media", out.item_id, out.content_index, out.offset, size,
+                              out.generation, now, send_link(now), "")  # fmt: skip
+                    self.media_rows.append(len(c["kind"]) - 1)
+                    self.in_flight.append((c["arrived_ms"][-1], len(c["kind"]) - 1, out.payload))
                 for mark in out.marks:
                     self._row("mark", mark.item_id, mark.content_index, mark.start, mark.size,
                               mark.generation, now, send_link(now), mark.name)  # fmt: skip

@@ -91,22 +91,20 @@ class LedgerRecorder:
     """An outbound strategy that delegates to ``inner`` and records what it did.
 
     ``samples``: after every call, (t_ms, call, pending_count, credited_bytes, sent_bytes);
-    ``sent``: every emitted message (t_ms, call, kind, item_id, bytes, marks). ``close()`` takes a
+    ``sent``: every media (with audio) and clear message emitted (t_ms, call, kind, item_id,
+    bytes, marks), as the wire carries them. ``close()`` takes a
     last sample *before* the inner strategy forgets its marks, so leaked marks stay visible.
     """
 
     inner: OutboundStrategy
     samples: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
+    name: str = field(init=False)
+    threshold_ms: float = field(init=False)
     _sent_bytes: int = 0
 
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def threshold_ms(self) -> float:
-        return self.inner.threshold_ms
+    def __post_init__(self) -> None:
+        self.name, self.threshold_ms = self.inner.name, self.inner.threshold_ms
 
     @property
     def ledger(self) -> Any:
@@ -147,7 +145,7 @@ class LedgerRecorder:
 
     def _record(self, call: str, now: float, out: list[Outbound]) -> list[Outbound]:
         for message in out:
-            if isinstance(message, Media):
+            if isinstance(message, Media) and message.payload:  # marks-only: no media message
                 self._sent_bytes += len(message.payload)
                 self.sent.append({"t_ms": now, "call": call, "kind": "media",
                                   "item_id": message.item_id, "bytes": len(message.payload),
@@ -180,6 +178,12 @@ def recorded_run(
 def _interrupts(trace: Trace) -> list[tuple[float, ItemKey]]:
     return [(float(e.t_ms), e.key) for e in trace.events
             if e.type == "audio_interrupted" and e.key is not None]
+
+
+def heard_curve(schedule: pd.DataFrame, key: ItemKey, times_ms: Iterable[float]) -> pd.DataFrame:
+    """Audio of item ``key`` heard by each time (t_ms, heard_ms): what the caller really heard."""
+    times = [float(t) for t in times_ms]
+    return pd.DataFrame({"t_ms": times, "heard_ms": [heard_ms(schedule, key, t) for t in times]})
 
 
 def heard_ms(schedule: pd.DataFrame, key: ItemKey, until_ms: float = math.inf) -> float:
@@ -223,47 +227,78 @@ class TrackerModel:
         self.item, self.elapsed_ms = None, None
 
 
-def tracker_truncations(trace: Trace, run: SimResult) -> pd.DataFrame:
-    """Per barge-in: where the model truncates the item and what the caller heard of it (ms).
+def tracker_timeline(trace: Trace, run: SimResult) -> pd.DataFrame:
+    """What the playback tracker holds after each credit and each barge-in of a run.
 
-    The model reads the tracker when the caller starts speaking (before ``clear`` goes out), so
-    ``truncated_at_ms`` counts credits received by then. Columns: item_id, interrupt_ms,
-    truncated_at_ms (NaN: nothing credited for that item), heard_by_interrupt_ms, heard_ms (all of
-    it, including the stale audio after the interrupt), credited_ms (all credits for the item in
-    the run), credited_after_clear_ms (credits for marks Twilio echoed once the clear arrived),
-    tracker_after_item / tracker_after_ms (what the tracker holds when the run ends).
+    Columns: t_ms, event ("credit" or "interrupt"), item_id (the item the tracker holds, "" when
+    reset), elapsed_ms (NaN when reset), truncated_item / truncated_at_ms (on "interrupt": the item
+    interrupted and where the model truncates it, NaN if the tracker held another item or none).
+    The model reads the tracker when the caller starts speaking, before ``clear`` goes out; at a
+    tie the simulator handles echoes first, and so does this.
     """
-    interrupts = _interrupts(trace)
-    schedule = run.schedule
-    credits = credit_events(schedule)
-    clear_arrivals = schedule.loc[schedule["kind"] == "clear", "arrived_ms"].to_numpy()
+    credits = credit_events(run.schedule)
+    pending = _interrupts(trace)
     tracker = TrackerModel()
-    truncated: list[float | None] = []
-    pending = list(interrupts)
+    rows: list[dict[str, Any]] = []
+
+    def snapshot(t_ms: float, event: str, item: str = "", cut: float | None = None) -> None:
+        rows.append({"t_ms": t_ms, "event": event,
+                     "item_id": "" if tracker.item is None else tracker.item[0],
+                     "elapsed_ms": math.nan if tracker.elapsed_ms is None else tracker.elapsed_ms,
+                     "truncated_item": item, "truncated_at_ms": math.nan if cut is None else cut})
+
+    def interrupt() -> None:
+        t_ms, key = pending.pop(0)
+        cut = tracker.elapsed_ms if tracker.item == key else None
+        tracker.on_interrupted()
+        snapshot(t_ms, "interrupt", key[0], cut)
+
     for t_ms, item_id, content_index, size in zip(
         credits["t_ms"].tolist(), credits["item_id"].tolist(),
         credits["content_index"].tolist(), credits["bytes"].tolist(), strict=True,
     ):
-        while pending and pending[0][0] < t_ms:  # the sim handles echoes first at a tie
-            truncated.append(_truncate(tracker, pending.pop(0)[1]))
+        while pending and pending[0][0] < t_ms:
+            interrupt()
         tracker.on_play_bytes((str(item_id), int(content_index)), int(size))
+        snapshot(float(t_ms), "credit")
     while pending:
-        truncated.append(_truncate(tracker, pending.pop(0)[1]))
+        interrupt()
+    return pd.DataFrame(rows, columns=["t_ms", "event", "item_id", "elapsed_ms",
+                                       "truncated_item", "truncated_at_ms"])
+
+
+def tracker_truncations(trace: Trace, run: SimResult) -> pd.DataFrame:
+    """Per barge-in: where the model truncates the item and what the caller heard of it (ms).
+
+    Columns: item_id, interrupt_ms, truncated_at_ms (NaN: nothing credited for that item),
+    heard_by_interrupt_ms, heard_ms (all of it, including the stale audio after the interrupt),
+    credited_ms (all credits for the item in the run), credited_after_clear_ms (credits for marks
+    Twilio echoed once the clear arrived: the clear's echoes, not playback), phantom_ms (the
+    longest the tracker claimed the item was playing after its truncation).
+    """
+    schedule = run.schedule
+    credits = credit_events(schedule)
+    timeline = tracker_timeline(trace, run)
+    clear_arrivals = schedule.loc[schedule["kind"] == "clear", "arrived_ms"].to_numpy()
+    cuts = timeline[timeline["event"] == "interrupt"]
     rows = []
-    for n, ((t_ms, key), cut) in enumerate(zip(interrupts, truncated, strict=True)):
-        mine = credits[(credits["item_id"] == key[0]) & (credits["content_index"] == key[1])]
+    columns = (cuts["t_ms"].tolist(), cuts["truncated_item"].tolist(),
+               cuts["truncated_at_ms"].tolist())
+    for n, (t_ms, item, cut) in enumerate(zip(*columns, strict=True)):
+        mine = credits[credits["item_id"] == item]
         clear_ms = clear_arrivals[n] if n < len(clear_arrivals) else math.inf
-        after = mine[mine["echo_ms"] >= clear_ms]
+        later = timeline[(timeline["t_ms"] > t_ms) & (timeline["item_id"] == item)]
+        key = (str(item), int(mine["content_index"].iloc[0]) if len(mine) else 0)
         rows.append({
-            "item_id": key[0],
+            "item_id": item,
             "interrupt_ms": t_ms,
-            "truncated_at_ms": math.nan if cut is None else cut,
+            "truncated_at_ms": cut,
             "heard_by_interrupt_ms": heard_ms(schedule, key, t_ms),
             "heard_ms": heard_ms(schedule, key),
             "credited_ms": float(mine["bytes"].sum()) / BYTES_PER_MS,
-            "credited_after_clear_ms": float(after["bytes"].sum()) / BYTES_PER_MS,
-            "tracker_after_item": None if tracker.item is None else tracker.item[0],
-            "tracker_after_ms": math.nan if tracker.elapsed_ms is None else tracker.elapsed_ms,
+            "credited_after_clear_ms": float(
+                mine.loc[mine["echo_ms"] >= clear_ms, "bytes"].sum()) / BYTES_PER_MS,
+            "phantom_ms": float(later["elapsed_ms"].max()) if len(later) else 0.0,
         })
     return pd.DataFrame(rows)
 
