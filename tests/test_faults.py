@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import tracemalloc
 from collections.abc import Iterator
@@ -180,8 +181,9 @@ def fake_models(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[TraceReplayMod
 
 @pytest.mark.parametrize("how", ["close", "abort"])
 async def test_a_peer_that_vanishes_mid_call_ends_the_call_and_its_tasks(
-    trace_path: Path, fake_models: list[TraceReplayModel], how: str
-) -> None:
+    trace_path: Path, fake_models: list[TraceReplayModel], how: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
     async with serve_in_background(settings_for(trace_path, speed=1.0)) as server:
         ws = await dial(server)
         while not media_of([tm.parse_to_twilio(await ws.recv(), SID)]):
@@ -193,6 +195,8 @@ async def test_a_peer_that_vanishes_mid_call_ends_the_call_and_its_tasks(
         (handler,) = await settled(server, 1)
         await no_call_tasks_left()
         (model,) = fake_models
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, "a caller hanging up is not an error"
     assert model._task is None, "the session must close its model"
     assert not model.ended, "the replay was cut short, not played out"
     assert handler.strategy.ledger.pending_count == 0
@@ -334,7 +338,7 @@ async def test_paced_keeps_twilio_fed_to_its_lead_through_a_stall_without_a_burs
     media = [(a.arrived_ms, a.size) for a in recording.arrivals if a.kind == "media"]
     depths = fifo_queue_depths_ms(media)
     # Timer and loopback slack, in media ms (real ms x speed); one 20 ms frame rides the lead.
-    slack_ms = 15.0 * speed
+    slack_ms = 25.0 * speed
     stall_starts = trace.events[22].t_ms - stall_ms  # the last delta before the stall
     before = [d for t, d in depths if t < stall_starts]
     after = [d for t, d in depths if t > stall_starts + stall_ms]

@@ -10,16 +10,23 @@ Twilio's own 10-minute buffer. See notebooks/05_barge_in_and_marks.ipynb.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
 import tracemalloc
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
+from labkit import traces
+from labkit.live.peer import TwilioPeer
+from labkit.live.server import serve_in_background
+from labkit.live.settings import CallSettings, ServerSettings
 from labkit.marks import TWILIO_BUFFER_LIMIT_MS
 from labkit.outbound import AudioChunk, Clear, Media, Outbound, OutboundStrategy, make_strategy
 from labkit.sim.playout import FifoPlayout
+from labkit.traces import Trace, TraceEvent, audio_event, item_event, make_header, turn_event
 
 BYTES_PER_MS = 8
 CALL_MS = 2 * 60 * 60 * 1000.0  # two hours of agent audio
@@ -29,7 +36,7 @@ DELIVERY_SPEEDUP = 3.0  # the model delivers 3x faster than real time
 CALLER_TURN_MS = 4000.0
 BARGE_IN_EVERY = 7  # every 7th utterance is interrupted halfway
 MEMORY_PEAK_BYTES = 8 * 1024 * 1024  # the audio alone is 57.6 MB
-WALL_LIMIT_S = 20.0
+CPU_LIMIT_S = 20.0
 
 
 @dataclass
@@ -168,14 +175,14 @@ def run_two_hours(
     strategy: OutboundStrategy, *, echo: bool, barge_in_every: int | None = BARGE_IN_EVERY
 ) -> tuple[Totals, int, float]:
     events = conversation(CALL_MS, barge_in_every)
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: other engineers' jobs do not count
     tracemalloc.start()
     try:
         totals = VirtualCall(strategy, echo=echo).run(events)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    elapsed_s = time.perf_counter() - started
+    elapsed_s = time.process_time() - started
     assert totals.pushed >= CALL_MS * BYTES_PER_MS
     assert totals.fresh_playouts > 100, "the FIFO ran empty between utterances"
     return totals, peak, elapsed_s
@@ -193,7 +200,7 @@ def test_two_hours_with_echoes_keep_memory_and_the_ledger_bounded(
     # In flight at most: one utterance delivered ahead (6 s), a mark per 100 ms, plus slack.
     assert totals.max_pending_marks <= UTTERANCE_MS / 100 + 10, totals
     assert peak < MEMORY_PEAK_BYTES, f"tracemalloc peak {peak / 1e6:.1f} MB"
-    assert elapsed_s < WALL_LIMIT_S
+    assert elapsed_s < CPU_LIMIT_S
 
 
 def test_credit_matches_what_played_over_two_hours() -> None:
@@ -213,3 +220,49 @@ def test_a_peer_that_never_echoes_cannot_grow_the_ledger_past_twilios_buffer() -
     assert totals.max_pending_bytes <= limit_bytes
     assert totals.max_pending_bytes > limit_bytes * 0.9, "the cap, not the call, bounded it"
     assert peak < MEMORY_PEAK_BYTES, f"tracemalloc peak {peak / 1e6:.1f} MB"
+
+
+# ---------------------------------------------------------------------- the live handler
+
+
+def many_items_trace(items: int, item_bytes: int) -> Trace:
+    """``items`` answers, each delivered fast and then heard whole before the next one."""
+    events: list[TraceEvent] = []
+    delta_bytes, t = 400, 0.0
+    for n in range(items):
+        events.append(turn_event("turn_started", t, f"r{n}"))
+        for _ in range(item_bytes // delta_bytes):
+            events.append(audio_event(t, f"r{n}", f"i{n}", 0, bytes([n % 250]) * delta_bytes))
+            t += 10.0
+        events.append(item_event("audio_done", t, f"i{n}", 0))
+        events.append(turn_event("turn_ended", t, f"r{n}"))
+        t += item_bytes / BYTES_PER_MS + 500.0  # it plays out, the caller answers
+    return Trace(make_header("synthetic", "many answers"), events)
+
+
+@pytest.mark.anyio
+async def test_a_live_call_keeps_only_the_audio_still_unheard(tmp_path: Path) -> None:
+    """The handler keeps each item's audio to credit the playback tracker with the real bytes;
+    once an item is heard whole that copy must go, or a long call holds all it ever said."""
+    items, item_bytes, speed = 12, 8000, 10.0
+    trace = many_items_trace(items, item_bytes)
+    path = tmp_path / "many.jsonl.gz"
+    traces.write(trace, path)
+    settings = ServerSettings(call=CallSettings(), replay_trace=path, replay_speed=speed)
+    held: list[int] = []
+    async with serve_in_background(settings) as server:
+        call = asyncio.create_task(TwilioPeer(server.ws_url, speed=speed).run())
+        while not call.done():
+            for handler in server.app.state.live_calls:
+                held.append(sum(len(audio) for audio in handler._item_audio.values()))
+            await asyncio.sleep(0.005)
+        recording = await call
+        (handler,) = server.app.state.finished_calls
+    assert len(recording.received_audio()) == items * item_bytes
+    assert handler.stats.marks_credited_bytes == items * item_bytes
+    assert max(held) <= 2 * item_bytes, f"held {max(held)} B of a {items * item_bytes} B call"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

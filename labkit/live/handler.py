@@ -43,7 +43,7 @@ from typing import Any
 import agents
 from agents.realtime import RealtimeAgent, RealtimeRunner, RealtimeSession
 from agents.realtime.model import RealtimeModel, RealtimePlaybackTracker
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from labkit import twilio_messages as tm
 from labkit.inbound import InboundBuffer
@@ -116,6 +116,7 @@ class TwilioHandler:
         self._settled = asyncio.Event()  # nothing buffered and every mark echoed
         self._pending_marks: set[str] = set()
         self._item_audio: dict[ItemKey, bytearray] = {}
+        self._ended_items: set[ItemKey] = set()  # audio_end seen: forget once heard whole
         self._recorder: TraceRecorder | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -127,7 +128,7 @@ class TwilioHandler:
             if start is not None:
                 await self._bridge(start)
             await self._close_websocket(CLOSE_NORMAL)  # after stop: a clean close, not 1006
-        except _Disconnected:
+        except (_Disconnected, WebSocketDisconnect):  # also while sending: a hang-up, no error
             log.info("call %s: Twilio disconnected", self.stream_sid)
         except Exception as exc:  # never let one call's failure escape into the server
             log.error("call %s ended by %s: %s", self.stream_sid, type(exc).__name__, exc)
@@ -188,6 +189,7 @@ class TwilioHandler:
         if self.strategy is not None:
             self.strategy.close()
         self._item_audio.clear()
+        self._ended_items.clear()
         self._pending_marks.clear()
         if self._recorder is not None:
             self._recorder.close()
@@ -253,8 +255,12 @@ class TwilioHandler:
         self._pending_marks.discard(name)
         mark = self.strategy.echo(name, self._now_ms())
         if mark is not None:
-            played = bytes(self._item_audio.get((mark.item_id, mark.content_index), b""))
-            credited = played[mark.start : mark.end].ljust(mark.size, b"\xff")
+            key = (mark.item_id, mark.content_index)
+            played = self._item_audio.get(key, bytearray())
+            credited = bytes(played[mark.start : mark.end]).ljust(mark.size, b"\xff")
+            if key in self._ended_items and mark.end >= len(played):  # heard whole: a long
+                self._item_audio.pop(key, None)  # call must not keep all it ever said
+                self._ended_items.discard(key)
             self.tracker.on_play_bytes(mark.item_id, mark.content_index, credited)
             self.stats.marks_credited += 1
             self.stats.marks_credited_bytes += len(credited)
@@ -267,11 +273,13 @@ class TwilioHandler:
             if event.type == "audio":
                 await self._on_model_audio(event.item_id, event.content_index, event.audio.data)
             elif event.type == "audio_end":
+                self._ended_items.add((event.item_id, event.content_index))
                 await self._on_strategy_output(
                     self._strategy().end(event.item_id, event.content_index, self._now_ms())
                 )
             elif event.type == "audio_interrupted":
                 self._item_audio.clear()  # nothing sent before a clear is ever credited
+                self._ended_items.clear()
                 await self._on_strategy_output(self._strategy().interrupt(self._now_ms()))
             elif event.type == "error":
                 self.stats.session_errors += 1

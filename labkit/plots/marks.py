@@ -56,10 +56,11 @@ def tracker_claim_vs_heard(
     ax = new_axes(ax)
     ax.plot(heard["t_ms"] / 1000.0, heard["heard_ms"], color="black", linewidth=2.5, alpha=0.35,
             label=f"{item_id}: heard by the caller")
-    for label, timeline in timelines.items():
+    for n, (label, timeline) in enumerate(timelines.items()):
         _require(timeline, {"t_ms", "item_id", "elapsed_ms"}, f"timeline {label!r}")
         claim = timeline["elapsed_ms"].where(timeline["item_id"] == item_id, 0.0)
-        ax.step(timeline["t_ms"] / 1000.0, claim, where="post", label=f"tracker: {label}")
+        ax.step(timeline["t_ms"] / 1000.0, claim, where="post", label=f"tracker: {label}",
+                linewidth=2.0 if n == 0 else 1.2, linestyle="-" if n == 0 else "--")
     if interrupt_ms is not None:
         ax.axvline(interrupt_ms / 1000.0, color="tab:red", linestyle=":", label="barge-in")
     ax.set_xlabel("call time (s)")

@@ -27,7 +27,7 @@ import pandas as pd
 from labkit.outbound import make_strategy
 from labkit.outbound.base import AudioChunk, Clear, Mark, Media, Outbound, OutboundStrategy
 from labkit.sim import SimResult, prepare, simulate
-from labkit.sim.simulator import PreparedTrace
+from labkit.sim.simulator import INTERRUPTED, PreparedTrace
 from labkit.traces import Trace
 
 BYTES_PER_MS = 8
@@ -59,12 +59,15 @@ def stale_sweep(
     """Stale audio after the barge-in, one row per (strategy, lead, seed).
 
     Columns: strategy, lead_ms (the strategy's ``threshold_ms``), seed, stale_ms (the metric
-    ``stale_after_barge_in_ms``), clear_transit_ms (the first clear's one-way trip),
+    ``stale_after_barge_in_ms``), clear_transit_ms (the first clear's one-way trip), ahead_ms
+    (audio of the interrupted item queued at Twilio or in flight at the barge-in),
     concealed_ms (underruns the caller heard in the whole call).
     """
     prepared = trace if isinstance(trace, PreparedTrace) else prepare(trace)
     if not prepared.interrupts_ms:
         raise ValueError(f"stale_sweep: trace {prepared.name!r} has no audio_interrupted event")
+    first = prepared.codes.index(INTERRUPTED)
+    at_ms, key = prepared.times_ms[first], prepared.keys[first]
     rows = []
     seed_list, lead_list = list(seeds), [float(v) for v in leads_ms]
     for name in strategies:
@@ -78,6 +81,7 @@ def stale_sweep(
                     "seed": seed,
                     "stale_ms": run.metrics.stale_after_barge_in_ms,
                     "clear_transit_ms": float(transits[0]) if len(transits) else math.nan,
+                    "ahead_ms": audio_ahead_ms(run.schedule, key, at_ms),
                     "concealed_ms": run.metrics.concealed_ms,
                 })
     return pd.DataFrame(rows)
@@ -193,6 +197,14 @@ def heard_ms(schedule: pd.DataFrame, key: ItemKey, until_ms: float = math.inf) -
     start = rows["play_start_ms"].to_numpy(dtype=np.float64)
     played_ms = rows["played_bytes"].to_numpy(dtype=np.float64) / BYTES_PER_MS
     return float(np.clip(until_ms - start, 0.0, played_ms).sum())
+
+
+def audio_ahead_ms(schedule: pd.DataFrame, key: ItemKey, at_ms: float) -> float:
+    """Audio of item ``key`` sent by ``at_ms`` but not yet heard then: queued at Twilio or in
+    flight (ms). Without a ``clear`` the caller would still hear all of it."""
+    media = schedule[(schedule["kind"] == "media") & (schedule["item_id"] == key[0])
+                     & (schedule["content_index"] == key[1]) & (schedule["sent_ms"] <= at_ms)]
+    return float(media["size"].sum()) / BYTES_PER_MS - heard_ms(schedule, key, at_ms)
 
 
 def credit_events(schedule: pd.DataFrame) -> pd.DataFrame:
