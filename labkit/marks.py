@@ -109,10 +109,16 @@ class MarkLedger:
                 f"MarkLedger.media: item {item_id!r}/{content_index} sent from byte {offset}, "
                 f"but its bytes so far end at {progress.sent_to} (media must be contiguous)"
             )
-        progress.sent_to = offset + len(payload)
-        marks: tuple[Mark, ...] = ()
-        if final or self._mark_due(progress):
-            marks = (self._new_mark(key, progress, now),)
+        sent_to = progress.sent_to = offset + len(payload)
+        # Is a mark due? (inline: this runs once per media message)
+        every_bytes = self._mark_every_bytes
+        if every_bytes is None:
+            due = sent_to > progress.marked_to
+        else:
+            due = sent_to - progress.marked_to >= every_bytes
+        if not (final or due):
+            return Media(payload, item_id, content_index, offset, self._generation)
+        marks = (self._new_mark(key, progress, now),)
         if final:
             del self._progress[key]
         return Media(payload, item_id, content_index, offset, self._generation, marks)
@@ -155,22 +161,17 @@ class MarkLedger:
         self._pending_bytes = 0
         self._progress.clear()
 
-    def _mark_due(self, progress: _ItemProgress) -> bool:
-        unmarked = progress.sent_to - progress.marked_to
-        if self._mark_every_bytes is None:
-            return unmarked > 0
-        return unmarked >= self._mark_every_bytes
-
     def _new_mark(self, key: ItemKey, progress: _ItemProgress, now: float) -> Mark:
-        self._seq += 1
-        name = f"m{self._seq}.g{self._generation}"
-        item_id, content_index = key
-        mark = Mark(name, item_id, content_index, progress.marked_to, progress.sent_to,
-                    self._generation, now)
-        progress.marked_to = progress.sent_to
+        self._seq = seq = self._seq + 1
+        generation = self._generation
+        name = f"m{seq}.g{generation}"
+        start, end = progress.marked_to, progress.sent_to
+        mark = Mark(name, key[0], key[1], start, end, generation, now)
+        progress.marked_to = end
         self._pending[name] = mark
-        self._pending_bytes += mark.size
-        self._evict_beyond_cap()
+        self._pending_bytes += end - start
+        if self._pending_bytes > self._max_pending_bytes:
+            self._evict_beyond_cap()
         return mark
 
     def _evict_beyond_cap(self) -> None:

@@ -112,7 +112,7 @@ class AdaptiveStrategy(QueuedStrategy):
 
     def next_deadline(self) -> float | None:
         head = self._queue.head
-        if head is None or self._sendable(len(head.data)) == 0:
+        if head is None or self._sendable(head.size) == 0:
             return None
         return head.hold_until_ms  # after it, a sendable frame would already have gone out
 
@@ -128,11 +128,9 @@ class AdaptiveStrategy(QueuedStrategy):
 
     def _service(self, now: float) -> list[Outbound]:
         out: list[Outbound] = []
-        while self._drain_ended_head(now, out):
-            pass
-        head = self._queue.head
+        head = self._drain_ended_heads(now, out)
         if head is not None and now >= head.hold_until_ms:
-            size = self._sendable(len(head.data))
+            size = self._sendable(head.size)
             if size:
                 self._send(head, size, now, out)
         return out

@@ -32,16 +32,21 @@ class ForwardStrategy(Clocked):
 
     def push(self, chunk: AudioChunk, now: float) -> list[Outbound]:
         self._tick(now, "push")
-        if not chunk.data:
+        data = chunk.data
+        if not data:
             return []
-        key = (chunk.item_id, chunk.content_index)
-        out: list[Outbound] = []
-        if self._current is not None and self._current != key:
-            out += self.ledger.finish(*self._current, now)  # the model moved on: that item is done
+        item_id, content_index = chunk.item_id, chunk.content_index
+        key = (item_id, content_index)
+        current = self._current
+        if current is None or current == key:
+            out: list[Outbound] = []
+        else:
+            out = self.ledger.finish(*current, now)  # the model moved on: that item is done
         self._current = key
-        offset = self._pushed.get(key, 0)
-        self._pushed[key] = offset + len(chunk.data)
-        out.append(self.ledger.media(chunk.item_id, chunk.content_index, offset, chunk.data, now))
+        pushed = self._pushed
+        offset = pushed.get(key, 0)
+        pushed[key] = offset + len(data)
+        out.append(self.ledger.media(item_id, content_index, offset, data, now))
         return out
 
     def poll(self, now: float) -> list[Outbound]:

@@ -21,52 +21,101 @@ def whole_frames(size: int) -> int:
 
 
 class ItemBuffer:
-    """One item's bytes waiting to be sent, with the arrival time of each chunk."""
+    """One item's bytes waiting to be sent, with the arrival time of each chunk.
 
-    __slots__ = ("_arrivals", "content_index", "data", "ended", "first_arrival_ms", "hold_until_ms",
-                 "item_id", "offset")
+    The bytes stay as the chunks that arrived (never copied into one growing buffer): a
+    message that is exactly one whole chunk goes out without a copy, and a 20 ms frame is one
+    slice of one chunk. ``size`` counts the bytes still buffered.
+    """
+
+    __slots__ = ("_arrivals", "_chunks", "_read", "content_index", "ended", "first_arrival_ms",
+                 "hold_until_ms", "item_id", "key", "offset", "size")
 
     def __init__(self, item_id: str, content_index: int, offset: int, now: float) -> None:
         self.item_id = item_id
         self.content_index = content_index
-        self.data = bytearray()
-        self.offset = offset  # byte offset of data[0] within the item
+        self.key: ItemKey = (item_id, content_index)
+        self.offset = offset  # byte offset of the first buffered byte within the item
+        self.size = 0  # bytes buffered
         self.ended = False
         self.first_arrival_ms = now
         self.hold_until_ms = -float("inf")  # strategies that pre-roll set it
-        self._arrivals: deque[tuple[int, float]] = deque()  # (end offset of a chunk, its arrival)
+        self._chunks: deque[bytes] = deque()  # non-empty chunks, the first read from _read
+        self._arrivals: deque[float] = deque()  # arrival time of each chunk in _chunks
+        self._read = 0  # bytes of _chunks[0] already taken
 
     @property
-    def key(self) -> ItemKey:
-        return (self.item_id, self.content_index)
+    def data(self) -> bytes:
+        """The buffered bytes (a copy; strategies use ``size``)."""
+        joined = b"".join(self._chunks)
+        return joined[self._read:]
 
     @property
     def end_offset(self) -> int:
         """Offset just past the last byte pushed into this buffer."""
-        return self.offset + len(self.data)
+        return self.offset + self.size
 
     @property
     def oldest_arrival_ms(self) -> float | None:
         """Arrival time of the oldest byte still buffered."""
-        return self._arrivals[0][1] if self.data else None
+        return self._arrivals[0] if self.size else None
 
     def append(self, data: bytes, now: float) -> None:
-        self.data += data
-        self._arrivals.append((self.end_offset, now))
+        if data:  # an empty chunk adds no byte whose arrival could ever be the oldest
+            self._chunks.append(bytes(data))
+            self._arrivals.append(now)
+            self.size += len(data)
 
     def take(self, size: int) -> tuple[int, bytes]:
-        """Remove the first ``size`` bytes: (their item offset, the bytes)."""
+        """Remove the first ``size`` bytes (at most all buffered): (their offset, the bytes)."""
         offset = self.offset
-        payload = bytes(self.data[:size])
-        del self.data[:size]  # bytearray drops a prefix in O(1) amortised
-        self.offset += size
-        while self._arrivals and self._arrivals[0][0] <= self.offset:
-            self._arrivals.popleft()
+        chunks = self._chunks
+        read = self._read
+        if size > 0:
+            first = chunks[0]
+            stop = read + size
+            first_size = len(first)
+            if stop < first_size:  # inside the first chunk: one slice
+                payload = first[read:stop]
+                self._read = stop
+            elif stop == first_size:  # the rest of the first chunk (whole: no copy)
+                payload = first[read:]  # a bytes object sliced whole is not copied
+                chunks.popleft()
+                self._arrivals.popleft()
+                self._read = 0
+            else:
+                payload = self._take_across(size)
+        else:
+            payload = b""
+        self.offset = offset + size
+        self.size -= size
         return offset, payload
+
+    def _take_across(self, size: int) -> bytes:
+        """``size`` bytes spanning several chunks (size is more than the first chunk holds)."""
+        chunks, arrivals = self._chunks, self._arrivals
+        parts = [chunks.popleft()[self._read:]]
+        arrivals.popleft()
+        need = size - len(parts[0])
+        read = 0
+        while need:
+            chunk = chunks[0]
+            if need < len(chunk):
+                parts.append(chunk[:need])
+                read = need
+                break
+            chunks.popleft()
+            arrivals.popleft()
+            parts.append(chunk)
+            need -= len(chunk)
+        self._read = read
+        return b"".join(parts)
 
 
 class ItemQueue:
     """Buffers in push order; remembers how many bytes each item has pushed (its next offset)."""
+
+    __slots__ = ("_pushed", "buffers")
 
     def __init__(self) -> None:
         self.buffers: deque[ItemBuffer] = deque()
@@ -79,17 +128,20 @@ class ItemQueue:
     def push(self, chunk: AudioChunk, now: float) -> tuple[ItemBuffer, bool]:
         """Append the chunk; returns its buffer and whether that buffer is new."""
         key = (chunk.item_id, chunk.content_index)
-        offset = self._pushed.get(key, 0)
-        self._pushed[key] = offset + len(chunk.data)
-        tail = self.buffers[-1] if self.buffers else None
-        if tail is not None and tail.key == key and not tail.ended:
-            tail.append(chunk.data, now)
+        data = chunk.data
+        pushed = self._pushed
+        offset = pushed.get(key, 0)
+        pushed[key] = offset + len(data)
+        buffers = self.buffers
+        tail = buffers[-1] if buffers else None
+        if tail is not None and not tail.ended and tail.key == key:
+            tail.append(data, now)
             return tail, False
         if tail is not None:
             tail.ended = True  # a new item: the previous one's audio is complete
         buffer = ItemBuffer(chunk.item_id, chunk.content_index, offset, now)
-        buffer.append(chunk.data, now)
-        self.buffers.append(buffer)
+        buffer.append(data, now)
+        buffers.append(buffer)
         return buffer, True
 
     def end(self, key: ItemKey) -> bool:
@@ -105,7 +157,7 @@ class ItemQueue:
 
     def drop_all(self) -> int:
         """Barge-in: forget every buffered byte (item offsets continue). Returns bytes dropped."""
-        dropped = sum(len(buffer.data) for buffer in self.buffers)
+        dropped = sum(buffer.size for buffer in self.buffers)
         self.buffers.clear()
         return dropped
 

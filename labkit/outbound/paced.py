@@ -22,7 +22,6 @@ import math
 
 from labkit.marks import DEFAULT_MARK_EVERY_MS
 from labkit.outbound.base import BYTES_PER_MS, FRAME_BYTES, FRAME_MS, Outbound
-from labkit.outbound.itemqueue import ItemBuffer
 from labkit.outbound.queued import QueuedStrategy
 
 
@@ -54,43 +53,55 @@ class PacedStrategy(QueuedStrategy):
         self.reanchors = 0
 
     def next_deadline(self) -> float | None:
-        if self._ready_frame(self._queue.head) == 0 or self.anchor_ms is None:
+        # Called after every driver call, so kept to a few attribute reads.
+        buffers = self._queue.buffers
+        anchor_ms = self.anchor_ms
+        if not buffers or anchor_ms is None:
             return None
-        return self.anchor_ms + self.media_ms - self.lead_ms
+        head = buffers[0]
+        buffered = head.size
+        if buffered < self.frame_bytes and not (head.ended and buffered):
+            return None  # no complete frame, and not the tail of an ended item
+        return anchor_ms + self.media_ms - self.lead_ms
 
     def _service(self, now: float) -> list[Outbound]:
+        # One pass per frame (the strategy's hot loop): send the head's next frame once it is
+        # complete (or is an ended item's tail) and its deadline has come.
         out: list[Outbound] = []
-        while True:
-            head = self._queue.head
-            if head is not None and head.ended and not head.data:
+        buffers = self._queue.buffers
+        frame_bytes = self.frame_bytes
+        while buffers:
+            head = buffers[0]
+            buffered = head.size
+            if buffered >= frame_bytes:
+                size = frame_bytes
+            elif not head.ended:
+                return out
+            elif buffered:
+                size = buffered
+            else:
                 self._retire_head()
                 out += self.ledger.finish(head.item_id, head.content_index, now)
                 continue
-            size = self._ready_frame(head)
-            if head is None or size == 0:
+            anchor_ms, media_ms = self.anchor_ms, self.media_ms
+            if anchor_ms is None or anchor_ms + media_ms < now:
+                # The stream clock passed the next frame's media time: Twilio's queue ran
+                # dry. Restart the clock at now instead of catching up, which would burst
+                # the backlog at once.
+                if anchor_ms is not None:
+                    self.reanchors += 1
+                anchor_ms = self.anchor_ms = now - media_ms
+            if anchor_ms + media_ms - self.lead_ms > now:
                 return out
-            self._reanchor_if_drained(now)
-            assert self.anchor_ms is not None
-            if self.anchor_ms + self.media_ms - self.lead_ms > now:
-                return out
-            self._send(head, size, now, out)
-            self.media_ms += size / BYTES_PER_MS
-
-    def _ready_frame(self, head: ItemBuffer | None) -> int:
-        """Bytes of the head's next frame if it is complete (or the tail of an ended item)."""
-        if head is None:
-            return 0
-        if len(head.data) >= self.frame_bytes:
-            return self.frame_bytes
-        return len(head.data) if head.ended else 0
-
-    def _reanchor_if_drained(self, now: float) -> None:
-        # The stream clock passed the next frame's media time: Twilio's queue ran dry. Restart
-        # the clock at now instead of catching up, which would burst the backlog at once.
-        if self.anchor_ms is None or self.anchor_ms + self.media_ms < now:
-            if self.anchor_ms is not None:
-                self.reanchors += 1
-            self.anchor_ms = now - self.media_ms
+            # _send, inline
+            offset, payload = head.take(size)
+            final = head.ended and not head.size
+            out.append(self.ledger.media(head.item_id, head.content_index, offset, payload, now,
+                                         final=final))
+            if final:
+                self._retire_head()
+            self.media_ms = media_ms + size / BYTES_PER_MS
+        return out
 
     def _on_interrupt(self, now: float) -> None:
         self.anchor_ms = None  # clear empties Twilio's queue: the next audio starts a new clock

@@ -25,11 +25,9 @@ class PrerollStrategy(QueuedStrategy):
 
     def _service(self, now: float) -> list[Outbound]:
         out: list[Outbound] = []
-        while self._drain_ended_head(now, out):
-            pass
-        head = self._queue.head
+        head = self._drain_ended_heads(now, out)
         if head is not None and head.end_offset >= self.threshold_ms * BYTES_PER_MS:
-            size = self._sendable(len(head.data))
+            size = self._sendable(head.size)
             if size:
                 self._send(head, size, now, out)
         return out

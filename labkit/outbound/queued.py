@@ -68,7 +68,9 @@ class QueuedStrategy(Clocked):
         return self._service(now)
 
     def poll(self, now: float) -> list[Outbound]:
-        self._tick(now, "poll")
+        if not now >= self._now:  # the clock check of _tick, inline: a poll per 20 ms frame
+            self._tick(now, "poll")
+        self._now = now
         return self._service(now)
 
     def end(self, item_id: str, content_index: int, now: float) -> list[Outbound]:
@@ -115,7 +117,7 @@ class QueuedStrategy(Clocked):
     def _send(self, buffer: ItemBuffer, size: int, now: float, out: list[Outbound]) -> None:
         """Send the first ``size`` bytes of the head buffer; retire it when its tail went out."""
         offset, payload = buffer.take(size)
-        final = buffer.ended and not buffer.data
+        final = buffer.ended and not buffer.size
         out.append(self.ledger.media(buffer.item_id, buffer.content_index, offset, payload, now,
                                      final=final))
         if final:
@@ -124,14 +126,16 @@ class QueuedStrategy(Clocked):
     def _retire_head(self) -> None:
         self._queue.buffers.popleft()
 
-    def _drain_ended_head(self, now: float, out: list[Outbound]) -> bool:
-        """An ended head goes out whole (its tail may be any size). True if one was handled."""
-        head = self._queue.head
-        if head is None or not head.ended:
-            return False
-        if head.data:
-            self._send(head, len(head.data), now, out)
-        else:
-            self._retire_head()
-            out += self.ledger.finish(head.item_id, head.content_index, now)
-        return True
+    def _drain_ended_heads(self, now: float, out: list[Outbound]) -> ItemBuffer | None:
+        """Ended heads go out whole (a tail may be any size); returns the open head left, if any."""
+        buffers = self._queue.buffers
+        while buffers:
+            head = buffers[0]
+            if not head.ended:
+                return head
+            if head.size:
+                self._send(head, head.size, now, out)  # final: retires the head
+            else:
+                self._retire_head()
+                out += self.ledger.finish(head.item_id, head.content_index, now)
+        return None

@@ -47,18 +47,16 @@ class RechunkStrategy(QueuedStrategy):
 
     def next_deadline(self) -> float | None:
         head = self._queue.head
-        if head is None or self._sendable(len(head.data)) == 0:
+        if head is None or self._sendable(head.size) == 0:
             return None
         oldest = head.oldest_arrival_ms
         return None if oldest is None else oldest + self.flush_interval_ms
 
     def _service(self, now: float) -> list[Outbound]:
         out: list[Outbound] = []
-        while self._drain_ended_head(now, out):
-            pass
-        head = self._queue.head
-        if head is not None and self._due(len(head.data), head.oldest_arrival_ms, now):
-            size = self._sendable(len(head.data))
+        head = self._drain_ended_heads(now, out)
+        if head is not None and self._due(head.size, head.oldest_arrival_ms, now):
+            size = self._sendable(head.size)
             if size:
                 self._send(head, size, now, out)
         return out

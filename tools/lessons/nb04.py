@@ -114,7 +114,9 @@ the *same phrase* sent two ways, one after the other in one call:
 2. as whole 20 ms frames (160 bytes), sent at the same pace.
 
 The trace below is built with `labkit.traces` from the `greeting` phrase in `data/audio`. Run it on
-a real call (`labkit serve --replay` with this trace) and listen: if both halves sound the same,
+a real call (`labkit serve --replay data/recorded/experiment_tiny_vs_frames.jsonl.gz --strategy forward`:
+`forward`, so every message goes out exactly as built; call the number) and listen, or ask Twilio
+for a call recording: if both halves sound the same,
 Twilio behaves as documented; if the first half is slow, stretched and choppy while the second is
 clean, Twilio pads. The simulator says what each hypothesis predicts a listener would hear:
 """,
