@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 import pytest
@@ -355,3 +356,38 @@ def test_paced_frame_size_follows_frame_ms_and_align_rounds_it_to_whole_frames()
 def test_the_original_report_buffer_rejects_an_unknown_variant() -> None:
     with pytest.raises(ValueError, match=r"variant must be one of \('first', 'fixed'\)"):
         make_strategy("original_report", 50, variant="second")
+
+
+class JitteryReturnTwilio(FifoTwilio):
+    """FIFO Twilio whose echoes travel back over a jittery path (in order, as over one TCP
+    connection): each echo's trip takes 30 ms plus up to 120 ms at random."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.rng = random.Random(seed)
+        self.last_echo_ms = -math.inf
+
+    def receive(self, sent: list[Outbound], now: float) -> None:
+        before = len(self.echoes)
+        super().receive(sent, now)
+        for index in range(before, len(self.echoes)):
+            played_ms, name = self.echoes[index]
+            back = played_ms + self.rng.uniform(0, 120)
+            self.last_echo_ms = max(self.last_echo_ms, back)
+            self.echoes[index] = (self.last_echo_ms, name)
+
+
+def bursty_item() -> list[tuple[float, int]]:
+    """2 s of audio delivered in 400 ms: nothing upstream ever starves the queue."""
+    return [(i * 2.0, 80) for i in range(200)]
+
+
+def test_adaptive_does_not_mistake_return_path_jitter_for_starvation() -> None:
+    strategy = make_strategy("adaptive", 20, floor_ms=0, cap_ms=400)
+    assert isinstance(strategy, AdaptiveStrategy)
+    twilio = JitteryReturnTwilio(seed=7)
+    start = 0.0
+    for n in range(6):
+        start = play_item(strategy, twilio, f"item{n}", start, bursty_item()) + 3_000.0
+    assert twilio.gaps_ms == []  # nothing starved
+    assert strategy.hold_ms < 60.0  # so nothing should be learned beyond the echoes' noise

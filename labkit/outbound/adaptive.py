@@ -9,13 +9,21 @@ the items already played:
 
 1. Upstream: for every item it computes D*_up from the arrivals it saw itself (with aligned
    frames, from the start of the frame a chunk's first byte belongs to: a frame leaves whole).
-2. Echoes: Twilio echoes a mark when the audio before it finished playing, so consecutive echoes
-   of one item come ``size/8`` ms apart when the queue never ran dry; any extra spacing above
-   ``echo_tolerance_ms`` is starvation S the caller heard (network delay and jitter included,
-   which the sender cannot see). An echo that returns as early as the round trip allows
-   after a mark means nothing was queued before it.
-3. When the item's final mark echoes, its sample is ``max(D*_up, hold + S)`` if it starved (the
-   hold fell short by S), else ``D*_up``. Interrupted items give no sample.
+2. Echoes: Twilio echoes a mark when the audio before it finished playing. Echo k, covering
+   the item's bytes up to ``e_k``, comes back at ``t_k = P0 + e_k/8 + S_k + r_k``: play start,
+   audio before it, starvation S_k heard so far (network delay and jitter included, which the
+   sender cannot see) and the echo's own trip back r_k >= r_min. So the lag
+   ``L_k = t_k - e_k/8`` grows only by starvation, plus return-trip noise. The item's
+   starvation S = min(L over its last ``ECHO_WINDOW`` echoes) - min(L over all its echoes),
+   counted when above ``echo_tolerance_ms``: minima filter the return trip's jitter out (summing
+   the excess spacing of consecutive echoes would add that jitter up and mistake a jittery path
+   back for starvation). Starvation within the last window of echoes is seen only in part.
+   A gate keeps echo noise from counting on items that never starved: a mark's round trip
+   ``now - sent - size/8`` exceeds the least one seen on the call by the audio that was queued
+   at Twilio ahead of it; if even the item's least excess is above ``echo_tolerance_ms``, the
+   queue never ran dry during the item and S = 0.
+3. When the item's final mark echoes, its sample is ``max(D*_up, hold + S - echo_tolerance_ms)``
+   if it starved (the hold fell short by S, less what echo noise could explain), else ``D*_up``. Interrupted items give no sample.
 4. The next item's hold = the ``percentile`` (default p95, nearest rank) of the last
    ``history`` samples, clamped to ``[floor_ms, cap_ms]``; ``threshold_ms`` is the hold of
    every item until the first sample.
@@ -32,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from labkit.marks import DEFAULT_MARK_EVERY_MS
 from labkit.outbound.base import BYTES_PER_MS, Mark, Outbound
@@ -44,6 +52,7 @@ DEFAULT_CAP_MS = 400.0
 DEFAULT_FLOOR_MS = 20.0
 DEFAULT_HISTORY = 64
 DEFAULT_ECHO_TOLERANCE_MS = 20.0
+ECHO_WINDOW = 5  # echoes whose least lag stands for the end of an item
 MAX_TRACKED_ITEMS = 64  # items awaiting their final echo; a silent peer cannot grow this
 
 
@@ -56,7 +65,22 @@ class _ItemStats:
     max_lateness_ms: float = -math.inf  # max over chunks of arrival - media time of first byte
     final_end: int | None = None  # offset past the item's last byte, once it went out
     last_echo: tuple[int, float] | None = None  # (end offset, echo time) of the latest echo
-    starvation_ms: float = 0.0
+    min_lag_ms: float = math.inf  # min over echoes of (echo time - media time of its end)
+    min_round_trip_ms: float = math.inf  # min over its marks of (echo - sent - own audio)
+    recent_lags_ms: deque[float] = field(default_factory=lambda: deque(maxlen=ECHO_WINDOW))
+
+    def add_echo(self, end: int, now: float) -> None:
+        lag_ms = now - end / BYTES_PER_MS
+        self.min_lag_ms = min(self.min_lag_ms, lag_ms)
+        self.recent_lags_ms.append(lag_ms)
+        self.last_echo = (end, now)
+
+    @property
+    def starvation_ms(self) -> float:
+        """How much later the item's last audio played than its first allowed for."""
+        if not self.recent_lags_ms:
+            return 0.0
+        return min(self.recent_lags_ms) - self.min_lag_ms
 
     @property
     def upstream_dstar_ms(self) -> float:
@@ -101,6 +125,7 @@ class AdaptiveStrategy(QueuedStrategy):
         self.echo_tolerance_ms = echo_tolerance_ms
         self.samples_ms: deque[float] = deque(maxlen=history)
         self._items: OrderedDict[ItemKey, _ItemStats] = OrderedDict()
+        self._least_round_trip_ms = math.inf  # the call's least mark round trip: empty queue
 
     @property
     def hold_ms(self) -> float:
@@ -169,11 +194,10 @@ class AdaptiveStrategy(QueuedStrategy):
         stats = self._items.get(key)
         if stats is None:
             return
-        if stats.last_echo is not None and stats.last_echo[0] == mark.start:
-            gap_ms = (now - stats.last_echo[1]) - mark.size / BYTES_PER_MS
-            if gap_ms > self.echo_tolerance_ms:
-                stats.starvation_ms += gap_ms
-        stats.last_echo = (mark.end, now)
+        round_trip_ms = now - mark.sent_ms - mark.size / BYTES_PER_MS
+        self._least_round_trip_ms = min(self._least_round_trip_ms, round_trip_ms)
+        stats.min_round_trip_ms = min(stats.min_round_trip_ms, round_trip_ms)
+        stats.add_echo(mark.end, now)
         self._sample_if_complete(key, stats)
 
     def _sample_if_complete(self, key: ItemKey, stats: _ItemStats) -> None:
@@ -183,8 +207,11 @@ class AdaptiveStrategy(QueuedStrategy):
             del self._items[key]
 
     def _sample(self, stats: _ItemStats) -> float:
-        if stats.starvation_ms > 0:
-            return max(stats.upstream_dstar_ms, stats.hold_ms + stats.starvation_ms)
+        queued_ms = stats.min_round_trip_ms - self._least_round_trip_ms
+        starvation_ms = 0.0 if queued_ms > self.echo_tolerance_ms else stats.starvation_ms
+        if starvation_ms > self.echo_tolerance_ms:  # beyond what echo noise can explain
+            needed_ms = stats.hold_ms + starvation_ms - self.echo_tolerance_ms
+            return max(stats.upstream_dstar_ms, needed_ms)
         return stats.upstream_dstar_ms
 
 
