@@ -15,8 +15,8 @@ Twilio's playout (`fifo` as documented, `frame_padding`: every message padded to
 frames, `prefetch`: re-buffer 60 ms after running empty) and two links (independent per-message
 jitter, correlated path delay).
 
-To stay under 40 s the sweep is deliberately coarse: thresholds in 20 ms steps, one seed for the
-threshold sweep and three seeds for the hypothesis grid, two worker processes. `labkit sweep` runs
+To stay under 40 s the sweep is deliberately coarse: thresholds in 20 ms steps, three seeds for the
+threshold sweep and for the hypothesis grid, two worker processes. `labkit sweep` runs
 the fine version from the command line.
 """,
     ),
@@ -39,15 +39,17 @@ notebook_started = time.perf_counter()
 TRACES = sorted(path.name.split(".")[0] for path in shipped())
 STRATEGIES = ["forward", "rechunk", "paced", "preroll", "adaptive"]
 THRESHOLDS_MS = list(range(20, 201, 20))
-runs = sweep(TRACES, STRATEGIES, THRESHOLDS_MS, links=["jitter"], seeds=1, jobs=2, progress=False)
+SEEDS = 3
+runs = sweep(TRACES, STRATEGIES, THRESHOLDS_MS, links=["jitter"], seeds=SEEDS, jobs=2, progress=False)
 print(f"{len(runs)} runs over {len(TRACES)} traces in {time.perf_counter() - notebook_started:.1f} s")
 
 # Added delay: how much later each byte is heard than when forwarding (same trace, link, seed).
 forward_lag = runs.query("strategy == 'forward'").groupby(["trace", "link", "seed"])["mean_lag_ms"].mean()
 runs["added_delay_ms"] = runs["mean_lag_ms"] - forward_lag.reindex(
     pd.MultiIndex.from_frame(runs[["trace", "link", "seed"]])).to_numpy()
-oracle = runs.query("strategy == 'forward'").groupby("trace")["oracle_min_delay_ms"].first()
-oracle.rename("oracle D* (ms)").round(1).to_frame().T
+# D* of the forwarding runs: the hold each trace needs; the worst seed is the one to beat.
+oracle = runs.query("strategy == 'forward'").groupby("trace")["oracle_min_delay_ms"].max()
+oracle.rename("oracle D*, worst seed (ms)").round(1).to_frame().T
 """,
     ),
     (
@@ -80,10 +82,11 @@ assert list(medians.values()) == sorted(medians.values()), "median spacing grows
         r"""
 ## Underruns vs threshold, with each trace's oracle D*
 
-One panel per trace; the dashed line is the oracle D*: the least hold after the first arrival with no
-late message, computed from the forwarding run's arrivals. It is a guide, not a guarantee for the
-other strategies: each run draws its own link delays, and a pre-roll holds every item, not only the
-worst one. `forward` ignores the threshold (a flat line).
+One panel per trace (mean of the seeds); the dashed line is the oracle D*: the least hold after the
+first arrival with no late message, computed from the forwarding runs' arrivals (worst seed). It is
+a guide, not a guarantee for the other strategies: each run draws its own link delays, and
+`preroll` holds *audio*, which buys only as much time as the model took to deliver it. `forward`
+ignores the threshold (a flat line).
 """,
     ),
     (
@@ -99,7 +102,7 @@ def per_trace_panels(metric, ylabel, title):
     return fig
 
 per_trace_panels("concealed_ms", "underrun (ms)",
-                 "Silence heard inside utterances vs threshold: pre-roll reaches zero once the hold passes D*");
+                 "Silence heard inside utterances vs threshold: holding helps, pacing hurts");
 per_trace_panels("concealment_events", "underrun events (count)",
                  "Underrun events vs threshold");
 """,
@@ -107,12 +110,19 @@ per_trace_panels("concealment_events", "underrun events (count)",
     (
         "code",
         r"""
-preroll = runs.query("strategy == 'preroll'")
-least_clean = preroll.query("concealed_ms == 0").groupby("trace")["threshold_ms"].min()
-display(pd.DataFrame({"oracle D* of the forwarding run (ms)": oracle,
-                      "least pre-roll with no underrun (ms)": least_clean}).round(1))
-longest = max(THRESHOLDS_MS)
-assert (preroll.query("threshold_ms == @longest")["concealed_ms"] == 0).all(), "200 ms of pre-roll cleans every trace"
+def least_clean_threshold(strategy):
+    # the least threshold at which no seed of that trace has any underrun (NaN: none up to 200 ms)
+    worst = runs.query("strategy == @strategy").groupby(["trace", "threshold_ms"])["concealed_ms"].max()
+    return worst[worst == 0].reset_index().groupby("trace")["threshold_ms"].min().reindex(TRACES)
+
+clean = pd.DataFrame({"oracle D*, worst seed (ms)": oracle.round(1),
+                      **{f"least clean {name} (ms)": least_clean_threshold(name) for name in STRATEGIES[1:]}})
+display(clean)
+never_clean = clean.index[clean.filter(like="least clean").isna().all(axis=1)].tolist()
+print("traces no strategy cleans at any threshold up to 200 ms:", never_clean)
+assert (clean["least clean paced (ms)"].isna() | (clean["oracle D*, worst seed (ms)"] == 0)).all(), "pacing never cleans a trace that needs a hold"
+assert set(never_clean) <= set(oracle[oracle >= 150].index), "only traces needing more than 150 ms stay unclean"
+assert clean.loc[oracle[oracle < 150].index, "least clean preroll (ms)"].notna().all(), "a pre-roll cleans every trace with D* < 150 ms"
 
 """,
     ),
@@ -123,10 +133,20 @@ assert (preroll.query("threshold_ms == @longest")["concealed_ms"] == 0).all(), "
 
 Every ms of buffering spends the 150 ms one-way budget of ITU-T G.114. Summed over all traces,
 each strategy's thresholds trace a curve (joined in threshold order) of added delay against
-underruns. What it shows, asserted below: a pre-roll reaches zero underruns on every trace for a mean
-added delay well under 150 ms (it only holds the start of each answer); pacing is worse than plain
-forwarding at every lead tried (it holds back audio Twilio could already have queued); the adaptive
-buffer is clean but spends more delay.
+underruns. What the table above and this plot show, asserted below:
+
+- **a pre-roll** removes every underrun on each trace whose D* is under 150 ms, and its mean added
+  delay stays well under 150 ms (it holds only the start of each answer);
+- **traces whose D* is above 150 ms** (on this link: the long conversation and the barge-in call,
+  near real-time delivery) keep underruns at every setting up to 200 ms: no buffer that respects
+  the G.114 budget fixes them; only a faster model (more cushion) or a better network does;
+- **pacing is worse than plain forwarding at every lead tried**: it holds back audio Twilio could
+  already have queued, so its cushion is never larger than the lead;
+- **rechunking** lands between: it holds a little, so it removes a little;
+- **our adaptive buffer does not beat a well-chosen pre-roll here**: from a 20 ms first hold it
+  cleans the bursty traces, but it learns only from finished items, and these calls have few; its
+  least total underrun stays above the pre-roll's. A learned hold pays off on long calls, not on
+  two-turn ones.
 """,
     ),
     (
@@ -140,11 +160,11 @@ plots.metric_vs_setting(totals, x="added_delay_ms", y="concealed_ms", by="strate
                         title="Added delay vs underruns: down and left is better; right of 150 ms is too late");
 by_strategy = totals.groupby("strategy")
 print("least total underrun (ms):", by_strategy["concealed_ms"].min().round(0).to_dict())
-clean_preroll = totals.query("strategy == 'preroll' and concealed_ms == 0")
-assert len(clean_preroll) and (clean_preroll["added_delay_ms"] < 150).all(), "pre-roll cleans every trace within budget"
-assert by_strategy["added_delay_ms"].min()["adaptive"] > clean_preroll["added_delay_ms"].min(), "adaptive spends more"
-assert by_strategy["concealed_ms"].min()["adaptive"] < by_strategy["concealed_ms"].max()["forward"]
+assert (totals.query("strategy == 'preroll'")["added_delay_ms"] < 150).all(), "pre-roll stays within budget"
+for name in ("preroll", "rechunk", "adaptive"):
+    assert by_strategy["concealed_ms"].min()[name] < by_strategy["concealed_ms"].max()["forward"], name
 assert by_strategy["concealed_ms"].min()["paced"] > by_strategy["concealed_ms"].max()["forward"], "pacing is worse than forwarding at every lead"
+assert by_strategy["concealed_ms"].min()["adaptive"] > by_strategy["concealed_ms"].min()["preroll"], "adaptive trails the best pre-roll"
 """,
     ),
     (
@@ -155,10 +175,9 @@ assert by_strategy["concealed_ms"].min()["paced"] > by_strategy["concealed_ms"].
 The oracle frontier (`labkit.sim.oracle.frontier`) is the least pre-roll that achieves each amount of
 concealment, given the forwarding run's arrivals: holding every item P ms conceals
 $\sum_k \max(0, D^*_k - P)$. Each strategy at threshold 100 ms is a dot (x: its added delay).
-Forwarding can never sit above the frontier at P = 0 (Twilio's queue may start an item late, which
-only acts as extra pre-roll), and the cell asserts it. It sits *on* it when items do not overlap; on
-`long_conversation` the queue carries the previous answer's tail into the next one, a cushion the
-per-item oracle does not count, so forwarding lands below it.
+Forwarding sits exactly on the frontier at P = 0: Twilio starts each item at its first arrival and
+the FIFO recursion is the oracle's own arithmetic (asserted). A strategy below-left of the line
+would beat the offline optimum, which is impossible; the distance above it is delay spent for nothing.
 """,
     ),
     (
@@ -172,7 +191,7 @@ for ax, trace_name in zip(axes.flat, TRACES):
     frontier = schedule_frontier(forward_run.schedule)
     plots.strategy_vs_frontier(frontier, at_100.query("trace == @trace_name"), ax=ax, title=trace_name)
     on_frontier[trace_name] = (forward_run.metrics.concealed_ms, frontier["concealed_ms"].iloc[0])
-    assert forward_run.metrics.concealed_ms <= frontier["concealed_ms"].iloc[0] + 1e-6, trace_name
+    assert abs(forward_run.metrics.concealed_ms - frontier["concealed_ms"].iloc[0]) < 1e-6, trace_name
 fig.suptitle("Strategies (threshold 100 ms) against the oracle: dots on the line waste nothing");
 display(pd.DataFrame(on_frontier, index=["forward underrun (ms)", "frontier at P = 0 (ms)"]).T.round(1))
 """,
@@ -182,19 +201,22 @@ display(pd.DataFrame(on_frontier, index=["forward underrun (ms)", "frontier at P
         r"""
 ## Best setting per trace
 
-For each trace, the setting with the least underrun, ties broken by the least added delay:
+For each trace, the setting with the least mean underrun over the seeds, ties broken by the least
+added delay:
 """,
     ),
     (
         "code",
         r"""
-best = (runs.sort_values(["trace", "concealed_ms", "added_delay_ms"])
+mean_runs = runs.groupby(["trace", "strategy", "threshold_ms"], as_index=False)[
+    ["concealed_ms", "concealment_events", "added_delay_ms"]].mean()
+best = (mean_runs.sort_values(["trace", "concealed_ms", "added_delay_ms"])
             .groupby("trace").head(1)
             .set_index("trace")[["strategy", "threshold_ms", "concealed_ms", "concealment_events",
                                  "added_delay_ms"]])
 best["oracle_D*_ms"] = oracle
 display(best.round(1))
-assert (best["concealed_ms"] == 0).all(), "some setting removes every underrun on every trace"
+assert (best.loc[oracle[oracle < 150].index, "concealed_ms"] == 0).all(), "every trace with D* < 150 ms has a clean setting"
 """,
     ),
     (
@@ -211,7 +233,7 @@ changes by more than 1 ms.
         "code",
         r"""
 grid = sweep(TRACES, ["forward", "rechunk"], [50], links=["jitter", "correlated"],
-             playouts=["fifo", "frame_padding", "prefetch"], seeds=3, jobs=2, progress=False)
+             playouts=["fifo", "frame_padding", "prefetch"], seeds=SEEDS, jobs=2, progress=False)
 per_trace = grid.groupby(["playout", "link", "trace", "strategy"])["concealed_ms"].mean().unstack("strategy")
 change = per_trace["rechunk"] - per_trace["forward"]
 verdict = pd.DataFrame({
@@ -241,6 +263,9 @@ What the table says (each sentence is asserted below):
   since each 20-60 byte message becomes 20 ms of audio. It still leaves padding silence, because 400
   bytes is 2.5 frames; whole-frame messages (`align_frames=True`) are what this hypothesis calls for.
 - **The link matters only under fifo/prefetch:** padding depends on message sizes, not on delays.
+- **Whole frames make the question moot:** with `align_frames=True`, rechunking's underruns are the
+  same under `frame_padding` as under `fifo` (checked in the next cell), so sending 160-byte
+  multiples is safe whichever hypothesis holds.
 
 Which hypothesis is true is a question for a real call: lesson 04 carries the experiment that
 settles it.
@@ -257,10 +282,23 @@ for playout in ("fifo", "prefetch"):
 assert per_trace.loc[("fifo", "jitter", "tiny_deltas"), "rechunk"] < 0.2 * per_trace.loc[("fifo", "jitter", "tiny_deltas"), "forward"]
 for link in ("jitter", "correlated"):
     row = verdict.loc[("frame_padding", link)]
-    assert row["traces worse"] == 0 and row["reduction"] > 0.3, link
+    assert row["traces worse"] <= 1 and row["traces better"] >= 5 and row["reduction"] > 0.3, link
     assert row["traces still with underruns"] >= 1, link
 padding_change = (change.loc["frame_padding"].unstack("link"))
 assert (padding_change["jitter"] - padding_change["correlated"]).abs().max() < 0.05 * verdict.loc[("frame_padding", "jitter"), "forward underrun (ms)"]
+
+rows = []
+for trace_name in TRACES:
+    trace = read(shipped(trace_name))
+    for seed in range(SEEDS):
+        for playout in ("fifo", "frame_padding"):
+            for align in (False, True):
+                m = simulate(trace, "rechunk", 50, link="jitter", playout=playout, seed=seed, align_frames=align).metrics
+                rows.append({"playout": playout, "align_frames": align, "concealed_ms": m.concealed_ms})
+aligned = pd.DataFrame(rows).groupby(["align_frames", "playout"])["concealed_ms"].sum().unstack("playout")
+display(aligned.round(0).rename_axis(columns="underrun over all traces (ms)"))
+assert abs(aligned.loc[True, "frame_padding"] - aligned.loc[True, "fifo"]) < 1e-6, "whole frames: padding adds nothing"
+assert aligned.loc[False, "frame_padding"] > 5 * aligned.loc[False, "fifo"]
 
 elapsed_s = time.perf_counter() - notebook_started
 print(f"notebook ran in {elapsed_s:.1f} s")
