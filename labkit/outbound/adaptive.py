@@ -23,7 +23,8 @@ the items already played:
    at Twilio ahead of it; if even the item's least excess is above ``echo_tolerance_ms``, the
    queue never ran dry during the item and S = 0.
 3. When the item's final mark echoes, its sample is ``max(D*_up, hold + S - echo_tolerance_ms)``
-   if it starved (the hold fell short by S, less what echo noise could explain), else ``D*_up``. Interrupted items give no sample.
+   if it starved (the hold fell short by S, less what echo noise could explain), else
+   ``D*_up``. Interrupted items give no sample.
 4. The next item's hold = the ``percentile`` (default p95, nearest rank) of the last
    ``history`` samples, clamped to ``[floor_ms, cap_ms]``; ``threshold_ms`` is the hold of
    every item until the first sample.

@@ -193,13 +193,12 @@ table shows. On this trace, over independent per-message jitter:
 
 - **forwarding underruns in every seed**: with ~1500 messages, some message is always the slow one,
   and in-order delivery makes everything behind it wait;
+- **pacing with a 100 ms lead does not help**: a pacer *holds back* audio Twilio could already have
+  queued, so its cushion is never larger than the lead; it leaves about as much silence as forwarding;
 - **rechunking to 50 ms** cuts the message count about tenfold, so far fewer draws of the delay
-  tail, and almost all of those gaps go;
-- **pacing with a 100 ms lead does not remove them**: a pacer *holds back* audio Twilio could
-  already have queued, so its cushion is never larger than the lead;
-- **a 100 ms pre-roll removes nearly all of them** (at most one seed of ten keeps a short gap): it
-  holds the start of each item long enough to absorb most of the delay spread;
-- **the adaptive buffer removes every one**: it learns from the echoes how long a hold the call needs.
+  tail; **a 100 ms pre-roll** holds the start of each item; **the adaptive buffer** learns a hold
+  from the echoes. Each removes most of the silence (over 75 % less than forwarding), none of them
+  every gap in every seed.
 
 The asserts encode these statements; if a change to the package changes the data, they fail.
 """,
@@ -225,12 +224,12 @@ summary = seeds.groupby(["link", "strategy"], sort=False).agg(
 display(summary.round(1))
 
 jitter = summary.loc["jitter"]
+forward_silence_ms = jitter.loc["forward", "mean_silence_ms"]
 assert jitter.loc["forward", "seeds_with_gaps"] == len(SEEDS), "forwarding underruns in every seed"
-assert jitter.loc["rechunk 50 ms", "mean_silence_ms"] < 0.2 * jitter.loc["forward", "mean_silence_ms"]
 assert jitter.loc["paced, 100 ms lead", "seeds_with_gaps"] >= len(SEEDS) // 2, "a lead alone does not fix it"
-assert jitter.loc["preroll 100 ms", "seeds_with_gaps"] <= 1, "a 100 ms pre-roll removes nearly every gap"
-assert jitter.loc["preroll 100 ms", "mean_silence_ms"] < 0.1 * jitter.loc["forward", "mean_silence_ms"]
-assert jitter.loc["adaptive", "seeds_with_gaps"] == 0, "the adaptive buffer removes every gap"
+assert jitter.loc["paced, 100 ms lead", "mean_silence_ms"] > 0.5 * forward_silence_ms, "nor reduces it much"
+for label in ("rechunk 50 ms", "preroll 100 ms", "adaptive"):
+    assert jitter.loc[label, "mean_silence_ms"] < 0.25 * forward_silence_ms, label
 """,
     ),
     (
@@ -279,7 +278,7 @@ assert correlated.loc["forward", "mean_silence_ms"] < jitter.loc["forward", "mea
 On this trace the gaps come from **the slowest of many independently delayed messages**, not from
 small payloads as such: with the same tiny messages over a path whose delay is shared, forwarding is
 clean. Rechunking helps exactly as much as it reduces the number of independent draws; a lead on a
-pacer does not help; a pre-roll covers most of the spread, and the adaptive buffer all of it. Lesson 02 sweeps every trace and threshold to see
+pacer does not help; a pre-roll, or the adaptive buffer's learned hold, covers most of the spread. Lesson 02 sweeps every trace and threshold to see
 how far this holds, and under which playout hypothesis.
 """,
     ),
