@@ -446,3 +446,32 @@ async def test_media_and_marks_before_start_are_dropped_and_the_call_is_byte_exa
     assert media_of(messages) == trace_audio(traces.read(trace_path))
     assert handler.stats.marks_credited == handler.stats.marks_sent
 
+
+
+async def test_a_peer_that_never_echoes_cannot_make_a_call_hold_all_it_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handler keeps unheard audio to credit the tracker with the bytes that played; without
+    echoes nothing is ever heard, so that copy is capped (here at 2 items' worth)."""
+    from labkit.live import handler as handler_module
+
+    item_bytes, items = 4000, 6
+    monkeypatch.setattr(handler_module, "MAX_HELD_AUDIO_BYTES", 2 * item_bytes)
+    events: list[TraceEvent] = []
+    for n in range(items):
+        t = n * 100.0
+        events.append(turn_event("turn_started", t, f"r{n}"))
+        events.append(audio_event(t, f"r{n}", f"i{n}", 0, bytes([n]) * item_bytes))
+        events.append(item_event("audio_done", t + 1.0, f"i{n}", 0))
+        events.append(turn_event("turn_ended", t + 1.0, f"r{n}"))
+    path = tmp_path / "answers.jsonl.gz"
+    traces.write(Trace(make_header("synthetic", "six quick answers"), events), path)
+    async with serve_in_background(settings_for(path, mark_every_ms=None)) as server:
+        ws = await dial(server)
+        await receive_all_marked(ws, [], items * item_bytes)
+        (handler,) = server.app.state.live_calls
+        held_bytes = sum(len(audio) for audio in handler._item_audio.values())
+        await ws.send(tm.stop_json(SID, ACCOUNT_SID, CALL_SID, 2))
+        await receive_until_closed(ws)
+        await settled(server, 1)
+    assert 0 < held_bytes <= 2 * item_bytes, held_bytes

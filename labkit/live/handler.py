@@ -49,6 +49,7 @@ from labkit import twilio_messages as tm
 from labkit.inbound import InboundBuffer
 from labkit.live.models import ModelChoice
 from labkit.live.settings import CallSettings, ServerSettings
+from labkit.marks import TWILIO_BUFFER_LIMIT_MS
 from labkit.outbound import make_strategy, strategy_options
 from labkit.outbound.base import AudioChunk, Clear, Media, Outbound, OutboundStrategy
 from labkit.traces import TraceRecorder
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 MS_PER_S = 1000.0
 BYTES_PER_S = 8000
+MAX_HELD_AUDIO_BYTES = TWILIO_BUFFER_LIMIT_MS * 8  # Twilio's own limit: 10 minutes buffered
 DRAIN_MARGIN_S = 5.0  # beyond the audio still queued at Twilio, how long to await the last echoes
 CLOSE_NORMAL = 1000
 CLOSE_INTERNAL_ERROR = 1011
@@ -114,8 +116,12 @@ class TwilioHandler:
         self._send_lock = asyncio.Lock()
         self._wake = asyncio.Event()  # new outbound work: the timer recomputes its deadline
         self._settled = asyncio.Event()  # nothing buffered and every mark echoed
-        self._pending_marks: set[str] = set()
+        # Audio sent but not yet credited, to hand the tracker the very bytes that played. Bounded
+        # like Twilio's own buffer: beyond it, the oldest items' credits fall back to silence of
+        # the same length (the tracker counts only lengths), so a peer that never echoes cannot
+        # make a call hold everything it ever said.
         self._item_audio: dict[ItemKey, bytearray] = {}
+        self._item_audio_bytes = 0
         self._ended_items: set[ItemKey] = set()  # audio_end seen: forget once heard whole
         self._recorder: TraceRecorder | None = None
 
@@ -185,12 +191,15 @@ class TwilioHandler:
     def _agent(self) -> RealtimeAgent[Any]:
         return RealtimeAgent(name="labkit phone agent", instructions=self.settings.instructions)
 
+    def _forget_item_audio(self) -> None:
+        self._item_audio.clear()
+        self._item_audio_bytes = 0
+
     def _forget_call(self) -> None:
         if self.strategy is not None:
             self.strategy.close()
-        self._item_audio.clear()
+        self._forget_item_audio()
         self._ended_items.clear()
-        self._pending_marks.clear()
         if self._recorder is not None:
             self._recorder.close()
             self._recorder = None
@@ -252,15 +261,14 @@ class TwilioHandler:
     def _on_echo(self, name: str) -> None:
         assert self.strategy is not None
         self.stats.marks_echoed += 1
-        self._pending_marks.discard(name)
         mark = self.strategy.echo(name, self._now_ms())
         if mark is not None:
             key = (mark.item_id, mark.content_index)
             played = self._item_audio.get(key, bytearray())
             credited = bytes(played[mark.start : mark.end]).ljust(mark.size, b"\xff")
             if key in self._ended_items and mark.end >= len(played):  # heard whole: a long
-                self._item_audio.pop(key, None)  # call must not keep all it ever said
-                self._ended_items.discard(key)
+                self._item_audio_bytes -= len(self._item_audio.pop(key, b""))  # call must not
+                self._ended_items.discard(key)  # keep all it ever said
             self.tracker.on_play_bytes(mark.item_id, mark.content_index, credited)
             self.stats.marks_credited += 1
             self.stats.marks_credited_bytes += len(credited)
@@ -278,7 +286,7 @@ class TwilioHandler:
                     self._strategy().end(event.item_id, event.content_index, self._now_ms())
                 )
             elif event.type == "audio_interrupted":
-                self._item_audio.clear()  # nothing sent before a clear is ever credited
+                self._forget_item_audio()  # nothing sent before a clear is ever credited
                 self._ended_items.clear()
                 await self._on_strategy_output(self._strategy().interrupt(self._now_ms()))
             elif event.type == "error":
@@ -291,6 +299,10 @@ class TwilioHandler:
     async def _on_model_audio(self, item_id: str, content_index: int, data: bytes) -> None:
         self.stats.model_audio_bytes += len(data)
         self._item_audio.setdefault((item_id, content_index), bytearray()).extend(data)
+        self._item_audio_bytes += len(data)
+        while self._item_audio_bytes > MAX_HELD_AUDIO_BYTES and len(self._item_audio) > 1:
+            oldest = next(iter(self._item_audio))
+            self._item_audio_bytes -= len(self._item_audio.pop(oldest))
         chunk = AudioChunk(item_id, content_index, data)
         await self._on_strategy_output(self._strategy().push(chunk, self._now_ms()))
 
@@ -320,7 +332,6 @@ class TwilioHandler:
             self.stats.media_sent += len(texts) - len(item.marks)
             self.stats.marks_sent += len(item.marks)
             self.stats.bytes_sent += len(item.payload)
-            self._pending_marks.update(mark.name for mark in item.marks)
         return texts
 
     # ------------------------------------------------------------------ the one timer
@@ -352,7 +363,8 @@ class TwilioHandler:
 
     def _check_settled(self) -> None:
         strategy = self.strategy
-        if strategy is not None and strategy.next_deadline() is None and not self._pending_marks:
+        idle = strategy is not None and strategy.next_deadline() is None
+        if idle and strategy is not None and not strategy.ledger.pending_count:
             self._settled.set()
         else:
             self._settled.clear()
