@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from labkit.live.server import create_app, uvicorn_config
+    from labkit.live.server import create_app, freeze_long_lived_heap, uvicorn_config
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -104,5 +104,6 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     app = create_app(settings)
     print(instructions(settings, args.host, args.port, app.state.models.description), flush=True)
+    freeze_long_lived_heap()
     uvicorn.Server(uvicorn_config(app, args.host, args.port, log_level="info")).run()
     return 0
