@@ -17,7 +17,7 @@ from labkit.traces import Trace, audio_event, item_event, make_header, turn_even
 pytestmark = pytest.mark.anyio
 
 SPEED = 10.0
-FAKE_KEY = "sk-test-this-key-must-never-reach-a-trace-0123456789"
+FAKE_KEY = "fake-openai-key-that-must-never-reach-a-trace-0123456789"
 
 
 @pytest.fixture

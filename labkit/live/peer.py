@@ -267,7 +267,7 @@ class TwilioPeer:
         headers: Mapping[str, str] | None = None,
         stream_sid: str = "MZ00000000000000000000000000000001",
         call_sid: str = "CA00000000000000000000000000000001",
-        account_sid: str = "AC00000000000000000000000000000001",
+        account_sid: str = "ACemulated00000000000000000000001",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not speed > 0:
