@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +72,46 @@ def test_sweep_command_writes_csv_and_plots(tmp_path: Path) -> None:
 
 def test_thresholds_include_stop() -> None:
     assert parse_thresholds("20:200:1")[-1] == 200 and len(parse_thresholds("20:200:1")) == 181
+
+
+def _same(a: object, b: object) -> bool:
+    both_nan = isinstance(a, float) and isinstance(b, float) and a != a and b != b
+    return both_nan or a == b
+
+
+@pytest.mark.parametrize("link_params", [None, {"lateness_ms": 3.0, "per_message_ms": 0.2}])
+def test_sweep_rows_reused_across_thresholds_equal_real_runs_exactly(
+    link_params: dict[str, float] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # forward ignores the threshold (one run copied), and preroll sends the same messages for
+    # nearby thresholds (metrics reused); on bursty, paced sends the same frames at other times
+    # for each lead (must not be reused): every row must still be the run's own, bit for bit
+    from labkit.sim import fastpath
+
+    finished: list[int] = []
+    real_finish = fastpath.finish
+
+    def counted_finish(*args: Any) -> Any:
+        finished.append(1)
+        return real_finish(*args)
+
+    monkeypatch.setattr(fastpath, "finish", counted_finish)
+    traces = ["barge_in", "bursty"]
+    strategies, thresholds = ["forward", "preroll", "paced", "adaptive"], [20, 21, 22, 60]
+    frame = labkit.sweep(traces, strategies, thresholds, ["jitter", "stalls"], seeds=2,
+                         playouts=["fifo", "prefetch"], link_params=link_params,
+                         progress=False)  # fmt: skip
+    assert len(frame) == 2 * 4 * 4 * 2 * 2 * 2
+    fast_runs = 2 * 3 * 4 * 2 * 2 * 2
+    assert len(finished) < fast_runs - 2 * 2 * 2 * 2 * 3  # forward alone saves 3 of 4 thresholds
+    loaded = {name: read(shipped(name)) for name in traces}
+    for row in frame.to_dict("records"):
+        run = (row["strategy"], row["threshold_ms"], row["link"], row["playout"], row["seed"])
+        direct = simulate(loaded[row["trace"]], *run, link_params=link_params).metrics.as_row()
+        differ = {k: (row[k], v) for k, v in direct.items() if not _same(row[k], v)}
+        assert not differ, (row["trace"], row["strategy"], row["threshold_ms"], differ)
+
+
+def test_sweep_rejects_a_bad_threshold_even_for_a_strategy_that_ignores_it() -> None:
+    with pytest.raises(ValueError, match="threshold_ms"):
+        labkit.sweep(["barge_in"], ["forward"], [20, -5], progress=False)

@@ -12,7 +12,7 @@ See notebooks/01_why_tiny_packets_jitter.ipynb and DOMAIN.md section 4.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from labkit.sim.playout import BYTES_PER_MS, FRAME_BYTES, FifoPlayout, Segment
@@ -22,14 +22,19 @@ from labkit.sim.sender import CLEAR, MARK, MEDIA
 @dataclass
 class PlayOutcome:
     """Per row (NaN / 0 for non-media rows): when it started playing and what became of it;
-    ``echoes`` lists (mark row, echo time, echoed by a clear) in the order of the echoes."""
+    ``echoes`` lists (mark row, echo time, echoed by a clear) in the order of the echoes;
+    ``render()`` gives the played segments (only the audio needs them: sweeps never ask)."""
 
     start_ms: list[float]
     played_bytes: list[int]
     cleared_bytes: list[int]
     discarded_bytes: list[int]
     echoes: list[tuple[int, float, bool]]
-    segments: list[Segment]
+    render: Callable[[], list[Segment]]
+
+    @property
+    def segments(self) -> list[Segment]:
+        return self.render()
 
 
 def play_fifo(
@@ -66,12 +71,15 @@ def play_fifo(
             last_clear = row
             tail = min(tail, now)
     echoes += [(r, t, False) for r, t in pending]
-    segments = [
-        (start[r], start[r] + played[r] / BYTES_PER_MS, payloads[r][: played[r]])
-        for r in media_rows
-        if played[r] > 0 or (sizes[r] == 0 and r > last_clear)
-    ]
-    return PlayOutcome(start, played, cleared, [0] * n, echoes, segments)
+
+    def render() -> list[Segment]:
+        return [
+            (start[r], start[r] + played[r] / BYTES_PER_MS, payloads[r][: played[r]])
+            for r in media_rows
+            if played[r] > 0 or (sizes[r] == 0 and r > last_clear)
+        ]
+
+    return PlayOutcome(start, played, cleared, [0] * n, echoes, render)
 
 
 def _truncate(media_rows: list[int], start: list[float], played: list[int], cleared: list[int],
@@ -117,4 +125,5 @@ def replay(
     for row, record in zip(media_rows, model.plays, strict=True):
         start[row], played[row] = record.start_ms, record.played_bytes
         cleared[row], discarded[row] = record.cleared_bytes, record.discarded_bytes
-    return PlayOutcome(start, played, cleared, discarded, echoes, model.segments)
+    segments = model.segments
+    return PlayOutcome(start, played, cleared, discarded, echoes, lambda: segments)

@@ -17,8 +17,9 @@ See notebooks/02_threshold_sweep.ipynb.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from labkit.sim.simulator import PreparedTrace
 
 ECHO_BLIND_STRATEGIES = ("forward", "rechunk", "paced", "preroll")
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+KIND_NAME_ARRAY = np.array(KIND_NAMES, dtype=object)
 
 
 def _echo_blind_classes() -> tuple[type[Any], ...]:
@@ -60,22 +64,57 @@ def applies(trace: PreparedTrace, strategy: OutboundStrategy) -> bool:
 
 def run(
     trace: PreparedTrace, strategy: OutboundStrategy, fwd: Link, back: Link, model: FifoPlayout
-) -> tuple[dict[str, list[Any]], list[Segment], npt.NDArray[np.int64]]:
-    """Schedule columns (SCHEDULE_COLUMNS), played segments and kind codes of one run."""
-    sent = send_all(trace, strategy, fwd, online=fwd.lateness_ms > 0)
-    arrived = sent.arrived_ms if fwd.lateness_ms > 0 else fwd.arrivals_ms(sent.sent_ms).tolist()
+) -> tuple[dict[str, Any], Callable[[], list[Segment]], IntArray]:
+    """Schedule columns (SCHEDULE_COLUMNS, as numpy arrays), a function giving the played
+    segments, and kind codes of one run."""
+    return finish(trace, send(trace, strategy, fwd), honors_generations(strategy), fwd, back,
+                  model)  # fmt: skip
+
+
+def send(trace: PreparedTrace, strategy: OutboundStrategy, fwd: Link) -> SentMessages:
+    """Stage 1: what the strategy sends and when (arrivals too, when lateness shares the rng)."""
+    return send_all(trace, strategy, fwd, online=fwd.lateness_ms > 0)
+
+
+def finish(
+    trace: PreparedTrace, sent: SentMessages, honor_generations: bool, fwd: Link, back: Link,
+    model: FifoPlayout,
+) -> tuple[dict[str, Any], Callable[[], list[Segment]], IntArray]:  # fmt: skip
+    """Stages 2-4 for the messages ``sent`` (``fwd`` and ``back`` fresh apart from stage 1)."""
+    if fwd.lateness_ms > 0:
+        arrived_ms = np.array(sent.arrived_ms, dtype=np.float64)
+    else:
+        arrived_ms = fwd.arrivals_ms(sent.sent_ms)
+    arrived = arrived_ms.tolist()
     if type(model) is FifoPlayout:
         play = play_fifo(
             sent.kind, sent.size, sent.sent_ms, arrived, sent.payloads, model.pad_to_frame
         )
     else:
         play = _replay(trace, sent, arrived, model)
-    columns = _columns(sent, arrived, play)
-    _add_echoes(columns, play, back, trace.interrupts_ms, _honors_generations(strategy))
-    return columns, play.segments, np.array(sent.kind, dtype=np.int64)
+    kinds = np.array(sent.kind, dtype=np.int64)
+    columns = _columns(sent, kinds, arrived_ms, play)
+    _add_echoes(columns, play, back, trace.interrupts_ms, honor_generations)
+    return columns, play.render, kinds
 
 
-def _honors_generations(strategy: OutboundStrategy) -> bool:
+def fingerprint(sent: SentMessages, honor_generations: bool) -> bytes:
+    """A digest of everything of ``sent`` that the metrics depend on (all but payload bytes:
+    playout models and metrics read only their lengths, which ``size`` holds)."""
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(b"h" if honor_generations else b"d")
+    for ints in (sent.kind, sent.content_index, sent.offset, sent.size, sent.generation):
+        digest.update(np.array(ints, dtype=np.int64).tobytes())
+    digest.update(np.array(sent.sent_ms, dtype=np.float64).tobytes())
+    digest.update(np.array(sent.arrived_ms, dtype=np.float64).tobytes())
+    for texts in (sent.item_id, sent.name):
+        digest.update(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)).tobytes())
+        digest.update("".join(texts).encode("utf-8", "surrogatepass"))
+    return digest.digest()
+
+
+def honors_generations(strategy: OutboundStrategy) -> bool:
+    """Whether the strategy's ledger ignores echoes of marks an interrupt cleared."""
     ledger = strategy.ledger
     assert isinstance(ledger, MarkLedger)
     return ledger.honor_generations
@@ -95,38 +134,40 @@ def _replay(trace: PreparedTrace, sent: SentMessages, arrived: list[float],
     )
 
 
-def _columns(sent: SentMessages, arrived: list[float], play: PlayOutcome) -> dict[str, list[Any]]:
-    n = len(sent)
-    start, end = [math.nan] * n, [math.nan] * n
-    for row, (begin, played) in enumerate(zip(play.start_ms, play.played_bytes, strict=True)):
-        if played:
-            start[row], end[row] = begin, begin + played / BYTES_PER_MS
-    names = KIND_NAMES
+def _columns(
+    sent: SentMessages, kinds: IntArray, arrived_ms: FloatArray, play: PlayOutcome
+) -> dict[str, Any]:
+    """The schedule as numpy columns (int64, float64, object): converted once here, read by
+    the metrics as they are, turned back into lists only for the schedule DataFrame."""
+    played = np.array(play.played_bytes, dtype=np.int64)
+    begin = np.array(play.start_ms, dtype=np.float64)
+    start = np.where(played > 0, begin, math.nan)
+    end = start + played / BYTES_PER_MS  # the same float operations as begin + played / 8
     return {
-        "kind": [names[k] for k in sent.kind],
-        "item_id": sent.item_id,
-        "content_index": sent.content_index,
-        "offset": sent.offset,
-        "size": sent.size,
-        "generation": sent.generation,
-        "sent_ms": sent.sent_ms,
-        "arrived_ms": arrived,
-        "name": sent.name,
+        "kind": KIND_NAME_ARRAY[kinds],
+        "item_id": np.array(sent.item_id, dtype=object),
+        "content_index": np.array(sent.content_index, dtype=np.int64),
+        "offset": np.array(sent.offset, dtype=np.int64),
+        "size": np.array(sent.size, dtype=np.int64),
+        "generation": np.array(sent.generation, dtype=np.int64),
+        "sent_ms": np.array(sent.sent_ms, dtype=np.float64),
+        "arrived_ms": arrived_ms,
+        "name": np.array(sent.name, dtype=object),
         "play_start_ms": start,
         "play_end_ms": end,
-        "played_bytes": play.played_bytes,
-        "cleared_bytes": play.cleared_bytes,
-        "discarded_bytes": play.discarded_bytes,
+        "played_bytes": played,
+        "cleared_bytes": np.array(play.cleared_bytes, dtype=np.int64),
+        "discarded_bytes": np.array(play.discarded_bytes, dtype=np.int64),
     }
 
 
-def _add_echoes(columns: dict[str, list[Any]], play: PlayOutcome, back: Link,
+def _add_echoes(columns: dict[str, Any], play: PlayOutcome, back: Link,
                 interrupts_ms: list[float], honor_generations: bool) -> None:  # fmt: skip
     n = len(columns["kind"])
     echo, received, credited = [math.nan] * n, [math.nan] * n, [0] * n
     times = [t for _, t, _ in play.echoes]
     arrivals = back.arrivals_ms(times).tolist()
-    sizes, generations = columns["size"], columns["generation"]
+    sizes, generations = columns["size"].tolist(), columns["generation"].tolist()
     credited_once: set[int] = set()
     for (row, echo_ms, by_clear), got_ms in zip(play.echoes, arrivals, strict=True):
         echo[row], received[row] = echo_ms, got_ms
@@ -137,7 +178,9 @@ def _add_echoes(columns: dict[str, list[Any]], play: PlayOutcome, back: Link,
             continue
         credited[row] = sizes[row]
         credited_once.add(row)
-    columns.update(echo_ms=echo, echo_received_ms=received, credited_bytes=credited)
+    columns.update(echo_ms=np.array(echo, dtype=np.float64),
+                   echo_received_ms=np.array(received, dtype=np.float64),
+                   credited_bytes=np.array(credited, dtype=np.int64))  # fmt: skip
 
 
 def _cleared_first(generation: int, received_ms: float, by_clear: bool,

@@ -128,20 +128,37 @@ def wire_sizes(kind: list[str], size: IntArray, names: list[str]) -> int:
     return _wire_bytes(media, marks, np.asarray(size, dtype=np.int64), names)
 
 
-def _wire_bytes(media: BoolArray, marks: BoolArray, size: IntArray, names: list[str]) -> int:
+def _wire_bytes(media: BoolArray, marks: BoolArray, size: IntArray, names: Any) -> int:
     base64_bytes = 4 * ((size[media] + 2) // 3)  # 4 * ceil(n / 3)
-    mark_names = [str(names[row]) for row in np.flatnonzero(marks).tolist()]
+    mark_rows = np.flatnonzero(marks)
+    if isinstance(names, np.ndarray):
+        mark_names = list(map(str, names[mark_rows].tolist()))
+    else:
+        mark_names = [str(names[row]) for row in mark_rows.tolist()]
     clears = len(size) - int(media.sum()) - len(mark_names)
     return (
         MEDIA_JSON_BYTES * int(media.sum()) + int(base64_bytes.sum())
-        + sum(MARK_JSON_BYTES + _json_string_length(name) for name in mark_names)
+        + MARK_JSON_BYTES * len(mark_names) + _json_strings_length(mark_names)
         + CLEAR_JSON_BYTES * clears
     )  # fmt: skip
 
 
+def _json_strings_length(texts: list[str]) -> int:
+    """Total length of ``texts`` as JSON string bodies: checked once on the joined text when
+    nothing in it needs escaping (the usual case), else name by name."""
+    joined = "".join(texts)
+    if _needs_no_escape(joined):
+        return len(joined)
+    return sum(_json_string_length(text) for text in texts)
+
+
+def _needs_no_escape(text: str) -> bool:
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
 def _json_string_length(text: str) -> int:
     """Length of ``text`` as a JSON string body (json.dumps escapes; plain ASCII stays as is)."""
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+    if _needs_no_escape(text):
         return len(text)
     return len(json.dumps(text)) - 2
 
@@ -149,19 +166,29 @@ def _json_string_length(text: str) -> int:
 def _item_codes(
     item_ids: npt.NDArray[np.object_], content: IntArray
 ) -> tuple[IntArray, dict[tuple[str, int], int]]:
-    """Per media row, its item's number in order of first appearance (looked up once per run
-    of rows of one item, since consecutive rows mostly share it)."""
+    """Per media row, its item's number in order of first appearance."""
+    code_of: dict[tuple[str, int], int] = {}
+    return _codes_by_runs(item_ids, content, code_of), code_of
+
+
+def _codes_by_runs(
+    item_ids: npt.NDArray[np.object_], content: IntArray, code_of: dict[tuple[str, int], int],
+    missing: int | None = None,
+) -> IntArray:  # fmt: skip
+    """Per row, the code of its item in ``code_of``: a new code in order of appearance, or
+    ``missing`` for an unknown item when given. Looked up once per run of rows of one item,
+    since consecutive rows mostly share it."""
     if len(content) == 0:
-        return np.zeros(0, dtype=np.int64), {}
+        return np.zeros(0, dtype=np.int64)
     changes = np.r_[True, (item_ids[1:] != item_ids[:-1]) | (content[1:] != content[:-1])]
     heads = np.flatnonzero(changes)
-    code_of: dict[tuple[str, int], int] = {}
-    run_codes = [
-        code_of.setdefault(key, len(code_of))
-        for key in zip(item_ids[heads].tolist(), content[heads].tolist(), strict=True)
-    ]
+    keys = zip(item_ids[heads].tolist(), content[heads].tolist(), strict=True)
+    if missing is None:
+        run_codes = [code_of.setdefault(key, len(code_of)) for key in keys]
+    else:
+        run_codes = [code_of.get(key, missing) for key in keys]
     codes: IntArray = np.asarray(run_codes, dtype=np.int64)[np.cumsum(changes) - 1]
-    return codes, code_of
+    return codes
 
 
 def _percentiles(gaps: FloatArray, prefix: str) -> dict[str, float]:
@@ -291,12 +318,12 @@ def compute(
     credited = np.nan_to_num(col("credited_bytes", marks)).astype(np.int64)
     credited_unplayed = 0
     if credited.any():
-        mark_keys = zip(
-            np.asarray(columns["item_id"], dtype=object)[marks].tolist(),
-            np.asarray(columns["content_index"], dtype=np.int64)[marks].tolist(),
-            strict=True,
+        mark_codes = _codes_by_runs(
+            np.asarray(columns["item_id"], dtype=object)[marks],
+            np.asarray(columns["content_index"], dtype=np.int64)[marks],
+            code_of,
+            missing=-1,
         )
-        mark_codes = np.array([code_of.get(k, -1) for k in mark_keys], dtype=np.int64)
         lo = mark_codes * ITEM_SHIFT + np.asarray(columns["offset"], dtype=np.int64)[marks]
         hi = lo + size[marks]
         got = _played_in_ranges(codes * ITEM_SHIFT + offset, played, lo, hi)

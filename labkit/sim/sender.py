@@ -27,6 +27,9 @@ MAX_STEPS_PER_EVENT = 200  # guards against a strategy whose deadline never move
 AUDIO, DONE = 0, 1  # trace event codes (labkit.sim.simulator.TRACE_EVENT_CODES)
 
 
+Row = tuple[int, str, int, int, int, int, float, str, bytes]
+
+
 @dataclass
 class SentMessages:
     """One row per outbound message in send order; ``payloads`` holds media rows' bytes."""
@@ -45,82 +48,92 @@ class SentMessages:
     def __len__(self) -> int:
         return len(self.kind)
 
+    @classmethod
+    def from_rows(cls, rows: list[Row], arrived_ms: list[float]) -> SentMessages:
+        """Columns of ``rows`` (one tuple per message: transposed once, not appended per cell)."""
+        if not rows:
+            return cls(arrived_ms=arrived_ms)
+        kind, item_id, index, offset, size, generation, sent_ms, name, payloads = (
+            list(column) for column in zip(*rows, strict=True)
+        )
+        return cls(kind, item_id, index, offset, size, generation, sent_ms, name, payloads,
+                   arrived_ms)  # fmt: skip
+
 
 def send_all(
     trace: PreparedTrace, strategy: OutboundStrategy, link: Link, online: bool
 ) -> SentMessages:
     """Run ``strategy`` over ``trace``; with ``online`` each message also goes over ``link`` as
     it is sent (needed when the link's random stream is shared with the timer lateness)."""
-    sent = SentMessages()
-    record = _recorder(sent, link if online else None)
+    rows: list[Row] = []
+    arrived: list[float] = []
+    record = _recorder(rows, arrived, link if online else None)
     times, codes, keys, payloads = trace.times_ms, trace.codes, trace.keys, trace.payloads
     n_events, i = len(times), 0
     max_steps = MAX_STEPS_PER_EVENT * (n_events + 10) + 10 * n_events
     deadline: float | None = None
     poll_at = math.inf
     inf = math.inf
+    poll, push, next_deadline = strategy.poll, strategy.push, strategy.next_deadline
+    lateness = link.lateness
     for _ in range(max_steps):
         t_trace = times[i] if i < n_events else inf
         if poll_at < t_trace:
             t = poll_at
             deadline, poll_at = None, inf  # polled: the next deadline gets its own lateness
-            record(strategy.poll(t), t)
+            outs = poll(t)
         elif t_trace < inf:
             t, code, key = t_trace, codes[i], keys[i]
             if code == AUDIO:
-                record(strategy.push(AudioChunk(key[0], key[1], payloads[i]), t), t)
+                outs = push(AudioChunk(key[0], key[1], payloads[i]), t)
             elif code == DONE:
-                record(strategy.end(key[0], key[1], t), t)
+                outs = strategy.end(key[0], key[1], t)
             else:
-                record(strategy.interrupt(t), t)
+                outs = strategy.interrupt(t)
             i += 1
         else:
             strategy.close()
-            return sent
-        new_deadline = strategy.next_deadline()
+            return SentMessages.from_rows(rows, arrived)
+        if outs:
+            record(outs, t)
+        new_deadline = next_deadline()
         if new_deadline != deadline:
             deadline = new_deadline
-            poll_at = inf if new_deadline is None else max(new_deadline + link.lateness(), t)
+            poll_at = inf if new_deadline is None else max(new_deadline + lateness(), t)
     raise RuntimeError(
         f"simulation of strategy {strategy.name!r} did not terminate: its deadline "
         f"({deadline}) keeps firing without moving on"
     )
 
 
-def _recorder(sent: SentMessages, link: Link | None) -> Callable[[list[Outbound], float], None]:
-    """A function appending a strategy's output at ``now`` to ``sent`` (bound methods hoisted:
-    this runs once per message)."""
-    kind, item_id, content_index = sent.kind.append, sent.item_id.append, sent.content_index.append
-    offset, size, generation = sent.offset.append, sent.size.append, sent.generation.append
-    sent_ms, name, payloads = sent.sent_ms.append, sent.name.append, sent.payloads.append
-    arrived = sent.arrived_ms.append
-    send = link.send if link is not None else None
-
-    def row(k: int, item: str, index: int, at: int, n: int, gen: int, now: float, label: str,
-            payload: bytes) -> None:  # fmt: skip
-        kind(k)
-        item_id(item)
-        content_index(index)
-        offset(at)
-        size(n)
-        generation(gen)
-        sent_ms(now)
-        name(label)
-        payloads(payload)
-        if send is not None:
-            arrived(send(now))
+def _recorder(
+    rows: list[Row], arrived: list[float], link: Link | None
+) -> Callable[[list[Outbound], float], None]:
+    """A function appending a strategy's output at ``now`` to ``rows`` (and, when ``link`` is
+    given, each message's arrival to ``arrived``, drawn as it is sent)."""
+    add = rows.append
 
     def record(outs: list[Outbound], now: float) -> None:
         for out in outs:
             if isinstance(out, Media):
                 payload = out.payload
                 if payload:  # a marks-only Media puts no media message on the wire
-                    row(MEDIA, out.item_id, out.content_index, out.offset, len(payload),
-                        out.generation, now, "", payload)  # fmt: skip
+                    add((MEDIA, out.item_id, out.content_index, out.offset, len(payload),
+                         out.generation, now, "", payload))  # fmt: skip
                 for mark in out.marks:
-                    row(MARK, mark.item_id, mark.content_index, mark.start, mark.end - mark.start,
-                        mark.generation, now, mark.name, b"")  # fmt: skip
+                    add((MARK, mark.item_id, mark.content_index, mark.start,
+                         mark.end - mark.start, mark.generation, now, mark.name, b""))  # fmt: skip
             else:
-                row(CLEAR, "", -1, 0, 0, out.generation, now, "", b"")
+                add((CLEAR, "", -1, 0, 0, out.generation, now, "", b""))
 
-    return record
+    if link is None:
+        return record
+    send, arrive = link.send, arrived.append
+
+    def record_online(outs: list[Outbound], now: float) -> None:
+        before = len(rows)
+        record(outs, now)
+        for _ in range(len(rows) - before):
+            arrive(send(now))
+
+    return record_online

@@ -27,7 +27,7 @@ from labkit.outbound.base import AudioChunk, Clear, Media, OutboundStrategy
 from labkit.sim import fastpath
 from labkit.sim.links import Link, make_link
 from labkit.sim.metrics import SCHEDULE_COLUMNS, Metrics, compute
-from labkit.sim.playout import FifoPlayout, make_playout
+from labkit.sim.playout import FifoPlayout, Segment, make_playout
 from labkit.traces import Trace
 
 BYTES_PER_MS = 8
@@ -84,16 +84,24 @@ class SimResult:
     def __init__(
         self,
         metrics: Metrics,
-        columns: dict[str, list[Any]],
-        segments: list[tuple[float, float, bytes]],
+        columns: dict[str, Any],
+        segments: list[Segment] | Callable[[], list[Segment]],
     ) -> None:
         self.metrics = metrics
-        self.columns = columns
-        self.segments = segments
+        self.columns = columns  # lists or numpy arrays, by SCHEDULE_COLUMNS name
+        self._segments = segments  # or the function rendering them, called when first needed
+
+    @property
+    def segments(self) -> list[Segment]:
+        """Played segments (start_ms, end_ms, mu-law bytes) of what the caller heard."""
+        if callable(self._segments):
+            self._segments = self._segments()
+        return self._segments
 
     @cached_property
     def schedule(self) -> pd.DataFrame:
-        return pd.DataFrame({name: self.columns[name] for name in SCHEDULE_COLUMNS})
+        # numpy columns go in as lists: the same frame (dtypes included) as list columns give
+        return pd.DataFrame({name: _as_list(self.columns[name]) for name in SCHEDULE_COLUMNS})
 
     @cached_property
     def audio(self) -> Audio:
@@ -104,6 +112,10 @@ class SimResult:
         m = self.metrics
         return (f"SimResult({m.messages} messages, {m.played_ms:.0f} ms played, "
                 f"{m.concealed_ms:.0f} ms concealed in {m.concealment_events} gaps)")  # fmt: skip
+
+
+def _as_list(column: Any) -> Any:
+    return column.tolist() if isinstance(column, np.ndarray) else column
 
 
 def render_segments(segments: list[tuple[float, float, bytes]]) -> bytes:
@@ -353,6 +365,40 @@ def simulate_event_driven(
     return _result(prepared, run.columns, model.segments)
 
 
+MetricsMemo = dict[tuple[Any, ...], Metrics]
+
+
+def sweep_metrics(
+    trace: PreparedTrace, strategy: str, threshold_ms: float, link: str, playout: str, seed: int,
+    link_params: dict[str, float] | None, playout_params: dict[str, float] | None,
+    memo: MetricsMemo,
+) -> Metrics:  # fmt: skip
+    """``simulate(...).metrics``, computed once per distinct run: on the fast path, a run whose
+    strategy sent exactly the messages of an earlier run in ``memo`` (same trace, link, playout
+    and seed) has that run's metrics, since everything after the sender is a function of them.
+    Many thresholds of ``preroll`` send the same messages, for instance."""
+    chosen = _default_factory()(strategy, threshold_ms)
+    fwd, back = _links(link, seed, link_params)
+    model = make_playout(playout, **(playout_params or {}))
+    if not fastpath.applies(trace, chosen):
+        run = _Run(trace, chosen, fwd, back, model)
+        run.run()
+        return _result(trace, run.columns, model.segments).metrics
+    sent = fastpath.send(trace, chosen, fwd)
+    honor = fastpath.honors_generations(chosen)
+    key = (trace.name, id(trace), link, _params_key(link_params), playout,
+           _params_key(playout_params), seed, fastpath.fingerprint(sent, honor))  # fmt: skip
+    metrics = memo.get(key)
+    if metrics is None:
+        columns, render, kinds = fastpath.finish(trace, sent, honor, fwd, back, model)
+        metrics = memo[key] = _result(trace, columns, render, kinds).metrics
+    return metrics
+
+
+def _params_key(params: dict[str, float] | None) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted((params or {}).items()))
+
+
 def _links(name: str, seed: int, params: dict[str, float] | None) -> tuple[Link, Link]:
     """The forward link and the return link: same model, separate random streams."""
     fwd = make_link(name, np.random.default_rng(seed), **(params or {}))
@@ -360,8 +406,8 @@ def _links(name: str, seed: int, params: dict[str, float] | None) -> tuple[Link,
     return fwd, back
 
 
-def _result(prepared: PreparedTrace, columns: dict[str, list[Any]],
-            segments: list[tuple[float, float, bytes]],
+def _result(prepared: PreparedTrace, columns: dict[str, Any],
+            segments: list[Segment] | Callable[[], list[Segment]],
             kind_codes: npt.NDArray[np.int64] | None = None) -> SimResult:  # fmt: skip
     metrics = compute(
         columns,

@@ -2,6 +2,10 @@
 
 Traces are loaded once per worker process (never pickled per run); the work is cut into chunks of
 one trace each, runs dealt round-robin across chunks, so two processes share it evenly.
+Results are the same as one ``simulate`` per row, but nothing is computed twice: a strategy that
+ignores ``threshold_ms`` (THRESHOLD_BLIND) runs once per trace, link, playout and seed, its row
+copied for every threshold; and a run whose strategy sends exactly the messages of an earlier
+run reuses its metrics (``labkit.sim.simulator.sweep_metrics``).
 See notebooks/02_threshold_sweep.ipynb.
 """
 
@@ -17,13 +21,16 @@ from typing import Any
 
 import pandas as pd
 
-from labkit.sim.simulator import PreparedTrace, prepare, simulate
+from labkit.sim.simulator import MetricsMemo, PreparedTrace, prepare, sweep_metrics
 from labkit.traces import Trace, read, shipped
 
 CHUNKS_PER_JOB = 8  # enough pieces that processes finish together
+THRESHOLD_BLIND = frozenset({"forward"})  # labkit/outbound/forward.py only checks threshold_ms
 TraceSpec = str | Path | Trace
 
 _worker_traces: list[PreparedTrace] = []
+_worker_memo: MetricsMemo = {}  # metrics of the distinct runs this process did
+_worker_rows: dict[tuple[Any, ...], dict[str, Any]] = {}  # rows of THRESHOLD_BLIND runs
 
 
 @dataclass(frozen=True)
@@ -64,19 +71,41 @@ def _prepare_all(specs: Sequence[TraceSpec]) -> list[PreparedTrace]:
 def _init_worker(specs: Sequence[TraceSpec]) -> None:
     global _worker_traces
     _worker_traces = _prepare_all(specs)
+    _worker_memo.clear()
+    _worker_rows.clear()
 
 
 def _run_chunk(chunk: _Chunk, options: dict[str, Any]) -> list[dict[str, Any]]:
     trace = _worker_traces[chunk.trace_index]
     rows = []
     for (strategy, threshold, link, playout), seed in itertools.product(chunk.combos, chunk.seeds):
-        result = simulate(trace, strategy, threshold, link, playout, seed, **options)
-        rows.append({
-            "trace": trace.name, "strategy": strategy, "threshold_ms": threshold,
-            "link": link, "playout": playout, "seed": seed,
-            **result.metrics.as_row(),
-        })  # fmt: skip
+        rows.append(_run_row(chunk.trace_index, trace, strategy, threshold, link, playout, seed,
+                             options))  # fmt: skip
     return rows
+
+
+def _run_row(
+    trace_index: int, trace: PreparedTrace, strategy: str, threshold: float, link: str,
+    playout: str, seed: int, options: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """The sweep row of one run."""
+    blind_key = (trace_index, strategy, link, playout, seed)
+    if strategy in THRESHOLD_BLIND:
+        from labkit.outbound import make_strategy  # lazily, as the simulator does
+
+        make_strategy(strategy, threshold)  # a bad threshold fails as the run would
+        if blind_key in _worker_rows:
+            return {**_worker_rows[blind_key], "threshold_ms": threshold}
+    metrics = sweep_metrics(trace, strategy, threshold, link, playout, seed, options["link_params"],
+                            options["playout_params"], _worker_memo)  # fmt: skip
+    row = {
+        "trace": trace.name, "strategy": strategy, "threshold_ms": threshold,
+        "link": link, "playout": playout, "seed": seed,
+        **metrics.as_row(),
+    }  # fmt: skip
+    if strategy in THRESHOLD_BLIND:
+        _worker_rows[blind_key] = row
+    return row
 
 
 def _chunks(
