@@ -330,17 +330,8 @@ def simulate(
     ``strategy_options``) or a ready strategy object. The return link (mark echoes) is a model of
     the same kind and parameters with its own random stream. Same seed, same result.
     """
-    prepared = trace if isinstance(trace, PreparedTrace) else prepare(trace)
-    if isinstance(strategy, str):
-        strategy = _default_factory()(strategy, threshold_ms, **strategy_options)
-    fwd, back = _links(link, seed, link_params)
-    model = make_playout(playout, **(playout_params or {}))
-    if fastpath.applies(prepared, strategy):
-        columns, segments, kind_codes = fastpath.run(prepared, strategy, fwd, back, model)
-        return _result(prepared, columns, segments, kind_codes)
-    run = _Run(prepared, strategy, fwd, back, model)
-    run.run()
-    return _result(prepared, run.columns, model.segments)
+    return _simulate(trace, strategy, threshold_ms, link, playout, seed, link_params,
+                     playout_params, strategy_options, allow_fast_path=True)  # fmt: skip
 
 
 def simulate_event_driven(
@@ -355,11 +346,31 @@ def simulate_event_driven(
     **strategy_options: Any,
 ) -> SimResult:
     """``simulate`` always through the event loop (the reference the fast path must equal)."""
+    return _simulate(trace, strategy, threshold_ms, link, playout, seed, link_params,
+                     playout_params, strategy_options, allow_fast_path=False)  # fmt: skip
+
+
+def _simulate(
+    trace: Trace | PreparedTrace,
+    strategy: str | OutboundStrategy,
+    threshold_ms: float,
+    link: str,
+    playout: str,
+    seed: int,
+    link_params: dict[str, float] | None,
+    playout_params: dict[str, float] | None,
+    strategy_options: dict[str, Any],
+    *,
+    allow_fast_path: bool,
+) -> SimResult:
     prepared = trace if isinstance(trace, PreparedTrace) else prepare(trace)
     if isinstance(strategy, str):
         strategy = _default_factory()(strategy, threshold_ms, **strategy_options)
     fwd, back = _links(link, seed, link_params)
     model = make_playout(playout, **(playout_params or {}))
+    if allow_fast_path and fastpath.applies(prepared, strategy):
+        columns, segments, kind_codes = fastpath.run(prepared, strategy, fwd, back, model)
+        return _result(prepared, columns, segments, kind_codes)
     run = _Run(prepared, strategy, fwd, back, model)
     run.run()
     return _result(prepared, run.columns, model.segments)
