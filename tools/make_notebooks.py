@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-LESSONS = ("nb01", "nb02", "nb03", "nb04", "nb05")
+LESSONS = ("nb00", "nb01", "nb02", "nb03", "nb04", "nb05")
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
 
