@@ -168,3 +168,13 @@ def test_metric_vs_setting_draws_lines_and_reference_lines() -> None:
     )
     assert len(ax.lines) == 4  # two curves, one vertical, one horizontal reference
     assert has_units(ax.get_xlabel()) and has_units(ax.get_ylabel())
+
+
+def test_plots_name_the_columns_their_input_lacks() -> None:
+    empty = pd.DataFrame({"unrelated": [1.0]})
+    with pytest.raises(ValueError, match=r"schedule lacks the column\(s\) \["):
+        plots.packet_timeline(empty)
+    with pytest.raises(ValueError, match=r"curves lacks the column\(s\) \['lead_ms', 'stale_ms'\]"):
+        plots.stale_audio_vs_lead(empty)
+    with pytest.raises(ValueError, match=r"frontier lacks the column\(s\)"):
+        plots.strategy_vs_frontier(empty, empty)

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import pandas as pd
 from matplotlib.axes import Axes
+
+
+def require_columns(frame: pd.DataFrame, columns: set[str], what: str) -> None:
+    """A plot's input must carry ``columns``: name the ones missing and whose they are."""
+    missing = columns - set(frame.columns)
+    if missing:
+        raise ValueError(f"{what} lacks the column(s) {sorted(missing)}")
 
 
 def new_axes(ax: Axes | None, figsize: tuple[float, float] = (9.0, 4.0)) -> Axes:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from labkit.plots._axes import new_axes
+from labkit.plots._axes import new_axes, require_columns
 
 G114_BUDGET_MS = 150.0  # ITU-T G.114 one-way planning target
 
@@ -60,10 +60,8 @@ def strategy_vs_frontier(
     Points on the line are as good as any buffer can be; points above or right of it pay for
     waiting they did not need, or conceal gaps a better schedule would have avoided.
     """
-    for frame, name in ((frontier, "frontier"), (points, "points")):
-        missing = {x, y} - set(frame.columns)
-        if missing:
-            raise ValueError(f"{name} lacks the column(s) {sorted(missing)}")
+    require_columns(frontier, {x, y}, "frontier")
+    require_columns(points, {x, y}, "points")
     if label not in points.columns:
         raise ValueError(f"points lacks the label column {label!r}")
     ax = new_axes(ax)
@@ -119,9 +117,7 @@ def stale_audio_vs_lead(
     title: str | None = None,
 ) -> Axes:
     """Audio the caller hears after barging in, against the sender's lead; a line per ``by``."""
-    missing = {x, y} - set(curves.columns)
-    if missing:
-        raise ValueError(f"curves lacks the column(s) {sorted(missing)}")
+    require_columns(curves, {x, y}, "curves")
     ax = new_axes(ax)
     groups = curves.groupby(by, sort=False) if by is not None else [("stale audio", curves)]
     for name, group in groups:
@@ -154,9 +150,7 @@ def metric_vs_setting(
     added latency vs underruns with the 150 ms G.114 line. Points are joined in ``order``
     (a column; default ``x``), e.g. by threshold when x is a trade-off metric.
     """
-    missing = {x, y, by} - set(table.columns)
-    if missing:
-        raise ValueError(f"table lacks the column(s) {sorted(missing)}")
+    require_columns(table, {x, y, by}, "table")
     ax = new_axes(ax)
     for name, group in table.groupby(by, sort=False):
         ordered = group.sort_values(order or x)

@@ -9,12 +9,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from labkit.plots._axes import new_axes
-
-
-def _require(frame: pd.DataFrame, columns: set[str], what: str) -> None:
-    missing = columns - set(frame.columns)
-    if missing:
-        raise ValueError(f"{what} lacks the column(s) {sorted(missing)}")
+from labkit.plots._axes import require_columns as _require
 
 
 def ledger_over_time(

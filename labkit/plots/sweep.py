@@ -8,15 +8,13 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.axes import Axes
 
-from labkit.plots._axes import new_axes
+from labkit.plots._axes import new_axes, require_columns
 
 G114_MS = 150.0  # ITU-T G.114 one-way delay planning target
 
 
 def _mean_by(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    missing = [c for c in (x, y, "strategy") if c not in frame.columns]
-    if missing:
-        raise ValueError(f"sweep frame lacks the column(s) {', '.join(missing)}")
+    require_columns(frame, {x, y, "strategy"}, "sweep frame")
     means: pd.DataFrame = frame.groupby(["strategy", x], as_index=False)[[y]].mean()
     return means
 

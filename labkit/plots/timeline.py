@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 
 from labkit.outbound.base import BYTES_PER_MS
-from labkit.plots._axes import new_axes
+from labkit.plots._axes import new_axes, require_columns
 from labkit.sim.metrics import CONCEALMENT_EPS_MS
 
 GAP_TOLERANCE_MS = CONCEALMENT_EPS_MS  # the same test labkit.sim.metrics counts gaps with
@@ -25,11 +25,8 @@ GAP_COLOR = "tab:red"
 
 def _media_rows(schedule: pd.DataFrame) -> pd.DataFrame:
     """The media messages that were played, in play order."""
-    missing = {"kind", "item_id", "sent_ms", "arrived_ms", "play_start_ms", "play_end_ms"} - set(
-        schedule.columns
-    )
-    if missing:
-        raise ValueError(f"schedule lacks the column(s) {sorted(missing)}")
+    needed = {"kind", "item_id", "sent_ms", "arrived_ms", "play_start_ms", "play_end_ms"}
+    require_columns(schedule, needed, "schedule")
     media = schedule[schedule["kind"] == "media"]
     played = media[media["play_start_ms"].notna() & media["play_end_ms"].notna()]
     return played.sort_values("play_start_ms", kind="stable")
@@ -37,8 +34,7 @@ def _media_rows(schedule: pd.DataFrame) -> pd.DataFrame:
 
 def _with_media_position(schedule: pd.DataFrame) -> pd.DataFrame:
     """Played media rows with ``media_ms``: audio handed over before this message, in send order."""
-    if "size" not in schedule.columns:
-        raise ValueError("schedule lacks the column 'size'")
+    require_columns(schedule, {"size"}, "schedule")
     media = schedule[schedule["kind"] == "media"]
     sizes_ms = media["size"].to_numpy(dtype=float) / BYTES_PER_MS
     positioned = media.assign(media_ms=np.cumsum(sizes_ms) - sizes_ms)
