@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from labkit.outbound.base import AudioChunk, Media, Outbound, OutboundStrategy
 from labkit.sim.links import Link
+from labkit.sim.paced_plan import PacedPlan, plannable
 
 if TYPE_CHECKING:
     from labkit.sim.simulator import PreparedTrace
@@ -64,13 +65,17 @@ def send_all(
     trace: PreparedTrace, strategy: OutboundStrategy, link: Link, online: bool
 ) -> SentMessages:
     """Run ``strategy`` over ``trace``; with ``online`` each message also goes over ``link`` as
-    it is sent (needed when the link's random stream is shared with the timer lateness)."""
+    it is sent (needed when the link's random stream is shared with the timer lateness).
+    A fresh ``paced`` on time (not ``online``) is computed by its flat plan: the same rows."""
+    if not online and plannable(strategy):
+        return SentMessages.from_rows(PacedPlan(strategy).run(trace), [])  # type: ignore[arg-type]
     rows: list[Row] = []
     arrived: list[float] = []
     record = _recorder(rows, arrived, link if online else None)
     times, codes, keys, payloads = trace.times_ms, trace.codes, trace.keys, trace.payloads
     n_events, i = len(times), 0
-    max_steps = MAX_STEPS_PER_EVENT * (n_events + 10) + 10 * n_events
+    # a timer that does any work sends at least one byte, so one per audio byte is a bound
+    max_steps = MAX_STEPS_PER_EVENT * (n_events + 10) + trace.audio_bytes
     deadline: float | None = None
     poll_at = math.inf
     inf = math.inf
