@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,7 @@ from labkit.sim import fastpath
 from labkit.sim.links import Link, make_link
 from labkit.sim.metrics import SCHEDULE_COLUMNS, Metrics, compute
 from labkit.sim.playout import FifoPlayout, Segment, make_playout
+from labkit.sim.sender import CLEAR, KIND_NAMES, MARK, MEDIA
 from labkit.traces import Trace
 
 BYTES_PER_MS = 8
@@ -130,8 +131,21 @@ def render_segments(segments: list[tuple[float, float, bytes]]) -> bytes:
     return bytes(timeline[:total])
 
 
+# One schedule row per message, in send order: kind code, item_id, content_index, offset, size,
+# generation, sent_ms, arrived_ms, name, payload (b"" but for media). Rows are tuples, turned
+# into columns once at the end (a tuple per message instead of nine list appends).
+Row = tuple[int, str, int, int, int, int, float, float, str, bytes]
+ARRIVED: Final = 7  # index of arrived_ms in a Row
+
+
 class _Run:
-    """State of one simulation: the strategy, both links, the playout model and the schedule."""
+    """One simulation: the strategy, both links, the playout model and the schedule.
+
+    The strategy sees only its own calls: trace events, polls and echoes reaching the app. All
+    else (deliveries to the playout model, its timers, echoes sent back) is the *world*, run up
+    to the next strategy call (``_advance_world``) in the loop's order: deliveries, then the
+    model's timers, then echoes, trace events and polls, earliest first.
+    """
 
     def __init__(
         self, trace: PreparedTrace, strategy: OutboundStrategy, fwd: Link, back: Link,
@@ -140,148 +154,148 @@ class _Run:
         self.trace = trace
         self.strategy = strategy
         self.fwd, self.back, self.playout = fwd, back, playout
-        self.columns: dict[str, list[Any]] = {name: [] for name in SCHEDULE_COLUMNS}
-        self.in_flight: deque[tuple[float, int, Any]] = deque()  # (arrival, row, payload/name)
-        self.echoes: deque[tuple[float, str]] = deque()  # (arrival at the app, mark name)
+        self.rows: list[Row] = []
+        self.delivered = 0  # rows[delivered:] are in flight (the link delivers in send order)
+        next_ms = playout.next_event_ms()  # the model's next timer: it moves only when called
+        self.play_at = math.inf if next_ms is None else next_ms
+        self.echoes: deque[tuple[float, str, int]] = deque()  # (arrival at the app, name, row)
         self.mark_rows: dict[str, int] = {}
         self.media_rows: list[int] = []
-        self.deadline: float | None = None
-        self.poll_at = math.inf
-
-    def send(self, outs: list[Any], now: float) -> None:
-        c = self.columns
-        send_link = self.fwd.send
-        for out in outs:
-            if isinstance(out, Media):
-                if out.payload:  # a marks-only Media puts no media message on the wire
-                    size = len(out.payload)
-                    self._row("media", out.item_id, out.content_index, out.offset, size,
-                              out.generation, now, send_link(now), "")  # fmt: skip
-                    self.media_rows.append(len(c["kind"]) - 1)
-                    self.in_flight.append((c["arrived_ms"][-1], len(c["kind"]) - 1, out.payload))
-                for mark in out.marks:
-                    self._row("mark", mark.item_id, mark.content_index, mark.start, mark.size,
-                              mark.generation, now, send_link(now), mark.name)  # fmt: skip
-                    self.mark_rows[mark.name] = len(c["kind"]) - 1
-                    self.in_flight.append((c["arrived_ms"][-1], len(c["kind"]) - 1, mark.name))
-            elif isinstance(out, Clear):
-                self._row("clear", "", -1, 0, 0, out.generation, now, send_link(now), "")
-                self.in_flight.append((c["arrived_ms"][-1], len(c["kind"]) - 1, None))
-        self._update_deadline(now)
-
-    def _row(self, kind: str, item_id: str, content_index: int, offset: int, size: int,
-             generation: int, sent: float, arrived: float, name: str) -> None:  # fmt: skip
-        c = self.columns
-        c["kind"].append(kind)
-        c["item_id"].append(item_id)
-        c["content_index"].append(content_index)
-        c["offset"].append(offset)
-        c["size"].append(size)
-        c["generation"].append(generation)
-        c["sent_ms"].append(sent)
-        c["arrived_ms"].append(arrived)
-        c["name"].append(name)
-
-    def _update_deadline(self, now: float) -> None:
-        deadline = self.strategy.next_deadline()
-        if deadline == self.deadline:
-            return
-        self.deadline = deadline
-        if deadline is None:
-            self.poll_at = math.inf
-        else:
-            self.poll_at = max(deadline + self.fwd.lateness(), now)
-
-    def deliver(self, now: float) -> None:
-        _, row, body = self.in_flight.popleft()
-        kind = self.columns["kind"][row]
-        if kind == "media":
-            c = self.columns
-            key = (c["item_id"][row], c["content_index"][row])
-            total = self.trace.item_bytes.get(key, -1)
-            last = c["offset"][row] + c["size"][row] == total
-            self.playout.receive_media(body, now, item=(*key, c["generation"][row]), last=last)
-        elif kind == "mark":
-            self.playout.receive_mark(body, now)
-        else:
-            for name in self.playout.receive_clear(now):
-                self.echo_back(name, now)
-
-    def echo_back(self, name: str, echo_ms: float) -> None:
-        row = self.mark_rows.get(name)
-        if row is not None:
-            self.echo_ms[row] = echo_ms
-        self.echoes.append((self.back.send(echo_ms), name))
-
-    def receive_echo(self, now: float) -> None:
-        _, name = self.echoes.popleft()
-        mark = self.strategy.echo(name, now)
-        row = self.mark_rows.get(name)
-        if row is not None:
-            self.echo_received_ms[row] = now
-            if mark is not None:
-                self.credited[row] = mark.size
-        self._update_deadline(now)
-
-    def run(self) -> None:
-        n_rows_hint = len(self.trace.times_ms)
         self.echo_ms: dict[int, float] = {}
         self.echo_received_ms: dict[int, float] = {}
         self.credited: dict[int, int] = {}
-        trace = self.trace
+        self.columns: dict[str, Any] = {}
+        self.kind_codes: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+
+    def run(self) -> None:
+        trace, strategy, echoes = self.trace, self.strategy, self.echoes
         times, codes, keys, payloads = trace.times_ms, trace.codes, trace.keys, trace.payloads
-        strategy, playout, in_flight, echoes = (
-            self.strategy,
-            self.playout,
-            self.in_flight,
-            self.echoes,
-        )
+        push, poll, next_deadline = strategy.push, strategy.poll, strategy.next_deadline
+        record, advance_world = self._record, self._advance_world
+        # without lateness no draw is made: lateness() would only return 0.0
+        lateness = self.fwd.lateness if self.fwd.lateness_ms else None
         n_events, i, steps = len(times), 0, 0
-        max_steps = MAX_STEPS_PER_EVENT * (n_events + 10) + 10 * n_rows_hint
+        max_steps = MAX_STEPS_PER_EVENT * (n_events + 10) + 10 * n_events
         inf = math.inf
+        deadline: float | None = None
+        poll_at = inf
         while True:
-            t_fwd = in_flight[0][0] if in_flight else inf
-            t_play = playout.next_event_ms()
-            if t_play is None:
-                t_play = inf
-            t_back = echoes[0][0] if echoes else inf
             t_trace = times[i] if i < n_events else inf
-            t = min(t_fwd, t_play, t_back, t_trace, self.poll_at)
-            if t == inf:
-                break
+            t_back = echoes[0][0] if echoes else inf
+            horizon = t_back if t_back < t_trace else t_trace
+            advance_world(horizon if horizon < poll_at else poll_at)
+            if echoes and echoes[0][0] <= t_trace and echoes[0][0] <= poll_at:
+                t, name, row = echoes.popleft()
+                mark = strategy.echo(name, t)
+                if row >= 0:
+                    self.echo_received_ms[row] = t
+                    if mark is not None:
+                        self.credited[row] = mark.size
+                outs = None
+            elif t_trace <= poll_at:
+                if t_trace == inf:
+                    break
+                t, code, key = t_trace, codes[i], keys[i]
+                if code == AUDIO:
+                    outs = push(AudioChunk(key[0], key[1], payloads[i]), t)
+                elif code == DONE:
+                    outs = strategy.end(key[0], key[1], t)
+                else:
+                    outs = strategy.interrupt(t)
+                i += 1
+            else:
+                t = poll_at
+                deadline, poll_at = None, inf  # polled: the next deadline gets its own lateness
+                outs = poll(t)
             steps += 1
             if steps > max_steps:
                 raise RuntimeError(
                     f"simulation of strategy {strategy.name!r} did not terminate: its deadline "
-                    f"({self.deadline}) keeps firing without moving on"
+                    f"({deadline}) keeps firing without moving on"
                 )
-            if t == t_fwd:
-                self.deliver(t)
-            elif t == t_play:
-                for name, echo_ms in playout.advance(t):
-                    self.echo_back(name, echo_ms)
-            elif t == t_back:
-                self.receive_echo(t)
-            elif t == t_trace:
-                code = codes[i]
-                if code == AUDIO:
-                    key = keys[i]
-                    self.send(strategy.push(AudioChunk(key[0], key[1], payloads[i]), t), t)
-                elif code == DONE:
-                    self.send(strategy.end(keys[i][0], keys[i][1], t), t)
+            if outs:
+                record(outs, t)
+            new_deadline = next_deadline()
+            if new_deadline != deadline:
+                deadline = new_deadline
+                if new_deadline is None:
+                    poll_at = inf
                 else:
-                    self.send(strategy.interrupt(t), t)
-                i += 1
-            else:
-                self.deadline = None  # polled: the next deadline gets its own lateness
-                self.poll_at = inf
-                self.send(strategy.poll(t), t)
+                    poll_at = max(new_deadline + (lateness() if lateness else 0.0), t)
         strategy.close()
-        self._fill_play_columns()
+        self._fill_columns()
 
-    def _fill_play_columns(self) -> None:
-        c = self.columns
-        n = len(c["kind"])
+    def _record(self, outs: list[Any], now: float) -> None:
+        """Put the strategy's messages on the forward link (each draws its arrival now)."""
+        rows, send = self.rows, self.fwd.send
+        for out in outs:
+            if isinstance(out, Media):
+                payload = out.payload
+                if payload:  # a marks-only Media puts no media message on the wire
+                    self.media_rows.append(len(rows))
+                    rows.append((MEDIA, out.item_id, out.content_index, out.offset, len(payload),
+                                 out.generation, now, send(now), "", payload))  # fmt: skip
+                for mark in out.marks:
+                    self.mark_rows[mark.name] = len(rows)
+                    rows.append((MARK, mark.item_id, mark.content_index, mark.start,
+                                 mark.end - mark.start, mark.generation, now, send(now),
+                                 mark.name, b""))  # fmt: skip
+            elif isinstance(out, Clear):
+                rows.append((CLEAR, "", -1, 0, 0, out.generation, now, send(now), "", b""))
+
+    def _advance_world(self, horizon: float) -> None:
+        """Deliver messages and fire the model's timers due by ``horizon``, earliest first (a
+        delivery first on a tie); echoes they cause go on the return link."""
+        rows, playout, inf = self.rows, self.playout, math.inf
+        delivered, play_at = self.delivered, self.play_at
+        while True:
+            t_fwd = rows[delivered][ARRIVED] if delivered < len(rows) else inf
+            if t_fwd <= play_at:
+                if t_fwd > horizon or t_fwd == inf:
+                    break
+                self._deliver(rows[delivered])
+                delivered += 1
+            else:
+                if play_at > horizon:
+                    break
+                for name, echo_ms in playout.advance(play_at):
+                    horizon = min(horizon, self._echo_back(name, echo_ms))
+            next_ms = playout.next_event_ms()
+            play_at = inf if next_ms is None else next_ms
+        self.delivered, self.play_at = delivered, play_at
+
+    def _deliver(self, row: Row) -> None:
+        kind, item_id, index, offset, size, generation, _, now, name, payload = row
+        if kind == MEDIA:
+            last = offset + size == self.trace.item_bytes.get((item_id, index), -1)
+            self.playout.receive_media(payload, now, item=(item_id, index, generation), last=last)
+        elif kind == MARK:
+            self.playout.receive_mark(name, now)
+        else:
+            for echoed in self.playout.receive_clear(now):
+                self._echo_back(echoed, now)
+
+    def _echo_back(self, name: str, echo_ms: float) -> float:
+        """Send the echo of mark ``name`` back; returns when it reaches the app."""
+        row = self.mark_rows.get(name, -1)
+        if row >= 0:
+            self.echo_ms[row] = echo_ms
+        arrival = self.back.send(echo_ms)
+        self.echoes.append((arrival, name, row))
+        return arrival
+
+    def _fill_columns(self) -> None:
+        rows = self.rows
+        n = len(rows)
+        kinds: list[int]
+        if rows:
+            kinds, item_id, index, offset, size, generation, sent, arrived, name, _ = (
+                list(column) for column in zip(*rows, strict=True)
+            )
+        else:
+            kinds, item_id, index, offset, size, generation, sent, arrived, name = (
+                [] for _ in range(9)
+            )
         start, end = [math.nan] * n, [math.nan] * n
         played, cleared, discarded = [0] * n, [0] * n, [0] * n
         for row, record in zip(self.media_rows, self.playout.plays, strict=True):
@@ -296,11 +310,16 @@ class _Run:
             echo[row] = value
         for row, value in self.echo_received_ms.items():
             received[row] = value
-        for row, size in self.credited.items():
-            credited[row] = size
-        c.update(play_start_ms=start, play_end_ms=end, played_bytes=played, cleared_bytes=cleared,
-                 discarded_bytes=discarded, echo_ms=echo, echo_received_ms=received,
-                 credited_bytes=credited)  # fmt: skip
+        for row, bytes_credited in self.credited.items():
+            credited[row] = bytes_credited
+        self.kind_codes = np.array(kinds, dtype=np.int64)
+        self.columns = dict(
+            kind=[KIND_NAMES[k] for k in kinds], item_id=item_id, content_index=index,
+            offset=offset, size=size, generation=generation, sent_ms=sent, arrived_ms=arrived,
+            play_start_ms=start, play_end_ms=end, played_bytes=played, cleared_bytes=cleared,
+            discarded_bytes=discarded, name=name, echo_ms=echo, echo_received_ms=received,
+            credited_bytes=credited,
+        )  # fmt: skip
 
 
 StrategyFactory = Callable[..., OutboundStrategy]
@@ -373,7 +392,7 @@ def _simulate(
         return _result(prepared, columns, segments, kind_codes)
     run = _Run(prepared, strategy, fwd, back, model)
     run.run()
-    return _result(prepared, run.columns, model.segments)
+    return _result(prepared, run.columns, model.segments, run.kind_codes)
 
 
 MetricsMemo = dict[tuple[Any, ...], Metrics]
@@ -394,7 +413,7 @@ def sweep_metrics(
     if not fastpath.applies(trace, chosen):
         run = _Run(trace, chosen, fwd, back, model)
         run.run()
-        return _result(trace, run.columns, model.segments).metrics
+        return _result(trace, run.columns, model.segments, run.kind_codes).metrics
     sent = fastpath.send(trace, chosen, fwd)
     honor = fastpath.honors_generations(chosen)
     key = (trace.name, id(trace), link, _params_key(link_params), playout,
