@@ -31,7 +31,9 @@ class ForwardStrategy(Clocked):
         self._current: tuple[str, int] | None = None  # the item whose audio came last
 
     def push(self, chunk: AudioChunk, now: float) -> list[Outbound]:
-        self._tick(now, "push")
+        if not now >= self._now:  # _tick's clock check, inline: push runs once per delta
+            self._tick(now, "push")
+        self._now = now
         data = chunk.data
         if not data:
             return []

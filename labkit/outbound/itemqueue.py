@@ -135,7 +135,10 @@ class ItemQueue:
         buffers = self.buffers
         tail = buffers[-1] if buffers else None
         if tail is not None and not tail.ended and tail.key == key:
-            tail.append(data, now)
+            if data:  # tail.append, inline: once per model delta
+                tail._chunks.append(data if type(data) is bytes else bytes(data))
+                tail._arrivals.append(now)
+                tail.size += len(data)
             return tail, False
         if tail is not None:
             tail.ended = True  # a new item: the previous one's audio is complete

@@ -59,12 +59,17 @@ class QueuedStrategy(Clocked):
         self.ledger = MarkLedger(mark_every_ms, honor_generations=honor_generations)
         self._queue = ItemQueue()
         self.dropped_bytes = 0  # buffered bytes dropped by interrupts
+        # push runs once per model delta: skip the call to a hook the subclass left empty
+        self._hooks_push = type(self)._on_push is not QueuedStrategy._on_push
 
     def push(self, chunk: AudioChunk, now: float) -> list[Outbound]:
-        self._tick(now, "push")
+        if not now >= self._now:  # _tick's clock check, inline: push runs once per delta
+            self._tick(now, "push")
+        self._now = now
         if chunk.data:
             buffer, is_new = self._queue.push(chunk, now)
-            self._on_push(buffer, is_new, len(chunk.data), now)
+            if self._hooks_push:
+                self._on_push(buffer, is_new, len(chunk.data), now)
         return self._service(now)
 
     def poll(self, now: float) -> list[Outbound]:

@@ -18,6 +18,7 @@ import math
 
 from labkit.marks import DEFAULT_MARK_EVERY_MS
 from labkit.outbound.base import BYTES_PER_MS, Outbound
+from labkit.outbound.itemqueue import whole_frames
 from labkit.outbound.queued import QueuedStrategy
 
 DEFAULT_FLUSH_INTERVAL_MS = 100.0
@@ -45,23 +46,27 @@ class RechunkStrategy(QueuedStrategy):
         self.flush_interval_ms = float(flush_interval_ms)
         self._threshold_bytes = self.threshold_ms * BYTES_PER_MS
 
+    # next_deadline and _service run after every push: _sendable and the head's
+    # oldest_arrival_ms are inline (the oldest byte's arrival is that of the first chunk left)
+
     def next_deadline(self) -> float | None:
-        head = self._queue.head
-        if head is None or self._sendable(head.size) == 0:
+        buffers = self._queue.buffers
+        if not buffers:
             return None
-        oldest = head.oldest_arrival_ms
-        return None if oldest is None else oldest + self.flush_interval_ms
+        head = buffers[0]
+        buffered = head.size
+        if not (whole_frames(buffered) if self.align_frames else buffered):
+            return None
+        return head._arrivals[0] + self.flush_interval_ms
 
     def _service(self, now: float) -> list[Outbound]:
         out: list[Outbound] = []
         head = self._drain_ended_heads(now, out)
-        if head is not None and self._due(head.size, head.oldest_arrival_ms, now):
-            size = self._sendable(head.size)
+        if head is None or not head.size:
+            return out
+        buffered = head.size
+        if buffered >= self._threshold_bytes or head._arrivals[0] + self.flush_interval_ms <= now:
+            size = whole_frames(buffered) if self.align_frames else buffered
             if size:
                 self._send(head, size, now, out)
         return out
-
-    def _due(self, buffered: int, oldest_ms: float | None, now: float) -> bool:
-        if oldest_ms is None:
-            return False
-        return buffered >= self._threshold_bytes or oldest_ms + self.flush_interval_ms <= now
