@@ -11,7 +11,8 @@ also wait for the rest of its frame. See notebooks/02_threshold_sweep.ipynb.
 
 from __future__ import annotations
 
-from labkit.outbound.base import BYTES_PER_MS, Outbound
+from labkit.outbound.base import Outbound
+from labkit.outbound.itemqueue import whole_frames
 from labkit.outbound.queued import QueuedStrategy
 
 
@@ -26,8 +27,11 @@ class PrerollStrategy(QueuedStrategy):
     def _service(self, now: float) -> list[Outbound]:
         out: list[Outbound] = []
         head = self._drain_ended_heads(now, out)
-        if head is not None and head.end_offset >= self.threshold_ms * BYTES_PER_MS:
-            size = self._sendable(head.size)
+        if head is None:
+            return out
+        buffered = head.size  # end_offset and _sendable, inline: this runs after every delta
+        if head.offset + buffered >= self._threshold_bytes:
+            size = whole_frames(buffered) if self.align_frames else buffered
             if size:
                 self._send(head, size, now, out)
         return out

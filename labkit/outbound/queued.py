@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from labkit.marks import DEFAULT_MARK_EVERY_MS, MarkLedger
-from labkit.outbound.base import AudioChunk, Mark, Outbound
+from labkit.outbound.base import BYTES_PER_MS, AudioChunk, Mark, Outbound
 from labkit.outbound.itemqueue import ItemBuffer, ItemQueue, whole_frames
 
 
@@ -55,6 +55,7 @@ class QueuedStrategy(Clocked):
     ) -> None:
         super().__init__()
         self.threshold_ms = check_threshold(self.name, threshold_ms)
+        self._threshold_bytes = self.threshold_ms * BYTES_PER_MS
         self.align_frames = align_frames
         self.ledger = MarkLedger(mark_every_ms, honor_generations=honor_generations)
         self._queue = ItemQueue()

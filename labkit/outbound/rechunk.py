@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 from labkit.marks import DEFAULT_MARK_EVERY_MS
-from labkit.outbound.base import BYTES_PER_MS, Outbound
+from labkit.outbound.base import Outbound
 from labkit.outbound.itemqueue import whole_frames
 from labkit.outbound.queued import QueuedStrategy
 
@@ -44,7 +44,6 @@ class RechunkStrategy(QueuedStrategy):
             raise ValueError(f"strategy 'rechunk': flush_interval_ms must be >= 0, "
                              f"got {flush_interval_ms!r}")
         self.flush_interval_ms = float(flush_interval_ms)
-        self._threshold_bytes = self.threshold_ms * BYTES_PER_MS
 
     # next_deadline and _service run after every push: _sendable and the head's
     # oldest_arrival_ms are inline (the oldest byte's arrival is that of the first chunk left)
