@@ -44,8 +44,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from labkit.marks import DEFAULT_MARK_EVERY_MS
-from labkit.outbound.base import BYTES_PER_MS, Mark, Outbound
-from labkit.outbound.itemqueue import ItemBuffer, ItemKey, whole_frames
+from labkit.outbound.base import BYTES_PER_MS, FRAME_BYTES, Mark, Outbound
+from labkit.outbound.itemqueue import ItemBuffer, ItemKey
 from labkit.outbound.queued import QueuedStrategy
 
 DEFAULT_PERCENTILE = 95.0
@@ -72,7 +72,8 @@ class _ItemStats:
 
     def add_echo(self, end: int, now: float) -> None:
         lag_ms = now - end / BYTES_PER_MS
-        self.min_lag_ms = min(self.min_lag_ms, lag_ms)
+        if lag_ms < self.min_lag_ms:  # min() as a comparison: once per echo
+            self.min_lag_ms = lag_ms
         self.recent_lags_ms.append(lag_ms)
         self.last_echo = (end, now)
 
@@ -137,8 +138,13 @@ class AdaptiveStrategy(QueuedStrategy):
         return min(self.cap_ms, max(self.floor_ms, estimate))
 
     def next_deadline(self) -> float | None:
-        head = self._queue.head
-        if head is None or self._sendable(head.size) == 0:
+        # called after every call the strategy gets: the head and _sendable(head.size) == 0,
+        # inline (without aligned frames only an empty buffer has nothing to send)
+        buffers = self._queue.buffers
+        if not buffers:
+            return None
+        head = buffers[0]
+        if head.size < FRAME_BYTES if self.align_frames else not head.size:
             return None
         return head.hold_until_ms  # after it, a sendable frame would already have gone out
 
@@ -154,9 +160,19 @@ class AdaptiveStrategy(QueuedStrategy):
 
     def _service(self, now: float) -> list[Outbound]:
         out: list[Outbound] = []
-        head = self._drain_ended_heads(now, out)
-        if head is not None and now >= head.hold_until_ms:
-            size = self._sendable(head.size)
+        buffers = self._queue.buffers
+        if not buffers:
+            return out
+        head = buffers[0]
+        if head.ended:  # most calls find the head open: the drain is only needed otherwise
+            open_head = self._drain_ended_heads(now, out)
+            if open_head is None:
+                return out
+            head = open_head
+        if now >= head.hold_until_ms:
+            size = head.size
+            if self.align_frames:
+                size -= size % FRAME_BYTES  # _sendable, inline: once per push and poll
             if size:
                 self._send(head, size, now, out)
         return out
@@ -168,11 +184,13 @@ class AdaptiveStrategy(QueuedStrategy):
             buffer.hold_until_ms = now + hold
             self._track(buffer.key, _ItemStats(first_arrival_ms=now, hold_ms=hold))
         stats = self._items.get(buffer.key)
-        if stats is not None:
-            first_byte = buffer.end_offset - size
+        if stats is not None:  # (once per push: end_offset, whole_frames and max inline)
+            first_byte = buffer.offset + buffer.size - size
             if self.align_frames:  # a byte can leave only once its frame is whole
-                first_byte = whole_frames(first_byte)
-            stats.max_lateness_ms = max(stats.max_lateness_ms, now - first_byte / BYTES_PER_MS)
+                first_byte -= first_byte % FRAME_BYTES
+            lateness_ms = now - first_byte / BYTES_PER_MS
+            if lateness_ms > stats.max_lateness_ms:
+                stats.max_lateness_ms = lateness_ms
 
     def _on_interrupt(self, now: float) -> None:
         self._items.clear()  # their marks are cleared: no echo will complete them
@@ -195,11 +213,15 @@ class AdaptiveStrategy(QueuedStrategy):
         stats = self._items.get(key)
         if stats is None:
             return
-        round_trip_ms = now - mark.sent_ms - mark.size / BYTES_PER_MS
-        self._least_round_trip_ms = min(self._least_round_trip_ms, round_trip_ms)
-        stats.min_round_trip_ms = min(stats.min_round_trip_ms, round_trip_ms)
-        stats.add_echo(mark.end, now)
-        self._sample_if_complete(key, stats)
+        end = mark.end
+        round_trip_ms = now - mark.sent_ms - (end - mark.start) / BYTES_PER_MS
+        if round_trip_ms < self._least_round_trip_ms:  # min() as a comparison: once per echo
+            self._least_round_trip_ms = round_trip_ms
+        if round_trip_ms < stats.min_round_trip_ms:
+            stats.min_round_trip_ms = round_trip_ms
+        stats.add_echo(end, now)
+        if end == stats.final_end:  # the item's final mark: _sample_if_complete's test
+            self._sample_if_complete(key, stats)
 
     def _sample_if_complete(self, key: ItemKey, stats: _ItemStats) -> None:
         """Once the item's final mark has echoed, it yields its sample."""

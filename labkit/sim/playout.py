@@ -77,6 +77,10 @@ class FifoPlayout:
     """Twilio as documented: play whatever is queued, in order, the moment it is there."""
 
     name = "fifo"
+    # advance() only releases mark echoes; all else follows from the receive calls alone, so a
+    # driver may hand over each message as soon as its arrival time is known, before the clock
+    # gets there (the simulator does: labkit/sim/simulator.py).
+    passive_timers = True
 
     def __init__(self, pad_to_frame: bool = False) -> None:
         self.pad_to_frame = pad_to_frame
@@ -102,9 +106,14 @@ class FifoPlayout:
     def receive_media(
         self, payload: bytes, now: float, *, item: Hashable | None = None, last: bool = False
     ) -> None:
-        record = PlayRecord(arrived_ms=now, size=len(payload))
-        self.plays.append(record)
-        self._schedule(record, payload, max(now, self._tail_ms))
+        # _schedule(record, payload, max(now, tail)), inline: FIFO runs this once per message
+        size = len(payload)
+        tail_ms = self._tail_ms
+        start_ms = tail_ms if tail_ms > now else now
+        end_ms = start_ms + size / BYTES_PER_MS
+        self.plays.append(PlayRecord(now, size, start_ms, size, 0, 0, len(self.segments)))
+        self.segments.append((start_ms, end_ms, payload))
+        self._tail_ms = end_ms + self._padding_ms(size) if self.pad_to_frame else end_ms
 
     def receive_mark(self, name: str, now: float) -> None:
         self._marks.append([max(now, self._tail_ms), name, len(self.plays) - 1])
@@ -179,6 +188,7 @@ class PrefetchPlayout(FifoPlayout):
     """After running empty, re-buffer to ``depth_ms`` before playing again (PJSIP-like)."""
 
     name = "prefetch"
+    passive_timers = False  # its timer starts playback after a wait
 
     def __init__(self, depth_ms: float = 60.0, max_wait_ms: float = 1000.0) -> None:
         super().__init__()

@@ -145,6 +145,11 @@ class _Run:
     else (deliveries to the playout model, its timers, echoes sent back) is the *world*, run up
     to the next strategy call (``_advance_world``) in the loop's order: deliveries, then the
     model's timers, then echoes, trace events and polls, earliest first.
+
+    A model with ``passive_timers`` (its timers only release mark echoes) gets each message as
+    soon as it is sent, with its arrival time: the same calls in the same order as at the
+    arrival, since the link delivers in send order. The world is then just the model's timers,
+    and most strategy calls find nothing in it to run.
     """
 
     def __init__(
@@ -156,6 +161,7 @@ class _Run:
         self.fwd, self.back, self.playout = fwd, back, playout
         self.rows: list[Row] = []
         self.delivered = 0  # rows[delivered:] are in flight (the link delivers in send order)
+        self.eager = playout.passive_timers  # deliver at send time (see the class docstring)
         next_ms = playout.next_event_ms()  # the model's next timer: it moves only when called
         self.play_at = math.inf if next_ms is None else next_ms
         self.echoes: deque[tuple[float, str, int]] = deque()  # (arrival at the app, name, row)
@@ -183,7 +189,10 @@ class _Run:
             t_trace = times[i] if i < n_events else inf
             t_back = echoes[0][0] if echoes else inf
             horizon = t_back if t_back < t_trace else t_trace
-            advance_world(horizon if horizon < poll_at else poll_at)
+            if horizon > poll_at:
+                horizon = poll_at
+            if self.play_at <= horizon or self.delivered < len(self.rows):
+                advance_world(horizon)
             if echoes and echoes[0][0] <= t_trace and echoes[0][0] <= poll_at:
                 t, name, row = echoes.popleft()
                 mark = strategy.echo(name, t)
@@ -242,6 +251,10 @@ class _Run:
                                  mark.name, b""))  # fmt: skip
             elif isinstance(out, Clear):
                 rows.append((CLEAR, "", -1, 0, 0, out.generation, now, send(now), "", b""))
+        if self.eager:
+            self._deliver(self.delivered, len(rows))
+            next_ms = self.playout.next_event_ms()
+            self.play_at = math.inf if next_ms is None else next_ms
 
     def _advance_world(self, horizon: float) -> None:
         """Deliver messages and fire the model's timers due by ``horizon``, earliest first (a
@@ -253,7 +266,7 @@ class _Run:
             if t_fwd <= play_at:
                 if t_fwd > horizon or t_fwd == inf:
                     break
-                self._deliver(rows[delivered])
+                self._deliver(delivered, delivered + 1)
                 delivered += 1
             else:
                 if play_at > horizon:
@@ -264,16 +277,28 @@ class _Run:
             play_at = inf if next_ms is None else next_ms
         self.delivered, self.play_at = delivered, play_at
 
-    def _deliver(self, row: Row) -> None:
-        kind, item_id, index, offset, size, generation, _, now, name, payload = row
-        if kind == MEDIA:
-            last = offset + size == self.trace.item_bytes.get((item_id, index), -1)
-            self.playout.receive_media(payload, now, item=(item_id, index, generation), last=last)
-        elif kind == MARK:
-            self.playout.receive_mark(name, now)
-        else:
-            for echoed in self.playout.receive_clear(now):
-                self._echo_back(echoed, now)
+    def _deliver(self, start: int, stop: int) -> None:
+        """Hand ``rows[start:stop]`` to the playout model at their arrival times."""
+        playout, item_bytes = self.playout, self.trace.item_bytes
+        for kind, item_id, index, offset, size, generation, sent, now, name, payload in (
+            self.rows[start:stop]
+        ):
+            if kind == MEDIA:
+                last = offset + size == item_bytes.get((item_id, index), -1)
+                playout.receive_media(payload, now, item=(item_id, index, generation), last=last)
+            elif kind == MARK:
+                playout.receive_mark(name, now)
+            else:
+                # Timers due before the clear arrived fire first (those due at its instant too
+                # if it was sent that instant: then they fired before it was sent). Delivered
+                # in time order, they already have; delivered at send time, they fire here,
+                # and what they echo is final: no later clear can arrive before this one.
+                before = now if sent == now else math.nextafter(now, -math.inf)
+                for echoed, echo_ms in playout.advance(before):
+                    self._echo_back(echoed, echo_ms)
+                for echoed in playout.receive_clear(now):
+                    self._echo_back(echoed, now)
+        self.delivered = stop
 
     def _echo_back(self, name: str, echo_ms: float) -> float:
         """Send the echo of mark ``name`` back; returns when it reaches the app."""
@@ -285,6 +310,7 @@ class _Run:
         return arrival
 
     def _fill_columns(self) -> None:
+        """The schedule: the rows transposed once, then what was played and echoed, by row."""
         rows = self.rows
         n = len(rows)
         kinds: list[int]
