@@ -130,15 +130,16 @@ def wire_sizes(kind: list[str], size: IntArray, names: list[str]) -> int:
 
 
 def _wire_bytes(media: BoolArray, marks: BoolArray, size: IntArray, names: Any) -> int:
-    base64_bytes = 4 * ((size[media] + 2) // 3)  # 4 * ceil(n / 3)
+    media_count = int(np.count_nonzero(media))
+    base64_bytes = 4 * int(((size[media] + 2) // 3).sum())  # 4 * ceil(n / 3) each
     mark_rows = np.flatnonzero(marks)
     if isinstance(names, np.ndarray):
         mark_names = names[mark_rows].tolist()
     else:
         mark_names = [names[row] for row in mark_rows.tolist()]
-    clears = len(size) - int(media.sum()) - len(mark_names)
+    clears = len(size) - media_count - len(mark_names)
     return (
-        MEDIA_JSON_BYTES * int(media.sum()) + int(base64_bytes.sum())
+        MEDIA_JSON_BYTES * media_count + base64_bytes
         + MARK_JSON_BYTES * len(mark_names) + _json_strings_length(mark_names)
         + CLEAR_JSON_BYTES * clears
     )  # fmt: skip
@@ -263,7 +264,7 @@ def _played_in_ranges(pos: IntArray, played: IntArray, lo: IntArray, hi: IntArra
     ends = np.concatenate((hi, lo))
     index = np.searchsorted(pos, ends, side="right") - 1
     at = np.maximum(index, 0)
-    inside = np.clip(ends - pos[at], 0, played[at])
+    inside = np.minimum(np.maximum(ends - pos[at], 0), played[at])  # np.clip costs 4x more
     below = np.where(index >= 0, played_before[at] + inside, 0)
     counted: IntArray = below[: len(hi)] - below[len(hi) :]
     return counted
@@ -293,12 +294,13 @@ def compute(
     media, marks, clears = kind_codes == 0, kind_codes == 1, kind_codes == 2
     size = np.asarray(columns["size"], dtype=np.int64)
     with_item = media | marks
+    media_among = media[with_item]
     item_codes, code_of = _item_codes(
         np.asarray(columns["item_id"], dtype=object)[with_item],
         np.asarray(columns["content_index"], dtype=np.int64)[with_item],
-        media[with_item],
+        media_among,
     )
-    codes = item_codes[media[with_item]]
+    codes = item_codes[media_among]
 
     def col(name: str, rows: Any = media) -> FloatArray:
         if name not in columns:
@@ -358,7 +360,7 @@ def compute(
     credited = counts("credited_bytes", marks)
     credited_unplayed = 0
     if credited.any():
-        mark_codes = item_codes[marks[with_item]]
+        mark_codes = item_codes[~media_among]
         lo = mark_codes * ITEM_SHIFT + np.asarray(columns["offset"], dtype=np.int64)[marks]
         hi = lo + size[marks]
         got = _played_in_ranges(codes * ITEM_SHIFT + offset, played, lo, hi)
@@ -367,20 +369,26 @@ def compute(
     messages = len(kind)
     audio_ms = media_bytes / BYTES_PER_MS
     names = columns["name"] if "name" in columns else [""] * messages
+    wire_bytes = _wire_bytes(media, marks, size, names)
+    sender_gaps = _percentiles(_within_item_diffs(sent, codes), "sender_gap")
+    arrival_gaps = _percentiles(_within_item_diffs(arrived, codes), "arrival_gap")
+    offset_ms = offset / BYTES_PER_MS
+    jitter = _rtp_jitter(arrived - offset_ms, codes)
+    oracle = _oracle_min_delay(arrived, offset_ms, codes)
     return Metrics(
         messages=messages,
-        media_messages=int(media.sum()),
-        mark_messages=int(marks.sum()),
-        clear_messages=int(clears.sum()),
+        media_messages=int(np.count_nonzero(media)),
+        mark_messages=int(np.count_nonzero(marks)),
+        clear_messages=int(np.count_nonzero(clears)),
         bytes=media_bytes,
-        wire_bytes=_wire_bytes(media, marks, size, names),
+        wire_bytes=wire_bytes,
         audio_ms=audio_ms,
         played_ms=total_played / BYTES_PER_MS,
         played_bytes=int(total_played),
         cleared_bytes=int(counts("cleared_bytes").sum()),
         discarded_bytes=int(counts("discarded_bytes").sum()),
-        **_percentiles(_within_item_diffs(sent, codes), "sender_gap"),
-        **_percentiles(_within_item_diffs(arrived, codes), "arrival_gap"),
+        **sender_gaps,
+        **arrival_gaps,
         concealed_ms=float(gaps.sum()),
         concealment_events=len(gaps),
         interruption_count=len(interruptions),
@@ -390,8 +398,8 @@ def compute(
         if total_played
         else math.nan,
         mean_lag_ms=float((lag * weight).sum() / total_played) if total_played else math.nan,
-        jitter_ms=_rtp_jitter(arrived - offset / BYTES_PER_MS, codes),
-        oracle_min_delay_ms=_oracle_min_delay(arrived, offset / BYTES_PER_MS, codes),
+        jitter_ms=jitter,
+        oracle_min_delay_ms=oracle,
         messages_per_audio_s=messages / (audio_ms / 1000) if audio_ms else math.nan,
         stale_after_barge_in_ms=stale,
         credited_bytes=int(credited.sum()),
