@@ -54,7 +54,7 @@ def test_item_codes_number_items_by_their_first_media_row(
 
 @settings(max_examples=200, deadline=None)
 @given(
-    pieces=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30)), max_size=20),
+    pieces=st.lists(st.tuples(st.integers(1, 30), st.integers(0, 30)), max_size=20),
     ranges=st.lists(st.tuples(st.integers(-5, 400), st.integers(0, 60)), max_size=20),
     shuffle=st.randoms(use_true_random=False),
 )

@@ -253,7 +253,8 @@ def _oracle_min_delay(arrived: FloatArray, offset_ms: FloatArray, codes: IntArra
 
 
 def _played_in_ranges(pos: IntArray, played: IntArray, lo: IntArray, hi: IntArray) -> IntArray:
-    """Bytes played inside each [lo, hi), given disjoint played ranges ``[pos, pos + played)``:
+    """Bytes played inside each [lo, hi), given disjoint played ranges ``[pos, pos + played)``
+    from distinct ``pos``:
     bytes played below hi minus those below lo (both ends looked up at once)."""
     if len(pos) == 0:
         return np.zeros(len(lo), dtype=np.int64)
