@@ -180,8 +180,8 @@ class _Run:
         record, advance_world = self._record, self._advance_world
         # without lateness no draw is made: lateness() would only return 0.0
         lateness = self.fwd.lateness if self.fwd.lateness_ms else None
-        n_events, i, steps = len(times), 0, 0
-        max_steps = MAX_STEPS_PER_EVENT * (n_events + 10) + 10 * n_events
+        n_events, i, polls = len(times), 0, 0
+        max_polls = MAX_STEPS_PER_EVENT * (n_events + 10) + 10 * n_events
         inf = math.inf
         deadline: float | None = None
         poll_at = inf
@@ -213,15 +213,15 @@ class _Run:
                     outs = strategy.interrupt(t)
                 i += 1
             else:
+                polls += 1  # only polls can go on forever: the rest is bounded by the trace
+                if polls > max_polls:
+                    raise RuntimeError(
+                        f"simulation of strategy {strategy.name!r} did not terminate: its "
+                        f"deadline ({deadline}) keeps firing without moving on"
+                    )
                 t = poll_at
                 deadline, poll_at = None, inf  # polled: the next deadline gets its own lateness
                 outs = poll(t)
-            steps += 1
-            if steps > max_steps:
-                raise RuntimeError(
-                    f"simulation of strategy {strategy.name!r} did not terminate: its deadline "
-                    f"({deadline}) keeps firing without moving on"
-                )
             if outs:
                 record(outs, t)
             new_deadline = next_deadline()
