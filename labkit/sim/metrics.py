@@ -183,15 +183,16 @@ def _item_codes(
     np.not_equal(item_ids[1:], item_ids[:-1], out=changes[1:])
     changes[1:] |= content[1:] != content[:-1]
     heads = np.flatnonzero(changes)
-    run_of = np.cumsum(changes) - 1
     keys = list(zip(item_ids[heads].tolist(), content[heads].tolist(), strict=True))
-    has_media = np.zeros(len(heads), dtype=np.bool_)
-    has_media[run_of[is_media]] = True
-    for key, numbered in zip(keys, has_media.tolist(), strict=True):
+    for key, numbered in zip(keys, np.logical_or.reduceat(is_media, heads).tolist(),
+                             strict=True):  # fmt: skip
         if numbered:
             code_of.setdefault(key, len(code_of))
-    run_codes = np.array([code_of.get(key, -1) for key in keys], dtype=np.int64)
-    codes: IntArray = run_codes[run_of]
+    run_codes = [code_of.get(key, -1) for key in keys]
+    run_lengths = np.empty_like(heads)  # np.diff(heads, append=...) costs 4x more
+    run_lengths[:-1] = heads[1:] - heads[:-1]
+    run_lengths[-1] = len(content) - heads[-1]
+    codes: IntArray = np.repeat(np.array(run_codes, dtype=np.int64), run_lengths)
     return codes, code_of
 
 
