@@ -98,8 +98,11 @@ def finish(
     return columns, play.render, kinds
 
 
-def _kind_codes(kinds: list[int]) -> IntArray:
-    """``kinds`` (0..2) as an array: read as the bytes they fit in, 4x cheaper than np.array."""
+def _kind_codes(kinds: list[int] | IntArray) -> IntArray:
+    """``kinds`` (0..2) as an array: a list is read as the bytes its codes fit in (half the
+    time of np.array on a list)."""
+    if isinstance(kinds, np.ndarray):
+        return kinds.astype(np.int64, copy=False)
     codes: IntArray = np.frombuffer(bytes(kinds), dtype=np.uint8).astype(np.int64)
     return codes
 
