@@ -113,8 +113,9 @@ class PacedPlan:
 
     def poll_until(self, until_ms: float, poll_at: float) -> tuple[float | None, float]:
         """The timers that fire before ``until_ms``, from the one armed at ``poll_at``; returns
-        the timer left armed. The hot path: one frame per timer, so the common case (a whole
-        frame at the head, the clock not passed) is inline; anything else takes ``service``."""
+        the timer left armed. The hot path: while the head holds a whole frame beyond the one
+        due, each timer sends one frame and arms the next frame_ms later, so such runs go
+        inline; anything else (the clock passed, a tail, a new item) takes ``service``."""
         buffers, frame_bytes, lead_ms = self.buffers, self.frame_bytes, self.lead_ms
         frame_ms = frame_bytes / BYTES_PER_MS
         rows, progress_of, every_bytes = self.rows, self.progress, self.every_bytes
@@ -130,26 +131,26 @@ class PacedPlan:
                 self.service(now)
                 deadline, poll_at = self.rearm(None, math.inf, now)
                 continue
-            # send(head, frame_bytes, now), inline: the head keeps a whole frame after this
-            # one, so it is neither the item's tail nor retired, and its progress exists
-            offset = head.offset
-            head.offset = end = offset + frame_bytes
-            head.size -= frame_bytes
-            rows.append((MEDIA, head.item_id, head.content_index, offset, frame_bytes,
-                         generation, now, "", head.data[offset:end]))
-            progress = progress_of[head.key]
-            progress.sent_to = end
-            if end - progress.marked_to >= every_bytes:
-                self.mark(head.key, progress, now)
-            media_ms = self.media_ms = media_ms + frame_ms
-            # service(now) goes on to the next (whole) frame, due frame_ms later unless the lead
-            # let it go now; rearm: the timer moves to that frame's deadline
-            if anchor_ms + media_ms - lead_ms <= now:
+            key, item_id, index, data = head.key, head.item_id, head.content_index, head.data
+            progress = progress_of[key]
+            offset, size = head.offset, head.size
+            while True:  # send(head, frame_bytes, now) and the timer's re-arm, inline
+                end = offset + frame_bytes
+                rows.append((MEDIA, item_id, index, offset, frame_bytes, generation, now, "",
+                             data[offset:end]))  # fmt: skip
+                progress.sent_to = end
+                if end - progress.marked_to >= every_bytes:
+                    self.mark(key, progress, now)
+                offset, size = end, size - frame_bytes
+                media_ms += frame_ms
+                due_ms = anchor_ms + media_ms - lead_ms
+                if not (now < due_ms < until_ms and size >= frame_bytes + frame_bytes):
+                    break
+                now = due_ms  # the next timer: that frame's deadline (max(due, now) = due)
+            head.offset, head.size, self.media_ms = offset, size, media_ms
+            if due_ms <= now:  # the lead lets the next frame go at once: service goes on
                 self.service(now)
-                deadline, poll_at = self.rearm(None, math.inf, now)
-                continue
-            deadline = anchor_ms + media_ms - lead_ms
-            poll_at = max(deadline + 0.0, now)
+            deadline, poll_at = self.rearm(None, math.inf, now)
         return deadline, poll_at
 
     def rearm(
