@@ -98,10 +98,18 @@ class PacedPlan:
         self.item_bytes = _item_bytes(keys, payloads)
         deadline: float | None = None
         poll_at = math.inf
+        buffers, pushed = self.buffers, self.pushed
         for t, code, key, data in zip(times, codes, keys, payloads, strict=True):
             if poll_at < t:  # send_all: timers strictly before the trace event fire first
                 deadline, poll_at = self.poll_until(t, poll_at)
             if code == AUDIO:
+                tail = buffers[-1] if buffers else None
+                if tail is not None and tail.key == key and not tail.ended and self.waiting(t):
+                    # more audio for the open tail while the head's whole frame waits for its
+                    # deadline: service would send nothing and the timer stays as it is
+                    pushed[key] += len(data)
+                    tail.size += len(data)
+                    continue
                 self.push(key, data, t)
             elif code == DONE:
                 self.end(key, t)
@@ -161,6 +169,16 @@ class PacedPlan:
         if new == deadline:
             return deadline, poll_at
         return new, (math.inf if new is None else max(new + 0.0, now))
+
+    def waiting(self, now: float) -> bool:
+        """Whether the head holds a whole frame whose deadline is still ahead of ``now``."""
+        head = self.buffers[0]
+        anchor_ms = self.anchor_ms
+        return (
+            head.size >= self.frame_bytes
+            and anchor_ms is not None
+            and anchor_ms + self.media_ms - self.lead_ms > now
+        )
 
     def next_deadline(self) -> float | None:
         buffers, anchor_ms = self.buffers, self.anchor_ms
