@@ -27,6 +27,7 @@ import pandas as pd
 from labkit.audio import SILENCE_BYTE, Audio
 from labkit.outbound.base import AudioChunk, Clear, Media, OutboundStrategy
 from labkit.sim import fastpath
+from labkit.sim.collector import collector_paused
 from labkit.sim.links import Link, make_link
 from labkit.sim.metrics import SCHEDULE_COLUMNS, Metrics, compute
 from labkit.sim.playout import FifoPlayout, Segment, make_playout
@@ -404,6 +405,7 @@ def simulate_event_driven(
                      playout_params, strategy_options, allow_fast_path=False)  # fmt: skip
 
 
+@collector_paused
 def _simulate(
     trace: Trace | PreparedTrace,
     strategy: str | OutboundStrategy,
@@ -433,6 +435,7 @@ def _simulate(
 MetricsMemo = dict[tuple[Any, ...], Metrics]
 
 
+@collector_paused
 def sweep_metrics(
     trace: PreparedTrace, strategy: str, threshold_ms: float, link: str, playout: str, seed: int,
     link_params: dict[str, float] | None, playout_params: dict[str, float] | None,
