@@ -159,6 +159,18 @@ class JitterLink(Link):
     def _delay_ms(self, now: float) -> float:
         return math.exp(self.mu + self.sigma * self._normal())
 
+    def send(self, now: float) -> float:
+        # Link.send with _delay_ms and _normal inline (the same numbers, in the same order):
+        # the event loop sends every message and every echo back one at a time
+        normals = self._normals
+        if not normals:
+            normals = self._normals = self.rng.standard_normal(DRAW_BLOCK).tolist()
+        due_ms = now + math.exp(self.mu + self.sigma * normals.pop())
+        last_ms = self._last_arrival_ms
+        arrival = (last_ms if last_ms > due_ms else due_ms) + self.per_message_ms
+        self._last_arrival_ms = arrival
+        return arrival
+
     def arrivals_ms(self, sent_ms: SendTimes) -> FloatArray:
         sent = np.asarray(sent_ms, dtype=np.float64)
         log_delays = self.mu + self.sigma * self._normals_in_send_order(len(sent))
@@ -210,6 +222,7 @@ class CorrelatedLink(JitterLink):
         self._sampled_ms = now
         return math.exp(self._log_delay)
 
+    send = Link.send  # its own _delay_ms, not JitterLink's inline draw
     arrivals_ms = Link._send_each  # path-dependent delays: one message at a time
 
 

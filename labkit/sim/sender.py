@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from labkit.outbound.base import AudioChunk, Media, Outbound, OutboundStrategy
+from labkit.outbound.base import Media, Outbound, OutboundStrategy
 from labkit.sim.links import Link
 from labkit.sim.paced_plan import PacedPlan, plannable
 
@@ -72,7 +72,7 @@ def send_all(
     rows: list[Row] = []
     arrived: list[float] = []
     record = _recorder(rows, arrived, link if online else None)
-    times, codes, keys, payloads = trace.times_ms, trace.codes, trace.keys, trace.payloads
+    times, codes, keys, chunks = trace.times_ms, trace.codes, trace.keys, trace.chunks
     n_events, i = len(times), 0
     # a timer that does any work sends at least one byte, so one per audio byte is a bound
     max_steps = MAX_STEPS_PER_EVENT * (n_events + 10) + trace.audio_bytes
@@ -90,7 +90,7 @@ def send_all(
         elif t_trace < inf:
             t, code, key = t_trace, codes[i], keys[i]
             if code == AUDIO:
-                outs = push(AudioChunk(key[0], key[1], payloads[i]), t)
+                outs = push(chunks[i], t)
             elif code == DONE:
                 outs = strategy.end(key[0], key[1], t)
             else:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Final
 
@@ -54,6 +54,8 @@ class PreparedTrace:
     origins_ms: dict[tuple[str, int], float]  # when each item's first byte was delivered
     interrupts_ms: list[float]
     audio_bytes: int = 0  # all audio bytes of the trace
+    # each event as the chunk a push takes: built once per trace, not once per run
+    chunks: list[AudioChunk] = field(default_factory=list)
 
 
 def prepare(trace: Trace, name: str = "") -> PreparedTrace:
@@ -78,8 +80,10 @@ def prepare(trace: Trace, name: str = "") -> PreparedTrace:
             done.add(key)
     interrupts = [t for t, c in zip(times, codes, strict=True) if c == INTERRUPTED]
     finished = {k: v for k, v in sizes.items() if k in done}
+    chunks = [AudioChunk(item_id, index, payload)
+              for (item_id, index), payload in zip(keys, payloads, strict=True)]  # fmt: skip
     return PreparedTrace(name, times, codes, keys, payloads, finished, origins, interrupts,
-                         sum(sizes.values()))  # fmt: skip
+                         sum(sizes.values()), chunks)  # fmt: skip
 
 
 class SimResult:
@@ -184,13 +188,14 @@ class _Run:
 
     def run(self) -> None:
         trace, strategy, echoes = self.trace, self.strategy, self.echoes
-        times, codes, keys, payloads = trace.times_ms, trace.codes, trace.keys, trace.payloads
+        times, codes, keys, chunks = trace.times_ms, trace.codes, trace.keys, trace.chunks
         push, poll, next_deadline = strategy.push, strategy.poll, strategy.next_deadline
         record, advance_world = self._record, self._advance_world
         # without lateness no draw is made: lateness() would only return 0.0
         lateness = self.fwd.lateness if self.fwd.lateness_ms else None
         n_events, i, polls = len(times), 0, 0
-        max_polls = MAX_STEPS_PER_EVENT * (n_events + 10) + 10 * n_events
+        # a poll that does any work sends at least one byte: one per audio byte is a bound
+        max_polls = MAX_STEPS_PER_EVENT * (n_events + 10) + self.trace.audio_bytes
         inf = math.inf
         deadline: float | None = None
         poll_at = inf
@@ -215,7 +220,7 @@ class _Run:
                     break
                 t, code, key = t_trace, codes[i], keys[i]
                 if code == AUDIO:
-                    outs = push(AudioChunk(key[0], key[1], payloads[i]), t)
+                    outs = push(chunks[i], t)
                 elif code == DONE:
                     outs = strategy.end(key[0], key[1], t)
                 else:
