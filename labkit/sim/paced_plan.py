@@ -95,7 +95,7 @@ class PacedPlan:
 
     def run(self, trace: PreparedTrace) -> list[Row]:
         times, codes, keys, payloads = trace.times_ms, trace.codes, trace.keys, trace.payloads
-        self.item_bytes = _item_bytes(keys, payloads)
+        self.item_bytes = trace.item_audio
         deadline: float | None = None
         poll_at = math.inf
         buffers, pushed = self.buffers, self.pushed
@@ -126,14 +126,14 @@ class PacedPlan:
         inline; anything else (the clock passed, a tail, a new item) takes ``service``."""
         buffers, frame_bytes, lead_ms = self.buffers, self.frame_bytes, self.lead_ms
         frame_ms = frame_bytes / BYTES_PER_MS
-        rows, progress_of, every_bytes = self.rows, self.progress, self.every_bytes
-        generation = self.generation
+        append, progress_of, every_bytes = self.rows.append, self.progress, self.every_bytes
+        generation, two_frames = self.generation, frame_bytes + frame_bytes
         deadline: float | None = None
         while poll_at < until_ms:
             now = poll_at
             head = buffers[0] if buffers else None
             anchor_ms, media_ms = self.anchor_ms, self.media_ms
-            if (head is None or anchor_ms is None or head.size < frame_bytes + frame_bytes
+            if (head is None or anchor_ms is None or head.size < two_frames
                     or anchor_ms + media_ms < now or anchor_ms + media_ms - lead_ms > now
                     or every_bytes is None or head.key not in progress_of):
                 self.service(now)
@@ -141,20 +141,22 @@ class PacedPlan:
                 continue
             key, item_id, index, data = head.key, head.item_id, head.content_index, head.data
             progress = progress_of[key]
-            offset, size = head.offset, head.size
+            offset, size, marked_to = head.offset, head.size, progress.marked_to
             while True:  # send(head, frame_bytes, now) and the timer's re-arm, inline
                 end = offset + frame_bytes
-                rows.append((MEDIA, item_id, index, offset, frame_bytes, generation, now, "",
-                             data[offset:end]))  # fmt: skip
-                progress.sent_to = end
-                if end - progress.marked_to >= every_bytes:
+                append((MEDIA, item_id, index, offset, frame_bytes, generation, now, "",
+                        data[offset:end]))  # fmt: skip
+                if end - marked_to >= every_bytes:
+                    progress.sent_to = end
                     self.mark(key, progress, now)
+                    marked_to = end
                 offset, size = end, size - frame_bytes
                 media_ms += frame_ms
                 due_ms = anchor_ms + media_ms - lead_ms
-                if not (now < due_ms < until_ms and size >= frame_bytes + frame_bytes):
+                if not (now < due_ms < until_ms and size >= two_frames):
                     break
                 now = due_ms  # the next timer: that frame's deadline (max(due, now) = due)
+            progress.sent_to = offset
             head.offset, head.size, self.media_ms = offset, size, media_ms
             if due_ms <= now:  # the lead lets the next frame go at once: service goes on
                 self.service(now)
@@ -279,11 +281,3 @@ class PacedPlan:
         self.rows.append((MARK, key[0], key[1], start, end - start, self.generation, now,
                           f"m{self.seq}.g{self.generation}", b""))  # fmt: skip
 
-
-def _item_bytes(keys: list[ItemKey], payloads: list[bytes]) -> dict[ItemKey, bytes]:
-    """Each item's audio as one string (its chunks in push order; other events carry b"")."""
-    parts: dict[ItemKey, list[bytes]] = {}
-    for key, payload in zip(keys, payloads, strict=True):
-        if payload:
-            parts.setdefault(key, []).append(payload)
-    return {key: b"".join(chunks) for key, chunks in parts.items()}

@@ -57,6 +57,15 @@ class PreparedTrace:
     # each event as the chunk a push takes: built once per trace, not once per run
     chunks: list[AudioChunk] = field(default_factory=list)
 
+    @cached_property
+    def item_audio(self) -> dict[tuple[str, int], bytes]:
+        """Each item's audio as one string (its chunks in push order), joined once per trace."""
+        parts: dict[tuple[str, int], list[bytes]] = {}
+        for key, payload in zip(self.keys, self.payloads, strict=True):
+            if payload:
+                parts.setdefault(key, []).append(payload)
+        return {key: b"".join(chunks) for key, chunks in parts.items()}
+
 
 def prepare(trace: Trace, name: str = "") -> PreparedTrace:
     """Extract the events the simulator drives the strategy with."""
