@@ -4,6 +4,8 @@
 whatever Twilio echoes, so the run splits into stages, each done once and in bulk:
 
 1. the sender alone on the virtual clock (labkit/sim/sender.py), timer lateness included;
+   ``paced`` with timers on time, whose one poll per 20 ms frame would dominate, by its flat
+   plan (labkit/sim/paced_plan.py: the same rows, checked against the strategy object);
 2. link arrivals for all messages at once (``Link.arrivals_ms``, the same random draws);
 3. playout of the whole schedule (labkit/sim/batch_playout.py), giving the mark echo times;
 4. echo arrivals over the return link, and which echoes the mark ledger credits: with
