@@ -16,6 +16,7 @@ See notebooks/01_why_tiny_packets_jitter.ipynb.
 from __future__ import annotations
 
 import math
+from itertools import chain
 from typing import TYPE_CHECKING
 
 from labkit.marks import MarkLedger
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 MEDIA, MARK, CLEAR = 0, 1, 2  # labkit.sim.sender's row kinds
 AUDIO, DONE = 0, 1  # trace event codes (labkit.sim.simulator.TRACE_EVENT_CODES)
+END = -1  # the run's own sentinel after the last trace event
 ItemKey = tuple[str, int]
 
 
@@ -83,6 +85,10 @@ class PacedPlan:
         self.lead_ms = strategy.lead_ms
         every_ms = ledger.mark_every_ms
         self.every_bytes = None if every_ms is None else every_ms * BYTES_PER_MS
+        # the ledger marks once ``sent - marked >= every_bytes``; sent and marked are whole
+        # bytes, so that is ``sent >= marked + ceil(every_bytes)``: an int the loop compares
+        # (the ledger checks mark_every_ms is finite and > 0)
+        self.mark_gap_bytes = 0 if every_ms is None else math.ceil(every_ms * BYTES_PER_MS)
         self.seq = ledger._seq
         self.generation = ledger.generation
         self.rows: list[Row] = []
@@ -96,72 +102,86 @@ class PacedPlan:
     def run(self, trace: PreparedTrace) -> list[Row]:
         times, codes, keys, payloads = trace.times_ms, trace.codes, trace.keys, trace.payloads
         self.item_bytes = trace.item_audio
+        buffers, pushed, progress_of = self.buffers, self.pushed, self.progress
+        append = self.rows.append
+        frame_bytes, lead_ms, mark_gap = self.frame_bytes, self.lead_ms, self.mark_gap_bytes
+        by_cadence = self.every_bytes is not None  # else only an item's last frame is marked
+        frame_ms, two_frames = frame_bytes / BYTES_PER_MS, frame_bytes + frame_bytes
         deadline: float | None = None
         poll_at = math.inf
-        buffers, pushed = self.buffers, self.pushed
-        for t, code, key, data in zip(times, codes, keys, payloads, strict=True):
-            if poll_at < t:  # send_all: timers strictly before the trace event fire first
-                deadline, poll_at = self.poll_until(t, poll_at)
+        # the timers after the last event fire before the sentinel (t = inf), which ends the run
+        events = zip(times, codes, keys, payloads, strict=True)
+        for t, code, key, data in chain(events, ((math.inf, END, ("", 0), b""),)):
+            # send_all: timers strictly before the trace event fire first. The hot path: while
+            # the head holds a whole frame beyond the one due, each timer sends one frame and
+            # arms the next frame_ms later, so such runs go inline (here rather than in a
+            # method: a call and its set-up per run of timers was ~10% of the plan); anything
+            # else (the clock passed, a tail, a new item) takes ``service``.
+            while poll_at < t:
+                now = poll_at
+                head = buffers[0] if buffers else None
+                anchor_ms, media_ms = self.anchor_ms, self.media_ms
+                progress = progress_of.get(head.key) if head is not None and by_cadence else None
+                if (head is None or progress is None or anchor_ms is None
+                        or head.size < two_frames
+                        or anchor_ms + media_ms < now or anchor_ms + media_ms - lead_ms > now):
+                    self.service(now)
+                    deadline, poll_at = self.rearm(None, math.inf, now)
+                    continue
+                # send(head, frame_bytes, now), its marks and the timer's re-arm, inline. Per
+                # frame only what must be new objects (row, payload, time, offset) is allocated:
+                # the loop stops by an offset bound rather than a running size, and marks come
+                # at an integer offset (the ledger's ``sent - marked >= every`` on whole bytes)
+                item_id, index, audio = head.item_id, head.content_index, head.data
+                offset, marked_to = head.offset, progress.marked_to
+                stop = offset + head.size - two_frames  # past it, fewer than 2 frames are left
+                mark_at = marked_to + mark_gap
+                generation = self.generation
+                while True:
+                    end = offset + frame_bytes
+                    append((MEDIA, item_id, index, offset, frame_bytes, generation, now, "",
+                            audio[offset:end]))  # fmt: skip
+                    if end >= mark_at:  # self.mark, inline
+                        self.seq += 1
+                        append((MARK, item_id, index, marked_to, end - marked_to, generation,
+                                now, f"m{self.seq}.g{generation}", b""))  # fmt: skip
+                        marked_to, mark_at = end, end + mark_gap
+                    offset = end
+                    media_ms += frame_ms
+                    due_ms = anchor_ms + media_ms - lead_ms
+                    if not (now < due_ms < t and offset <= stop):
+                        break
+                    now = due_ms  # the next timer: that frame's deadline (max(due, now) = due)
+                progress.sent_to, progress.marked_to = offset, marked_to
+                head.size -= offset - head.offset
+                head.offset, self.media_ms = offset, media_ms
+                if due_ms <= now:  # the lead lets the next frame go at once: service goes on
+                    self.service(now)
+                    deadline, poll_at = self.rearm(None, math.inf, now)
+                else:
+                    # rearm, inline: the head still holds a whole frame (the loop went on only
+                    # with two), so the next deadline is due_ms, and it is ahead of now
+                    deadline, poll_at = due_ms, due_ms + 0.0
             if code == AUDIO:
                 tail = buffers[-1] if buffers else None
-                if tail is not None and tail.key == key and not tail.ended and self.waiting(t):
-                    # more audio for the open tail while the head's whole frame waits for its
-                    # deadline: service would send nothing and the timer stays as it is
-                    pushed[key] += len(data)
-                    tail.size += len(data)
-                    continue
+                if tail is not None and tail.key == key and not tail.ended:
+                    head, anchor_ms = buffers[0], self.anchor_ms
+                    if (head.size >= frame_bytes and anchor_ms is not None
+                            and anchor_ms + self.media_ms - lead_ms > t):
+                        # more audio for the open tail while the head's whole frame waits for
+                        # its deadline: service would send nothing and the timer stays as it is
+                        pushed[key] += len(data)
+                        tail.size += len(data)
+                        continue
                 self.push(key, data, t)
             elif code == DONE:
                 self.end(key, t)
+            elif code == END:
+                break
             else:
                 self.interrupt(t)
             deadline, poll_at = self.rearm(deadline, poll_at, t)
-        self.poll_until(math.inf, poll_at)
         return self.rows
-
-    def poll_until(self, until_ms: float, poll_at: float) -> tuple[float | None, float]:
-        """The timers that fire before ``until_ms``, from the one armed at ``poll_at``; returns
-        the timer left armed. The hot path: while the head holds a whole frame beyond the one
-        due, each timer sends one frame and arms the next frame_ms later, so such runs go
-        inline; anything else (the clock passed, a tail, a new item) takes ``service``."""
-        buffers, frame_bytes, lead_ms = self.buffers, self.frame_bytes, self.lead_ms
-        frame_ms = frame_bytes / BYTES_PER_MS
-        append, progress_of, every_bytes = self.rows.append, self.progress, self.every_bytes
-        generation, two_frames = self.generation, frame_bytes + frame_bytes
-        deadline: float | None = None
-        while poll_at < until_ms:
-            now = poll_at
-            head = buffers[0] if buffers else None
-            anchor_ms, media_ms = self.anchor_ms, self.media_ms
-            if (head is None or anchor_ms is None or head.size < two_frames
-                    or anchor_ms + media_ms < now or anchor_ms + media_ms - lead_ms > now
-                    or every_bytes is None or head.key not in progress_of):
-                self.service(now)
-                deadline, poll_at = self.rearm(None, math.inf, now)
-                continue
-            key, item_id, index, data = head.key, head.item_id, head.content_index, head.data
-            progress = progress_of[key]
-            offset, size, marked_to = head.offset, head.size, progress.marked_to
-            while True:  # send(head, frame_bytes, now) and the timer's re-arm, inline
-                end = offset + frame_bytes
-                append((MEDIA, item_id, index, offset, frame_bytes, generation, now, "",
-                        data[offset:end]))  # fmt: skip
-                if end - marked_to >= every_bytes:
-                    progress.sent_to = end
-                    self.mark(key, progress, now)
-                    marked_to = end
-                offset, size = end, size - frame_bytes
-                media_ms += frame_ms
-                due_ms = anchor_ms + media_ms - lead_ms
-                if not (now < due_ms < until_ms and size >= two_frames):
-                    break
-                now = due_ms  # the next timer: that frame's deadline (max(due, now) = due)
-            progress.sent_to = offset
-            head.offset, head.size, self.media_ms = offset, size, media_ms
-            if due_ms <= now:  # the lead lets the next frame go at once: service goes on
-                self.service(now)
-            deadline, poll_at = self.rearm(None, math.inf, now)
-        return deadline, poll_at
 
     def rearm(
         self, deadline: float | None, poll_at: float, now: float
@@ -171,16 +191,6 @@ class PacedPlan:
         if new == deadline:
             return deadline, poll_at
         return new, (math.inf if new is None else max(new + 0.0, now))
-
-    def waiting(self, now: float) -> bool:
-        """Whether the head holds a whole frame whose deadline is still ahead of ``now``."""
-        head = self.buffers[0]
-        anchor_ms = self.anchor_ms
-        return (
-            head.size >= self.frame_bytes
-            and anchor_ms is not None
-            and anchor_ms + self.media_ms - self.lead_ms > now
-        )
 
     def next_deadline(self) -> float | None:
         buffers, anchor_ms = self.buffers, self.anchor_ms
