@@ -88,7 +88,7 @@ class PacedPlan:
         # the ledger marks once ``sent - marked >= every_bytes``; sent and marked are whole
         # bytes, so that is ``sent >= marked + ceil(every_bytes)``: an int the loop compares
         # (the ledger checks mark_every_ms is finite and > 0)
-        self.mark_gap_bytes = 0 if every_ms is None else math.ceil(every_ms * BYTES_PER_MS)
+        self.mark_gap_bytes = 0 if self.every_bytes is None else math.ceil(self.every_bytes)
         self.seq = ledger._seq
         self.generation = ledger.generation
         self.rows: list[Row] = []
@@ -110,12 +110,13 @@ class PacedPlan:
         deadline: float | None = None
         poll_at = math.inf
         # the timers after the last event fire before the sentinel (t = inf), which ends the run
-        events = zip(times, codes, keys, payloads, strict=True)
-        for t, code, key, data in chain(events, ((math.inf, END, ("", 0), b""),)):
+        trace_events = zip(times, codes, keys, payloads, strict=True)
+        events = chain(trace_events, ((math.inf, END, ("", 0), b""),))
+        for t, code, key, data in events:
             # send_all: timers strictly before the trace event fire first. The hot path: while
             # the head holds a whole frame beyond the one due, each timer sends one frame and
             # arms the next frame_ms later, so such runs go inline (here rather than in a
-            # method: a call and its set-up per run of timers was ~10% of the plan); anything
+            # method: a call and its set-up per run of timers cost ~10% of the plan); anything
             # else (the clock passed, a tail, a new item) takes ``service``.
             while poll_at < t:
                 now = poll_at
@@ -149,8 +150,21 @@ class PacedPlan:
                     offset = end
                     media_ms += frame_ms
                     due_ms = anchor_ms + media_ms - lead_ms
-                    if not (now < due_ms < t and offset <= stop):
+                    if not (now < due_ms and offset <= stop):
                         break
+                    # Trace events before that deadline that only add audio to the open tail
+                    # are the event's fast path below (the head keeps two whole frames and the
+                    # due one waits: only sizes change), so they are taken here and the run
+                    # goes on: leaving the run and re-entering it per such event cost ~15%.
+                    while (t < due_ms and code == AUDIO and (last := buffers[-1]).key == key
+                            and not last.ended):  # fmt: skip
+                        pushed[key] += len(data)
+                        last.size += len(data)
+                        if last is head:
+                            stop += len(data)
+                        t, code, key, data = next(events)
+                    if t <= due_ms:
+                        break  # the event goes first (timers fire strictly before it)
                     now = due_ms  # the next timer: that frame's deadline (max(due, now) = due)
                 progress.sent_to, progress.marked_to = offset, marked_to
                 head.size -= offset - head.offset
