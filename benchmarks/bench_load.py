@@ -215,6 +215,7 @@ class LoadResult:
     ok_calls: int
     byte_exact: int
     calls_with_added_underruns: int
+    added_underruns_by_strategy: dict[str, int]  # calls with added underruns, per strategy
     added_concealed_ms_max: float
     server_cpu_ms_per_call_s: float
     server_cpu_core_pct: float
@@ -287,6 +288,9 @@ def summarise(n: int, args: argparse.Namespace, trace: Trace, sides: list[PeerSi
                  for s in args.strategies}  # fmt: skip
     added = [o.concealed_ms - predicted[o.strategy][0] for o in ok]
     added_events = [o.concealment_events - predicted[o.strategy][1] for o in ok]
+    worse = [e > 0 or a > 1.0 for a, e in zip(added, added_events, strict=True)]
+    by_strategy = {s: sum(w for o, w in zip(ok, worse, strict=True) if o.strategy == s)
+                   for s in args.strategies}  # fmt: skip
     lateness = np.array([x for call in stats["calls"] for x in call["timer_lateness_ms"]])
     lag = np.array([x for side in sides for x in side.lag_ms])
     call_audio_s = trace.audio_ms / 1000
@@ -295,9 +299,8 @@ def summarise(n: int, args: argparse.Namespace, trace: Trace, sides: list[PeerSi
         n=n,
         ok_calls=len(ok),
         byte_exact=sum(o.byte_exact for o in ok),
-        calls_with_added_underruns=sum(
-            1 for a, e in zip(added, added_events, strict=True) if e > 0 or a > 1.0
-        ),
+        calls_with_added_underruns=sum(worse),
+        added_underruns_by_strategy=by_strategy,
         added_concealed_ms_max=max(added, default=math.nan),
         server_cpu_ms_per_call_s=cpu_used_s * 1000 / (n * call_audio_s / args.speed),
         server_cpu_core_pct=100 * cpu_used_s / wall_s,
@@ -329,13 +332,21 @@ def table(results: list[LoadResult]) -> str:
     rows = [HEADER, _rule()]
     for r in results:
         rows.append(
-            f"| {r.n} | {r.ok_calls} | {r.byte_exact} | {r.calls_with_added_underruns} "
+            f"| {r.n} | {r.ok_calls} | {r.byte_exact} | {_with_breakdown(r)} "
             f"| {r.server_cpu_ms_per_call_s:.2f} | {r.server_cpu_core_pct:.0f} "
             f"| {r.lateness_p50_ms:.2f} / {r.lateness_p99_ms:.2f} / {r.lateness_max_ms:.1f} "
             f"| {r.rss_per_call_kib:.0f} | {r.peer_cpu_core_pct:.0f} | {r.peer_lag_p99_ms:.1f} "
             f"| {r.wall_s:.1f} |"
         )
     return "\n".join(rows)
+
+
+def _with_breakdown(r: LoadResult) -> str:
+    """Calls with added underruns, and which strategies they ran (when there are any)."""
+    if not r.calls_with_added_underruns:
+        return "0"
+    parts = ", ".join(f"{s} {k}" for s, k in r.added_underruns_by_strategy.items())
+    return f"{r.calls_with_added_underruns} ({parts})"
 
 
 def _rule() -> str:
@@ -378,7 +389,8 @@ def write_readme(results: list[LoadResult], args: argparse.Namespace) -> None:
         verdict(results),
         "",
         "Command: `.venv/bin/python benchmarks/bench_load.py --n "
-        + " ".join(str(r.n) for r in results) + " --write-readme`",
+        + " ".join(str(r.n) for r in results)
+        + f" --peer-procs {args.peer_procs} --write-readme`",
         "",
     ])  # fmt: skip
     README.write_text(text + section)
