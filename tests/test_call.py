@@ -16,6 +16,9 @@ from labkit.traces import read, shipped
 
 pytestmark = pytest.mark.anyio
 SPEED = 8.0  # fast enough for CI; timing still inside every strategy's tolerances at this speed
+# echoes in flight while the handler sends clear: marks come every 100 ms of audio (25 ms of real
+# time at speed 4) and a loopback trip takes about a millisecond, so one at most; two for slack
+CROSSING_ECHOES_MAX = 2
 
 
 @pytest.fixture
@@ -70,9 +73,13 @@ async def test_after_barge_in_clear_arrives_and_no_cleared_audio_follows(strateg
     # Before the clear: a prefix of the interrupted item; after it: only the next items, whole.
     assert spoken.startswith(before)
     assert after == b"".join(result.trace.item_audio(k) for k in result.trace.items[1:])
-    # Marks of cleared audio were echoed by the clear and never credited.
+    # Marks of cleared audio were echoed by the clear and never credited. An echo the caller
+    # sent for played audio just before the clear reached it can cross the clear on the wire:
+    # the handler has forgotten that generation by then, so it is not credited either (the
+    # conservative side: the model truncates a little early, never at words not heard).
     cleared = [e for e in recording.echoes if e.cleared]
-    assert stats.marks_credited == len(recording.echoes) - len(cleared)
+    played_echoes = len(recording.echoes) - len(cleared)
+    assert played_echoes - CROSSING_ECHOES_MAX <= stats.marks_credited <= played_echoes
     heard = sum(len(seg[2]) for seg in recording.segments)
     assert stats.marks_credited_bytes <= heard
     assert result.measured.clear_messages == 1
