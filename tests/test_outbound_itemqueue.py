@@ -7,7 +7,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from labkit.outbound.itemqueue import ItemBuffer
+from labkit.outbound.base import AudioChunk
+from labkit.outbound.itemqueue import ItemBuffer, ItemQueue
 
 steps = st.lists(
     st.one_of(
@@ -59,3 +60,45 @@ def test_a_chunk_taken_whole_is_not_copied() -> None:
     assert payload is chunk
     assert buffer.size == 0
     assert buffer.oldest_arrival_ms is None
+
+
+queue_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("push"), st.sampled_from(["a", "b"]), st.integers(0, 1),
+                  st.integers(0, 300)),
+        st.tuples(st.just("end"), st.sampled_from(["a", "b"]), st.integers(0, 1), st.just(0)),
+        st.tuples(st.just("drop"), st.just(""), st.just(0), st.just(0)),
+        st.tuples(st.just("send_head"), st.just(""), st.just(0), st.just(0)),
+    ),
+    max_size=40,
+)
+
+
+@given(steps=queue_steps)
+def test_queue_offsets_continue_each_items_pushed_bytes(
+    steps: list[tuple[str, str, int, int]],
+) -> None:
+    # ItemQueue counts an open buffer's bytes only when it closes: offsets must still be
+    # every item's running count, through ends, new items, drops and sent heads
+    queue = ItemQueue()
+    pushed: dict[tuple[str, int], int] = {}
+    for now, (op, item_id, index, size) in enumerate(steps):
+        key = (item_id, index)
+        if op == "push":
+            chunk = AudioChunk(item_id, index, bytes(size))
+            buffer, _ = queue.push(chunk, float(now))
+            pushed[key] = pushed.get(key, 0) + size
+            assert buffer.key == key and buffer.end_offset == pushed[key]
+        elif op == "end":
+            queue.end(key)
+        elif op == "drop":
+            queue.drop_all()
+        elif queue.buffers:
+            head = queue.buffers[0]
+            head.take(head.size)
+            if head.ended:
+                queue.buffers.popleft()
+        for buffer in queue.buffers:
+            assert buffer.ended or buffer is queue.buffers[-1]
+        for seen in pushed:
+            assert queue.pushed(seen) == pushed[seen]

@@ -113,7 +113,13 @@ class ItemBuffer:
 
 
 class ItemQueue:
-    """Buffers in push order; remembers how many bytes each item has pushed (its next offset)."""
+    """Buffers in push order; remembers how many bytes each item has pushed (its next offset).
+
+    ``_pushed`` is brought up to date when a buffer closes (ended or dropped), not on every
+    push: while a buffer is open its own ``end_offset`` is its item's count, so appending a
+    chunk to the open tail (once per model delta) costs no key tuple and no dict update.
+    Only the tail can be open (audio of a new item ends it), so ``pushed`` looks there first.
+    """
 
     __slots__ = ("_pushed", "buffers")
 
@@ -127,41 +133,50 @@ class ItemQueue:
 
     def push(self, chunk: AudioChunk, now: float) -> tuple[ItemBuffer, bool]:
         """Append the chunk; returns its buffer and whether that buffer is new."""
-        key = (chunk.item_id, chunk.content_index)
-        data = chunk.data
-        pushed = self._pushed
-        offset = pushed.get(key, 0)
-        pushed[key] = offset + len(data)
         buffers = self.buffers
         tail = buffers[-1] if buffers else None
-        if tail is not None and not tail.ended and tail.key == key:
-            if data:  # tail.append, inline: once per model delta
-                tail._chunks.append(data if type(data) is bytes else bytes(data))
-                tail._arrivals.append(now)
-                tail.size += len(data)
+        if (tail is not None and not tail.ended and tail.item_id == chunk.item_id
+                and tail.content_index == chunk.content_index):
+            tail.append(chunk.data, now)
             return tail, False
-        if tail is not None:
-            tail.ended = True  # a new item: the previous one's audio is complete
+        return self.open(chunk, now), True
+
+    def open(self, chunk: AudioChunk, now: float) -> ItemBuffer:
+        """A new tail buffer holding ``chunk`` (ends the open tail: the model moved on)."""
+        buffers = self.buffers
+        if buffers and not buffers[-1].ended:
+            self._close(buffers[-1])
+        offset = self._pushed.get((chunk.item_id, chunk.content_index), 0)
         buffer = ItemBuffer(chunk.item_id, chunk.content_index, offset, now)
-        buffer.append(data, now)
+        buffer.append(chunk.data, now)
         buffers.append(buffer)
-        return buffer, True
+        return buffer
+
+    def _close(self, buffer: ItemBuffer) -> None:
+        buffer.ended = True
+        self._pushed[buffer.key] = buffer.offset + buffer.size
 
     def end(self, key: ItemKey) -> bool:
         """Mark the item's open buffer ended; False when it has none (all its bytes went out)."""
-        for buffer in reversed(self.buffers):
-            if buffer.key == key and not buffer.ended:
-                buffer.ended = True
-                return True
+        buffers = self.buffers
+        if buffers and not buffers[-1].ended and buffers[-1].key == key:  # only the tail is open
+            self._close(buffers[-1])
+            return True
         return False
 
     def pushed(self, key: ItemKey) -> int:
+        buffers = self.buffers
+        if buffers and not buffers[-1].ended and buffers[-1].key == key:
+            return buffers[-1].end_offset
         return self._pushed.get(key, 0)
 
     def drop_all(self) -> int:
         """Barge-in: forget every buffered byte (item offsets continue). Returns bytes dropped."""
-        dropped = sum(buffer.size for buffer in self.buffers)
-        self.buffers.clear()
+        buffers = self.buffers
+        if buffers and not buffers[-1].ended:
+            self._close(buffers[-1])
+        dropped = sum(buffer.size for buffer in buffers)
+        buffers.clear()
         return dropped
 
     def clear(self) -> None:

@@ -67,10 +67,25 @@ class QueuedStrategy(Clocked):
         if not now >= self._now:  # _tick's clock check, inline: push runs once per delta
             self._tick(now, "push")
         self._now = now
-        if chunk.data:
-            buffer, is_new = self._queue.push(chunk, now)
+        data = chunk.data
+        if data:
+            # ItemQueue.push and ItemBuffer.append, inline for their usual case (the chunk
+            # continues the open tail buffer; no key tuple, no count update: ItemQueue counts
+            # a buffer's bytes when it closes). Push runs once per model delta: ~9% of the
+            # strategy's own time, ~5-8% of a rechunk or preroll simulate (neither half alone
+            # pays: the calls and the per-push dict update cost about the same)
+            buffers = self._queue.buffers
+            tail = buffers[-1] if buffers else None
+            if (tail is not None and not tail.ended and tail.item_id == chunk.item_id
+                    and tail.content_index == chunk.content_index):
+                tail._chunks.append(data if type(data) is bytes else bytes(data))
+                tail._arrivals.append(now)
+                tail.size += len(data)
+                buffer, is_new = tail, False
+            else:
+                buffer, is_new = self._queue.open(chunk, now), True
             if self._hooks_push:
-                self._on_push(buffer, is_new, len(chunk.data), now)
+                self._on_push(buffer, is_new, len(data), now)
         return self._service(now)
 
     def poll(self, now: float) -> list[Outbound]:
