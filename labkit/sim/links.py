@@ -156,12 +156,9 @@ class JitterLink(Link):
         super().__init__(rng, **base)
         self.mu, self.sigma = lognormal_params(mean_ms, p99_ms)
 
-    def _delay_ms(self, now: float) -> float:
-        return math.exp(self.mu + self.sigma * self._normal())
-
     def send(self, now: float) -> float:
-        # Link.send with _delay_ms and _normal inline (the same numbers, in the same order):
-        # the event loop sends every message and every echo back one at a time
+        # Link.send with the lognormal delay and _normal's draw inline (the same numbers, in
+        # the same order): the event loop sends every message and every echo back one at a time
         normals = self._normals
         if not normals:
             normals = self._normals = self.rng.standard_normal(DRAW_BLOCK).tolist()
