@@ -58,7 +58,7 @@ MAX_TRACKED_ITEMS = 64  # items awaiting their final echo; a silent peer cannot 
 
 
 @dataclass(slots=True)
-class _ItemStats:
+class ItemStats:
     """What one item showed: its hold, upstream lateness, and the echoes of its marks."""
 
     first_arrival_ms: float
@@ -126,7 +126,7 @@ class AdaptiveStrategy(QueuedStrategy):
         self.floor_ms = floor_ms
         self.echo_tolerance_ms = echo_tolerance_ms
         self.samples_ms: deque[float] = deque(maxlen=history)
-        self._items: OrderedDict[ItemKey, _ItemStats] = OrderedDict()
+        self._items: OrderedDict[ItemKey, ItemStats] = OrderedDict()
         self._least_round_trip_ms = math.inf  # the call's least mark round trip: empty queue
 
     @property
@@ -152,7 +152,7 @@ class AdaptiveStrategy(QueuedStrategy):
     def echo(self, name: str, now: float) -> Mark | None:
         mark = self.ledger.echo(name, now)
         if mark is not None:
-            self._learn_from_echo(mark, now)
+            self.learn_from_echo(mark, now)
         return mark
 
     def close(self) -> None:
@@ -179,11 +179,8 @@ class AdaptiveStrategy(QueuedStrategy):
         return out
 
     def _on_push(self, buffer: ItemBuffer, is_new: bool, size: int, now: float) -> None:
-        start_of_item = is_new and buffer.offset == 0
-        if start_of_item:
-            hold = self.hold_ms
-            buffer.hold_until_ms = now + hold
-            self._track(buffer.key, _ItemStats(first_arrival_ms=now, hold_ms=hold))
+        if is_new and buffer.offset == 0:  # the item's first byte
+            buffer.hold_until_ms = now + self.start_item(buffer.key, now)
         stats = self._items.get(buffer.key)
         if stats is not None:  # once per push: end_offset, whole_frames, max inline (~3%)
             first_byte = buffer.offset + buffer.size - size
@@ -194,22 +191,47 @@ class AdaptiveStrategy(QueuedStrategy):
                 stats.max_lateness_ms = lateness_ms
 
     def _on_interrupt(self, now: float) -> None:
-        self._items.clear()  # their marks are cleared: no echo will complete them
-
-    def _track(self, key: ItemKey, stats: _ItemStats) -> None:
-        self._items[key] = stats
-        self._items.move_to_end(key)
-        while len(self._items) > MAX_TRACKED_ITEMS:
-            self._items.popitem(last=False)
+        self.forget_items()
 
     def _retire_head(self) -> None:
         head = self._queue.buffers.popleft()
-        stats = self._items.get(head.key)
-        if stats is not None:  # every byte of the item went out: its last mark ends here
-            stats.final_end = head.offset
-            self._sample_if_complete(head.key, stats)
+        self.item_sent(head.key, head.offset)
 
-    def _learn_from_echo(self, mark: Mark, now: float) -> None:
+    # -- the learner: also driven directly by the simulator's plan (labkit/sim/adaptive_plan.py),
+    # which sends by these same rules with plain numbers and calls these at the same moments
+
+    def start_item(self, key: ItemKey, now: float) -> float:
+        """An item's first byte arrived at ``now``: track what it shows; returns its hold (ms)."""
+        hold = self.hold_ms
+        items = self._items
+        items[key] = ItemStats(first_arrival_ms=now, hold_ms=hold)
+        items.move_to_end(key)
+        while len(items) > MAX_TRACKED_ITEMS:
+            items.popitem(last=False)
+        return hold
+
+    def learned_anything(self) -> bool:
+        """Whether any item, echo or sample has been seen (False for a fresh strategy)."""
+        return bool(self.samples_ms or self._items or self._least_round_trip_ms < math.inf)
+
+    def item_stats(self, key: ItemKey) -> ItemStats | None:
+        """What the tracked item ``key`` showed so far (None once sampled, dropped or unknown)."""
+        return self._items.get(key)
+
+    def item_sent(self, key: ItemKey, final_end: int) -> None:
+        """Every byte of item ``key`` went out (up to offset ``final_end``): its last mark ends
+        there."""
+        stats = self._items.get(key)
+        if stats is not None:
+            stats.final_end = final_end
+            self._sample_if_complete(key, stats)
+
+    def forget_items(self) -> None:
+        """An interrupt: the tracked items' marks are cleared, no echo will complete them."""
+        self._items.clear()
+
+    def learn_from_echo(self, mark: Mark, now: float) -> None:
+        """The ledger credited the echo of ``mark`` at ``now``."""
         key = (mark.item_id, mark.content_index)
         stats = self._items.get(key)
         if stats is None:
@@ -225,13 +247,13 @@ class AdaptiveStrategy(QueuedStrategy):
         if end == stats.final_end:  # the item's final mark: _sample_if_complete's test
             self._sample_if_complete(key, stats)
 
-    def _sample_if_complete(self, key: ItemKey, stats: _ItemStats) -> None:
+    def _sample_if_complete(self, key: ItemKey, stats: ItemStats) -> None:
         """Once the item's final mark has echoed, it yields its sample."""
         if stats.last_echo is not None and stats.last_echo[0] == stats.final_end:
             self.samples_ms.append(self._sample(stats))
             del self._items[key]
 
-    def _sample(self, stats: _ItemStats) -> float:
+    def _sample(self, stats: ItemStats) -> float:
         queued_ms = stats.min_round_trip_ms - self._least_round_trip_ms
         starvation_ms = 0.0 if queued_ms > self.echo_tolerance_ms else stats.starvation_ms
         if starvation_ms > self.echo_tolerance_ms:  # beyond what echo noise can explain

@@ -25,13 +25,14 @@ import numpy.typing as npt
 import pandas as pd
 
 from labkit.audio import SILENCE_BYTE, Audio
+from labkit.outbound.adaptive import AdaptiveStrategy
 from labkit.outbound.base import AudioChunk, Clear, Media, OutboundStrategy
-from labkit.sim import fastpath
+from labkit.sim import adaptive_plan, fastpath
 from labkit.sim.collector import collector_paused
 from labkit.sim.links import Link, make_link
 from labkit.sim.metrics import SCHEDULE_COLUMNS, Metrics, compute
 from labkit.sim.playout import FifoPlayout, Segment, make_playout
-from labkit.sim.sender import CLEAR, KIND_NAMES, MARK, MEDIA
+from labkit.sim.sender import CLEAR, KIND_NAMES, MARK, MEDIA, SentMessages
 from labkit.traces import Trace
 
 BYTES_PER_MS = 8
@@ -441,6 +442,12 @@ def _simulate(
     if allow_fast_path and fastpath.applies(prepared, strategy):
         columns, segments, kind_codes = fastpath.run(prepared, strategy, fwd, back, model)
         return _result(prepared, columns, segments, kind_codes)
+    if allow_fast_path and adaptive_plan.applies(prepared, strategy, fwd, model):
+        sent = _planned_adaptive(prepared, strategy, link, seed, link_params, model)
+        columns, segments, kind_codes = fastpath.finish(
+            prepared, sent, fastpath.honors_generations(strategy), fwd, back, model
+        )
+        return _result(prepared, columns, segments, kind_codes)
     run = _Run(prepared, strategy, fwd, back, model)
     run.run()
     return _result(prepared, run.columns, model.segments, run.kind_codes)
@@ -462,11 +469,14 @@ def sweep_metrics(
     chosen = _default_factory()(strategy, threshold_ms)
     fwd, back = _links(link, seed, link_params)
     model = make_playout(playout, **(playout_params or {}))
-    if not fastpath.applies(trace, chosen):
+    if fastpath.applies(trace, chosen):
+        sent = fastpath.send(trace, chosen, fwd)
+    elif adaptive_plan.applies(trace, chosen, fwd, model):
+        sent = _planned_adaptive(trace, chosen, link, seed, link_params, model)
+    else:
         run = _Run(trace, chosen, fwd, back, model)
         run.run()
         return _result(trace, run.columns, model.segments, run.kind_codes).metrics
-    sent = fastpath.send(trace, chosen, fwd)
     honor = fastpath.honors_generations(chosen)
     key = (trace.name, id(trace), link, _params_key(link_params), playout,
            _params_key(playout_params), seed, fastpath.fingerprint(sent, honor))  # fmt: skip
@@ -475,6 +485,18 @@ def sweep_metrics(
         columns, render, kinds = fastpath.finish(trace, sent, honor, fwd, back, model)
         metrics = memo[key] = _result(trace, columns, render, kinds).metrics
     return metrics
+
+
+def _planned_adaptive(
+    trace: PreparedTrace, strategy: OutboundStrategy, link: str, seed: int,
+    link_params: dict[str, float] | None, model: FifoPlayout,
+) -> SentMessages:  # fmt: skip
+    """``adaptive``'s messages by its plan; the echoes it learns from travel over links of
+    their own (the same draws as the run's, which ``fastpath.finish`` then makes again)."""
+    assert isinstance(strategy, AdaptiveStrategy)
+    feed_fwd, feed_back = _links(link, seed, link_params)
+    rows = adaptive_plan.plan(trace, strategy, feed_fwd, feed_back, model.pad_to_frame)
+    return SentMessages.from_rows(rows, [])
 
 
 def _params_key(params: dict[str, float] | None) -> tuple[tuple[str, float], ...]:
