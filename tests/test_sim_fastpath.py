@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labkit.outbound import make_strategy
 from labkit.sim import LINK_NAMES, PLAYOUT_NAMES, SimResult, fastpath, simulate
+from labkit.sim.links import make_link
+from labkit.sim.sender import SentMessages
 from labkit.sim.simulator import prepare, simulate_event_driven
 from labkit.traces import Trace, audio_event, item_event, make_header, read, shipped
 
@@ -121,3 +124,26 @@ def test_an_echo_reaching_the_app_at_the_instant_of_the_interrupt_is_credited() 
     assert_same_run(fast, simulate_event_driven(trace, "forward", 0, "ideal", "fifo", 0,
                                                 mark_every_ms=None))  # fmt: skip
     assert fast.metrics.credited_bytes == 800
+
+
+def test_fingerprints_tell_messages_apart_whatever_their_texts_hold() -> None:
+    def sent_with(item_ids: list[str]) -> SentMessages:
+        n = len(item_ids)
+        return SentMessages([0] * n, item_ids, [0] * n, [0] * n, [1] * n, [0] * n, [0.0] * n,
+                            [""] * n)  # fmt: skip
+
+    lists = [["a", "b"], ["ab", ""], ["a\0b", ""], ["a", "\0b"], ["", ""], ["\0", ""]]
+    prints = [fastpath.fingerprint(sent_with(item_ids), True) for item_ids in lists]
+    assert len(set(prints)) == len(lists)
+    assert fastpath.fingerprint(sent_with(["a", "b"]), True) == prints[0]
+
+
+def test_a_planned_run_has_the_fingerprint_of_the_same_messages_as_lists() -> None:
+    # paced's plan gives numpy columns: a sweep's memo must see them as the sender's lists
+    trace = prepare(read(shipped("barge_in")))
+    planned = fastpath.send(trace, make_strategy("paced", 60.0), make_link("ideal"))
+    as_lists = SentMessages(*(column.tolist() for column in (
+        planned.kind, planned.item_id, planned.content_index, planned.offset, planned.size,
+        planned.generation, planned.sent_ms, planned.name)))  # fmt: skip
+    assert isinstance(planned.sent_ms, np.ndarray)
+    assert fastpath.fingerprint(planned, True) == fastpath.fingerprint(as_lists, True)

@@ -21,8 +21,10 @@ So this plan:
   and an item's audio goes out only after the items before it, so each sample is taken on the
   same echoes and the same least round trip as in the event loop.
 
-The rows are the event loop's bit for bit (tests/test_sim_adaptive_plan.py), for a fresh
-``AdaptiveStrategy`` with its timers on time, FIFO playout and a ledger that cannot evict marks.
+Media rows carry no payload (b""): their bytes are the item's audio at (offset, size), cut
+only if the run's audio is asked for (``sender.ItemSlices``). Else the rows are the event
+loop's, bit for bit (tests/test_sim_adaptive_plan.py), for a fresh ``AdaptiveStrategy`` with
+its timers on time, FIFO playout and a ledger that cannot evict marks.
 See notebooks/02_threshold_sweep.ipynb.
 """
 
@@ -32,7 +34,7 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING
 
-from labkit.marks import MarkLedger
+from labkit.marks import MarkLedger, mark_names
 from labkit.outbound.adaptive import AdaptiveStrategy, ItemStats
 from labkit.outbound.base import BYTES_PER_MS, FRAME_BYTES, Mark
 from labkit.sim.echo_feed import EchoFeed
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 
 AUDIO, DONE = 0, 1  # trace event codes (labkit.sim.simulator.TRACE_EVENT_CODES)
 ItemKey = tuple[str, int]
+NAME_BLOCK = 256  # mark names fetched at a time from the shared cache
 
 
 def applies(trace: PreparedTrace, strategy: object, fwd: Link, model: object) -> bool:
@@ -73,17 +76,15 @@ def applies(trace: PreparedTrace, strategy: object, fwd: Link, model: object) ->
 class _Buffer:
     """One item's queued bytes: where they start in the item, how many, until when held."""
 
-    __slots__ = ("content_index", "data", "ended", "hold_until_ms", "item_id", "key", "offset",
-                 "size")  # fmt: skip
+    __slots__ = ("content_index", "ended", "hold_until_ms", "item_id", "key", "offset", "size")
 
-    def __init__(self, key: ItemKey, offset: int, data: bytes) -> None:
+    def __init__(self, key: ItemKey, offset: int) -> None:
         self.key = key
         self.item_id, self.content_index = key
         self.offset = offset  # of the first byte still queued, within the item
         self.size = 0
         self.ended = False
         self.hold_until_ms = -math.inf
-        self.data = data  # all the item's bytes in the trace: messages are slices of it
 
 
 class _Progress:
@@ -108,23 +109,24 @@ class AdaptivePlan:
         self.every_bytes = None if every_ms is None else every_ms * BYTES_PER_MS
         self.honor_generations = ledger.honor_generations
         self.seq = ledger._seq
+        self.names: list[str] = []  # MarkLedger's names of this generation, from seq names_from
+        self.names_from = 0
         self.generation = ledger.generation
         self.rows: list[Row] = []
-        self.item_bytes: dict[ItemKey, bytes] = {}
         self.buffers: deque[_Buffer] = deque()  # head first
         self.pushed: dict[ItemKey, int] = {}  # bytes pushed per item, for buffers closed
         self.progress: dict[ItemKey, _Progress] = {}
-        self.stats_of = strategy.item_stats
+        self.stats_of = strategy.item_stats  # bound once: a call per delta
+        self.feed_media = feed.media
 
     def run(self, trace: PreparedTrace) -> list[Row]:
         """send_all's loop: trace events in order, a timer at its deadline strictly first."""
-        self.item_bytes = trace.item_audio
         times, codes, keys, payloads = trace.times_ms, trace.codes, trace.keys, trace.payloads
         max_polls = MAX_STEPS_PER_EVENT * (len(times) + 10) + trace.audio_bytes
         polls = 0
         deadline: float | None = None
         poll_at = math.inf
-        push, next_deadline = self.push, self.next_deadline
+        push, buffers, align = self.push, self.buffers, self.align_frames
         for t, code, key, data in zip(times, codes, keys, payloads, strict=True):
             while poll_at < t:
                 polls = self._count_poll(polls, max_polls, deadline)
@@ -136,8 +138,13 @@ class AdaptivePlan:
                 self.end(key, t)
             else:
                 self.interrupt(t)
-            # rearm, inline (once per trace event)
-            new = next_deadline()
+            # rearm with next_deadline, inline (once per trace event)
+            if buffers:
+                head = buffers[0]
+                new = None if (head.size < FRAME_BYTES if align else not head.size) else (
+                    head.hold_until_ms)  # fmt: skip
+            else:
+                new = None
             if new != deadline:
                 deadline, poll_at = new, (math.inf if new is None else max(new + 0.0, t))
         while poll_at < math.inf:
@@ -194,16 +201,31 @@ class AdaptivePlan:
             lateness_ms = now - first_byte / BYTES_PER_MS
             if lateness_ms > stats.max_lateness_ms:
                 stats.max_lateness_ms = lateness_ms
-        # service, inline for its usual case (once per model delta): the open tail is the head
-        # and its hold is over, so its whole frames go out
-        if buffers[0] is tail and now >= tail.hold_until_ms:
-            size = tail.size
-            if self.align_frames:
-                size -= size % FRAME_BYTES
-            if size:
-                self.send(tail, size, now)
-        else:
+        if buffers[0] is not tail or now < tail.hold_until_ms:
             self.service(now)
+            return
+        # service and send, inline for their usual case (once per model delta, ~15% of the
+        # plan): the open tail is the head, its hold is over, so its whole frames go out (not
+        # its last bytes: it has not ended)
+        size = tail.size
+        if self.align_frames:
+            size -= size % FRAME_BYTES
+        if not size:
+            return
+        offset = tail.offset
+        sent_to = tail.offset = offset + size
+        tail.size -= size
+        self.rows.append((MEDIA, key[0], key[1], offset, size, self.generation, now, "",
+                          b""))  # fmt: skip
+        self.feed_media(now, size)
+        progress = self.progress.get(key)
+        if progress is None:
+            progress = self.progress[key] = _Progress(offset)
+        progress.sent_to = sent_to
+        every_bytes = self.every_bytes
+        if sent_to > progress.marked_to if every_bytes is None else (
+                sent_to - progress.marked_to >= every_bytes):  # fmt: skip
+            self.mark(key, progress, now)
 
     def open(self, key: ItemKey, data: bytes, now: float) -> _Buffer:
         """A new tail buffer (audio of a new item ends the open one); an item's first byte
@@ -211,7 +233,7 @@ class AdaptivePlan:
         buffers = self.buffers
         if buffers and not buffers[-1].ended:
             self.close(buffers[-1])
-        buffer = _Buffer(key, self.pushed.get(key, 0), self.item_bytes[key])
+        buffer = _Buffer(key, self.pushed.get(key, 0))
         buffer.size = len(data)
         buffers.append(buffer)
         if buffer.offset == 0:
@@ -244,6 +266,7 @@ class AdaptivePlan:
         self.rows.append((CLEAR, "", -1, 0, 0, self.generation, now, "", b""))
         self.feed.clear(now)
         self.generation += 1
+        self.names = []  # the new generation's names
         self.progress.clear()
 
     def service(self, now: float) -> None:
@@ -295,7 +318,7 @@ class AdaptivePlan:
         final = head.ended and not head.size
         key = head.key
         self.rows.append((MEDIA, head.item_id, head.content_index, offset, size, self.generation,
-                          now, "", head.data[offset:sent_to]))  # fmt: skip
+                          now, "", b""))  # fmt: skip
         self.feed.media(now, size)
         progress = self.progress.get(key)
         if progress is None:
@@ -321,7 +344,11 @@ class AdaptivePlan:
         start, end = progress.marked_to, progress.sent_to
         progress.marked_to = end
         generation = self.generation
-        mark = Mark(f"m{seq}.g{generation}", key[0], key[1], start, end, generation, now)
+        names = self.names
+        if seq - self.names_from >= len(names):  # the next block of this generation's names
+            names = self.names = mark_names(generation, seq, NAME_BLOCK)
+            self.names_from = seq
+        mark = Mark(names[seq - self.names_from], key[0], key[1], start, end, generation, now)
         self.rows.append((MARK, key[0], key[1], start, end - start, generation, now, mark.name,
                           b""))  # fmt: skip
         self.feed.mark(now, mark)
@@ -346,7 +373,7 @@ class AdaptivePlan:
 
 
 def plan(trace: PreparedTrace, strategy: AdaptiveStrategy, fwd: Link, back: Link,
-         pad_to_frame: bool) -> list[Row]:  # fmt: skip
+         pad_to_frame: bool = False) -> list[Row]:  # fmt: skip
     """The rows for ``strategy`` over ``trace``; ``fwd`` and ``back`` are fresh links for the
-    echoes it learns from (used up: the run's metrics need their own)."""
+    echoes it learns from (their draws are used up here)."""
     return AdaptivePlan(strategy, EchoFeed(fwd, back, pad_to_frame)).run(trace)

@@ -23,7 +23,7 @@ are summed in order by ``np.add.accumulate``, which rounds as the model does.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +62,7 @@ class PlayOutcome:
 
 def play_fifo(
     kinds: IntArray, sizes: IntArray, sent_ms: FloatArray, arrived_ms: FloatArray,
-    payloads: list[bytes], pad_to_frame: bool = False,
+    payloads: Sequence[bytes], pad_to_frame: bool = False,
 ) -> PlayOutcome:  # fmt: skip
     """What ``FifoPlayout`` (``pad_to_frame`` = frame_padding) does with these messages.
 
@@ -227,7 +227,7 @@ def _truncate(media_rows: IntArray, start: FloatArray, played: IntArray, cleared
 
 def replay(
     model: FifoPlayout, kinds: list[int], sizes: list[int], sent_ms: list[float],
-    arrived_ms: list[float], payloads: list[bytes], names: list[str], items: list[Hashable],
+    arrived_ms: list[float], payloads: Sequence[bytes], names: list[str], items: list[Hashable],
     last: list[bool],
 ) -> PlayOutcome:  # fmt: skip
     """Feed any incremental model the messages at their arrivals, in the event loop's order:

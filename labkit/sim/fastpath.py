@@ -13,7 +13,8 @@ whatever Twilio echoes, so the run splits into stages, each done once and in bul
    g-th interrupt (see ``_cleared_first``).
 
 The numbers are the event loop's, bit for bit (tests/test_sim_fastpath.py checks it).
-``adaptive`` learns from echoes, so it keeps the event loop (labkit/sim/simulator.py).
+``adaptive`` learns from echoes, so its messages come from its plan (labkit/sim/adaptive_plan.py),
+which also draws their arrivals; ``finish`` does the rest.
 See notebooks/02_threshold_sweep.ipynb.
 """
 
@@ -32,7 +33,7 @@ from labkit.outbound.base import BYTES_PER_MS, OutboundStrategy
 from labkit.sim.batch_playout import PlayOutcome, play_fifo, replay
 from labkit.sim.links import Link
 from labkit.sim.playout import FifoPlayout, Segment
-from labkit.sim.sender import KIND_NAMES, SentMessages, send_all
+from labkit.sim.sender import KIND_NAMES, SentMessages, as_list, send_all
 
 if TYPE_CHECKING:
     from labkit.sim.simulator import PreparedTrace
@@ -83,14 +84,15 @@ def finish(
     trace: PreparedTrace, sent: SentMessages, honor_generations: bool, fwd: Link, back: Link,
     model: FifoPlayout,
 ) -> tuple[dict[str, Any], Callable[[], list[Segment]], IntArray]:  # fmt: skip
-    """Stages 2-4 for the messages ``sent`` (``fwd`` and ``back`` fresh apart from stage 1)."""
-    sent_ms = np.array(sent.sent_ms, dtype=np.float64)
-    if fwd.lateness_ms > 0:
-        arrived_ms = np.array(sent.arrived_ms, dtype=np.float64)
+    """Stages 2-4 for the messages ``sent`` (``fwd`` and ``back`` fresh apart from stage 1).
+    Columns that are numpy arrays already (paced's plan) are used as they are, not copied."""
+    sent_ms = np.asarray(sent.sent_ms, dtype=np.float64)
+    if len(sent.arrived_ms):  # drawn as the messages were sent (lateness, adaptive's plan)
+        arrived_ms = np.asarray(sent.arrived_ms, dtype=np.float64)
     else:
         arrived_ms = fwd.arrivals_ms(sent_ms)
     kinds = _kind_codes(sent.kind)
-    sizes = np.array(sent.size, dtype=np.int64)
+    sizes = np.asarray(sent.size, dtype=np.int64)
     if type(model) is FifoPlayout:
         play = play_fifo(kinds, sizes, sent_ms, arrived_ms, sent.payloads, model.pad_to_frame)
     else:
@@ -119,9 +121,21 @@ def fingerprint(sent: SentMessages, honor_generations: bool) -> bytes:
     digest.update(np.array(sent.sent_ms, dtype=np.float64).tobytes())
     digest.update(np.array(sent.arrived_ms, dtype=np.float64).tobytes())
     for texts in (sent.item_id, sent.name):
-        digest.update(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)).tobytes())
-        digest.update("".join(texts).encode("utf-8", "surrogatepass"))
+        _digest_texts(digest, as_list(texts))
     return digest.digest()
+
+
+def _digest_texts(digest: Any, texts: list[str]) -> None:
+    """Feed ``texts`` to ``digest`` so that different lists give different bytes: joined by NUL
+    when no text holds one (a count of the NULs checks it), else each after its length. The
+    lengths cost 4x the join (~0.2 ms a column on the longest trace): most texts hold no NUL."""
+    joined = "\0".join(texts)
+    if joined.count("\0") == max(len(texts) - 1, 0):
+        digest.update(b"j" + len(texts).to_bytes(8, "little"))
+    else:
+        digest.update(b"l" + np.fromiter(map(len, texts), np.int64, len(texts)).tobytes())
+        joined = "".join(texts)
+    digest.update(joined.encode("utf-8", "surrogatepass"))
 
 
 def honors_generations(strategy: OutboundStrategy) -> bool:
@@ -135,14 +149,15 @@ def _replay(trace: PreparedTrace, sent: SentMessages, arrived: list[float],
             model: FifoPlayout) -> PlayOutcome:  # fmt: skip
     items: list[Hashable] = []
     last: list[bool] = []
+    sizes = as_list(sent.size)
     for item_id, index, gen, offset, size in zip(
-        sent.item_id, sent.content_index, sent.generation, sent.offset, sent.size, strict=True
-    ):
+        as_list(sent.item_id), as_list(sent.content_index), as_list(sent.generation),
+        as_list(sent.offset), sizes, strict=True,
+    ):  # fmt: skip
         items.append((item_id, index, gen))
         last.append(offset + size == trace.item_bytes.get((item_id, index), -1))
-    return replay(
-        model, sent.kind, sent.size, sent.sent_ms, arrived, sent.payloads, sent.name, items, last
-    )
+    return replay(model, as_list(sent.kind), sizes, as_list(sent.sent_ms), arrived,
+                  sent.payloads, as_list(sent.name), items, last)  # fmt: skip
 
 
 def _columns(
@@ -150,16 +165,17 @@ def _columns(
     arrived_ms: FloatArray, play: PlayOutcome,
 ) -> dict[str, Any]:  # fmt: skip
     """The schedule as columns: numpy arrays (int64, float64, object) where the metrics read
-    them, converted once here; ``generation`` and ``name`` stay the sender's lists (the metrics
-    read names of marks only, and the schedule DataFrame takes lists anyway)."""
+    them, converted once here unless they are arrays already; ``generation`` and ``name`` stay
+    as the sender gave them (the metrics read names of marks only, and the schedule DataFrame
+    takes lists anyway)."""
     played = play.played_bytes
     start = np.where(played > 0, play.start_ms, math.nan)
     end = start + played / BYTES_PER_MS  # the same float operations as begin + played / 8
     return {
         "kind": KIND_NAME_ARRAY[kinds],
-        "item_id": np.array(sent.item_id, dtype=object),
-        "content_index": np.array(sent.content_index, dtype=np.int64),
-        "offset": np.array(sent.offset, dtype=np.int64),
+        "item_id": np.asarray(sent.item_id, dtype=object),
+        "content_index": np.asarray(sent.content_index, dtype=np.int64),
+        "offset": np.asarray(sent.offset, dtype=np.int64),
         "size": sizes,
         "generation": sent.generation,
         "sent_ms": sent_ms,
@@ -175,7 +191,7 @@ def _columns(
 
 def _add_echoes(columns: dict[str, Any], play: PlayOutcome, back: Link,
                 interrupts_ms: list[float], honor_generations: bool,
-                generations: list[int]) -> None:  # fmt: skip
+                generations: list[int] | IntArray) -> None:  # fmt: skip
     """Echo columns: when each mark was echoed and the echo reached the app, and the bytes the
     ledger credited (a mark's size, once, unless its interrupt made the ledger forget it)."""
     n = len(columns["kind"])
@@ -187,7 +203,7 @@ def _add_echoes(columns: dict[str, Any], play: PlayOutcome, back: Link,
     echo[rows[latest]], received[rows[latest]] = echo_ms[latest], received_ms[latest]
     credits = rows
     if honor_generations and interrupts_ms:
-        gens = np.array(generations, dtype=np.int64)[rows]
+        gens = np.asarray(generations, dtype=np.int64)[rows]
         forgotten = _cleared_first(gens, received_ms, play.echo_by_clear,
                                    np.array(interrupts_ms, dtype=np.float64))  # fmt: skip
         credits = rows[~forgotten]

@@ -6,9 +6,10 @@ app over the return link, the trace's events (audio -> push, audio_done -> end, 
 interrupt), and the strategy's timer (poll at its deadline plus the sender's lateness). Each source
 is already in time order, so a merge of their heads replaces a heap. Only the last three call the
 strategy; the first two (the world) run up to each of those calls in one go. Nothing sleeps: a
-minute of call runs in milliseconds. Echo-blind strategies take a staged fast path instead
-(labkit/sim/fastpath.py), checked against this loop. See notebooks/01_why_tiny_packets_jitter.ipynb
-and notebooks/02_threshold_sweep.ipynb.
+minute of call runs in milliseconds. This loop is the reference; most runs take faster roads
+with the same numbers: echo-blind strategies a staged fast path (labkit/sim/fastpath.py), and
+``adaptive`` over FIFO playout its plan (labkit/sim/adaptive_plan.py), both checked against this
+loop. See notebooks/01_why_tiny_packets_jitter.ipynb and notebooks/02_threshold_sweep.ipynb.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from labkit.outbound.adaptive import AdaptiveStrategy
 from labkit.outbound.base import AudioChunk, Clear, Media, OutboundStrategy
 from labkit.sim import adaptive_plan, fastpath
 from labkit.sim.collector import collector_paused
+from labkit.sim.echo_feed import EchoFeed
 from labkit.sim.links import Link, make_link
 from labkit.sim.metrics import SCHEDULE_COLUMNS, Metrics, compute
 from labkit.sim.playout import FifoPlayout, Segment, make_playout
-from labkit.sim.sender import CLEAR, KIND_NAMES, MARK, MEDIA, SentMessages
+from labkit.sim.sender import CLEAR, KIND_NAMES, MARK, MEDIA, ItemSlices, SentMessages
 from labkit.traces import Trace
 
 BYTES_PER_MS = 8
@@ -443,7 +445,7 @@ def _simulate(
         columns, segments, kind_codes = fastpath.run(prepared, strategy, fwd, back, model)
         return _result(prepared, columns, segments, kind_codes)
     if allow_fast_path and adaptive_plan.applies(prepared, strategy, fwd, model):
-        sent = _planned_adaptive(prepared, strategy, link, seed, link_params, model)
+        sent = _planned_adaptive(prepared, strategy, fwd, link, seed, link_params, model)
         columns, segments, kind_codes = fastpath.finish(
             prepared, sent, fastpath.honors_generations(strategy), fwd, back, model
         )
@@ -472,7 +474,7 @@ def sweep_metrics(
     if fastpath.applies(trace, chosen):
         sent = fastpath.send(trace, chosen, fwd)
     elif adaptive_plan.applies(trace, chosen, fwd, model):
-        sent = _planned_adaptive(trace, chosen, link, seed, link_params, model)
+        sent = _planned_adaptive(trace, chosen, fwd, link, seed, link_params, model)
     else:
         run = _Run(trace, chosen, fwd, back, model)
         run.run()
@@ -488,15 +490,19 @@ def sweep_metrics(
 
 
 def _planned_adaptive(
-    trace: PreparedTrace, strategy: OutboundStrategy, link: str, seed: int,
+    trace: PreparedTrace, strategy: OutboundStrategy, fwd: Link, link: str, seed: int,
     link_params: dict[str, float] | None, model: FifoPlayout,
 ) -> SentMessages:  # fmt: skip
-    """``adaptive``'s messages by its plan; the echoes it learns from travel over links of
-    their own (the same draws as the run's, which ``fastpath.finish`` then makes again)."""
+    """``adaptive``'s messages by its plan, with their arrivals over ``fwd`` (drawn as they
+    are sent: ``fastpath.finish`` takes them). The echoes it learns from come back over a
+    return link of their own: the same draws as the run's, which ``finish`` makes again."""
     assert isinstance(strategy, AdaptiveStrategy)
-    feed_fwd, feed_back = _links(link, seed, link_params)
-    rows = adaptive_plan.plan(trace, strategy, feed_fwd, feed_back, model.pad_to_frame)
-    return SentMessages.from_rows(rows, [])
+    _, feed_back = _links(link, seed, link_params)
+    feed = EchoFeed(fwd, feed_back, model.pad_to_frame)
+    sent = SentMessages.from_rows(adaptive_plan.AdaptivePlan(strategy, feed).run(trace),
+                                  feed.arrived_ms)  # fmt: skip
+    sent.payloads = ItemSlices(sent, trace.item_audio)  # the plan leaves them to be cut
+    return sent
 
 
 def _params_key(params: dict[str, float] | None) -> tuple[tuple[str, float], ...]:
