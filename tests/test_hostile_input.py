@@ -230,7 +230,7 @@ async def hostile_call(live: LiveServer, before: list[str | bytes], after: list[
             await ws.send(frame)
         await asyncio.sleep(SETTLE_S)
         if not ends_the_call(frames):
-            assert len(live.hostile_handlers()) == 1, "the hostile call must go on"
+            assert await only_one_hostile_call(live), "the hostile call must go on"
             assert ws.close_code is None
         crashes = live.errors.crashes()
         assert not crashes, f"the server logged errors: {crashes[:3]}"
@@ -239,6 +239,17 @@ async def hostile_call(live: LiveServer, before: list[str | bytes], after: list[
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the hostile call did not end after its caller hung up")
+
+
+async def only_one_hostile_call(live: LiveServer) -> bool:
+    """Whether exactly one call besides the healthy ones is up. A healthy call counts among
+    the others for the few ms between its connection and its ``start`` (its stream sid is not
+    known yet), and they run back to back: so look again until that window has passed."""
+    for _ in range(int(EXAMPLE_TIMEOUT_S / 0.01)):
+        if len(live.hostile_handlers()) == 1:
+            return True
+        await asyncio.sleep(0.01)
+    return False
 
 
 # The server thread's websockets draw masks from `random` while Hypothesis generates: harmless.
