@@ -22,7 +22,7 @@ TWILIO_BUFFER_LIMIT_MS = 10 * 60 * 1000  # Twilio discards media beyond 10 minut
 
 
 @dataclass(slots=True)
-class _ItemProgress:
+class ItemProgress:
     """Within the current generation: bytes of one item sent, and how far marks cover them."""
 
     marked_to: int
@@ -86,7 +86,7 @@ class MarkLedger:
         self._max_pending_bytes = max_pending_ms * BYTES_PER_MS
         self._pending: OrderedDict[str, Mark] = OrderedDict()
         self._pending_bytes = 0
-        self._progress: dict[ItemKey, _ItemProgress] = {}
+        self._progress: dict[ItemKey, ItemProgress] = {}
         self._seq = 0
         self._generation = 0
         self._credited_bytes = 0
@@ -126,7 +126,7 @@ class MarkLedger:
         key = (item_id, content_index)
         progress = self._progress.get(key)
         if progress is None:
-            progress = self._progress[key] = _ItemProgress(marked_to=offset, sent_to=offset)
+            progress = self._progress[key] = ItemProgress(marked_to=offset, sent_to=offset)
         elif offset != progress.sent_to:
             raise ValueError(
                 f"MarkLedger.media: item {item_id!r}/{content_index} sent from byte {offset}, "
@@ -184,7 +184,7 @@ class MarkLedger:
         self._pending_bytes = 0
         self._progress.clear()
 
-    def _new_mark(self, key: ItemKey, progress: _ItemProgress, now: float) -> Mark:
+    def _new_mark(self, key: ItemKey, progress: ItemProgress, now: float) -> Mark:
         self._seq = seq = self._seq + 1
         generation = self._generation
         name = mark_name(seq, generation)

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_sim_fastpath import assert_same_run
+from test_sim_paced_plan import make_trace
 
 from labkit.outbound import make_strategy
 from labkit.outbound.adaptive import AdaptiveStrategy
@@ -27,17 +28,6 @@ event_st = st.one_of(
     st.tuples(st.just("audio_done"), st.integers(0, 5), gap_st, st.just(0)),
     st.tuples(st.just("audio_interrupted"), st.integers(0, 5), gap_st, st.just(0)),
 )
-
-
-def make_trace(events: list[tuple[str, int, float, int]]) -> Trace:
-    out, t = [], 0.0
-    for kind, item, gap, size in events:
-        t += gap
-        if kind == "audio":
-            out.append(audio_event(t, "resp", f"item{item}", 0, bytes([item + 1]) * size))
-        else:
-            out.append(item_event(kind, t, f"item{item}", 0))
-    return Trace(make_header("synthetic", "test"), out)
 
 
 DELTA_GAPS_MS = (10.0, 80.0, 30.0, 120.0, 45.0, 5.0, 95.0)  # around 50 ms of audio per delta

@@ -34,13 +34,15 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING
 
-from labkit.marks import MarkLedger, mark_names
+from labkit.marks import ItemProgress, MarkLedger, mark_names
 from labkit.outbound.adaptive import AdaptiveStrategy, ItemStats
 from labkit.outbound.base import BYTES_PER_MS, FRAME_BYTES, Mark
 from labkit.sim.echo_feed import EchoFeed
 from labkit.sim.links import Link
+from labkit.sim.plan_ledger import PlanLedger
 from labkit.sim.playout import FifoPlayout
 from labkit.sim.sender import CLEAR, MARK, MAX_STEPS_PER_EVENT, MEDIA
+from labkit.sim.timer_rule import rearm
 
 if TYPE_CHECKING:
     from labkit.sim.sender import Row
@@ -87,16 +89,6 @@ class _Buffer:
         self.hold_until_ms = -math.inf
 
 
-class _Progress:
-    """MarkLedger's per-item progress: bytes sent, and how far marks cover them."""
-
-    __slots__ = ("marked_to", "sent_to")
-
-    def __init__(self, offset: int) -> None:
-        self.marked_to = offset
-        self.sent_to = offset
-
-
 class AdaptivePlan:
     """The rows the event loop would record for ``strategy`` over a trace (see module doc)."""
 
@@ -105,8 +97,6 @@ class AdaptivePlan:
         self.strategy = strategy
         self.feed = feed
         self.align_frames = strategy.align_frames
-        every_ms = ledger.mark_every_ms
-        self.every_bytes = None if every_ms is None else every_ms * BYTES_PER_MS
         self.honor_generations = ledger.honor_generations
         self.seq = ledger._seq
         self.names: list[str] = []  # MarkLedger's names of this generation, from seq names_from
@@ -115,7 +105,8 @@ class AdaptivePlan:
         self.rows: list[Row] = []
         self.buffers: deque[_Buffer] = deque()  # head first
         self.pushed: dict[ItemKey, int] = {}  # bytes pushed per item, for buffers closed
-        self.progress: dict[ItemKey, _Progress] = {}
+        self.marks = PlanLedger(ledger)
+        self.marks_sent = self.marks.sent  # bound once: a call per message
         self.stats_of = strategy.item_stats  # bound once: a call per delta
         self.feed_media = feed.media
 
@@ -162,11 +153,8 @@ class AdaptivePlan:
     def rearm(
         self, deadline: float | None, now: float, poll_at: float = math.inf
     ) -> tuple[float | None, float]:
-        """send_all's timer after a call at ``now``: re-armed only when the deadline moved."""
-        new = self.next_deadline()
-        if new == deadline:
-            return deadline, poll_at
-        return new, (math.inf if new is None else max(new + 0.0, now))
+        """send_all's timer after a call at ``now``."""
+        return rearm(self.next_deadline(), deadline, poll_at, now)
 
     def next_deadline(self) -> float | None:
         """AdaptiveStrategy.next_deadline: the head's hold, once it has something to send."""
@@ -213,18 +201,13 @@ class AdaptivePlan:
         if not size:
             return
         offset = tail.offset
-        sent_to = tail.offset = offset + size
+        tail.offset = offset + size
         tail.size -= size
         self.rows.append((MEDIA, key[0], key[1], offset, size, self.generation, now, "",
                           b""))  # fmt: skip
         self.feed_media(now, size)
-        progress = self.progress.get(key)
-        if progress is None:
-            progress = self.progress[key] = _Progress(offset)
-        progress.sent_to = sent_to
-        every_bytes = self.every_bytes
-        if sent_to > progress.marked_to if every_bytes is None else (
-                sent_to - progress.marked_to >= every_bytes):  # fmt: skip
+        progress = self.marks_sent(key, offset, size, False)
+        if progress is not None:
             self.mark(key, progress, now)
 
     def open(self, key: ItemKey, data: bytes, now: float) -> _Buffer:
@@ -267,7 +250,7 @@ class AdaptivePlan:
         self.feed.clear(now)
         self.generation += 1
         self.names = []  # the new generation's names
-        self.progress.clear()
+        self.marks.progress.clear()
 
     def service(self, now: float) -> None:
         """AdaptiveStrategy._service: ended heads go out whole; the open head, once its hold
@@ -320,26 +303,19 @@ class AdaptivePlan:
         self.rows.append((MEDIA, head.item_id, head.content_index, offset, size, self.generation,
                           now, "", b""))  # fmt: skip
         self.feed.media(now, size)
-        progress = self.progress.get(key)
-        if progress is None:
-            progress = self.progress[key] = _Progress(offset)
-        progress.sent_to = sent_to
-        every_bytes = self.every_bytes
-        due = sent_to > progress.marked_to if every_bytes is None else (
-            sent_to - progress.marked_to >= every_bytes)  # fmt: skip
-        if final or due:
+        progress = self.marks.sent(key, offset, size, final)
+        if progress is not None:
             self.mark(key, progress, now)
         if final:
-            del self.progress[key]
             self.retire(head, now)
 
     def finish(self, key: ItemKey, now: float) -> None:
         """MarkLedger.finish: a marks-only row when the item's last bytes are unmarked."""
-        progress = self.progress.pop(key, None)
-        if progress is not None and progress.sent_to != progress.marked_to:
+        progress = self.marks.finish(key)
+        if progress is not None:
             self.mark(key, progress, now)
 
-    def mark(self, key: ItemKey, progress: _Progress, now: float) -> None:
+    def mark(self, key: ItemKey, progress: ItemProgress, now: float) -> None:
         self.seq = seq = self.seq + 1
         start, end = progress.marked_to, progress.sent_to
         progress.marked_to = end

@@ -36,9 +36,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from labkit.marks import MarkLedger, mark_name, mark_names
+from labkit.marks import ItemProgress, MarkLedger, mark_name, mark_names
 from labkit.outbound.base import BYTES_PER_MS
 from labkit.outbound.paced import PacedStrategy
+from labkit.sim.plan_ledger import PlanLedger
+from labkit.sim.timer_rule import rearm
 
 if TYPE_CHECKING:
     from labkit.sim.simulator import PreparedTrace
@@ -112,16 +114,6 @@ class _Buffer:
         self.ended = False
 
 
-class _Progress:
-    """MarkLedger's per-item progress: bytes sent, and how far marks cover them."""
-
-    __slots__ = ("marked_to", "sent_to")
-
-    def __init__(self, offset: int) -> None:
-        self.marked_to = offset
-        self.sent_to = offset
-
-
 class PacedPlan:
     """The messages ``send_all`` would record for ``strategy`` over a trace (see module doc)."""
 
@@ -130,8 +122,9 @@ class PacedPlan:
         assert isinstance(ledger, MarkLedger)
         self.frame_bytes = strategy.frame_bytes
         self.lead_ms = strategy.lead_ms
-        every_ms = ledger.mark_every_ms
-        self.every_bytes = None if every_ms is None else every_ms * BYTES_PER_MS
+        self.marks = PlanLedger(ledger)
+        self.progress = self.marks.progress  # the runs of timers read and advance it inline
+        self.every_bytes = self.marks.every_bytes
         # the ledger marks once ``sent - marked >= every_bytes``; sent and marked are whole
         # bytes, so that is ``sent >= marked + ceil(every_bytes)``: an int the loop compares
         # (the ledger checks mark_every_ms is finite and > 0)
@@ -146,7 +139,6 @@ class PacedPlan:
         self.runs: list[TimerRun] = []
         self.buffers: list[_Buffer] = []  # head first
         self.pushed: dict[ItemKey, int] = {}
-        self.progress: dict[ItemKey, _Progress] = {}
         self.anchor_ms: float | None = None
         self.media_ms = 0.0
 
@@ -207,7 +199,7 @@ class PacedPlan:
                          self.mark_period)  # fmt: skip
 
     def timer_run(
-        self, head: _Buffer, progress: _Progress, now: float, event: Event,
+        self, head: _Buffer, progress: ItemProgress, now: float, event: Event,
         events: Iterator[Event],
     ) -> tuple[Event, float | None, float]:  # fmt: skip
         """The run of timers from ``now``, each sending a frame of ``head`` (it holds two whole
@@ -292,7 +284,7 @@ class PacedPlan:
             open_tail.size += absorbed
         return step + 1, (t, code, key, data)
 
-    def _record_run(self, head: _Buffer, progress: _Progress, now: float, anchor_ms: float,
+    def _record_run(self, head: _Buffer, progress: ItemProgress, now: float, anchor_ms: float,
                     frames: int) -> None:  # fmt: skip
         """Keep the run as one tuple (``_assemble`` makes its rows) and advance the queue, the
         stream clock and the mark ledger past it."""
@@ -317,11 +309,8 @@ class PacedPlan:
     def rearm(
         self, deadline: float | None, poll_at: float, now: float
     ) -> tuple[float | None, float]:
-        """send_all's timer after a call at ``now``: re-armed only when the deadline moved."""
-        new = self.next_deadline()
-        if new == deadline:
-            return deadline, poll_at
-        return new, (math.inf if new is None else max(new + 0.0, now))
+        """send_all's timer after a call at ``now``."""
+        return rearm(self.next_deadline(), deadline, poll_at, now)
 
     def next_deadline(self) -> float | None:
         buffers, anchor_ms = self.buffers, self.anchor_ms
@@ -396,25 +385,17 @@ class PacedPlan:
         key = head.key
         self.rows.append((MEDIA, head.item_id, head.content_index, offset, size, self.generation,
                           now, ""))  # fmt: skip
-        progress = self.progress.get(key)
-        if progress is None:
-            progress = self.progress[key] = _Progress(offset)
-        sent_to = progress.sent_to = offset + size
-        every_bytes = self.every_bytes
-        due = sent_to > progress.marked_to if every_bytes is None else (
-            sent_to - progress.marked_to >= every_bytes)  # fmt: skip
-        if final or due:
+        progress = self.marks.sent(key, offset, size, final)
+        if progress is not None:
             self.mark(key, progress, now)
-            if final:
-                del self.progress[key]
 
     def finish(self, key: ItemKey, now: float) -> None:
         """MarkLedger.finish: a marks-only row when the item's last bytes are unmarked."""
-        progress = self.progress.pop(key, None)
-        if progress is not None and progress.sent_to != progress.marked_to:
+        progress = self.marks.finish(key)
+        if progress is not None:
             self.mark(key, progress, now)
 
-    def mark(self, key: ItemKey, progress: _Progress, now: float) -> None:
+    def mark(self, key: ItemKey, progress: ItemProgress, now: float) -> None:
         self.seq += 1
         start, end = progress.marked_to, progress.sent_to
         progress.marked_to = end
