@@ -346,10 +346,3 @@ class AdaptivePlan:
         for reached_ms, mark in self.feed.reached_by(now):
             if not (forgets and mark.generation != generation):
                 learn(mark, reached_ms)
-
-
-def plan(trace: PreparedTrace, strategy: AdaptiveStrategy, fwd: Link, back: Link,
-         pad_to_frame: bool = False) -> list[Row]:  # fmt: skip
-    """The rows for ``strategy`` over ``trace``; ``fwd`` and ``back`` are fresh links for the
-    echoes it learns from (their draws are used up here)."""
-    return AdaptivePlan(strategy, EchoFeed(fwd, back, pad_to_frame)).run(trace)
