@@ -4,8 +4,10 @@
 whatever Twilio echoes, so the run splits into stages, each done once and in bulk:
 
 1. the sender alone on the virtual clock (labkit/sim/sender.py), timer lateness included;
-   ``paced`` with timers on time, whose one poll per 20 ms frame would dominate, by its flat
-   plan (labkit/sim/paced_plan.py: the same rows, checked against the strategy object);
+   with timers on time, the strategy's own rules run as a plan with plain numbers instead of
+   the object (the same rows, checked against it): ``paced``, whose one poll per 20 ms frame
+   would dominate, by labkit/sim/paced_plan.py, ``rechunk`` and ``preroll`` by
+   labkit/sim/queued_plan.py;
 2. link arrivals for all messages at once (``Link.arrivals_ms``, the same random draws);
 3. playout of the whole schedule (labkit/sim/batch_playout.py), giving the mark echo times;
 4. echo arrivals over the return link, and which echoes the mark ledger credits: with
@@ -30,6 +32,7 @@ import numpy.typing as npt
 
 from labkit.marks import TWILIO_BUFFER_LIMIT_MS, MarkLedger
 from labkit.outbound.base import BYTES_PER_MS, OutboundStrategy
+from labkit.sim import queued_plan
 from labkit.sim.batch_playout import PlayOutcome, play_fifo, replay
 from labkit.sim.links import Link
 from labkit.sim.playout import FifoPlayout, Segment
@@ -76,7 +79,10 @@ def run(
 
 
 def send(trace: PreparedTrace, strategy: OutboundStrategy, fwd: Link) -> SentMessages:
-    """Stage 1: what the strategy sends and when (arrivals too, when lateness shares the rng)."""
+    """Stage 1: what the strategy sends and when (arrivals too, when lateness shares the rng).
+    A fresh ``rechunk`` or ``preroll`` on time takes its plan (labkit/sim/queued_plan.py)."""
+    if fwd.lateness_ms == 0 and queued_plan.plannable(strategy):
+        return queued_plan.sent_messages(trace, strategy)  # type: ignore[arg-type]
     return send_all(trace, strategy, fwd, online=fwd.lateness_ms > 0)
 
 

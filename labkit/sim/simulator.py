@@ -28,13 +28,13 @@ import pandas as pd
 from labkit.audio import SILENCE_BYTE, Audio
 from labkit.outbound.adaptive import AdaptiveStrategy
 from labkit.outbound.base import AudioChunk, Clear, Media, OutboundStrategy
-from labkit.sim import adaptive_plan, fastpath
+from labkit.sim import adaptive_plan, fastpath, queued_plan
 from labkit.sim.collector import collector_paused
 from labkit.sim.echo_feed import EchoFeed
 from labkit.sim.links import Link, make_link
 from labkit.sim.metrics import SCHEDULE_COLUMNS, Metrics, compute
 from labkit.sim.playout import FifoPlayout, Segment, make_playout
-from labkit.sim.sender import CLEAR, KIND_NAMES, MARK, MEDIA, ItemSlices, SentMessages
+from labkit.sim.sender import CLEAR, KIND_NAMES, MARK, MEDIA, SentMessages
 from labkit.traces import Trace
 
 BYTES_PER_MS = 8
@@ -499,10 +499,8 @@ def _planned_adaptive(
     assert isinstance(strategy, AdaptiveStrategy)
     _, feed_back = _links(link, seed, link_params)
     feed = EchoFeed(fwd, feed_back, model.pad_to_frame)
-    sent = SentMessages.from_rows(adaptive_plan.AdaptivePlan(strategy, feed).run(trace),
-                                  feed.arrived_ms)  # fmt: skip
-    sent.payloads = ItemSlices(sent, trace.item_audio)  # the plan leaves them to be cut
-    return sent
+    return queued_plan.messages(adaptive_plan.AdaptivePlan(strategy, feed), trace,
+                                feed.arrived_ms)  # fmt: skip
 
 
 def _params_key(params: dict[str, float] | None) -> tuple[tuple[str, float], ...]:
