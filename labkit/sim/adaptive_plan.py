@@ -37,7 +37,6 @@ from labkit.sim.echo_feed import EchoFeed
 from labkit.sim.links import Link
 from labkit.sim.playout import FifoPlayout
 from labkit.sim.queued_plan import Buffer, ItemKey, QueuedPlan, is_fresh
-from labkit.sim.sender import MEDIA
 
 if TYPE_CHECKING:
     from labkit.sim.simulator import PreparedTrace
@@ -65,7 +64,6 @@ class AdaptivePlan(QueuedPlan):
         super().__init__(strategy)
         self.strategy = strategy
         self.feed = self.world = feed  # world: the same, typed as always there
-        self.feed_media = feed.media  # bound once: a call per delta
         self.honor_generations = strategy.ledger.honor_generations
         self.stats_of = strategy.item_stats  # bound once: a call per delta
 
@@ -84,29 +82,6 @@ class AdaptivePlan(QueuedPlan):
     def ready(self, head: Buffer, now: float) -> int:
         """Once its hold is over the head sends its whole frames (all without align_frames)."""
         return self.whole(head.size) if now >= head.hold_until_ms else 0
-
-    def push(self, key: ItemKey, data: bytes, now: float) -> None:
-        """QueuedPlan.push, with service and send inline for their usual case (once per model
-        delta, ~15% of the plan): the open tail is the head and its hold is over, so its whole
-        frames go out (not its last bytes: it has not ended)."""
-        buffers = self.buffers
-        tail = buffers[-1] if buffers else None
-        if not data or tail is None or tail.ended or tail.key != key or buffers[0] is not tail:
-            super().push(key, data, now)
-            return
-        tail.size += len(data)
-        self.pushed_chunk(tail, len(data), now)
-        size = self.whole(tail.size) if now >= tail.hold_until_ms else 0
-        if not size:
-            return
-        offset = tail.offset
-        tail.offset = offset + size
-        tail.size -= size
-        self.rows.append((MEDIA, key[0], key[1], offset, size, self.generation, now, "", b""))
-        self.feed_media(now, size)
-        progress = self.marks.sent(key, offset, size, False)
-        if progress is not None:
-            self.mark(key, progress, now)
 
     # -- the learner, called where the strategy calls it ---------------------------------------
 
