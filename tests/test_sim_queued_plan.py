@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_sim_paced_plan import event_st, make_trace, plain
+from test_sim_paced_plan import assert_same_messages, event_st, make_trace
 
 from labkit.outbound import AudioChunk, make_strategy
 from labkit.sim import fastpath, queued_plan
@@ -15,7 +15,6 @@ from labkit.sim.simulator import PreparedTrace, prepare
 from labkit.traces import read, shipped
 
 PLANNED = ("rechunk", "preroll")
-COLUMNS = ("kind", "item_id", "content_index", "offset", "size", "generation", "sent_ms", "name")
 
 
 def by_strategy_object(trace: PreparedTrace, name: str, **options: object) -> SentMessages:
@@ -30,14 +29,6 @@ def by_plan(trace: PreparedTrace, name: str, **options: object) -> SentMessages:
     sent = fastpath.send(trace, strategy, make_link("ideal"))
     assert isinstance(sent.payloads, ItemSlices)  # the plan's road, not the sender's
     return sent
-
-
-def assert_same_messages(plan: SentMessages, real: SentMessages) -> None:
-    for column in COLUMNS:
-        planned, sent = plain(getattr(plan, column)), plain(getattr(real, column))
-        assert planned == sent, column
-        assert [type(value) for value in planned] == [type(value) for value in sent], column
-    assert list(plan.payloads) == list(real.payloads)
 
 
 @settings(max_examples=300, deadline=None)

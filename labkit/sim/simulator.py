@@ -497,7 +497,7 @@ def _planned_adaptive(
     are sent: ``fastpath.finish`` takes them). The echoes it learns from come back over a
     return link of their own: the same draws as the run's, which ``finish`` makes again."""
     assert isinstance(strategy, AdaptiveStrategy)
-    _, feed_back = _links(link, seed, link_params)
+    feed_back = _return_link(link, seed, link_params)
     feed = EchoFeed(fwd, feed_back, model.pad_to_frame)
     return queued_plan.messages(adaptive_plan.AdaptivePlan(strategy, feed), trace,
                                 feed.arrived_ms)  # fmt: skip
@@ -510,8 +510,12 @@ def _params_key(params: dict[str, float] | None) -> tuple[tuple[str, float], ...
 def _links(name: str, seed: int, params: dict[str, float] | None) -> tuple[Link, Link]:
     """The forward link and the return link: same model, separate random streams."""
     fwd = make_link(name, np.random.default_rng(seed), **(params or {}))
-    back = make_link(name, np.random.default_rng(seed + ECHO_SEED_OFFSET), **(params or {}))
-    return fwd, back
+    return fwd, _return_link(name, seed, params)
+
+
+def _return_link(name: str, seed: int, params: dict[str, float] | None) -> Link:
+    """The return link alone (adaptive's plan draws its echoes' trips back on one of its own)."""
+    return make_link(name, np.random.default_rng(seed + ECHO_SEED_OFFSET), **(params or {}))
 
 
 def _result(prepared: PreparedTrace, columns: dict[str, Any],
