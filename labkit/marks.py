@@ -29,27 +29,9 @@ class ItemProgress:
     sent_to: int
 
 
-_NAMES: dict[int, tuple[int, list[str]]] = {}  # generation -> (first seq, names from it)
-
-
 def mark_name(seq: int, generation: int) -> str:
     """The name of the ``seq``-th mark of a call, sent in ``generation``."""
     return f"m{seq}.g{generation}"
-
-
-def mark_names(generation: int, first_seq: int, count: int) -> list[str]:
-    """``mark_name`` of ``count`` marks from ``first_seq``, kept per generation: every run of
-    a sweep names its marks alike, so the simulator's plans format each name once (formatting
-    took ~0.1-0.2 ms of a 5 ms simulated call)."""
-    base, names = _NAMES.get(generation, (first_seq, []))
-    if first_seq < base:
-        names = [mark_name(seq, generation) for seq in range(first_seq, base)] + names
-        base = first_seq
-    stop = first_seq + count
-    if base + len(names) < stop:
-        names.extend(mark_name(seq, generation) for seq in range(base + len(names), stop))
-    _NAMES[generation] = (base, names)
-    return names[first_seq - base : stop - base]
 
 
 class MarkLedger:
@@ -104,6 +86,11 @@ class MarkLedger:
     @property
     def pending_bytes(self) -> int:
         return self._pending_bytes
+
+    @property
+    def max_pending_bytes(self) -> float:
+        """The cap on pending marks' bytes, beyond which the oldest are evicted."""
+        return self._max_pending_bytes
 
     @property
     def credited_bytes(self) -> int:

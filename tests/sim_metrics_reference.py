@@ -19,6 +19,7 @@ from labkit.sim.metrics import (
     KIND_CODES,
     MARK_JSON_BYTES,
     MEDIA_JSON_BYTES,
+    ONSET_MS,
     PERCENTILES,
     RTP_JITTER_GAIN,
     BoolArray,
@@ -229,7 +230,9 @@ def compute(
     p_codes, p_start, p_end = codes[on], start[on], end[on]
     same = p_codes[1:] == p_codes[:-1]
     gaps = (p_start[1:] - p_end[:-1])[same]
+    after_gap_ms = (offset[on][1:] / BYTES_PER_MS)[same][gaps > CONCEALMENT_EPS_MS]
     gaps = gaps[gaps > CONCEALMENT_EPS_MS]
+    onset = gaps[after_gap_ms < ONSET_MS]
     interruptions = gaps[gaps >= INTERRUPTION_MIN_MS]
 
     # time to first audio and lag, per item
@@ -292,6 +295,8 @@ def compute(
         **arrival_gaps,
         concealed_ms=float(gaps.sum()),
         concealment_events=len(gaps),
+        onset_concealed_ms=float(onset.sum()),
+        onset_concealment_events=len(onset),
         interruption_count=len(interruptions),
         total_interruption_duration_ms=float(interruptions.sum()),
         mean_time_to_first_audio_ms=float(np.mean(ttfa)) if ttfa else math.nan,

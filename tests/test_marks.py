@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.marks import MarkLedger, mark_names
+from labkit.marks import MarkLedger
 from labkit.outbound import Clear, Media
 
 
@@ -106,13 +106,3 @@ def test_bad_parameters_are_rejected_by_name(kwargs: dict[str, float]) -> None:
         MarkLedger(**kwargs)  # type: ignore[arg-type]
 
 
-def test_cached_mark_names_are_the_ledgers_in_any_order_of_requests() -> None:
-    ledger = MarkLedger(mark_every_ms=None)
-    for _ in range(3):
-        ledger.clear(0.0)  # generation 3: the names the ledger gives are the reference
-    names = [send(ledger, 10 * k, 10).marks[0].name for k in range(10)]  # seqs 1..10
-    generation = ledger.generation
-    assert mark_names(generation, 5, 3) == names[4:7]
-    assert mark_names(generation, 2, 2) == names[1:3]  # before the cached block
-    assert mark_names(generation, 1, 10) == names
-    assert mark_names(generation, 4, 0) == []

@@ -91,11 +91,11 @@ def test_the_checks_hold_with_default_options(name: str, check: Any) -> None:
     ("variant", "check", "caught"),
     [
         ("first", leaked_marks, True),
-        ("fixed", leaked_marks, False),  # the review's fix did cure the leak
-        ("first", clears_at_item_end, True),
-        ("fixed", clears_at_item_end, True),
+        ("final", leaked_marks, False),  # the review's fix did cure the leak
+        ("first", clears_at_item_end, False),  # only the PR's description cleared there
+        ("final", clears_at_item_end, False),
         ("first", flushes_before_clear, True),
-        ("fixed", flushes_before_clear, True),
+        ("final", flushes_before_clear, True),
     ],
 )
 def test_the_checks_catch_the_original_report_buffer(variant: str, check: Any,
@@ -113,19 +113,8 @@ def test_the_first_variant_credits_only_the_last_delta_of_each_threshold_flush()
     assert strategy.ledger.pending_count == 14  # 13 marks created, never sent: the leak
 
 
-def test_the_original_buffer_sums_lengths_and_flushes_on_a_100ms_loop() -> None:
-    strategy = make_strategy("original_report", 50, variant="fixed")
-    out = strategy.push(AudioChunk("a", 0, bytes(40)), 0.0)
-    assert out == [] and strategy.next_deadline() == 100.0
-    out = strategy.push(AudioChunk("a", 0, bytes(40)), 70.0)
-    assert out == [] and strategy.next_deadline() == 100.0  # a fixed grid, not per byte
-    (media,) = strategy.poll(100.0)
-    assert isinstance(media, Media) and len(media.payload) == 80 and len(media.marks) == 2
-    assert strategy.next_deadline() is None
-
-
 def test_the_original_buffer_credits_cleared_marks_like_the_sdk_example() -> None:
-    strategy = make_strategy("original_report", 50, variant="fixed")
+    strategy = make_strategy("original_report", 50, variant="final")
     out, now = drive_item(strategy, 20)
     out += strategy.interrupt(now)
     marks = [k for m in out if isinstance(m, Media) for k in m.marks]

@@ -354,7 +354,7 @@ def test_paced_frame_size_follows_frame_ms_and_align_rounds_it_to_whole_frames()
 
 
 def test_the_original_report_buffer_rejects_an_unknown_variant() -> None:
-    with pytest.raises(ValueError, match=r"variant must be one of \('first', 'fixed'\)"):
+    with pytest.raises(ValueError, match="unknown variant 'second'; choose one of final, first"):
         make_strategy("original_report", 50, variant="second")
 
 

@@ -15,7 +15,8 @@ from labkit.sim.sender import CLEAR, MARK, MEDIA
 Echo = tuple[int, float, bool]
 
 
-Played = tuple[list[float], list[int], list[int], list[Echo], list[tuple[float, float, int]]]
+Played = tuple[list[float], list[int], list[int], list[Echo], list[tuple[float, float, int]],
+               list[tuple[float, float]]]
 Schedule = tuple[list[int], list[int], list[float], list[float]]
 
 
@@ -30,6 +31,7 @@ def fifo_one_by_one(
     pending: list[tuple[int, float]] = []
     echoes: list[Echo] = []
     last_clear, tail = -1, -math.inf
+    fills: list[tuple[float, float]] = []
     for row in range(n):
         kind, now = kinds[row], arrived_ms[row]
         if kind == MEDIA:
@@ -37,8 +39,11 @@ def fifo_one_by_one(
             start[row], played[row] = begin, sizes[row]
             media_rows.append(row)
             tail = begin + sizes[row] / BYTES_PER_MS
-            if pad_to_frame:
-                tail += (-sizes[row] % FRAME_BYTES) / BYTES_PER_MS
+            pad = (-sizes[row] % FRAME_BYTES) / BYTES_PER_MS if pad_to_frame else 0.0
+            if pad:
+                if tail + pad > tail:  # not lost to rounding far from zero
+                    fills.append((tail, tail + pad))
+                tail += pad
         elif kind == MARK:
             pending.append((row, now if now > tail else tail))
         elif kind == CLEAR:
@@ -51,10 +56,11 @@ def fifo_one_by_one(
                 kept = min(max(int((now - start[media]) * BYTES_PER_MS), 0), played[media])
                 cleared[media], played[media] = sizes[media] - kept, kept
             last_clear, tail = row, min(tail, now)
+            fills = [(b, min(e, now)) for b, e in fills if b < now]
     echoes += [(r, t, False) for r, t in pending]
     segments = [(start[r], start[r] + played[r] / BYTES_PER_MS, played[r]) for r in media_rows
                 if played[r] > 0 or (sizes[r] == 0 and r > last_clear)]  # fmt: skip
-    return start, played, cleared, echoes, segments
+    return start, played, cleared, echoes, segments, fills
 
 
 def assert_same_playout(kinds: list[int], sizes: list[int], sent_ms: list[float],
@@ -62,7 +68,7 @@ def assert_same_playout(kinds: list[int], sizes: list[int], sent_ms: list[float]
     payloads = [bytes(size) for size in sizes]
     bulk = play_fifo(np.array(kinds, dtype=np.int64), np.array(sizes, dtype=np.int64),
                      np.array(sent_ms), np.array(arrived_ms), payloads, pad_to_frame)  # fmt: skip
-    start, played, cleared, echoes, segments = fifo_one_by_one(
+    start, played, cleared, echoes, segments, fills = fifo_one_by_one(
         kinds, sizes, sent_ms, arrived_ms, pad_to_frame
     )
     np.testing.assert_array_equal(bulk.start_ms, np.array(start))  # NaN equals NaN here
@@ -72,7 +78,9 @@ def assert_same_playout(kinds: list[int], sizes: list[int], sent_ms: list[float]
     got = list(zip(bulk.echo_rows.tolist(), bulk.echo_ms.tolist(), bulk.echo_by_clear.tolist(),
                    strict=True))  # fmt: skip
     assert got == echoes
-    assert [(s, e, len(p)) for s, e, p in bulk.render()] == segments
+    played_segments, played_fills = bulk.render()
+    assert [(s, e, len(p)) for s, e, p in played_segments] == segments
+    assert played_fills == fills
 
 
 def random_schedule(rng: np.random.Generator, n: int, start_ms: float, clear_share: float,

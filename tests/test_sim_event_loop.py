@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_sim_fastpath import assert_same_run, items_st, make_trace
+from test_sim_fastpath import SENDERS, assert_same_run, items_st, make_trace
 
 from labkit.outbound.base import AudioChunk, Outbound
 from labkit.outbound.forward import ForwardStrategy
@@ -28,7 +28,7 @@ def in_arrival_order(*args: Any, **options: Any) -> SimResult:
 
 
 def test_fifo_and_fixed_have_passive_timers_prefetch_not() -> None:
-    assert PASSIVE == ["fifo", "fixed", "frame_padding"]
+    assert PASSIVE == ["fifo", "pad_every_message", "fixed"]
 
 
 @settings(max_examples=100, deadline=None)
@@ -41,13 +41,16 @@ def test_fifo_and_fixed_have_passive_timers_prefetch_not() -> None:
     seed=st.integers(0, 50),
     per_message=st.sampled_from([0.0, 0.2]),
     mark_every=st.sampled_from([None, 40.0, 100.0]),
+    sender=st.sampled_from(SENDERS),
 )
 def test_delivery_at_send_time_equals_delivery_at_arrival(
     items: list[tuple[list[tuple[float, int]], bool, float]], strategy: str, threshold: float,
     link: str, playout: str, seed: int, per_message: float, mark_every: float | None,
+    sender: dict[str, float],
 ) -> None:  # fmt: skip
     trace = prepare(make_trace(items))
-    args = (trace, strategy, threshold, link, playout, seed, {"per_message_ms": per_message})
+    params = {"per_message_ms": per_message, **sender}
+    args = (trace, strategy, threshold, link, playout, seed, params)
     slow = in_arrival_order(*args, mark_every_ms=mark_every)
     assert_same_run(simulate_event_driven(*args, mark_every_ms=mark_every), slow)
 

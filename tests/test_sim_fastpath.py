@@ -5,19 +5,25 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labkit.outbound import make_strategy
 from labkit.sim import LINK_NAMES, PLAYOUT_NAMES, SimResult, fastpath, simulate
-from labkit.sim.links import make_link
 from labkit.sim.sender import SentMessages
 from labkit.sim.simulator import prepare, simulate_event_driven
 from labkit.traces import Trace, audio_event, item_event, make_header, read, shipped
 
-ECHO_BLIND = ("forward", "rechunk", "paced", "preroll")
+ECHO_BLIND = ("forward", "rechunk", "paced", "preroll", "original_report")
+# sending loops: punctual, late timers, stalls, a per-message cost, and all of them at once
+SENDERS = [
+    {"lateness_ms": 0.0, "stall_rate_per_s": 0.0, "send_cost_ms": 0.0},
+    {"lateness_ms": 3.0},
+    {"stall_rate_per_s": 5.0, "stall_ms": 40.0},
+    {"send_cost_ms": 0.4},
+    {"lateness_ms": 1.0, "stall_rate_per_s": 2.0, "stall_ms": 25.0, "send_cost_ms": 0.1},
+]
 
 # round gaps and sizes make ties (an echo at the instant of an interrupt, ...) common
 gap_st = st.one_of(st.sampled_from([0.0, 10.0, 50.0, 100.0]), st.floats(0, 120))
@@ -70,19 +76,21 @@ def assert_same_run(fast: SimResult, slow: SimResult) -> None:
     link=st.sampled_from(LINK_NAMES),
     playout=st.sampled_from(PLAYOUT_NAMES),
     seed=st.integers(0, 50),
-    lateness=st.sampled_from([0.0, 3.0]),
+    sender=st.sampled_from(SENDERS),
     per_message=st.sampled_from([0.0, 0.2]),
     mark_every=st.sampled_from([None, 40.0, 100.0]),
     honor=st.booleans(),
 )
 def test_fast_path_equals_event_loop_on_random_traces(
     items: list[tuple[list[tuple[float, int]], bool, float]], strategy: str, threshold: float,
-    link: str, playout: str, seed: int, lateness: float, per_message: float,
+    link: str, playout: str, seed: int, sender: dict[str, float], per_message: float,
     mark_every: float | None, honor: bool,
 ) -> None:  # fmt: skip
     trace = prepare(make_trace(items))
-    params = {"lateness_ms": lateness, "per_message_ms": per_message}
-    options = {"mark_every_ms": mark_every, "honor_generations": honor}
+    params = {"per_message_ms": per_message, **sender}
+    options: dict[str, Any] = {"honor_generations": honor}
+    if strategy != "original_report":  # its marks are the code's: one per delta
+        options["mark_every_ms"] = mark_every
     assert fastpath.applies(trace, make_strategy(strategy, threshold, **options))
     args = (trace, strategy, threshold, link, playout, seed, params)
     assert_same_run(simulate(*args, **options), simulate_event_driven(*args, **options))
@@ -93,8 +101,9 @@ def test_fast_path_equals_event_loop_on_shipped_traces() -> None:
         trace = prepare(read(shipped(name)))
         for strategy in ECHO_BLIND:
             for playout in PLAYOUT_NAMES:
-                args = (trace, strategy, 60.0, "jitter", playout, 7)
-                assert_same_run(simulate(*args), simulate_event_driven(*args))
+                for link in ("jitter", "tcp"):
+                    args = (trace, strategy, 60.0, link, playout, 7)
+                    assert_same_run(simulate(*args), simulate_event_driven(*args))
 
 
 def test_echo_learning_and_reused_strategies_take_the_event_loop() -> None:
@@ -136,14 +145,3 @@ def test_fingerprints_tell_messages_apart_whatever_their_texts_hold() -> None:
     prints = [fastpath.fingerprint(sent_with(item_ids), True) for item_ids in lists]
     assert len(set(prints)) == len(lists)
     assert fastpath.fingerprint(sent_with(["a", "b"]), True) == prints[0]
-
-
-def test_a_planned_run_has_the_fingerprint_of_the_same_messages_as_lists() -> None:
-    # paced's plan gives numpy columns: a sweep's memo must see them as the sender's lists
-    trace = prepare(read(shipped("barge_in")))
-    planned = fastpath.send(trace, make_strategy("paced", 60.0), make_link("ideal"))
-    as_lists = SentMessages(*(column.tolist() for column in (
-        planned.kind, planned.item_id, planned.content_index, planned.offset, planned.size,
-        planned.generation, planned.sent_ms, planned.name)))  # fmt: skip
-    assert isinstance(planned.sent_ms, np.ndarray)
-    assert fastpath.fingerprint(planned, True) == fastpath.fingerprint(as_lists, True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labkit.sim.links import LINK_NAMES, make_link
+from labkit.sim.links import LINK_NAMES, CorrelatedLink, TcpLink, make_link, make_world
 
 
 def send_all(name: str, sent: np.ndarray, seed: int = 0, **params: float) -> np.ndarray:
@@ -52,15 +52,31 @@ def test_stalls_freeze_the_path_for_100_to_600_ms() -> None:
     assert 0.05 < np.mean(delays > 45) < 0.4  # ~0.5/s x ~350 ms frozen
 
 
-def test_sender_lateness_is_zero_unless_asked_and_positive_when_asked() -> None:
-    assert make_link("jitter", 0).lateness() == 0.0
-    late = make_link("ideal", 0, lateness_ms=4.0)
-    draws = np.array([late.lateness() for _ in range(5000)])
-    assert draws.min() >= 0 and draws.mean() == pytest.approx(4.0, rel=0.1)
+def test_tcp_path_delay_is_a_function_of_time_shared_by_back_to_back_messages() -> None:
+    # the same seed gives the same path whatever the messages: a strategy sending 10 messages
+    # and one sending 1000 meet the same delays at the same times
+    few = make_link("correlated", 9)
+    many = make_link("correlated", 9)
+    times = np.arange(0.0, 20_000.0, 37.0)
+    dense = np.sort(np.concatenate([times, np.random.default_rng(0).uniform(0, 20_000, 5000)]))
+    assert isinstance(few, CorrelatedLink) and isinstance(many, CorrelatedLink)
+    many.path.at_many(dense)
+    np.testing.assert_array_equal(few.path.at_many(times), many.path.at_many(times))
+    assert [few.path.at(float(t)) for t in times[:50]] == few.path.at_many(times[:50]).tolist()
+
+
+def test_tcp_world_splits_sender_and_path_parameters_and_has_stalls_by_default() -> None:
+    world = make_world("tcp", 0, {"mean_ms": 30.0, "p99_ms": 90.0, "stall_rate_per_s": 2.0})
+    assert world.sender.stall_rate_per_s == 2.0
+    assert world.sender.stall_ms == TcpLink.sender_defaults["stall_ms"]
+    assert world.sender.send_cost_ms > 0 and world.fwd.per_message_ms > 0
+    assert make_world("jitter", 0).sender.punctual
+    with pytest.raises(ValueError, match="stall_ms"):
+        make_world("jitter", 0, {"stall_ms": -1.0})
 
 
 def test_bad_link_input_names_what_is_wrong() -> None:
-    with pytest.raises(ValueError, match="unknown link 'wifi'"):
+    with pytest.raises(ValueError, match="unknown link 'wifi'; choose one of tcp, correlated"):
         make_link("wifi")
     with pytest.raises(ValueError, match="mean_ms < p99_ms"):
         make_link("jitter", mean_ms=100, p99_ms=50)

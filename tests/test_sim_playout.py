@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labkit.sim.playout import FixedPlayout, make_playout
+from labkit.sim.playout import PLAYOUT_NAMES, FixedPlayout, make_playout
 
 BYTES_PER_MS = 8
 sizes_st = st.lists(st.integers(1, 2000), min_size=1, max_size=40)
@@ -65,7 +65,7 @@ def test_clear_echoes_pending_marks_and_drops_unplayed_audio() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    name=st.sampled_from(["fifo", "prefetch", "fixed", "frame_padding"]),
+    name=st.sampled_from(PLAYOUT_NAMES),
     sizes=sizes_st,
     gaps=st.lists(st.floats(0, 200), min_size=40, max_size=40),
     clear_at=st.lists(st.integers(0, 39), max_size=3),
@@ -78,7 +78,7 @@ def test_played_cleared_discarded_add_up_to_received(
     echoed: list[str] = []
     for i, (a, n) in enumerate(zip(arrivals, sizes, strict=True)):
         echoed += [m for m, _ in model.advance(a)]
-        model.receive_media(b"\x00" * n, a, item=("item", 0), last=i == len(sizes) - 1)
+        model.receive_media(b"\x00" * n, a)
         model.receive_mark(f"m{i}", a)
         if i in clear_at:
             echoed += model.receive_clear(a)
@@ -93,9 +93,9 @@ def test_played_cleared_discarded_add_up_to_received(
 
 
 def late_count(delay_ms: float, arrivals: np.ndarray, sizes: list[int]) -> int:
-    model = FixedPlayout(delay_ms=delay_ms)
+    model = FixedPlayout(delay_ms=delay_ms, talkspurt_gap_ms=1e9)  # one talkspurt
     for a, n in zip(arrivals, sizes, strict=True):
-        model.receive_media(b"\x00" * n, float(a), item="one")
+        model.receive_media(b"\x00" * n, float(a))
     return sum(1 for p in model.plays if p.discarded_bytes)
 
 
@@ -126,17 +126,79 @@ def test_prefetch_waits_for_depth_then_plays_everything_queued() -> None:
     assert model.advance(40.0) == [("m", 40.0)]
 
 
-def test_prefetch_stops_waiting_at_the_items_last_byte() -> None:
-    model = make_playout("prefetch", depth_ms=500.0)
-    model.receive_media(b"\x00" * 160, 0.0, item="a", last=True)
-    assert model.plays[0].start_ms == 0.0
+def test_prefetch_is_not_told_where_an_answer_ends_so_a_short_tail_waits_max_wait() -> None:
+    model = make_playout("prefetch", depth_ms=500.0, max_wait_ms=120.0)
+    model.receive_media(b"\x00" * 160, 0.0)
+    assert math.isnan(model.plays[0].start_ms)
+    assert model.next_event_ms() == 120.0
+    model.advance(120.0)
+    assert model.plays[0].start_ms == 120.0
 
 
-def test_frame_padding_inserts_silence_to_whole_frames() -> None:
-    model = make_playout("frame_padding")
+def test_pad_every_message_inserts_silence_to_whole_frames_as_fills() -> None:
+    model = make_playout("pad_every_message")
     model.receive_media(b"\x00" * 100, 0.0)  # 12.5 ms of audio + 7.5 ms of padding
     model.receive_media(b"\x00" * 160, 0.0)
     assert model.plays[1].start_ms == 20.0
+    assert model.fills == [(12.5, 20.0)]
+
+
+def test_frame_clock_plays_full_frames_on_ticks_and_pads_only_when_dry() -> None:
+    model = make_playout("frame_clock")
+    model.receive_media(b"\x01" * 40, 3.0)  # a tiny delta: waits for the tick at 20
+    model.receive_media(b"\x02" * 200, 10.0)  # 240 queued by the tick: a full frame plays
+    model.advance(20.0)
+    assert model.segments == [(20.0, 40.0, b"\x01" * 40 + b"\x02" * 120)]
+    model.advance(40.0)  # 80 bytes left, nothing more: the queue is dry, pad the frame
+    assert model.segments[-1] == (20.0, 50.0, b"\x01" * 40 + b"\x02" * 200)
+    assert model.fills == [(50.0, 60.0)]
+    assert [p.start_ms for p in model.plays] == [20.0, 25.0]
+
+
+def test_frame_clock_skip_holds_a_partial_frame_one_tick_then_pads() -> None:
+    model = make_playout("frame_clock_skip")
+    model.receive_media(b"\x01" * 80, 1.0)
+    model.advance(20.0)  # 80 < 160: the tick is skipped, nothing is sent
+    assert model.segments == []
+    model.receive_media(b"\x02" * 80, 25.0)
+    model.advance(40.0)  # a full frame of both
+    assert model.segments == [(40.0, 60.0, b"\x01" * 80 + b"\x02" * 80)]
+    model.receive_media(b"\x03" * 40, 61.0)
+    model.advance(100.0)  # skipped at 80, padded at 100
+    assert model.segments[-1] == (100.0, 105.0, b"\x03" * 40)
+    assert model.fills == [(105.0, 120.0)]
+
+
+def test_frame_clock_skip_splits_a_message_into_pieces() -> None:
+    model = make_playout("frame_clock_skip", max_skipped_ticks=1)
+    model.receive_media(b"\x01" * 400, 0.0)  # frames at 0 and 20; 80 bytes left at 40
+    model.advance(40.0)  # skipped
+    model.receive_media(b"\x02" * 160, 50.0)
+    model.advance(60.0)  # 80 of the first message + 80 of the second
+    first = model.plays[0]
+    assert first.pieces == [(0.0, 320), (60.0, 80)]
+    assert first.end_ms == 70.0 and first.played_bytes == 400
+
+
+def test_frame_clock_marks_echo_when_their_bytes_have_played_and_at_once_on_clear() -> None:
+    model = make_playout("frame_clock")
+    model.receive_mark("empty", 5.0)
+    assert model.advance(5.0) == [("empty", 5.0)]
+    model.receive_media(b"\x01" * 200, 5.0)
+    model.receive_mark("after", 6.0)
+    assert model.advance(30.0) == []  # 160 of 200 played by 40
+    assert model.advance(45.0) == [("after", 45.0)]  # tick at 40: 40 bytes (5 ms)
+    model.receive_media(b"\x01" * 800, 50.0)
+    model.receive_mark("cleared", 50.0)
+    assert model.receive_clear(70.0) == ["cleared"]
+    assert model.cleared_bytes == 800 - 160  # the frame playing at 60 finishes, the rest drops
+
+
+def test_frame_clock_phase_shifts_the_ticks() -> None:
+    model = make_playout("frame_clock", phase_ms=7.0)
+    model.receive_media(b"\x01" * 160, 1.0)
+    model.advance(7.0)
+    assert model.plays[0].start_ms == 7.0
 
 
 def test_unknown_playout_or_parameter_is_a_clear_error() -> None:

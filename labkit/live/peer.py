@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from labkit.sim.playout import FifoPlayout, Segment, make_playout
+from labkit.sim.playout import Playout, Segment, make_playout
 from labkit.twilio_messages import (
     ClearMsg,
     OutboundMarkMsg,
@@ -126,7 +126,7 @@ class PeerRecording:
     frames_sent: int = 0
     ping_rtt_ms: list[float] = field(default_factory=list)  # real ms, WebSocket ping/pong
     closed_by: str = ""  # "peer" (hangup, stop sent) or "server"
-    playout: FifoPlayout | None = None
+    playout: Playout | None = None
 
     @property
     def one_way_delay_ms(self) -> float:

@@ -100,6 +100,7 @@ class AdaptiveStrategy(QueuedStrategy):
     """Hold each item's start for a learned time, then send whole frames as they complete."""
 
     name = "adaptive"
+    echo_blind = False  # it learns its hold from echoes
 
     def __init__(
         self,
@@ -197,8 +198,7 @@ class AdaptiveStrategy(QueuedStrategy):
         head = self._queue.buffers.popleft()
         self.item_sent(head.key, head.offset)
 
-    # -- the learner: also driven directly by the simulator's plan (labkit/sim/adaptive_plan.py),
-    # which sends by these same rules with plain numbers and calls these at the same moments
+    # -- the learner: what each item showed, fed by the strategy's own calls
 
     def start_item(self, key: ItemKey, now: float) -> float:
         """An item's first byte arrived at ``now``: track what it shows; returns its hold (ms)."""

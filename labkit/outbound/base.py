@@ -97,6 +97,11 @@ class OutboundStrategy(Protocol):
     """What the simulator and the live handler call.
 
     ``threshold_ms`` means what each strategy documents.
+
+    Optional: a class attribute ``echo_blind = True`` says that what the strategy sends never
+    depends on echoes; the simulator may then compute the world after the sender in bulk
+    (labkit/sim/fastpath.py). Without it the event loop drives the strategy, which is always
+    right.
     """
 
     name: str

@@ -16,6 +16,7 @@ class ForwardStrategy(Clocked):
     (``end()``, or the first audio of another item)."""
 
     name = "forward"
+    echo_blind = True
 
     def __init__(
         self,

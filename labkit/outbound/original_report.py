@@ -1,38 +1,53 @@
-"""A faithful sans-I/O model of the original report's outbound buffer (the unmerged seed PR).
+"""The original report's outbound buffer (the unmerged PR #1926), modelled from its code.
 
-Kept so the simulator and notebooks/05_barge_in_and_marks.ipynb can reproduce its defects:
+Read from ``examples/realtime/twilio/twilio_handler.py`` at the PR's commits (both are in the
+lab's reference folder, ``shared/reference/``; the PR's *description* shows snippets its code
+never had, such as a ``clear`` on ``audio_end``). What the code does, and this model with it:
 
-- a list of chunks whose lengths are summed on every push; flush when the sum reaches
-  ``threshold_ms * 8`` bytes (400 B at the default 50 ms), and on a free-running 100 ms loop
-  (ticks on a fixed grid from the first call, not per buffered byte);
-- one mark is created per model delta, naming that delta's bytes. ``variant="first"`` sends only
-  the last delta's mark after a threshold flush and none after a loop/end/interrupt flush: the
-  other marks are never sent, never echoed, and leak (``ledger.pending_count`` grows);
-  ``variant="fixed"`` sends every buffered delta's mark after the flush;
-- ``audio_interrupted`` flushes the buffer *then* sends ``clear`` (audio sent only to be discarded);
-- ``audio_end`` flushes, then sends ``clear``, which cuts the tail still queued at Twilio;
-- echoes are credited whatever the generation (the SDK example's bug), unless
-  ``honor_generations=True``.
+- One ``bytearray`` holds every item's audio. Each model delta is appended and gets a mark of
+  its own (a counter name, recorded with the delta's item and byte count).
+- After each append, ``len(buffer) >= 400`` (``BUFFER_SIZE_BYTES``: 8000 Hz x 0.05 s; here
+  ``threshold_ms * 8``) flushes the buffer: one ``media`` message of all of it, then marks.
+- A loop sleeps 50 ms (``CHUNK_LENGTH_S``), wakes, and flushes when the buffer is not empty and
+  more than 100 ms (``2 * CHUNK_LENGTH_S``) passed since the last outgoing flush. The clock of
+  the last send starts when the handler is built (``started_ms``; 0 in the simulator and in the
+  live handler, whose clocks start with the call). The loop drifts as ``asyncio.sleep`` does:
+  each sleep starts when the previous one woke (late, if the loop was late).
+- ``audio_end``: flush. No ``clear``.
+- ``audio_interrupted``: flush, *then* send ``clear``: the audio is sent only to be dropped,
+  and the marks sent with it are echoed at once by the clear.
+- A mark echo is credited to the playback tracker if its name is known, whatever clears came
+  between (``honor_generations=False``): the marks of audio the clear dropped are credited as
+  played.
+- ``variant="first"`` (commit 7b2f4e0, also all of PR #1925): a threshold flush sends only the
+  mark of the delta that triggered it; loop, end and interrupt flushes send no mark. The other
+  marks stay in the handler's table forever (``ledger.pending_count`` grows: the leak), and the
+  tracker is credited only the triggering delta's bytes. ``variant="final"`` (commit ecf2c57,
+  the default) sends every buffered delta's mark after the flush.
 
-One deviation: the seed joined buffered bytes of different items into one message; here such a
-flush becomes one message per item, sent at the same instant (Media belongs to one item).
+One stated deviation: a ``Media`` names one item, so a flush whose buffer spans two items becomes
+one message per item, back to back at the same instant, each followed by its own deltas' marks
+(the code sends one message and then all marks). The buffer spans items only if an item's audio
+arrives before the previous item's ``audio_end`` (which flushes), which the Realtime API does
+not do; tests/test_original_report.py checks the bytes and their order are the same.
 Registered as ``make_strategy("original_report", ...)``; not one of STRATEGY_NAMES.
+See notebooks/05_barge_in_and_marks.ipynb.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from labkit.outbound.base import BYTES_PER_MS, AudioChunk, Clear, Mark, Media, Outbound
 from labkit.outbound.queued import Clocked, check_threshold
 
-FLUSH_LOOP_MS = 100.0
-VARIANTS = ("first", "fixed")
+LOOP_SLEEP_MS = 50.0  # CHUNK_LENGTH_S
+STALE_AFTER_MS = 100.0  # CHUNK_LENGTH_S * 2
+VARIANTS = ("final", "first")
 
 
-@dataclass(frozen=True, slots=True)
-class _Delta:
+class _Delta(NamedTuple):
     item_id: str
     content_index: int
     offset: int
@@ -40,12 +55,8 @@ class _Delta:
     mark_name: str
 
 
-def _key(delta: _Delta) -> tuple[str, int]:
-    return (delta.item_id, delta.content_index)
-
-
 class SeedMarkBook:
-    """The seed's ``_mark_data``: every created mark until echoed (unsent ones stay forever)."""
+    """The code's ``_mark_data``: every created mark until echoed (unsent ones stay forever)."""
 
     def __init__(self, honor_generations: bool) -> None:
         self.honor_generations = honor_generations
@@ -86,72 +97,83 @@ class SeedMarkBook:
 
 
 class OriginalReportBuffer(Clocked):
-    """The seed PR's list-of-chunks buffer, defects included (see the module docstring)."""
+    """PR #1926's outbound buffer, defects included (see the module docstring)."""
 
     name = "original_report"
+    echo_blind = True
 
     def __init__(
         self,
         threshold_ms: float = 50.0,
         *,
-        variant: str = "fixed",
-        flush_interval_ms: float = FLUSH_LOOP_MS,
+        variant: str = "final",
+        loop_sleep_ms: float = LOOP_SLEEP_MS,
+        stale_after_ms: float = STALE_AFTER_MS,
+        started_ms: float = 0.0,
         honor_generations: bool = False,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
-            raise ValueError(f"OriginalReportBuffer: variant must be one of {VARIANTS}, "
-                             f"got {variant!r}")
-        if not (math.isfinite(flush_interval_ms) and flush_interval_ms > 0):
-            raise ValueError(f"OriginalReportBuffer: flush_interval_ms must be > 0, "
-                             f"got {flush_interval_ms!r}")
+            raise ValueError(f"strategy 'original_report': unknown variant {variant!r}; "
+                             f"choose one of {', '.join(VARIANTS)}")  # fmt: skip
+        for what, value in (("loop_sleep_ms", loop_sleep_ms), ("stale_after_ms", stale_after_ms)):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"strategy 'original_report': {what} must be > 0, got {value!r}")
+        if not math.isfinite(started_ms):
+            raise ValueError(f"strategy 'original_report': started_ms must be finite, "
+                             f"got {started_ms!r}")  # fmt: skip
         self.threshold_ms = check_threshold(self.name, threshold_ms)
         self.variant = variant
-        self.flush_interval_ms = float(flush_interval_ms)
+        self.loop_sleep_ms = float(loop_sleep_ms)
+        self.stale_after_ms = float(stale_after_ms)
         self.ledger = SeedMarkBook(honor_generations)
+        self._threshold_bytes = self.threshold_ms * BYTES_PER_MS
         self._buffer: list[_Delta] = []
+        self._buffered_bytes = 0
         self._pushed: dict[tuple[str, int], int] = {}
         self._mark_counter = 0
-        self._loop_origin_ms: float | None = None
-        self._loop_checked_ms = -math.inf  # the loop's ticks up to here have run
+        self._last_send_ms = float(started_ms)
+        self._next_wake_ms = float(started_ms) + self.loop_sleep_ms
 
     def push(self, chunk: AudioChunk, now: float) -> list[Outbound]:
         self._tick(now, "push")
-        self._start_loop(now)
-        out = self._loop_ticks_until(now)
+        self._catch_up(now)
         if not chunk.data:
-            return out
+            return []
         key = (chunk.item_id, chunk.content_index)
         offset = self._pushed.get(key, 0)
         self._pushed[key] = offset + len(chunk.data)
-        mark_name = self._create_mark()
-        self._buffer.append(_Delta(chunk.item_id, chunk.content_index, offset, chunk.data,
-                                   mark_name))
-        total_size = sum(len(delta.data) for delta in self._buffer)  # as the seed did, per push
-        if total_size >= self.threshold_ms * BYTES_PER_MS:
-            out += self._flush(now, last_mark=mark_name)
-        return out
+        self._mark_counter += 1
+        mark_name = str(self._mark_counter)
+        self._buffer.append(_Delta(chunk.item_id, chunk.content_index, offset, bytes(chunk.data),
+                                   mark_name))  # fmt: skip
+        self._buffered_bytes += len(chunk.data)
+        if self._buffered_bytes >= self._threshold_bytes:
+            return self._flush(now, trigger=mark_name)
+        return []
 
     def poll(self, now: float) -> list[Outbound]:
+        """The flush loop: wakes at ``next_deadline()`` (later if the event loop was late)."""
         self._tick(now, "poll")
-        self._start_loop(now)
-        return self._loop_ticks_until(now)
+        if now < self._next_wake_ms:
+            return []
+        self._next_wake_ms = now + self.loop_sleep_ms  # asyncio.sleep from when it woke
+        if self._buffer and now - self._last_send_ms > self.stale_after_ms:
+            return self._flush(now, trigger=None)
+        return []
 
     def next_deadline(self) -> float | None:
-        if not self._buffer or self._loop_origin_ms is None:
-            return None
-        return self._next_tick_after(self._loop_checked_ms)
+        return self._next_wake_ms if self._buffer else None
 
     def end(self, item_id: str, content_index: int, now: float) -> list[Outbound]:
         self._tick(now, "end")
-        out = self._loop_ticks_until(now)
-        out += self._flush(now, last_mark=None)
-        out.append(self.ledger.bump_generation())  # the seed's clear on audio_end
-        return out
+        self._catch_up(now)
+        return self._flush(now, trigger=None)  # audio_end flushes; the code sends no clear
 
     def interrupt(self, now: float) -> list[Outbound]:
         self._tick(now, "interrupt")
-        out = self._flush(now, last_mark=None)  # flush before clear, as the seed did
+        self._catch_up(now)
+        out = self._flush(now, trigger=None)  # flush before clear, as the code does
         out.append(self.ledger.bump_generation())
         return out
 
@@ -160,53 +182,47 @@ class OriginalReportBuffer(Clocked):
 
     def close(self) -> None:
         self._buffer.clear()
+        self._buffered_bytes = 0
         self.ledger.close()
 
-    def _create_mark(self) -> str:
-        self._mark_counter += 1
-        return str(self._mark_counter)
+    def _catch_up(self, now: float) -> None:
+        """While the buffer is empty nobody polls (``next_deadline`` is None), so the loop's
+        wake-ups before ``now`` found it empty: they only moved the loop's phase on."""
+        if not self._buffer and self._next_wake_ms < now:
+            missed = math.ceil((now - self._next_wake_ms) / self.loop_sleep_ms)
+            self._next_wake_ms += missed * self.loop_sleep_ms
+            if self._next_wake_ms < now:  # rounding
+                self._next_wake_ms += self.loop_sleep_ms
 
-    def _start_loop(self, now: float) -> None:
-        if self._loop_origin_ms is None:
-            self._loop_origin_ms = now
-            self._loop_checked_ms = now
-
-    def _next_tick_after(self, t: float) -> float:
-        assert self._loop_origin_ms is not None
-        ticks = math.floor((t - self._loop_origin_ms) / self.flush_interval_ms) + 1
-        return self._loop_origin_ms + ticks * self.flush_interval_ms
-
-    def _loop_ticks_until(self, now: float) -> list[Outbound]:
-        # The seed's `while True: sleep(0.1); flush()` loop: at most one flush is owed by now.
-        deadline = self.next_deadline()
-        self._loop_checked_ms = now
-        if deadline is not None and deadline <= now:
-            return self._flush(now, last_mark=None)
-        return []
-
-    def _flush(self, now: float, last_mark: str | None) -> list[Outbound]:
+    def _flush(self, now: float, trigger: str | None) -> list[Outbound]:
+        """``_flush_outgoing_audio_buffer``: everything buffered goes out now (one message per
+        item run), then the marks the variant sends."""
         if not self._buffer:
             return []
         out: list[Outbound] = []
         run: list[_Delta] = []
         for delta in self._buffer:
-            if run and _key(delta) != _key(run[0]):
-                out.append(self._media(run, now, last_mark))
+            if run and (delta.item_id, delta.content_index) != (run[0].item_id,
+                                                                 run[0].content_index):
+                out.append(self._media(run, now, trigger))
                 run = []
             run.append(delta)
-        out.append(self._media(run, now, last_mark))
+        out.append(self._media(run, now, trigger))
         self._buffer.clear()
+        self._buffered_bytes = 0
+        self._last_send_ms = now
         return out
 
-    def _media(self, run: list[_Delta], now: float, last_mark: str | None) -> Media:
+    def _media(self, run: list[_Delta], now: float, trigger: str | None) -> Media:
+        generation = self.ledger.generation
         marks = []
         for delta in run:
             mark = Mark(delta.mark_name, delta.item_id, delta.content_index, delta.offset,
-                        delta.offset + len(delta.data), self.ledger.generation, now)
-            self.ledger.add(mark)  # created per delta, sent or not (the leak)
-            if self.variant == "fixed" or delta.mark_name == last_mark:
+                        delta.offset + len(delta.data), generation, now)  # fmt: skip
+            self.ledger.add(mark)  # created per delta, sent or not (the first commit's leak)
+            if self.variant == "final" or delta.mark_name == trigger:
                 marks.append(mark)
         first = run[0]
         payload = b"".join(delta.data for delta in run)
-        return Media(payload, first.item_id, first.content_index, first.offset,
-                     self.ledger.generation, tuple(marks))
+        return Media(payload, first.item_id, first.content_index, first.offset, generation,
+                     tuple(marks))  # fmt: skip

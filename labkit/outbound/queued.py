@@ -44,6 +44,7 @@ class QueuedStrategy(Clocked):
     """Base of rechunk, preroll, paced and adaptive (not forward: it buffers nothing)."""
 
     name = "queued"
+    echo_blind = True  # what it sends never depends on echoes (adaptive's does)
 
     def __init__(
         self,

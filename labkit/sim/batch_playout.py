@@ -23,13 +23,13 @@ are summed in order by ``np.add.accumulate``, which rounds as the model does.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from labkit.sim.playout import BYTES_PER_MS, FRAME_BYTES, FifoPlayout, Segment
+from labkit.sim.playout import BYTES_PER_MS, FRAME_BYTES, Fill, Playout, PlayRecord, Segment
 from labkit.sim.sender import CLEAR, MARK, MEDIA
 
 FloatArray = npt.NDArray[np.float64]
@@ -40,11 +40,36 @@ MAX_PERIOD_ROUNDS = 8  # guesses of where busy periods begin before summing one 
 
 
 @dataclass
+class Pieces:
+    """Media rows that did not play in one go (a frame clock splits them): one entry per
+    contiguous piece, in play order: its row, start and byte count."""
+
+    rows: IntArray
+    start_ms: FloatArray
+    bytes: IntArray
+
+    @classmethod
+    def of(cls, media_rows: list[int], plays: list[PlayRecord]) -> Pieces | None:
+        """The pieces of ``plays`` (records of ``media_rows``), None if every one played whole."""
+        if not any(record.pieces for record in plays):
+            return None
+        rows, starts, counts = [], [], []
+        for row, record in zip(media_rows, plays, strict=True):
+            for start, count in record.pieces or ():
+                rows.append(row)
+                starts.append(start)
+                counts.append(count)
+        return cls(np.array(rows, dtype=np.int64), np.array(starts, dtype=np.float64),
+                   np.array(counts, dtype=np.int64))  # fmt: skip
+
+
+@dataclass
 class PlayOutcome:
     """Per row (NaN / 0 for non-media rows): when it started playing and what became of it;
     the echoes, in the order they happened: ``echo_rows`` (mark row), ``echo_ms`` (echo time),
-    ``echo_by_clear`` (echoed by a clear); ``render()`` gives the played segments (only the
-    audio needs them: sweeps never ask)."""
+    ``echo_by_clear`` (echoed by a clear); ``render()`` gives the played segments and the
+    silence the model inserted (only the audio needs them: sweeps never ask); ``pieces`` when
+    some message played in several pieces."""
 
     start_ms: FloatArray
     played_bytes: IntArray
@@ -53,18 +78,20 @@ class PlayOutcome:
     echo_rows: IntArray
     echo_ms: FloatArray
     echo_by_clear: BoolArray
-    render: Callable[[], list[Segment]]
+    render: Callable[[], tuple[list[Segment], list[Fill]]]
+    pieces: Pieces | None = None
+    end_ms: FloatArray | None = None  # when each row's played part ended (if not in one go)
 
     @property
     def segments(self) -> list[Segment]:
-        return self.render()
+        return self.render()[0]
 
 
 def play_fifo(
     kinds: IntArray, sizes: IntArray, sent_ms: FloatArray, arrived_ms: FloatArray,
     payloads: Sequence[bytes], pad_to_frame: bool = False,
 ) -> PlayOutcome:  # fmt: skip
-    """What ``FifoPlayout`` (``pad_to_frame`` = frame_padding) does with these messages.
+    """What ``FifoPlayout`` (``pad_to_frame``: pad_every_message) does with these messages.
 
     Clears split the rows into epochs, played in bulk one after the other: a clear drops the
     bytes not yet played and echoes the marks still pending."""
@@ -109,17 +136,35 @@ def play_fifo(
         media_from, mark_from = media_to, mark_to
     last_clear = int(clear_rows[-1]) if len(clear_rows) else -1
 
-    def render() -> list[Segment]:
+    def render() -> tuple[list[Segment], list[Fill]]:
         rows, sizes_ = media_rows.tolist(), media_sizes.tolist()
         starts, counts = start[media_rows].tolist(), played[media_rows].tolist()
-        return [
+        segments = [
             (begin, begin + count / BYTES_PER_MS, payloads[row][:count])
             for row, begin, count, size in zip(rows, starts, counts, sizes_, strict=True)
             if count > 0 or (size == 0 and row > last_clear)
         ]
+        return segments, _padding_fills(media_rows, start, played, sizes, pads,
+                                        arrived_ms[clear_rows])  # fmt: skip
 
     discarded = np.zeros(n, dtype=np.int64)
     return PlayOutcome(start, played, cleared, discarded, mark_rows, echo_ms, by_clear, render)
+
+
+def _padding_fills(media_rows: IntArray, start: FloatArray, played: IntArray, sizes: IntArray,
+                   pads: FloatArray | None, clears_ms: FloatArray) -> list[Fill]:  # fmt: skip
+    """The silence padding after each message played whole, cut short by a clear."""
+    if pads is None:
+        return []
+    whole = (played[media_rows] == sizes[media_rows]) & (played[media_rows] > 0) & (pads > 0)
+    begins = start[media_rows][whole] + played[media_rows][whole] / BYTES_PER_MS
+    ends = begins + pads[whole]
+    if len(clears_ms):
+        after = np.searchsorted(clears_ms, begins, side="left")
+        cut = np.where(after < len(clears_ms), clears_ms[np.minimum(after, len(clears_ms) - 1)],
+                       np.inf)  # fmt: skip
+        ends = np.minimum(ends, cut)
+    return [(b, e) for b, e in zip(begins.tolist(), ends.tolist(), strict=True) if e > b]
 
 
 def _fifo_tails(
@@ -226,9 +271,8 @@ def _truncate(media_rows: IntArray, start: FloatArray, played: IntArray, cleared
 
 
 def replay(
-    model: FifoPlayout, kinds: list[int], sizes: list[int], sent_ms: list[float],
-    arrived_ms: list[float], payloads: Sequence[bytes], names: list[str], items: list[Hashable],
-    last: list[bool],
+    model: Playout, kinds: list[int], sizes: list[int], sent_ms: list[float],
+    arrived_ms: list[float], payloads: Sequence[bytes], names: list[str],
 ) -> PlayOutcome:  # fmt: skip
     """Feed any incremental model the messages at their arrivals, in the event loop's order:
     the model's timers due before a delivery first, and those due at its instant too when the
@@ -247,22 +291,26 @@ def replay(
         run_timers(now if sent_ms[row] == now else math.nextafter(now, -math.inf))
         if kind == MEDIA:
             media_rows.append(row)
-            model.receive_media(payloads[row], now, item=items[row], last=last[row])
+            model.receive_media(payloads[row], now)
         elif kind == MARK:
             model.receive_mark(names[row], now)
         elif kind == CLEAR:
             echoes.extend((row_of[name], now, True) for name in model.receive_clear(now))
     run_timers(math.inf)
     start, played, cleared, discarded = [math.nan] * n, [0] * n, [0] * n, [0] * n
+    end = [math.nan] * n
     for row, record in zip(media_rows, model.plays, strict=True):
         start[row], played[row] = record.start_ms, record.played_bytes
         cleared[row], discarded[row] = record.cleared_bytes, record.discarded_bytes
-    segments = model.segments
+        end[row] = record.end_ms
+    segments, fills = model.segments, model.fills
     return PlayOutcome(
         np.array(start, dtype=np.float64), np.array(played, dtype=np.int64),
         np.array(cleared, dtype=np.int64), np.array(discarded, dtype=np.int64),
         np.array([row for row, _, _ in echoes], dtype=np.int64),
         np.array([t for _, t, _ in echoes], dtype=np.float64),
         np.array([by for _, _, by in echoes], dtype=np.bool_),
-        lambda: segments,
+        lambda: (segments, fills),
+        pieces := Pieces.of(media_rows, model.plays),
+        None if pieces is None else np.array(end, dtype=np.float64),
     )  # fmt: skip

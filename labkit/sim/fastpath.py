@@ -1,22 +1,19 @@
 """The simulator's fast path for strategies that never react to mark echoes.
 
-``forward``, ``rechunk``, ``paced`` and ``preroll`` send the same messages at the same times
-whatever Twilio echoes, so the run splits into stages, each done once and in bulk:
+A strategy that says it is ``echo_blind`` (forward, rechunk, paced, preroll, the original
+report's buffer) sends the same messages at the same times whatever Twilio echoes, so the run
+splits into stages, each done once and in bulk:
 
-1. the sender alone on the virtual clock (labkit/sim/sender.py), timer lateness included;
-   with timers on time, the strategy's own rules run as a plan with plain numbers instead of
-   the object (the same rows, checked against it): ``paced``, whose one poll per 20 ms frame
-   would dominate, by labkit/sim/paced_plan.py, ``rechunk`` and ``preroll`` by
-   labkit/sim/queued_plan.py;
+1. the sender alone on the virtual clock (labkit/sim/sender.py): the strategy object itself,
+   driven by the sending loop's timing (lateness, stalls, per-message cost);
 2. link arrivals for all messages at once (``Link.arrivals_ms``, the same random draws);
 3. playout of the whole schedule (labkit/sim/batch_playout.py), giving the mark echo times;
-4. echo arrivals over the return link, and which echoes the mark ledger credits: with
+4. echo arrivals over the return link, and which echoes the ledger credits: with
    ``honor_generations`` an echo of generation g counts only if it reaches the app before the
    g-th interrupt (see ``_cleared_first``).
 
-The numbers are the event loop's, bit for bit (tests/test_sim_fastpath.py checks it).
-``adaptive`` learns from echoes, so its messages come from its plan (labkit/sim/adaptive_plan.py),
-which also draws their arrivals; ``finish`` does the rest.
+The numbers are the event loop's (tests/test_sim_fastpath.py checks it). Nothing here knows a
+strategy's rules: only the world (link, playout, echoes) is vectorised.
 See notebooks/02_threshold_sweep.ipynb.
 """
 
@@ -24,88 +21,73 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from labkit.marks import TWILIO_BUFFER_LIMIT_MS, MarkLedger
 from labkit.outbound.base import BYTES_PER_MS, OutboundStrategy
-from labkit.sim import queued_plan
 from labkit.sim.batch_playout import PlayOutcome, play_fifo, replay
 from labkit.sim.links import Link
-from labkit.sim.playout import FifoPlayout, Segment
+from labkit.sim.playout import FifoPlayout, Fill, Playout, Segment
 from labkit.sim.sender import KIND_NAMES, SentMessages, as_list, send_all
+from labkit.sim.sender_loop import SenderLoop
 
 if TYPE_CHECKING:
     from labkit.sim.simulator import PreparedTrace
 
-ECHO_BLIND_STRATEGIES = ("forward", "rechunk", "paced", "preroll")
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 KIND_NAME_ARRAY = np.array(KIND_NAMES, dtype=object)
-
-
-def _echo_blind_classes() -> tuple[type[Any], ...]:
-    from labkit.outbound import strategy_class
-
-    return tuple(strategy_class(name) for name in ECHO_BLIND_STRATEGIES)
+Render = Callable[[], tuple[list[Segment], list[Fill]]]
 
 
 def applies(trace: PreparedTrace, strategy: OutboundStrategy) -> bool:
-    """True when ``strategy`` is one of the echo-blind ones (exactly, not a subclass), fresh,
-    and its ledger cannot evict marks (fewer trace bytes than its cap): echoes only credit."""
-    ledger = getattr(strategy, "ledger", None)
-    cap_bytes = TWILIO_BUFFER_LIMIT_MS * BYTES_PER_MS
+    """True when ``strategy`` says it is ``echo_blind``, is fresh, and its ledger credits each
+    echoed mark once (forgetting a cleared generation's iff ``honor_generations``) and cannot
+    evict marks over this trace (fewer trace bytes than its cap)."""
+    if not getattr(strategy, "echo_blind", False):
+        return False
+    ledger = strategy.ledger
+    honor = getattr(ledger, "honor_generations", None)
+    cap_bytes = getattr(ledger, "max_pending_bytes", math.inf)
     return (
-        type(strategy) in _echo_blind_classes()
-        and isinstance(ledger, MarkLedger)
-        and trace.audio_bytes <= cap_bytes
-        and ledger.pending_bytes == 0
+        isinstance(honor, bool)
+        and ledger.pending_count == 0
         and ledger.generation == 0
-        and getattr(ledger, "_max_pending_bytes", None) == cap_bytes
+        and trace.audio_bytes <= cap_bytes
     )
 
 
 def run(
-    trace: PreparedTrace, strategy: OutboundStrategy, fwd: Link, back: Link, model: FifoPlayout
-) -> tuple[dict[str, Any], Callable[[], list[Segment]], IntArray]:
-    """Schedule columns (SCHEDULE_COLUMNS, as numpy arrays), a function giving the played
-    segments, and kind codes of one run."""
-    return finish(trace, send(trace, strategy, fwd), honors_generations(strategy), fwd, back,
-                  model)  # fmt: skip
-
-
-def send(trace: PreparedTrace, strategy: OutboundStrategy, fwd: Link) -> SentMessages:
-    """Stage 1: what the strategy sends and when (arrivals too, when lateness shares the rng).
-    A fresh ``rechunk`` or ``preroll`` on time takes its plan (labkit/sim/queued_plan.py)."""
-    if fwd.lateness_ms == 0 and queued_plan.plannable(strategy):
-        return queued_plan.sent_messages(trace, strategy)  # type: ignore[arg-type]
-    return send_all(trace, strategy, fwd, online=fwd.lateness_ms > 0)
+    trace: PreparedTrace, strategy: OutboundStrategy, loop: SenderLoop, fwd: Link, back: Link,
+    model: Playout,
+) -> tuple[dict[str, Any], Render, IntArray, PlayOutcome]:  # fmt: skip
+    """Schedule columns (SCHEDULE_COLUMNS, as numpy arrays), a function rendering the played
+    segments and fills, the kind codes and the playout's outcome of one run."""
+    sent = send_all(trace, strategy, loop)
+    return finish(trace, sent, honors_generations(strategy), fwd, back, model)
 
 
 def finish(
     trace: PreparedTrace, sent: SentMessages, honor_generations: bool, fwd: Link, back: Link,
-    model: FifoPlayout,
-) -> tuple[dict[str, Any], Callable[[], list[Segment]], IntArray]:  # fmt: skip
-    """Stages 2-4 for the messages ``sent`` (``fwd`` and ``back`` fresh apart from stage 1).
-    Columns that are numpy arrays already (paced's plan) are used as they are, not copied."""
+    model: Playout,
+) -> tuple[dict[str, Any], Render, IntArray, PlayOutcome]:  # fmt: skip
+    """Stages 2-4 for the messages ``sent`` (``fwd``, ``back`` and ``model`` fresh)."""
     sent_ms = np.asarray(sent.sent_ms, dtype=np.float64)
-    if len(sent.arrived_ms):  # drawn as the messages were sent (lateness, adaptive's plan)
-        arrived_ms = np.asarray(sent.arrived_ms, dtype=np.float64)
-    else:
-        arrived_ms = fwd.arrivals_ms(sent_ms)
+    arrived_ms = fwd.arrivals_ms(sent_ms)
     kinds = _kind_codes(sent.kind)
     sizes = np.asarray(sent.size, dtype=np.int64)
     if type(model) is FifoPlayout:
         play = play_fifo(kinds, sizes, sent_ms, arrived_ms, sent.payloads, model.pad_to_frame)
     else:
-        play = _replay(trace, sent, arrived_ms.tolist(), model)
+        play = replay(model, as_list(sent.kind), as_list(sent.size), as_list(sent.sent_ms),
+                      arrived_ms.tolist(), sent.payloads, as_list(sent.name))  # fmt: skip
     columns = _columns(sent, kinds, sizes, sent_ms, arrived_ms, play)
     _add_echoes(columns, play, back, trace.interrupts_ms, honor_generations, sent.generation)
-    return columns, play.render, kinds
+    return columns, play.render, kinds, play
 
 
 def _kind_codes(kinds: list[int] | IntArray) -> IntArray:
@@ -119,13 +101,14 @@ def _kind_codes(kinds: list[int] | IntArray) -> IntArray:
 
 def fingerprint(sent: SentMessages, honor_generations: bool) -> bytes:
     """A digest of everything of ``sent`` that the metrics depend on (all but payload bytes:
-    playout models and metrics read only their lengths, which ``size`` holds)."""
+    playout models and metrics read only their lengths, which ``size`` holds, and the bytes
+    are the trace's own at ``item_id``/``offset``). Arrivals are a function of these on one
+    link and seed."""
     digest = hashlib.blake2b(digest_size=20)
     digest.update(b"h" if honor_generations else b"d")
     for ints in (sent.kind, sent.content_index, sent.offset, sent.size, sent.generation):
         digest.update(np.array(ints, dtype=np.int64).tobytes())
     digest.update(np.array(sent.sent_ms, dtype=np.float64).tobytes())
-    digest.update(np.array(sent.arrived_ms, dtype=np.float64).tobytes())
     for texts in (sent.item_id, sent.name):
         _digest_texts(digest, as_list(texts))
     return digest.digest()
@@ -146,24 +129,7 @@ def _digest_texts(digest: Any, texts: list[str]) -> None:
 
 def honors_generations(strategy: OutboundStrategy) -> bool:
     """Whether the strategy's ledger ignores echoes of marks an interrupt cleared."""
-    ledger = strategy.ledger
-    assert isinstance(ledger, MarkLedger)
-    return ledger.honor_generations
-
-
-def _replay(trace: PreparedTrace, sent: SentMessages, arrived: list[float],
-            model: FifoPlayout) -> PlayOutcome:  # fmt: skip
-    items: list[Hashable] = []
-    last: list[bool] = []
-    sizes = as_list(sent.size)
-    for item_id, index, gen, offset, size in zip(
-        as_list(sent.item_id), as_list(sent.content_index), as_list(sent.generation),
-        as_list(sent.offset), sizes, strict=True,
-    ):  # fmt: skip
-        items.append((item_id, index, gen))
-        last.append(offset + size == trace.item_bytes.get((item_id, index), -1))
-    return replay(model, as_list(sent.kind), sizes, as_list(sent.sent_ms), arrived,
-                  sent.payloads, as_list(sent.name), items, last)  # fmt: skip
+    return bool(getattr(strategy.ledger, "honor_generations", False))
 
 
 def _columns(
@@ -177,6 +143,8 @@ def _columns(
     played = play.played_bytes
     start = np.where(played > 0, play.start_ms, math.nan)
     end = start + played / BYTES_PER_MS  # the same float operations as begin + played / 8
+    if play.end_ms is not None:  # some message played in pieces: it ended with its last
+        end = np.where(played > 0, play.end_ms, math.nan)
     return {
         "kind": KIND_NAME_ARRAY[kinds],
         "item_id": np.asarray(sent.item_id, dtype=object),

@@ -1,57 +1,70 @@
 """Link models: when a message sent at ``now`` reaches the other end of one TCP connection.
 
 Delivery is in order, as over one TCP connection: ``arrival_i = max(arrival_{i-1}, sent_i + delay_i)
-+ per_message_ms`` (the receiver's per-message cost). The models differ
-only in how ``delay_i`` is drawn:
++ per_message_ms`` (the receiver's per-message cost). The models differ in how ``delay_i`` comes:
 
+- ``tcp`` (the default world): one connection. The path's delay is a function of *time*, shared by
+  back-to-back messages: a lognormal (``mean_ms``, ``p99_ms``) whose log drifts as an
+  Ornstein-Uhlenbeck process with correlation time ``tau_ms``. Each end pays a per-message cost
+  (``send_cost_ms`` at the sender, ``per_message_ms`` at Twilio), and the sender's event loop
+  stalls now and then (labkit/sim/sender_loop.py). Many tiny messages cost CPU at each end but
+  do not each draw a new delay. Every strategy run on one seed meets the same path and stalls.
+- ``correlated``: the same path delay alone (no costs, no stalls).
 - ``ideal``: 0; ``constant(delay_ms)``.
-- ``jitter(mean_ms, p99_ms)``: every message draws its own lognormal delay. With many tiny messages
-  in order, the slowest of many decides, so their number matters.
-- ``correlated(mean_ms, p99_ms, tau_ms)``: the path's log-delay is an Ornstein-Uhlenbeck process
-  sampled at send time, with the same lognormal marginal as ``jitter``; back-to-back messages see
-  nearly the same delay, so their number hardly matters.
+- ``jitter(mean_ms, p99_ms)``: *a stress model*: every message draws its own lognormal delay, so
+  with in-order delivery the slowest of many decides and their number matters. One TCP connection
+  does not behave so (its messages share the path); verdicts that hold only here say so.
 - ``stalls(delay_ms, rate_per_s, min_stall_ms, max_stall_ms)``: constant delay plus rare path
-  freezes (Poisson in time); a message sent during a freeze waits for its end.
+  freezes (Poisson in time, e.g. a retransmission timeout); a message sent during one waits.
 
-Every link also carries the sender's timer lateness: ``lateness_ms`` (mean of an exponential) is how
-late a poll fires after its deadline. See notebooks/01_why_tiny_packets_jitter.ipynb.
+Every link name also sets the sending app's event loop (``SenderLoop``: timer lateness, stalls,
+per-message send cost); its parameters are passed with the link's (``SENDER_PARAMS``) and default
+to the link's ``sender_defaults`` (all zero except on ``tcp``). See
+notebooks/01_why_tiny_packets_jitter.ipynb.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
+from scipy.signal import lfilter
 
-LINK_NAMES = ("ideal", "constant", "jitter", "correlated", "stalls")
+from labkit.sim.sender_loop import SENDER_PARAMS, SenderLoop
+
+LINK_NAMES = ("tcp", "correlated", "ideal", "constant", "jitter", "stalls")
+DEFAULT_LINK = "tcp"
+STRESS_LINKS = frozenset({"jitter"})  # independent per-message delay: not one TCP connection
 Z_P99 = 2.3263478740408408  # standard normal 99th percentile
 FloatArray = npt.NDArray[np.float64]
 SendTimes = list[float] | FloatArray  # send times in order, as a list or an array
 DRAW_BLOCK = 512  # random numbers drawn per numpy call: per-message numpy calls dominate otherwise
+PATH_GRID_MAX_MS = 5.0  # the path delay is sampled at least this often...
+PATH_GRID_PER_TAU = 8  # ...and at least this many times per correlation time
+PATH_BLOCK = 4096  # grid points drawn at a time
 # np.exp is within a few ulps (~1e-15 relative) of math.exp: a margin a million times wider
 EXP_SCREEN_REL_TOL = 1e-9
+SENDER_SEED_OFFSET = 2_000_003  # the sender loop draws from its own stream
+ECHO_SEED_OFFSET = 1_000_003  # the return link draws from its own stream
 
 
 class Link:
     """Base link: in-order delivery of messages whose delay comes from ``_delay_ms``."""
 
     name = "ideal"
+    sender_defaults: ClassVar[dict[str, float]] = {}
 
-    def __init__(
-        self, rng: np.random.Generator, per_message_ms: float = 0.0, lateness_ms: float = 0.0
-    ) -> None:
-        if per_message_ms < 0 or lateness_ms < 0:
-            raise ValueError(
-                f"link {self.name!r}: per_message_ms and lateness_ms must be >= 0, "
-                f"got {per_message_ms} and {lateness_ms}"
-            )
+    def __init__(self, rng: np.random.Generator, per_message_ms: float = 0.0) -> None:
+        if not (math.isfinite(per_message_ms) and per_message_ms >= 0):
+            raise ValueError(f"link {self.name!r}: per_message_ms must be >= 0, "
+                             f"got {per_message_ms!r}")  # fmt: skip
         self.rng = rng
         self.per_message_ms = per_message_ms
-        self.lateness_ms = lateness_ms
         self._last_arrival_ms = -math.inf
         self._normals: list[float] = []
-        self._exponentials: list[float] = []
 
     def send(self, now: float) -> float:
         """Arrival time of a message sent at ``now`` (sends must come in time order)."""
@@ -82,14 +95,6 @@ class Link:
         arrival = max(self._last_arrival_ms, due_ms) + self.per_message_ms
         self._last_arrival_ms = arrival
         return arrival
-
-    def lateness(self) -> float:
-        """How late the sender's next timer fires (ms)."""
-        if self.lateness_ms == 0.0:
-            return 0.0
-        if not self._exponentials:
-            self._exponentials = self.rng.exponential(self.lateness_ms, DRAW_BLOCK).tolist()
-        return self._exponentials.pop()
 
     def _delay_ms(self, now: float) -> float:
         return 0.0
@@ -135,12 +140,12 @@ class ConstantLink(Link):
 def lognormal_params(mean_ms: float, p99_ms: float) -> tuple[float, float]:
     """(mu, sigma) of the log of a lognormal delay with the given mean and 99th percentile."""
     if not 0 < mean_ms < p99_ms:
-        raise ValueError(f"link jitter: need 0 < mean_ms < p99_ms, got {mean_ms} and {p99_ms}")
+        raise ValueError(f"link delay: need 0 < mean_ms < p99_ms, got {mean_ms} and {p99_ms}")
     log_ratio = math.log(p99_ms / mean_ms)
     discriminant = Z_P99**2 - 2 * log_ratio
     if discriminant < 0:
         raise ValueError(
-            f"link jitter: p99_ms/mean_ms = {p99_ms / mean_ms:.1f} is too heavy a tail for a "
+            f"link delay: p99_ms/mean_ms = {p99_ms / mean_ms:.1f} is too heavy a tail for a "
             f"lognormal (at most {math.exp(Z_P99**2 / 2):.1f})"
         )
     sigma = Z_P99 - math.sqrt(discriminant)
@@ -173,9 +178,8 @@ class JitterLink(Link):
         log_delays = self.mu + self.sigma * self._normals_in_send_order(len(sent))
         # numpy's exp differs from libm's (math.exp, what ``send`` uses) in the last bit now and
         # then, so it only screens: a message whose due time stays clearly below an earlier one's
-        # arrives with that earlier message and its exact delay cannot matter. math.exp (~40 ns
-        # a value with the list round trip, numpy's 1 ns) runs on the others only: about half
-        # of a sender's messages, as they leave in bursts (saves a fifth of this stage).
+        # arrives with that earlier message and its exact delay cannot matter. math.exp runs on
+        # the others only.
         due = sent + np.exp(log_delays)
         rows = _may_lead(due, self._last_arrival_ms)
         exact = np.fromiter(map(math.exp, log_delays[rows].tolist()), np.float64, len(rows))
@@ -191,7 +195,67 @@ def _may_lead(due_ms: FloatArray, last_arrival_ms: float) -> npt.NDArray[np.intp
     return np.flatnonzero(due_ms >= before - slack)
 
 
-class CorrelatedLink(JitterLink):
+class PathDelay:
+    """A path's one-way delay as a function of time (ms -> ms), the same for every message sent at
+    that time: a lognormal marginal of ``mean_ms`` and ``p99_ms`` whose log is an Ornstein-Uhlenbeck
+    process of correlation time ``tau_ms``, sampled on a grid (at most 5 ms, at least 8 points per
+    ``tau_ms``) and interpolated linearly between grid points. Drawn lazily, block by block."""
+
+    def __init__(self, rng: np.random.Generator, mean_ms: float, p99_ms: float,
+                 tau_ms: float) -> None:  # fmt: skip
+        if not (math.isfinite(tau_ms) and tau_ms > 0):
+            raise ValueError(f"link path delay: tau_ms must be > 0, got {tau_ms!r}")
+        self.mu, self.sigma = lognormal_params(mean_ms, p99_ms)
+        self.tau_ms = tau_ms
+        self.step_ms = min(PATH_GRID_MAX_MS, tau_ms / PATH_GRID_PER_TAU)
+        self._decay = math.exp(-self.step_ms / tau_ms)
+        self._rng = rng
+        self._log_delays = np.zeros(0)
+        self._delays: list[float] = []
+        self._extend_to(1)
+
+    def at(self, now: float) -> float:
+        """The delay of a message sent at ``now``."""
+        position = max(now, 0.0) / self.step_ms
+        k = int(position)
+        if k + 1 >= len(self._delays):
+            self._extend_to(k + 2)
+        left = self._delays[k]
+        return left + (self._delays[k + 1] - left) * (position - k)
+
+    def at_many(self, times: FloatArray) -> FloatArray:
+        """``at`` of each of ``times``, the same numbers."""
+        if len(times) == 0:
+            return np.zeros(0)
+        position = np.maximum(times, 0.0) / self.step_ms
+        k = position.astype(np.int64)
+        top = int(k.max())
+        if top + 1 >= len(self._delays):
+            self._extend_to(top + 2)
+        grid = np.asarray(self._delays)
+        left = grid[k]
+        delays: FloatArray = left + (grid[k + 1] - left) * (position - k)
+        return delays
+
+    def _extend_to(self, points: int) -> None:
+        have = len(self._log_delays)
+        if points <= have:
+            return
+        count = max(points - have, PATH_BLOCK)
+        spread = self.sigma * math.sqrt(1.0 - self._decay**2)
+        shocks = self._rng.standard_normal(count)
+        if have == 0:  # start in the stationary law
+            shocks[0] = shocks[0] * self.sigma / spread if spread > 0 else 0.0
+            start = np.zeros(1)
+        else:
+            start = np.array([self._decay * (self._log_delays[-1] - self.mu)])
+        deviations = lfilter([1.0], [1.0, -self._decay], spread * shocks, zi=start)[0]
+        block = self.mu + deviations
+        self._log_delays = np.concatenate((self._log_delays, block))
+        self._delays.extend(np.exp(block).tolist())
+
+
+class CorrelatedLink(Link):
     name = "correlated"
 
     def __init__(
@@ -199,28 +263,36 @@ class CorrelatedLink(JitterLink):
         rng: np.random.Generator,
         mean_ms: float = 50.0,
         p99_ms: float = 150.0,
-        tau_ms: float = 2000.0,
+        tau_ms: float = 500.0,
         **base: float,
     ) -> None:
-        super().__init__(rng, mean_ms, p99_ms, **base)
-        if tau_ms <= 0:
-            raise ValueError(f"link 'correlated': tau_ms must be > 0, got {tau_ms}")
-        self.tau_ms = tau_ms
-        self._log_delay = self.mu + self.sigma * self._normal()  # start in the stationary law
-        self._sampled_ms = math.nan
+        super().__init__(rng, **base)
+        self.path = PathDelay(rng, mean_ms, p99_ms, tau_ms)
 
     def _delay_ms(self, now: float) -> float:
-        if not math.isnan(self._sampled_ms):
-            decay = math.exp(-max(now - self._sampled_ms, 0.0) / self.tau_ms)
-            spread = self.sigma * math.sqrt(1.0 - decay * decay)
-            self._log_delay = (
-                self.mu + (self._log_delay - self.mu) * decay + spread * self._normal()
-            )
-        self._sampled_ms = now
-        return math.exp(self._log_delay)
+        return self.path.at(now)
 
-    send = Link.send  # its own _delay_ms, not JitterLink's inline draw
-    arrivals_ms = Link._send_each  # path-dependent delays: one message at a time
+    def arrivals_ms(self, sent_ms: SendTimes) -> FloatArray:
+        sent = np.asarray(sent_ms, dtype=np.float64)
+        return self._in_order(sent + self.path.at_many(sent))
+
+
+class TcpLink(CorrelatedLink):
+    """One TCP connection: the correlated path, a per-message cost at each end, and the sending
+    loop's stalls and timer lateness (the defaults below are assumptions, varied in
+    notebooks/06_which_explanation_survives.ipynb)."""
+
+    name = "tcp"
+    sender_defaults: ClassVar[dict[str, float]] = {
+        "lateness_ms": 0.5,  # an asyncio timer fires a little late
+        "stall_rate_per_s": 0.5,  # a pause every 2 s on average...
+        "stall_ms": 20.0,  # ...of 20 ms on average (exponential)
+        "send_cost_ms": 0.05,  # JSON + base64 + WebSocket frame per message (Python)
+    }
+
+    def __init__(self, rng: np.random.Generator, mean_ms: float = 50.0, p99_ms: float = 150.0,
+                 tau_ms: float = 500.0, per_message_ms: float = 0.02) -> None:  # fmt: skip
+        super().__init__(rng, mean_ms, p99_ms, tau_ms, per_message_ms=per_message_ms)
 
 
 class StallLink(Link):
@@ -267,20 +339,68 @@ class StallLink(Link):
 
 
 LINK_CLASSES: dict[str, type[Link]] = {
+    "tcp": TcpLink,
+    "correlated": CorrelatedLink,
     "ideal": Link,
     "constant": ConstantLink,
     "jitter": JitterLink,
-    "correlated": CorrelatedLink,
     "stalls": StallLink,
 }
 
 
-def make_link(name: str, seed: int | np.random.Generator = 0, **params: float) -> Link:
-    """A fresh link model by name, drawing from ``seed`` (an int or a numpy Generator)."""
+def check_link_name(name: str) -> type[Link]:
+    """The class of link ``name``, or a ValueError listing the choices."""
     if name not in LINK_CLASSES:
         raise ValueError(f"unknown link {name!r}; choose one of {', '.join(LINK_NAMES)}")
+    return LINK_CLASSES[name]
+
+
+def make_link(name: str, seed: int | np.random.Generator = 0, **params: float) -> Link:
+    """A fresh link model by name, drawing from ``seed`` (an int or a numpy Generator). Takes
+    the path's parameters only; ``make_world`` also takes the sender loop's."""
+    cls = check_link_name(name)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     try:
-        return LINK_CLASSES[name](rng, **params)
+        return cls(rng, **params)
     except TypeError as exc:
         raise ValueError(f"link {name!r}: bad parameters {params}: {exc}") from None
+
+
+@dataclass
+class World:
+    """What lies between a strategy and Twilio's playout, and back: the sending app's event loop,
+    the link to Twilio, and the link carrying mark echoes back (same model, its own draws)."""
+
+    sender: SenderLoop
+    fwd: Link
+    back: Link
+
+
+def make_world(name: str, seed: int, params: dict[str, float] | None = None) -> World:
+    """The world of link ``name`` for one run of ``seed``. ``params`` holds the path's parameters
+    and the sender loop's (``SENDER_PARAMS``, defaulting to the link's ``sender_defaults``).
+    Each part draws from its own random stream, so changing one leaves the others' draws alone."""
+    cls = check_link_name(name)
+    path = dict(params or {})
+    sender = {**cls.sender_defaults,
+              **{key: path.pop(key) for key in SENDER_PARAMS if key in path}}  # fmt: skip
+    try:
+        loop = SenderLoop(np.random.default_rng(seed + SENDER_SEED_OFFSET), **sender)
+    except TypeError as exc:  # pragma: no cover - the keys are SENDER_PARAMS
+        raise ValueError(f"link {name!r}: bad sender parameters {sender}: {exc}") from None
+    fwd = make_link(name, seed, **path)
+    back = make_link(name, np.random.default_rng(seed + ECHO_SEED_OFFSET), **path)
+    return World(loop, fwd, back)
+
+
+def link_parameters(name: str) -> dict[str, Any]:
+    """Every parameter of link ``name`` with its default: the path's and the sender loop's."""
+    import inspect
+
+    cls = check_link_name(name)
+    path = {p.name: p.default for p in inspect.signature(cls).parameters.values()
+            if p.name not in ("rng", "base") and p.default is not inspect.Parameter.empty}
+    if cls is not Link and "per_message_ms" not in path:
+        path["per_message_ms"] = 0.0
+    sender = {key: cls.sender_defaults.get(key, 0.0) for key in SENDER_PARAMS}
+    return {**path, **sender}

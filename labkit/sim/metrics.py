@@ -8,9 +8,13 @@ See notebooks/01_why_tiny_packets_jitter.ipynb and notebooks/02_threshold_sweep.
 
 Definitions (all times in ms, "item" = one (item_id, content_index) audio stream):
 - gap: silence between two consecutive *played* media messages of the same item,
-  ``play_start[k+1] - play_end[k]``; silence before an item's first byte is time to first
-  audio, not a gap. A gap > 1e-6 ms is concealment; ``concealment_events`` counts them,
-  ``concealed_ms`` sums them; gaps >= 150 ms are NetEQ interruptions.
+  ``play_start[k+1] - play_end[k]`` (between pieces where a message played in several);
+  silence before an item's first byte is time to first audio, not a gap. A gap > 1e-6 ms is
+  concealment (or padding silence, where the playout model inserted it: the caller hears no
+  speech either way); ``concealment_events`` counts them, ``concealed_ms`` sums them; gaps >=
+  150 ms are NetEQ interruptions. ``onset_concealed_ms`` and ``onset_concealment_events`` count
+  the gaps that fall within the first ``ONSET_MS`` (200 ms) of an item's audio (media time of
+  the byte after the gap): where a word-start stutter would be heard.
 - ``mean_added_latency_ms``: jitter_buffer_delay / jitter_buffer_emitted_count at the playout model:
   the mean over played bytes of (the time the byte plays) - (the time its message arrived at the
   playout model). A message of n bytes arriving at a and starting at s adds n(s - a) + n(n-1)/16.
@@ -42,12 +46,14 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from labkit.sim.batch_playout import Pieces
 from labkit.sim.playout import make_playout
 from labkit.twilio_messages import clear_json, mark_json, media_json
 
 BYTES_PER_MS = 8
 CONCEALMENT_EPS_MS = 1e-6
 INTERRUPTION_MIN_MS = 150.0  # NetEQ interruption_count threshold
+ONSET_MS = 200.0  # a gap before this much of an item has played is at its onset
 RTP_JITTER_GAIN = 1.0 / 16.0
 STREAM_SID = "MZ" + "0" * 32
 MEDIA_JSON_BYTES = len(media_json(STREAM_SID, b""))
@@ -106,6 +112,8 @@ class Metrics:
     arrival_gap_max_ms: float
     concealed_ms: float
     concealment_events: int
+    onset_concealed_ms: float
+    onset_concealment_events: int
     interruption_count: int
     total_interruption_duration_ms: float
     mean_time_to_first_audio_ms: float
@@ -524,18 +532,41 @@ def _total_at(columns: dict[str, Any], name: str, rows: _Rows) -> int:
     return int(_counts_at(columns, name, rows).sum())
 
 
+def _piece_view(
+    pieces: Pieces, columns: dict[str, Any], row_codes: IntArray, offsets: IntArray
+) -> tuple[IntArray, IntArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Per played piece: item code, bytes, arrival and send time of its message, media offset
+    (ms) of its first byte, start and end."""
+    rows, counts = pieces.rows, pieces.bytes
+    everything = _Rows(np.ones(len(row_codes), dtype=np.bool_))
+    arrived = everything.floats(columns, "arrived_ms")[rows]
+    sent = everything.floats(columns, "sent_ms")[rows]
+    before = np.cumsum(counts) - counts  # bytes of earlier pieces, then of the same message
+    new_row = np.empty(len(rows), dtype=np.bool_)
+    new_row[:1] = True
+    np.not_equal(rows[1:], rows[:-1], out=new_row[1:])
+    within = before - np.maximum.accumulate(np.where(new_row, before, 0))
+    offset_ms = (offsets[rows] + within) / BYTES_PER_MS
+    start = pieces.start_ms
+    return (row_codes[rows], counts, arrived, sent, offset_ms, start,
+            start + counts / BYTES_PER_MS)  # fmt: skip
+
+
 def compute(
     columns: dict[str, Any],
     origins_ms: dict[tuple[str, int], float] | None = None,
     interrupts_ms: FloatArray | None = None,
     *,
     kind_codes: IntArray | None = None,
+    pieces: Pieces | None = None,
 ) -> Metrics:
     """Metrics from schedule columns (lists or arrays, see SCHEDULE_COLUMNS).
 
     ``origins_ms`` maps an item to when the model delivered its first byte (default: the item's
     first ``sent_ms``); ``interrupts_ms`` are the times barge-ins were issued (default: sent
     times of clears). ``kind_codes`` (0 media, 1 mark, 2 clear) saves decoding ``kind``.
+    ``pieces``: where messages played in several pieces (a frame clock), gaps are counted
+    between pieces.
 
     Speed: every numpy call costs 1-5 us here, so each column is converted once, values are
     taken at media rows and again at played rows only when some media row did not play, and
@@ -580,15 +611,24 @@ def compute(
         same_played = p_codes[1:] == p_codes[:-1]
     p_start = played_rows.floats(columns, "play_start_ms")
     p_end = played_rows.floats(columns, "play_end_ms")
+    p_sent = sent if all_played else sent[on]
+    whole_runs = all_played and runs.contiguous
+    if pieces is not None:  # some message played in several pieces: count by pieces
+        by_piece = _piece_view(pieces, columns, row_codes, offsets)
+        p_codes, p_played, p_arrived, p_sent, p_offset_ms, p_start, p_end = by_piece
+        same_played = p_codes[1:] == p_codes[:-1]
+        whole_runs = False
 
-    # gaps between consecutive played messages of one item
-    gaps = (p_start[1:] - p_end[:-1])[same_played]
-    gaps = gaps[gaps > CONCEALMENT_EPS_MS]
+    # gaps between consecutive played pieces (messages, mostly) of one item
+    gap_all = (p_start[1:] - p_end[:-1])[same_played]
+    audible = gap_all > CONCEALMENT_EPS_MS
+    gaps = gap_all[audible]
+    onset = p_offset_ms[1:][same_played][audible] < ONSET_MS  # the byte after the gap
     interruptions = gaps[gaps >= INTERRUPTION_MIN_MS]
 
     # time to first audio and lag, per item
     first_start = _per_item(np.minimum, p_start, p_codes, n_items,
-                            runs.first if all_played and runs.contiguous else None)  # fmt: skip
+                            runs.first if whole_runs else None)  # fmt: skip
     if origins_ms is None:
         origin = _per_item(np.minimum, sent, codes, n_items, None)
     else:
@@ -611,7 +651,6 @@ def compute(
     stale = 0.0
     if len(interrupts) and len(p_start):
         interrupts = np.sort(interrupts)
-        p_sent = sent if all_played else sent[on]
         idx = np.searchsorted(interrupts, _known_or(p_sent, p_arrived), side="left")
         has = idx < len(interrupts)
         cut = interrupts[np.minimum(idx, len(interrupts) - 1)]
@@ -645,6 +684,8 @@ def compute(
         **arrival_gaps,
         concealed_ms=float(gaps.sum()),
         concealment_events=len(gaps),
+        onset_concealed_ms=float(gaps[onset].sum()),
+        onset_concealment_events=int(np.count_nonzero(onset)),
         interruption_count=len(interruptions),
         total_interruption_duration_ms=float(interruptions.sum()),
         mean_time_to_first_audio_ms=float(known_waits.sum() / len(ttfa)) if ttfa else math.nan,
@@ -678,11 +719,11 @@ def measure(schedule: pd.DataFrame, playout: str = "fifo", **params: float) -> M
     columns.setdefault("sent_ms", [math.nan] * len(schedule))
     columns.setdefault("name", [""] * len(schedule))
     model = make_playout(playout, **params)
-    replay_playout(model, columns)
+    pieces = replay_playout(model, columns)
     origins = None
     if all(math.isnan(t) for t in columns["sent_ms"]):
         origins = _first_arrivals(columns)
-    return compute(columns, origins_ms=origins, interrupts_ms=None)
+    return compute(columns, origins_ms=origins, interrupts_ms=None, pieces=pieces)
 
 
 def _first_arrivals(columns: dict[str, Any]) -> dict[tuple[str, int], float]:
@@ -699,8 +740,9 @@ def _first_arrivals(columns: dict[str, Any]) -> dict[tuple[str, int], float]:
     return first
 
 
-def replay_playout(model: Any, columns: dict[str, Any]) -> None:
-    """Feed the rows to ``model`` at their arrival times; add the play columns in place."""
+def replay_playout(model: Any, columns: dict[str, Any]) -> Pieces | None:
+    """Feed the rows to ``model`` at their arrival times; add the play columns in place.
+    Returns the pieces of messages that played in several (None if all played whole)."""
     n = len(columns["kind"])
     start, end = [math.nan] * n, [math.nan] * n
     played, cleared, discarded = [0] * n, [0] * n, [0] * n
@@ -709,9 +751,7 @@ def replay_playout(model: Any, columns: dict[str, Any]) -> None:
     for row, (k, a) in enumerate(zip(columns["kind"], columns["arrived_ms"], strict=True)):
         model.advance(a)
         if k == "media":
-            key = (columns["item_id"][row], columns["content_index"][row],
-                   columns["generation"][row])  # fmt: skip
-            model.receive_media(b"\xff" * int(columns["size"][row]), a, item=key)
+            model.receive_media(b"\xff" * int(columns["size"][row]), a)
             media_rows.append(row)
         elif k == "mark":
             model.receive_mark(str(names[row]), a)
@@ -728,3 +768,4 @@ def replay_playout(model: Any, columns: dict[str, Any]) -> None:
             start[row], end[row] = record.start_ms, record.end_ms
     columns.update(play_start_ms=start, play_end_ms=end, played_bytes=played,
                    cleared_bytes=cleared, discarded_bytes=discarded)  # fmt: skip
+    return Pieces.of(media_rows, model.plays)

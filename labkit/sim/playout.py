@@ -2,47 +2,65 @@
 
 Each model receives the outbound messages at their arrival time (``now``, ms), plays queued audio at
 8 bytes/ms, and echoes marks when the audio before them has played. ``advance(now)`` returns the
-marks whose echo time is due; ``next_event_ms()`` says when to call it next. ``segments`` lists what
-the caller heard: ``(start_ms, end_ms, payload)``, gaps between them are silence.
+marks whose echo time is due; ``next_event_ms()`` says when to call it next. ``segments`` lists the
+audio the caller heard, ``(start_ms, end_ms, payload)``; ``fills`` lists silence the model itself
+inserted (padding), ``(start_ms, end_ms)``. Any other time between segments is a gap in which
+Twilio sent the carrier nothing, which the carrier conceals (labkit.sim.render).
 
-Models (see notebooks/01_why_tiny_packets_jitter.ipynb and DOMAIN.md section 4):
-- ``fifo``: Twilio as documented; plays whenever anything is queued:
-  s_i = max(a_i, s_{i-1} + d_{i-1}).
-- ``prefetch(depth_ms)``: after running empty (and at the start), waits until ``depth_ms`` is
-  queued, the item ends, or ``max_wait_ms`` has passed (PJSIP-like re-buffering).
-- ``fixed(delay_ms)``: each item plays on a fixed schedule
-  ``first arrival + delay_ms + media offset``; a message arriving after its slot is discarded
-  whole and its slot concealed (NetEQ-like).
-- ``frame_padding``: FIFO, but every message is padded with silence to whole 20 ms frames.
+Twilio documents only that media "is buffered and played in the order received"; it documents no
+frame clock, padding, jitter buffer or playout delay. So each model is a hypothesis about Twilio,
+and none is told anything Twilio is not told (no item boundaries, no end of an answer):
 
-``receive_media`` takes optional keyword-only hints the simulator knows and Twilio does not:
-``item`` (any hashable naming the item, to anchor ``fixed`` schedules) and ``last`` (this message
-carries the item's final byte, so ``prefetch`` stops waiting).
+- ``fifo``: Twilio as documented: play whatever is queued, in order, the moment it is there,
+  s_i = max(a_i, s_{i-1} + d_{i-1}). Supported by Twilio's Media Streams documentation.
+- ``frame_clock``: Twilio feeds the call in 20 ms RTP frames (160 bytes of mu-law), the usual
+  packetisation of G.711 (RFC 3551 section 4.5.14's default 20 ms), on a clock that ticks every
+  20 ms. At a tick a full frame plays if 160 bytes are queued; if fewer are queued the queue is dry,
+  and the partial frame is padded with silence. Nothing plays at a tick with nothing queued.
+- ``frame_clock_skip``: the same clock, but a partial frame waits for the next tick (the tick is
+  skipped: nothing is sent, the carrier conceals) unless it already waited ``max_skipped_ticks``.
+- ``prefetch(depth_ms, max_wait_ms)``: after running empty (and at the start), wait until
+  ``depth_ms`` is queued or ``max_wait_ms`` passed since the first waiting byte, then play (a
+  re-buffering receiver, like PJSIP's jitter buffer prefetch).
+- ``pad_every_message``: every message padded with silence to whole 20 ms frames even while audio is
+  queued. The extreme: it turns 7.4 s of 20-60 byte deltas into ~30 s of audio, so it is broken
+  audio throughout, not a stutter at word starts; kept to show why it cannot be the explanation.
+- ``fixed(delay_ms)``: a fixed schedule per talkspurt (first arrival + ``delay_ms`` + media offset);
+  a message arriving after its slot is discarded and its slot concealed (WebRTC NetEQ-like). A
+  talkspurt starts after ``talkspurt_gap_ms`` of idle queue. Not a hypothesis about Twilio; a
+  receiver policy for comparison.
 
-``passive_timers`` says a model's ``advance`` only releases mark echoes (fifo, frame_padding,
-fixed; not prefetch, whose timer starts playback): the simulator may then hand it each message as
-soon as its arrival time is known.
+``passive_timers`` says a model's ``advance`` only releases mark echoes (fifo, pad_every_message,
+fixed): the simulator may then hand it each message as soon as its arrival time is known.
+See notebooks/01_why_tiny_packets_jitter.ipynb and notebooks/06_which_explanation_survives.ipynb.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 BYTES_PER_MS = 8
 FRAME_BYTES = 160
+FRAME_MS = 20.0
 EPS_MS = 1e-9  # arrivals within this of a deadline count as on time
-PLAYOUT_NAMES = ("fifo", "prefetch", "fixed", "frame_padding")
+PLAYOUT_NAMES = ("fifo", "frame_clock", "frame_clock_skip", "prefetch", "pad_every_message",
+                 "fixed")  # fmt: skip
+DEFAULT_PLAYOUT = "fifo"
+TWILIO_HYPOTHESES = ("fifo", "frame_clock", "frame_clock_skip", "prefetch", "pad_every_message")
 
 Segment = tuple[float, float, bytes]
+Fill = tuple[float, float]
 
 
 @dataclass(slots=True)
 class PlayRecord:
-    """What became of one received media message; ``start_ms`` is NaN while it waits."""
+    """What became of one received media message; ``start_ms`` is NaN while it waits.
+
+    ``pieces`` is set when the message did not play in one go (a frame clock may split it):
+    (start_ms, bytes) of each contiguous piece, in order."""
 
     arrived_ms: float
     size: int
@@ -51,22 +69,27 @@ class PlayRecord:
     cleared_bytes: int = 0
     discarded_bytes: int = 0
     segment_index: int = -1
+    pieces: list[tuple[float, int]] | None = field(default=None)
 
     @property
     def end_ms(self) -> float:
         """End of the played part (NaN if nothing plays)."""
+        if self.pieces:
+            start, count = self.pieces[-1]
+            return start + count / BYTES_PER_MS
         return self.start_ms + self.played_bytes / BYTES_PER_MS
 
 
 class Playout(Protocol):
     """The incremental playout contract (used live by the Twilio emulator)."""
 
+    name: str
+    passive_timers: bool
     segments: list[Segment]
+    fills: list[Fill]
     plays: list[PlayRecord]
 
-    def receive_media(
-        self, payload: bytes, now: float, *, item: Hashable | None = None, last: bool = False
-    ) -> None: ...
+    def receive_media(self, payload: bytes, now: float) -> None: ...
 
     def receive_mark(self, name: str, now: float) -> None: ...
 
@@ -77,23 +100,11 @@ class Playout(Protocol):
     def next_event_ms(self) -> float | None: ...
 
 
-class FifoPlayout:
-    """Twilio as documented: play whatever is queued, in order, the moment it is there."""
+class _Accounting:
+    """Byte totals over ``plays``, shared by every model."""
 
-    name = "fifo"
-    # advance() only releases mark echoes; all else follows from the receive calls alone, so a
-    # driver may hand over each message as soon as its arrival time is known, before the clock
-    # gets there (the simulator does: labkit/sim/simulator.py).
-    passive_timers = True
+    plays: list[PlayRecord]
 
-    def __init__(self, pad_to_frame: bool = False) -> None:
-        self.pad_to_frame = pad_to_frame
-        self.segments: list[Segment] = []
-        self.plays: list[PlayRecord] = []
-        self._tail_ms = -math.inf  # when everything scheduled so far has played
-        self._marks: deque[list[Any]] = deque()  # [echo_ms, name, index of the media before it]
-
-    # --- accounting -------------------------------------------------------------------------
     @property
     def played_bytes(self) -> int:
         return sum(p.played_bytes for p in self.plays)
@@ -106,18 +117,37 @@ class FifoPlayout:
     def discarded_bytes(self) -> int:
         return sum(p.discarded_bytes for p in self.plays)
 
+
+class FifoPlayout(_Accounting):
+    """Twilio as documented: play whatever is queued, in order, the moment it is there.
+    ``pad_to_frame`` pads every message to whole 20 ms frames (``pad_every_message``)."""
+
+    name = "fifo"
+    # advance() only releases mark echoes; all else follows from the receive calls alone, so a
+    # driver may hand over each message as soon as its arrival time is known, before the clock
+    # gets there (the simulator does: labkit/sim/simulator.py).
+    passive_timers = True
+
+    def __init__(self, pad_to_frame: bool = False) -> None:
+        self.pad_to_frame = pad_to_frame
+        if pad_to_frame:
+            self.name = "pad_every_message"
+        self.segments: list[Segment] = []
+        self.fills: list[Fill] = []
+        self.plays: list[PlayRecord] = []
+        self._tail_ms = -math.inf  # when everything scheduled so far has played
+        self._marks: deque[list[Any]] = deque()  # [echo_ms, name, index of the media before it]
+
     # --- messages ---------------------------------------------------------------------------
-    def receive_media(
-        self, payload: bytes, now: float, *, item: Hashable | None = None, last: bool = False
-    ) -> None:
-        # _schedule(record, payload, max(now, tail)) inline: once per message, 0.3 us saved
+    def receive_media(self, payload: bytes, now: float) -> None:
+        # _schedule(record, payload, max(now, tail)) inline: once per message
         size = len(payload)
         tail_ms = self._tail_ms
         start_ms = tail_ms if tail_ms > now else now
         end_ms = start_ms + size / BYTES_PER_MS
         self.plays.append(PlayRecord(now, size, start_ms, size, 0, 0, len(self.segments)))
         self.segments.append((start_ms, end_ms, payload))
-        self._tail_ms = end_ms + self._padding_ms(size) if self.pad_to_frame else end_ms
+        self._tail_ms = end_ms + self._pad(end_ms, size) if self.pad_to_frame else end_ms
 
     def receive_mark(self, name: str, now: float) -> None:
         self._marks.append([max(now, self._tail_ms), name, len(self.plays) - 1])
@@ -149,12 +179,14 @@ class FifoPlayout:
         record.segment_index = len(self.segments)
         end_ms = start_ms + record.size / BYTES_PER_MS
         self.segments.append((start_ms, end_ms, payload))
-        self._tail_ms = end_ms + self._padding_ms(record.size)
+        self._tail_ms = end_ms + self._pad(end_ms, record.size) if self.pad_to_frame else end_ms
 
-    def _padding_ms(self, size: int) -> float:
-        if not self.pad_to_frame:
-            return 0.0
-        return (-size % FRAME_BYTES) / BYTES_PER_MS
+    def _pad(self, end_ms: float, size: int) -> float:
+        """Silence padding a message of ``size`` bytes to whole frames (recorded as a fill)."""
+        pad_ms = (-size % FRAME_BYTES) / BYTES_PER_MS
+        if end_ms + pad_ms > end_ms:
+            self.fills.append((end_ms, end_ms + pad_ms))
+        return pad_ms
 
     def _truncate_after(self, now: float) -> None:
         """A clear at ``now``: drop every byte not yet played, newest first."""
@@ -175,6 +207,7 @@ class FifoPlayout:
                     payload[:kept],
                 )
         self.segments = [seg for seg in self.segments if seg[1] > seg[0]]
+        self.fills = [(s, min(e, now)) for s, e in self.fills if s < now]
         self._reindex_segments()
         self._tail_ms = min(self._tail_ms, now)
 
@@ -189,12 +222,14 @@ class FifoPlayout:
 
 
 class PrefetchPlayout(FifoPlayout):
-    """After running empty, re-buffer to ``depth_ms`` before playing again (PJSIP-like)."""
+    """After running empty (and at the start), re-buffer to ``depth_ms`` before playing again,
+    or until ``max_wait_ms`` has passed since the first waiting byte (PJSIP-like). It is not told
+    where an answer ends, so a short answer's tail waits ``max_wait_ms``."""
 
     name = "prefetch"
     passive_timers = False  # its timer starts playback after a wait
 
-    def __init__(self, depth_ms: float = 60.0, max_wait_ms: float = 1000.0) -> None:
+    def __init__(self, depth_ms: float = 60.0, max_wait_ms: float = 120.0) -> None:
         super().__init__()
         if depth_ms < 0 or max_wait_ms <= 0:
             raise ValueError(
@@ -205,14 +240,9 @@ class PrefetchPlayout(FifoPlayout):
         self.max_wait_ms = max_wait_ms
         self._waiting: list[tuple[PlayRecord, bytes]] = []
         self._wait_started_ms = math.nan
-        self._waiting_item: Hashable | None = None
 
-    def receive_media(
-        self, payload: bytes, now: float, *, item: Hashable | None = None, last: bool = False
-    ) -> None:
+    def receive_media(self, payload: bytes, now: float) -> None:
         self.advance_timers(now)
-        if self._waiting and item is not None and item != self._waiting_item:
-            self._start_playing(now)  # a new item means the waiting one ended
         record = PlayRecord(arrived_ms=now, size=len(payload))
         self.plays.append(record)
         if not self._waiting and now <= self._tail_ms + EPS_MS:
@@ -220,10 +250,9 @@ class PrefetchPlayout(FifoPlayout):
             return
         if not self._waiting:
             self._wait_started_ms = now
-            self._waiting_item = item
         self._waiting.append((record, payload))
         queued_bytes = sum(r.size for r, _ in self._waiting)
-        if last or queued_bytes >= self.depth_ms * BYTES_PER_MS:
+        if queued_bytes >= self.depth_ms * BYTES_PER_MS:
             self._start_playing(now)
 
     def receive_mark(self, name: str, now: float) -> None:
@@ -232,6 +261,7 @@ class PrefetchPlayout(FifoPlayout):
         self._marks.append([echo_ms, name, len(self.plays) - 1])
 
     def receive_clear(self, now: float) -> list[str]:
+        self.advance_timers(now)
         self._waiting.clear()
         return super().receive_clear(now)
 
@@ -263,25 +293,23 @@ class PrefetchPlayout(FifoPlayout):
 
 
 class FixedPlayout(FifoPlayout):
-    """Fixed schedule per item: first arrival + ``delay_ms`` + media offset; late ones discarded."""
+    """Fixed schedule per talkspurt: first arrival + ``delay_ms`` + media offset; late ones are
+    discarded. A talkspurt starts when audio arrives after ``talkspurt_gap_ms`` of idle queue."""
 
     name = "fixed"
 
     def __init__(self, delay_ms: float = 100.0, talkspurt_gap_ms: float = 500.0) -> None:
         super().__init__()
-        if delay_ms < 0:
-            raise ValueError(f"fixed playout: delay_ms must be >= 0, got {delay_ms}")
+        if delay_ms < 0 or talkspurt_gap_ms <= 0:
+            raise ValueError(f"fixed playout: delay_ms must be >= 0 and talkspurt_gap_ms > 0, "
+                             f"got {delay_ms} and {talkspurt_gap_ms}")  # fmt: skip
         self.delay_ms = delay_ms
         self.talkspurt_gap_ms = talkspurt_gap_ms
-        self._item: Hashable | None = None
         self._anchor_ms = math.nan
         self._offset_ms = 0.0
 
-    def receive_media(
-        self, payload: bytes, now: float, *, item: Hashable | None = None, last: bool = False
-    ) -> None:
-        if self._is_new_talkspurt(now, item):
-            self._item = item
+    def receive_media(self, payload: bytes, now: float) -> None:
+        if math.isnan(self._anchor_ms) or now > self._tail_ms + self.talkspurt_gap_ms:
             self._anchor_ms = max(now + self.delay_ms, self._tail_ms)
             self._offset_ms = 0.0
         record = PlayRecord(arrived_ms=now, size=len(payload))
@@ -299,25 +327,167 @@ class FixedPlayout(FifoPlayout):
         self._anchor_ms = math.nan
         return super().receive_clear(now)
 
-    def _is_new_talkspurt(self, now: float, item: Hashable | None) -> bool:
-        if math.isnan(self._anchor_ms):
-            return True
-        if item is not None:
-            return item != self._item
-        return now > self._tail_ms + self.talkspurt_gap_ms
+
+class FrameClockPlayout(_Accounting):
+    """Twilio plays 20 ms frames on a clock (see the module docstring): at each tick a full
+    frame if 160 bytes are queued; a partial frame when fewer are, padded with silence
+    (``partial="pad"``), or held for up to ``max_skipped_ticks`` ticks first (``partial="skip"``).
+    Ticks fall at ``phase_ms + 20 k``. A clear drops what is queued; a frame already playing
+    finishes. A mark is echoed when its last byte before it has played."""
+
+    passive_timers = False  # its ticks start playback
+
+    def __init__(self, partial: str = "pad", max_skipped_ticks: int = 1,
+                 phase_ms: float = 0.0) -> None:  # fmt: skip
+        if partial not in ("pad", "skip"):
+            raise ValueError(f"frame clock playout: partial must be 'pad' or 'skip', "
+                             f"got {partial!r}")  # fmt: skip
+        if max_skipped_ticks < 0 or not (math.isfinite(phase_ms) and 0 <= phase_ms < FRAME_MS):
+            raise ValueError(f"frame clock playout: need max_skipped_ticks >= 0 and "
+                             f"0 <= phase_ms < {FRAME_MS}, got {max_skipped_ticks}, {phase_ms}")
+        self.name = "frame_clock" if partial == "pad" else "frame_clock_skip"
+        self.partial = partial
+        self.max_skipped_ticks = int(max_skipped_ticks)
+        self.phase_ms = float(phase_ms)
+        self.segments: list[Segment] = []
+        self.fills: list[Fill] = []
+        self.plays: list[PlayRecord] = []
+        self._queue: deque[list[Any]] = deque()  # [record, payload, bytes of it taken]
+        self._queued_bytes = 0
+        self._received_bytes = 0  # position (in queue bytes) after the last byte received
+        self._played_bytes = 0  # position after the last byte played
+        self._last_byte_end_ms = -math.inf
+        self._next_tick_ms = math.inf
+        self._skipped = 0
+        self._marks: deque[list[Any]] = deque()  # [echo_ms or inf, name, position]
+
+    def receive_media(self, payload: bytes, now: float) -> None:
+        self._run_ticks(now, inclusive=False)
+        record = PlayRecord(arrived_ms=now, size=len(payload))
+        self.plays.append(record)
+        if not payload:
+            return
+        if not self._queued_bytes:  # the clock's next tick (a frame playing ends on one)
+            self._next_tick_ms = self._tick_at_or_after(now)
+        self._queue.append([record, payload, 0])
+        self._queued_bytes += len(payload)
+        self._received_bytes += len(payload)
+
+    def receive_mark(self, name: str, now: float) -> None:
+        self._run_ticks(now, inclusive=False)
+        if self._received_bytes <= self._played_bytes:
+            self._marks.append([max(now, self._last_byte_end_ms), name, self._received_bytes])
+        else:
+            self._marks.append([math.inf, name, self._received_bytes])
+
+    def receive_clear(self, now: float) -> list[str]:
+        self._run_ticks(now, inclusive=False)
+        names = [mark[1] for mark in self._marks]
+        self._marks.clear()
+        for record, payload, taken in self._queue:
+            record.cleared_bytes += len(payload) - taken
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._received_bytes = self._played_bytes
+        self._skipped = 0
+        return names
+
+    def advance(self, now: float) -> list[tuple[str, float]]:
+        self._run_ticks(now, inclusive=True)
+        due: list[tuple[str, float]] = []
+        marks = self._marks
+        while marks and marks[0][0] <= now:
+            echo_ms, name, _ = marks.popleft()
+            due.append((name, echo_ms))
+        return due
+
+    def next_event_ms(self) -> float | None:
+        candidates = [self._next_tick_ms] if self._queued_bytes else []
+        if self._marks and self._marks[0][0] < math.inf:
+            candidates.append(self._marks[0][0])
+        return min(candidates) if candidates else None
+
+    # --- the clock ----------------------------------------------------------------------------
+    def _tick_at_or_after(self, now: float) -> float:
+        k = math.ceil((now - self.phase_ms) / FRAME_MS)
+        tick = self.phase_ms + k * FRAME_MS
+        return tick if tick >= now else tick + FRAME_MS
+
+    def _run_ticks(self, until_ms: float, *, inclusive: bool) -> None:
+        while self._queued_bytes and (
+            self._next_tick_ms < until_ms or (inclusive and self._next_tick_ms == until_ms)
+        ):
+            self._tick(self._next_tick_ms)
+            self._next_tick_ms += FRAME_MS
+
+    def _tick(self, tick_ms: float) -> None:
+        queued = self._queued_bytes
+        if queued >= FRAME_BYTES:
+            take = FRAME_BYTES
+        elif self.partial == "pad" or self._skipped >= self.max_skipped_ticks:
+            take = queued
+        else:
+            self._skipped += 1  # the tick is skipped: nothing is sent, the carrier conceals
+            return
+        self._skipped = 0
+        self._play_frame(tick_ms, take)
+        if take < FRAME_BYTES:
+            self.fills.append((tick_ms + take / BYTES_PER_MS, tick_ms + FRAME_MS))
+
+    def _play_frame(self, tick_ms: float, take: int) -> None:
+        at = 0
+        while at < take:
+            entry = self._queue[0]
+            record, payload, taken = entry
+            count = min(len(payload) - taken, take - at)
+            start_ms = tick_ms + at / BYTES_PER_MS
+            self._add_piece(record, start_ms, payload[taken : taken + count])
+            entry[2] = taken + count
+            at += count
+            if entry[2] == len(payload):
+                self._queue.popleft()
+        first_byte = self._played_bytes
+        self._queued_bytes -= take
+        self._played_bytes += take
+        self._last_byte_end_ms = tick_ms + take / BYTES_PER_MS
+        for mark in self._marks:
+            if mark[0] == math.inf and mark[2] <= self._played_bytes:
+                mark[0] = tick_ms + (mark[2] - first_byte) / BYTES_PER_MS
+
+    def _add_piece(self, record: PlayRecord, start_ms: float, data: bytes) -> None:
+        count = len(data)
+        end_ms = start_ms + count / BYTES_PER_MS
+        if record.pieces is None:
+            record.pieces = []
+            record.start_ms = start_ms
+        pieces = record.pieces
+        if pieces and pieces[-1][0] + pieces[-1][1] / BYTES_PER_MS == start_ms:
+            pieces[-1] = (pieces[-1][0], pieces[-1][1] + count)  # contiguous: one piece
+        else:
+            pieces.append((start_ms, count))
+        record.played_bytes += count
+        segments = self.segments
+        if segments and segments[-1][1] == start_ms:
+            last_start, _, last_data = segments[-1]
+            segments[-1] = (last_start, end_ms, last_data + data)
+        else:
+            segments.append((start_ms, end_ms, data))
 
 
-def make_playout(name: str, **params: float) -> FifoPlayout:
-    """A fresh playout model by name: fifo, prefetch(depth_ms), fixed(delay_ms), frame_padding."""
+def make_playout(name: str, **params: Any) -> Playout:
+    """A fresh playout model by name (PLAYOUT_NAMES), with its parameters."""
+    factories: dict[str, Any] = {
+        "fifo": FifoPlayout,
+        "pad_every_message": lambda **p: FifoPlayout(pad_to_frame=True, **p),
+        "prefetch": PrefetchPlayout,
+        "fixed": FixedPlayout,
+        "frame_clock": lambda **p: FrameClockPlayout(partial="pad", **p),
+        "frame_clock_skip": lambda **p: FrameClockPlayout(partial="skip", **p),
+    }
+    if name not in factories:
+        raise ValueError(f"unknown playout {name!r}; choose one of {', '.join(PLAYOUT_NAMES)}")
     try:
-        if name == "fifo":
-            return FifoPlayout(**params)  # type: ignore[arg-type]
-        if name == "frame_padding":
-            return FifoPlayout(pad_to_frame=True, **params)
-        if name == "prefetch":
-            return PrefetchPlayout(**params)
-        if name == "fixed":
-            return FixedPlayout(**params)
+        model: Playout = factories[name](**params)
     except TypeError as exc:
         raise ValueError(f"playout {name!r}: bad parameters {params}: {exc}") from None
-    raise ValueError(f"unknown playout {name!r}; choose one of {', '.join(PLAYOUT_NAMES)}")
+    return model

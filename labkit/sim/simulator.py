@@ -1,15 +1,21 @@
 """The simulator: the real outbound strategies, driven by a virtual clock over a trace.
 
-One event loop merges five time-ordered sources and always handles the earliest (ties in this
-order): messages reaching Twilio over the link, the playout model's mark echoes, echoes reaching the
-app over the return link, the trace's events (audio -> push, audio_done -> end, audio_interrupted ->
-interrupt), and the strategy's timer (poll at its deadline plus the sender's lateness). Each source
-is already in time order, so a merge of their heads replaces a heap. Only the last three call the
-strategy; the first two (the world) run up to each of those calls in one go. Nothing sleeps: a
-minute of call runs in milliseconds. This loop is the reference; most runs take faster roads
-with the same numbers: echo-blind strategies a staged fast path (labkit/sim/fastpath.py), and
-``adaptive`` over FIFO playout its plan (labkit/sim/adaptive_plan.py), both checked against this
-loop. See notebooks/01_why_tiny_packets_jitter.ipynb and notebooks/02_threshold_sweep.ipynb.
+The world (labkit/sim/links.py ``make_world``): the sending app's event loop
+(labkit/sim/sender_loop.py), the link to Twilio and back, and Twilio's playout model
+(labkit/sim/playout.py). One event loop merges five time-ordered sources and always handles the
+earliest (ties in this order): messages reaching Twilio over the link, the playout model's mark
+echoes, echoes reaching the app over the return link, the trace's events (audio -> push,
+audio_done -> end, audio_interrupted -> interrupt), and the strategy's timer (poll at its
+deadline plus the loop's lateness). The last three call the strategy, in the order they fall
+due, each when the sending loop gets to it (after a stall, after the cost of earlier sends).
+The first two (the world) run up to each of those calls in one go. Nothing sleeps: a minute of
+call runs in milliseconds.
+
+This loop is the reference. A strategy that never reacts to echoes (``echo_blind``) takes the
+staged fast path (labkit/sim/fastpath.py): the same strategy object, the world computed in bulk,
+the same numbers. Either way the simulator drives the strategy objects themselves: no rule of a
+strategy is restated here. See notebooks/01_why_tiny_packets_jitter.ipynb and
+notebooks/02_threshold_sweep.ipynb.
 """
 
 from __future__ import annotations
@@ -26,22 +32,21 @@ import numpy.typing as npt
 import pandas as pd
 
 from labkit.audio import SILENCE_BYTE, Audio
-from labkit.outbound.adaptive import AdaptiveStrategy
 from labkit.outbound.base import AudioChunk, Clear, Media, OutboundStrategy
-from labkit.sim import adaptive_plan, fastpath, queued_plan
+from labkit.sim import fastpath
+from labkit.sim.batch_playout import Pieces
 from labkit.sim.collector import collector_paused
-from labkit.sim.echo_feed import EchoFeed
-from labkit.sim.links import Link, make_link
+from labkit.sim.links import DEFAULT_LINK, Link, make_world
 from labkit.sim.metrics import SCHEDULE_COLUMNS, Metrics, compute
-from labkit.sim.playout import FifoPlayout, Segment, make_playout
-from labkit.sim.sender import CLEAR, KIND_NAMES, MARK, MEDIA, SentMessages
+from labkit.sim.playout import DEFAULT_PLAYOUT, Fill, Playout, Segment, make_playout
+from labkit.sim.sender import CLEAR, KIND_NAMES, MARK, MEDIA, send_all
+from labkit.sim.sender_loop import SenderLoop
 from labkit.traces import Trace
 
 BYTES_PER_MS = 8
 MAX_STEPS_PER_EVENT = 200  # guards against a strategy whose deadline never moves forward
 AUDIO, DONE, INTERRUPTED = 0, 1, 2
 TRACE_EVENT_CODES = {"audio": AUDIO, "audio_done": DONE, "audio_interrupted": INTERRUPTED}
-ECHO_SEED_OFFSET = 1_000_003  # the return link draws from its own stream
 
 
 @dataclass(frozen=True)
@@ -53,28 +58,17 @@ class PreparedTrace:
     codes: list[int]
     keys: list[tuple[str, int]]
     payloads: list[bytes]
-    item_bytes: dict[tuple[str, int], int]  # total bytes of items that finished (audio_done)
     origins_ms: dict[tuple[str, int], float]  # when each item's first byte was delivered
     interrupts_ms: list[float]
     audio_bytes: int = 0  # all audio bytes of the trace
     # each event as the chunk a push takes: built once per trace, not once per run
     chunks: list[AudioChunk] = field(default_factory=list)
 
-    @cached_property
-    def item_audio(self) -> dict[tuple[str, int], bytes]:
-        """Each item's audio as one string (its chunks in push order), joined once per trace."""
-        parts: dict[tuple[str, int], list[bytes]] = {}
-        for key, payload in zip(self.keys, self.payloads, strict=True):
-            if payload:
-                parts.setdefault(key, []).append(payload)
-        return {key: b"".join(chunks) for key, chunks in parts.items()}
-
 
 def prepare(trace: Trace, name: str = "") -> PreparedTrace:
     """Extract the events the simulator drives the strategy with."""
     times, codes, keys, payloads = [], [], [], []
     sizes: dict[tuple[str, int], int] = {}
-    done: set[tuple[str, int]] = set()
     origins: dict[tuple[str, int], float] = {}
     for event in trace.events:
         code = TRACE_EVENT_CODES.get(event.type)
@@ -88,35 +82,41 @@ def prepare(trace: Trace, name: str = "") -> PreparedTrace:
         if code == AUDIO:
             sizes[key] = sizes.get(key, 0) + len(event.audio)
             origins.setdefault(key, float(event.t_ms))
-        elif code == DONE:
-            done.add(key)
     interrupts = [t for t, c in zip(times, codes, strict=True) if c == INTERRUPTED]
-    finished = {k: v for k, v in sizes.items() if k in done}
     chunks = [AudioChunk(item_id, index, payload)
               for (item_id, index), payload in zip(keys, payloads, strict=True)]  # fmt: skip
-    return PreparedTrace(name, times, codes, keys, payloads, finished, origins, interrupts,
+    return PreparedTrace(name, times, codes, keys, payloads, origins, interrupts,
                          sum(sizes.values()), chunks)  # fmt: skip
 
 
+Played = tuple[list[Segment], list[Fill]]
+
+
 class SimResult:
-    """One run: ``.metrics``, ``.schedule`` (a DataFrame, one row per message), ``.audio``."""
+    """One run: ``.metrics``, ``.schedule`` (a DataFrame, one row per message), ``.audio``;
+    ``.segments`` (audio played) and ``.fills`` (silence Twilio's model inserted)."""
 
     def __init__(
-        self,
-        metrics: Metrics,
-        columns: dict[str, Any],
-        segments: list[Segment] | Callable[[], list[Segment]],
-    ) -> None:
+        self, metrics: Metrics, columns: dict[str, Any], played: Played | Callable[[], Played],
+    ) -> None:  # fmt: skip
         self.metrics = metrics
         self.columns = columns  # lists or numpy arrays, by SCHEDULE_COLUMNS name
-        self._segments = segments  # or the function rendering them, called when first needed
+        self._played = played  # or the function rendering them, called when first needed
+
+    def _rendered(self) -> Played:
+        if callable(self._played):
+            self._played = self._played()
+        return self._played
 
     @property
     def segments(self) -> list[Segment]:
         """Played segments (start_ms, end_ms, mu-law bytes) of what the caller heard."""
-        if callable(self._segments):
-            self._segments = self._segments()
-        return self._segments
+        return self._rendered()[0]
+
+    @property
+    def fills(self) -> list[Fill]:
+        """Silence the playout model inserted (start_ms, end_ms): padding, never concealed."""
+        return self._rendered()[1]
 
     @cached_property
     def schedule(self) -> pd.DataFrame:
@@ -158,29 +158,29 @@ ARRIVED: Final = 7  # index of arrived_ms in a Row
 
 
 class _Run:
-    """One simulation: the strategy, both links, the playout model and the schedule.
+    """One simulation: the strategy, the sending loop, both links, the playout model and the
+    schedule.
 
     The strategy sees only its own calls: trace events, polls and echoes reaching the app. All
     else (deliveries to the playout model, its timers, echoes sent back) is the *world*, run up
     to the next strategy call (``_advance_world``) in the loop's order: deliveries, then the
     model's timers, then echoes, trace events and polls, earliest first.
 
-    A model with ``passive_timers`` (fifo, frame_padding, fixed) gets each message as soon as
-    it is sent, with its arrival time. Its receive calls come in the same order with the same
+    A model with ``passive_timers`` (fifo, pad_every_message, fixed) gets each message as soon
+    as it is sent, with its arrival time. Its receive calls come in the same order with the same
     arguments as at the arrivals (the link delivers in send order), and its timers only release
     mark echoes at times they fix themselves, so firing them later changes nothing; a clear is
     preceded by the timers due before it (``_deliver``). Echoes are still released only as the
-    clock reaches them: until then a clear sent later could echo the mark sooner. The world is
-    then just the model's timers, and most strategy calls find nothing in it to run (saves the
-    per-delivery steps: about 5% of an adaptive run).
+    clock reaches them: until then a clear sent later could echo the mark sooner.
     """
 
     def __init__(
-        self, trace: PreparedTrace, strategy: OutboundStrategy, fwd: Link, back: Link,
-        playout: FifoPlayout,
+        self, trace: PreparedTrace, strategy: OutboundStrategy, loop: SenderLoop, fwd: Link,
+        back: Link, playout: Playout,
     ) -> None:  # fmt: skip
         self.trace = trace
         self.strategy = strategy
+        self.loop = loop
         self.fwd, self.back, self.playout = fwd, back, playout
         self.rows: list[Row] = []
         self.delivered = 0  # rows[delivered:] are in flight (the link delivers in send order)
@@ -197,40 +197,42 @@ class _Run:
         self.credited: dict[int, int] = {}
         self.columns: dict[str, Any] = {}
         self.kind_codes: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self.pieces: Pieces | None = None
 
     def run(self) -> None:
-        trace, strategy, echoes = self.trace, self.strategy, self.echoes
+        trace, strategy, echoes, loop = self.trace, self.strategy, self.echoes, self.loop
         times, codes, keys, chunks = trace.times_ms, trace.codes, trace.keys, trace.chunks
         push, poll, next_deadline = strategy.push, strategy.poll, strategy.next_deadline
         record, advance_world = self._record, self._advance_world
-        # without lateness no draw is made: lateness() would only return 0.0
-        lateness = self.fwd.lateness if self.fwd.lateness_ms else None
+        run_at = None if loop.punctual else loop.run_at
         n_events, i, polls = len(times), 0, 0
         # a poll that does any work sends at least one byte: one per audio byte is a bound
         max_polls = MAX_STEPS_PER_EVENT * (n_events + 10) + self.trace.audio_bytes
         inf = math.inf
         deadline: float | None = None
-        poll_at = inf
+        poll_due = inf
         while True:
             t_trace = times[i] if i < n_events else inf
             t_back = echoes[0][0] if echoes else inf
             horizon = t_back if t_back < t_trace else t_trace
-            if horizon > poll_at:
-                horizon = poll_at
+            if horizon > poll_due:
+                horizon = poll_due
             if self.play_at <= horizon or self.delivered < len(self.rows):
                 advance_world(horizon)
-            if echoes and echoes[0][0] <= t_trace and echoes[0][0] <= poll_at:
-                t, name, row = echoes.popleft()
+            if echoes and echoes[0][0] <= t_trace and echoes[0][0] <= poll_due:
+                due, name, row = echoes.popleft()
+                t = run_at(due) if run_at else due
                 mark = strategy.echo(name, t)
                 if row >= 0:
-                    self.echo_received_ms[row] = t
+                    self.echo_received_ms[row] = due
                     if mark is not None:
                         self.credited[row] = mark.size
                 outs = None
-            elif t_trace <= poll_at:
+            elif t_trace <= poll_due:
                 if t_trace == inf:
                     break
-                t, code, key = t_trace, codes[i], keys[i]
+                t = run_at(t_trace) if run_at else t_trace
+                code, key = codes[i], keys[i]
                 if code == AUDIO:
                     outs = push(chunks[i], t)
                 elif code == DONE:
@@ -245,38 +247,41 @@ class _Run:
                         f"simulation of strategy {strategy.name!r} did not terminate: its "
                         f"deadline ({deadline}) keeps firing without moving on"
                     )
-                t = poll_at
-                deadline, poll_at = None, inf  # polled: the next deadline gets its own lateness
+                t = run_at(poll_due) if run_at else poll_due
+                deadline, poll_due = None, inf  # polled: the next deadline gets its own lateness
                 outs = poll(t)
             if outs:
                 record(outs, t)
             new_deadline = next_deadline()
             if new_deadline != deadline:
                 deadline = new_deadline
-                if new_deadline is None:
-                    poll_at = inf
-                else:
-                    poll_at = max(new_deadline + (lateness() if lateness else 0.0), t)
+                poll_due = inf if new_deadline is None else loop.timer_due(new_deadline, t)
         strategy.close()
         self._fill_columns()
 
     def _record(self, outs: list[Any], now: float) -> None:
-        """Put the strategy's messages on the forward link (each draws its arrival now)."""
+        """Put the strategy's messages on the forward link (each draws its arrival as it leaves
+        the sending loop)."""
         rows, send = self.rows, self.fwd.send
+        first = len(rows)
         for out in outs:
             if isinstance(out, Media):
                 payload = out.payload
                 if payload:  # a marks-only Media puts no media message on the wire
                     self.media_rows.append(len(rows))
                     rows.append((MEDIA, out.item_id, out.content_index, out.offset, len(payload),
-                                 out.generation, now, send(now), "", payload))  # fmt: skip
+                                 out.generation, now, 0.0, "", payload))  # fmt: skip
                 for mark in out.marks:
                     self.mark_rows[mark.name] = len(rows)
                     rows.append((MARK, mark.item_id, mark.content_index, mark.start,
-                                 mark.end - mark.start, mark.generation, now, send(now),
+                                 mark.end - mark.start, mark.generation, now, 0.0,
                                  mark.name, b""))  # fmt: skip
             elif isinstance(out, Clear):
-                rows.append((CLEAR, "", -1, 0, 0, out.generation, now, send(now), "", b""))
+                rows.append((CLEAR, "", -1, 0, 0, out.generation, now, 0.0, "", b""))
+        leave = self.loop.departures(now, len(rows) - first)
+        for k, when in enumerate(leave, start=first):
+            row = rows[k]
+            rows[k] = (*row[:6], when, send(when), *row[8:])
         if self.eager:
             self._deliver(self.delivered, len(rows))
             next_ms = self.playout.next_event_ms()
@@ -306,13 +311,10 @@ class _Run:
 
     def _deliver(self, start: int, stop: int) -> None:
         """Hand ``rows[start:stop]`` to the playout model at their arrival times."""
-        playout, item_bytes = self.playout, self.trace.item_bytes
-        for kind, item_id, index, offset, size, generation, sent, now, name, payload in (
-            self.rows[start:stop]
-        ):
+        playout = self.playout
+        for kind, _, _, _, _, _, sent, now, name, payload in self.rows[start:stop]:
             if kind == MEDIA:
-                last = offset + size == item_bytes.get((item_id, index), -1)
-                playout.receive_media(payload, now, item=(item_id, index, generation), last=last)
+                playout.receive_media(payload, now)
             elif kind == MARK:
                 playout.receive_mark(name, now)
             else:
@@ -351,13 +353,15 @@ class _Run:
             )
         start, end = [math.nan] * n, [math.nan] * n
         played, cleared, discarded = [0] * n, [0] * n, [0] * n
-        for row, record in zip(self.media_rows, self.playout.plays, strict=True):
+        plays = self.playout.plays
+        for row, record in zip(self.media_rows, plays, strict=True):
             played[row] = record.played_bytes
             cleared[row] = record.cleared_bytes
             discarded[row] = record.discarded_bytes
             if record.played_bytes:
                 start[row] = record.start_ms
-                end[row] = record.start_ms + record.played_bytes / BYTES_PER_MS
+                end[row] = record.end_ms
+        self.pieces = Pieces.of(self.media_rows, plays)
         echo, received, credited = [math.nan] * n, [math.nan] * n, [0] * n
         for row, value in self.echo_ms.items():
             echo[row] = value
@@ -389,18 +393,20 @@ def simulate(
     trace: Trace | PreparedTrace,
     strategy: str | OutboundStrategy = "forward",
     threshold_ms: float = 50,
-    link: str = "jitter",
-    playout: str = "fifo",
+    link: str = DEFAULT_LINK,
+    playout: str = DEFAULT_PLAYOUT,
     seed: int = 0,
     link_params: dict[str, float] | None = None,
-    playout_params: dict[str, float] | None = None,
+    playout_params: dict[str, Any] | None = None,
     **strategy_options: Any,
 ) -> SimResult:
     """Simulate one call: ``trace`` through ``strategy`` over ``link`` into Twilio's ``playout``.
 
     ``strategy`` is a name for ``labkit.outbound.make_strategy`` (with ``threshold_ms`` and
-    ``strategy_options``) or a ready strategy object. The return link (mark echoes) is a model of
-    the same kind and parameters with its own random stream. Same seed, same result.
+    ``strategy_options``) or a ready strategy object. ``link`` names the world
+    (labkit.sim.links.make_world: the sending loop and the link each way; ``link_params`` holds
+    the parameters of both). Same seed, same result; one seed gives every strategy the same
+    path delays and sender stalls (where the link draws them per time, not per message).
     """
     return _simulate(trace, strategy, threshold_ms, link, playout, seed, link_params,
                      playout_params, strategy_options, allow_fast_path=True)  # fmt: skip
@@ -410,11 +416,11 @@ def simulate_event_driven(
     trace: Trace | PreparedTrace,
     strategy: str | OutboundStrategy = "forward",
     threshold_ms: float = 50,
-    link: str = "jitter",
-    playout: str = "fifo",
+    link: str = DEFAULT_LINK,
+    playout: str = DEFAULT_PLAYOUT,
     seed: int = 0,
     link_params: dict[str, float] | None = None,
-    playout_params: dict[str, float] | None = None,
+    playout_params: dict[str, Any] | None = None,
     **strategy_options: Any,
 ) -> SimResult:
     """``simulate`` always through the event loop (the reference the fast path must equal)."""
@@ -431,7 +437,7 @@ def _simulate(
     playout: str,
     seed: int,
     link_params: dict[str, float] | None,
-    playout_params: dict[str, float] | None,
+    playout_params: dict[str, Any] | None,
     strategy_options: dict[str, Any],
     *,
     allow_fast_path: bool,
@@ -439,20 +445,16 @@ def _simulate(
     prepared = trace if isinstance(trace, PreparedTrace) else prepare(trace)
     if isinstance(strategy, str):
         strategy = _default_factory()(strategy, threshold_ms, **strategy_options)
-    fwd, back = _links(link, seed, link_params)
+    world = make_world(link, seed, link_params)
     model = make_playout(playout, **(playout_params or {}))
     if allow_fast_path and fastpath.applies(prepared, strategy):
-        columns, segments, kind_codes = fastpath.run(prepared, strategy, fwd, back, model)
-        return _result(prepared, columns, segments, kind_codes)
-    if allow_fast_path and adaptive_plan.applies(prepared, strategy, fwd, model):
-        sent = _planned_adaptive(prepared, strategy, fwd, link, seed, link_params, model)
-        columns, segments, kind_codes = fastpath.finish(
-            prepared, sent, fastpath.honors_generations(strategy), fwd, back, model
-        )
-        return _result(prepared, columns, segments, kind_codes)
-    run = _Run(prepared, strategy, fwd, back, model)
+        columns, render, kind_codes, play = fastpath.run(prepared, strategy, world.sender,
+                                                         world.fwd, world.back, model)  # fmt: skip
+        return _result(prepared, columns, render, kind_codes, play.pieces)
+    run = _Run(prepared, strategy, world.sender, world.fwd, world.back, model)
     run.run()
-    return _result(prepared, run.columns, model.segments, run.kind_codes)
+    return _result(prepared, run.columns, (model.segments, model.fills), run.kind_codes,
+                   run.pieces)  # fmt: skip
 
 
 MetricsMemo = dict[tuple[Any, ...], Metrics]
@@ -461,70 +463,44 @@ MetricsMemo = dict[tuple[Any, ...], Metrics]
 @collector_paused
 def sweep_metrics(
     trace: PreparedTrace, strategy: str, threshold_ms: float, link: str, playout: str, seed: int,
-    link_params: dict[str, float] | None, playout_params: dict[str, float] | None,
-    memo: MetricsMemo,
+    link_params: dict[str, float] | None, playout_params: dict[str, Any] | None,
+    memo: MetricsMemo, strategy_options: dict[str, Any] | None = None,
 ) -> Metrics:  # fmt: skip
     """``simulate(...).metrics``, computed once per distinct run: on the fast path, a run whose
     strategy sent exactly the messages of an earlier run in ``memo`` (same trace, link, playout
     and seed) has that run's metrics, since everything after the sender is a function of them.
     Many thresholds of ``preroll`` send the same messages, for instance."""
-    chosen = _default_factory()(strategy, threshold_ms)
-    fwd, back = _links(link, seed, link_params)
+    chosen = _default_factory()(strategy, threshold_ms, **(strategy_options or {}))
+    world = make_world(link, seed, link_params)
     model = make_playout(playout, **(playout_params or {}))
-    if fastpath.applies(trace, chosen):
-        sent = fastpath.send(trace, chosen, fwd)
-    elif adaptive_plan.applies(trace, chosen, fwd, model):
-        sent = _planned_adaptive(trace, chosen, fwd, link, seed, link_params, model)
-    else:
-        run = _Run(trace, chosen, fwd, back, model)
+    if not fastpath.applies(trace, chosen):
+        run = _Run(trace, chosen, world.sender, world.fwd, world.back, model)
         run.run()
-        return _result(trace, run.columns, model.segments, run.kind_codes).metrics
+        return _result(trace, run.columns, ([], []), run.kind_codes, run.pieces).metrics
+    sent = send_all(trace, chosen, world.sender)
     honor = fastpath.honors_generations(chosen)
     key = (trace.name, id(trace), link, _params_key(link_params), playout,
            _params_key(playout_params), seed, fastpath.fingerprint(sent, honor))  # fmt: skip
     metrics = memo.get(key)
     if metrics is None:
-        columns, render, kinds = fastpath.finish(trace, sent, honor, fwd, back, model)
-        metrics = memo[key] = _result(trace, columns, render, kinds).metrics
+        columns, render, kinds, play = fastpath.finish(trace, sent, honor, world.fwd, world.back,
+                                                       model)  # fmt: skip
+        metrics = memo[key] = _result(trace, columns, render, kinds, play.pieces).metrics
     return metrics
 
 
-def _planned_adaptive(
-    trace: PreparedTrace, strategy: OutboundStrategy, fwd: Link, link: str, seed: int,
-    link_params: dict[str, float] | None, model: FifoPlayout,
-) -> SentMessages:  # fmt: skip
-    """``adaptive``'s messages by its plan, with their arrivals over ``fwd`` (drawn as they
-    are sent: ``fastpath.finish`` takes them). The echoes it learns from come back over a
-    return link of their own: the same draws as the run's, which ``finish`` makes again."""
-    assert isinstance(strategy, AdaptiveStrategy)
-    feed_back = _return_link(link, seed, link_params)
-    feed = EchoFeed(fwd, feed_back, model.pad_to_frame)
-    return queued_plan.messages(adaptive_plan.AdaptivePlan(strategy, feed), trace,
-                                feed.arrived_ms)  # fmt: skip
-
-
-def _params_key(params: dict[str, float] | None) -> tuple[tuple[str, float], ...]:
+def _params_key(params: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((params or {}).items()))
 
 
-def _links(name: str, seed: int, params: dict[str, float] | None) -> tuple[Link, Link]:
-    """The forward link and the return link: same model, separate random streams."""
-    fwd = make_link(name, np.random.default_rng(seed), **(params or {}))
-    return fwd, _return_link(name, seed, params)
-
-
-def _return_link(name: str, seed: int, params: dict[str, float] | None) -> Link:
-    """The return link alone (adaptive's plan draws its echoes' trips back on one of its own)."""
-    return make_link(name, np.random.default_rng(seed + ECHO_SEED_OFFSET), **(params or {}))
-
-
 def _result(prepared: PreparedTrace, columns: dict[str, Any],
-            segments: list[Segment] | Callable[[], list[Segment]],
-            kind_codes: npt.NDArray[np.int64] | None = None) -> SimResult:  # fmt: skip
+            played: Played | Callable[[], Played], kind_codes: npt.NDArray[np.int64] | None,
+            pieces: Pieces | None) -> SimResult:  # fmt: skip
     metrics = compute(
         columns,
         origins_ms=prepared.origins_ms,
         interrupts_ms=np.asarray(prepared.interrupts_ms, dtype=np.float64),
         kind_codes=kind_codes,
+        pieces=pieces,
     )
-    return SimResult(metrics, columns, segments)
+    return SimResult(metrics, columns, played)

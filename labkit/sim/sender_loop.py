@@ -1,0 +1,129 @@
+"""The sending app's event loop: when a strategy call due at ``t`` really runs, when messages leave.
+
+A Python asyncio app is one thread. While it is busy nothing else runs: audio deltas that reach
+it wait in the socket, timers fire late, sends leave late. Three things are modelled, each off by
+default (then every call runs when it is due and every message leaves at once):
+
+- **timer lateness**: a timer fires ``lateness_ms`` (mean of an exponential) after its deadline;
+- **stalls**: the loop pauses (a garbage collection, CPU-bound work, a burst of inbound audio to
+  process) as a Poisson process of ``stall_rate_per_s``, each pause lasting an exponential time of
+  mean ``stall_ms``. A call due during a pause runs when it ends, so a stall delays *every* send
+  (trace events, timers and echoes alike), not only timers. Pauses are a function of time and the
+  seed only, so every strategy run on one seed meets the same pauses;
+- **per-message cost**: sending a message keeps the loop busy ``send_cost_ms`` (JSON, base64,
+  WebSocket framing, TLS). A message leaves once its cost is paid, and later calls wait for it,
+  so many tiny messages cost the sender time that a few large ones do not.
+
+Both simulator drivers (the staged sender, labkit/sim/sender.py, and the event loop,
+labkit/sim/simulator.py) ask this object when each call runs and when each message leaves.
+See notebooks/01_why_tiny_packets_jitter.ipynb and notebooks/06_which_explanation_survives.ipynb.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MS_PER_S = 1000.0
+DRAW_BLOCK = 512  # random numbers drawn per numpy call
+SENDER_PARAMS = ("lateness_ms", "stall_rate_per_s", "stall_ms", "send_cost_ms")
+
+
+class SenderLoop:
+    """One call's sending event loop (see the module docstring)."""
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        *,
+        lateness_ms: float = 0.0,
+        stall_rate_per_s: float = 0.0,
+        stall_ms: float = 0.0,
+        send_cost_ms: float = 0.0,
+    ) -> None:
+        for what, value in (("lateness_ms", lateness_ms), ("stall_rate_per_s", stall_rate_per_s),
+                            ("stall_ms", stall_ms), ("send_cost_ms", send_cost_ms)):  # fmt: skip
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"sender loop: {what} must be a finite number >= 0, got {value!r}")
+        self.lateness_ms = float(lateness_ms)
+        self.stall_rate_per_s = float(stall_rate_per_s)
+        self.stall_ms = float(stall_ms)
+        self.send_cost_ms = float(send_cost_ms)
+        self._stall_rng, self._late_rng = rng.spawn(2)
+        self._stall_state_at_start = self._stall_rng.bit_generator.state
+        self._lateness_draws: list[float] = []
+        self._busy_until_ms = -math.inf
+        self._stall_start_ms = math.inf
+        self._stall_end_ms = -math.inf
+        if self.stalls:
+            self._draw_stall_after(0.0)
+
+    @property
+    def stalls(self) -> bool:
+        return self.stall_rate_per_s > 0 and self.stall_ms > 0
+
+    @property
+    def punctual(self) -> bool:
+        """True when every call runs when due and every message leaves at once."""
+        return not (self.lateness_ms or self.stalls or self.send_cost_ms)
+
+    def run_at(self, due_ms: float) -> float:
+        """When a call due at ``due_ms`` runs: after the loop's current work and any pause.
+        Calls must be asked in the order they run (due times non-decreasing)."""
+        now = due_ms if due_ms > self._busy_until_ms else self._busy_until_ms
+        if self._stall_start_ms <= now or now >= self._stall_end_ms:
+            now = self._after_stalls(now)
+        return now
+
+    def timer_due(self, deadline_ms: float, not_before_ms: float) -> float:
+        """When a timer set for ``deadline_ms`` by a call at ``not_before_ms`` fires: its
+        deadline plus the loop's lateness (``run_at`` then says when it runs)."""
+        due = deadline_ms
+        if self.lateness_ms:
+            if not self._lateness_draws:
+                draws = self._late_rng.exponential(self.lateness_ms, DRAW_BLOCK)
+                self._lateness_draws = draws.tolist()
+            due += self._lateness_draws.pop()
+        return due if due > not_before_ms else not_before_ms
+
+    def departures(self, now_ms: float, count: int) -> list[float]:
+        """When ``count`` messages sent at ``now_ms`` leave (the loop is busy till then)."""
+        cost = self.send_cost_ms
+        if not cost:
+            return [now_ms] * count
+        leave = [now_ms + cost * (k + 1) for k in range(count)]
+        if leave:
+            self._busy_until_ms = leave[-1]
+        return leave
+
+    def _after_stalls(self, now: float) -> float:
+        while now >= self._stall_end_ms:
+            self._draw_stall_after(self._stall_end_ms)
+        if now >= self._stall_start_ms:
+            now = self._stall_end_ms  # the next pause starts strictly later (exponential gaps)
+        return now
+
+    def _draw_stall_after(self, after_ms: float) -> None:
+        if not self.stalls:
+            self._stall_start_ms, self._stall_end_ms = math.inf, math.inf
+            return
+        gap_ms, length_ms = self._stall_rng.exponential(
+            (MS_PER_S / self.stall_rate_per_s, self.stall_ms)
+        ).tolist()
+        start = max(after_ms, 0.0) + gap_ms
+        self._stall_start_ms, self._stall_end_ms = start, start + length_ms
+
+    def pauses(self, until_ms: float) -> list[tuple[float, float]]:
+        """The pauses starting before ``until_ms``, as (start, end) in ms: the very ones this
+        loop meets (drawn again from the same random state, for plots and tests)."""
+        replay = SenderLoop(np.random.default_rng(), stall_rate_per_s=self.stall_rate_per_s,
+                            stall_ms=self.stall_ms)  # fmt: skip
+        replay._stall_rng = np.random.Generator(type(self._stall_rng.bit_generator)())
+        replay._stall_rng.bit_generator.state = self._stall_state_at_start
+        replay._draw_stall_after(0.0)
+        windows = []
+        while replay._stall_start_ms < until_ms:
+            windows.append((replay._stall_start_ms, replay._stall_end_ms))
+            replay._draw_stall_after(replay._stall_end_ms)
+        return windows
