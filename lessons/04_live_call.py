@@ -1,31 +1,21 @@
-"""Lesson 04: the live call (or a loopback call without credentials)."""
+# %% [markdown]
+# # 04 · A live call
+#
+# **Question.** Does the simulator predict what the real code does on a real socket? And what
+# experiment, on a real phone call, would tell the playout hypotheses of lesson 02 apart?
+#
+# With `OPENAI_API_KEY`, `TWILIO_AUTH_TOKEN` and `PUBLIC_URL` (the https address that reaches this
+# machine, e.g. an ngrok URL) set, the next cell starts the server (what `labkit serve` runs) and waits
+# for a phone call, recording its trace into `data/recorded/`. In the Twilio console, under your
+# number's *Voice configuration*, set **A call comes in** to *Webhook*,
+# `https://PUBLIC/incoming-call`, method **HTTP POST**. Secrets are never printed.
+#
+# Without them (and under CI) it places a **loopback call**: the real server and handler, a real
+# `openai-agents` session fed by a replayed trace, real WebSockets, and an emulated Twilio that plays
+# what arrives through a playout model and records every arrival. The trace is replayed at a speed
+# factor, so a 7 s trace takes about 2 s.
 
-NAME = "04_live_call"
-
-CELLS = [
-    (
-        "md",
-        r"""
-# 04 · A live call
-
-**Question.** Does the simulator predict what the real code does on a real socket? And what
-experiment, on a real phone call, would tell the playout hypotheses of lesson 02 apart?
-
-With `OPENAI_API_KEY`, `TWILIO_AUTH_TOKEN` and `PUBLIC_URL` (the https address that reaches this
-machine, e.g. an ngrok URL) set, the next cell starts the server (what `labkit serve` runs) and waits
-for a phone call, recording its trace into `data/recorded/`. In the Twilio console, under your
-number's *Voice configuration*, set **A call comes in** to *Webhook*,
-`https://PUBLIC/incoming-call`, method **HTTP POST**. Secrets are never printed.
-
-Without them (and under CI) it places a **loopback call**: the real server and handler, a real
-`openai-agents` session fed by a replayed trace, real WebSockets, and an emulated Twilio that plays
-what arrives through a playout model and records every arrival. The trace is replayed at a speed
-factor, so a 7 s trace takes about 2 s.
-""",
-    ),
-    (
-        "code",
-        r"""
+# %%
 import asyncio
 import os
 import time
@@ -44,11 +34,9 @@ notebook_started = time.perf_counter()
 REQUIRED = ("OPENAI_API_KEY", "TWILIO_AUTH_TOKEN", "PUBLIC_URL")
 live = all(os.environ.get(name) for name in REQUIRED)
 print("live call" if live else f"loopback call (set {', '.join(REQUIRED)} for a real one)")
-""",
-    ),
-    (
-        "code",
-        r"""
+
+
+# %%
 async def wait_for_a_real_call():
     from labkit.live.server import serve_in_background
     from labkit.live.settings import ServerSettings
@@ -67,22 +55,16 @@ async def wait_for_a_real_call():
 if live:
     recorded_trace = await wait_for_a_real_call()
     print("recorded", recorded_trace.name)
-""",
-    ),
-    (
-        "md",
-        r"""
-## Measured vs simulated
 
-The loopback call runs `tiny_deltas` through `rechunk` 50 ms at 4x speed. The measured side comes
-from the arrival times the emulated Twilio recorded; the simulated side is `labkit.simulate` on the
-same trace with the same strategy over a constant link of the measured loopback delay. Both go
-through the same metric code, so a difference is one of behaviour, not of definitions.
-""",
-    ),
-    (
-        "code",
-        r"""
+# %% [markdown]
+# ## Measured vs simulated
+#
+# The loopback call runs `tiny_deltas` through `rechunk` 50 ms at 4x speed. The measured side comes
+# from the arrival times the emulated Twilio recorded; the simulated side is `labkit.simulate` on the
+# same trace with the same strategy over a constant link of the measured loopback delay. Both go
+# through the same metric code, so a difference is one of behaviour, not of definitions.
+
+# %%
 call = await loopback_call(shipped("tiny_deltas"), "rechunk", 50, speed=4.0)
 ROWS = {"media_messages": "media messages (count)", "concealment_events": "underrun events (count)",
         "concealed_ms": "underrun (ms)", "played_ms": "audio played (ms)",
@@ -99,31 +81,25 @@ assert comparison.loc["media messages (count)", "measured"] == comparison.loc["m
 assert comparison.loc["audio played (ms)", "measured"] == comparison.loc["audio played (ms)", "simulated"]
 ttfa = comparison.loc["time to first audio (ms)"]
 assert abs(ttfa["measured"] - ttfa["simulated"]) < 50, "first audio within 50 ms of the prediction"
-""",
-    ),
-    (
-        "md",
-        r"""
-## The experiment that would settle it on a real call
 
-Lesson 02 left two hypotheses about Twilio standing: `fifo` (as documented: any size plays as is)
-and `frame_padding` (each message padded to whole 20 ms frames). They predict different things for
-the *same phrase* sent two ways, one after the other in one call:
+# %% [markdown]
+# ## The experiment that would settle it on a real call
+#
+# Lesson 02 left two hypotheses about Twilio standing: `fifo` (as documented: any size plays as is)
+# and `frame_padding` (each message padded to whole 20 ms frames). They predict different things for
+# the *same phrase* sent two ways, one after the other in one call:
+#
+# 1. as tiny messages (40 bytes = 5 ms each), sent at real-time pace;
+# 2. as whole 20 ms frames (160 bytes), sent at the same pace.
+#
+# The trace below is built with `labkit.traces` from the `greeting` phrase in `data/audio`. Run it on
+# a real call (`labkit serve --replay data/recorded/experiment_tiny_vs_frames.jsonl.gz --strategy forward`:
+# `forward`, so every message goes out exactly as built; call the number) and listen, or ask Twilio
+# for a call recording: if both halves sound the same,
+# Twilio behaves as documented; if the first half is slow, stretched and choppy while the second is
+# clean, Twilio pads. The simulator says what each hypothesis predicts a listener would hear:
 
-1. as tiny messages (40 bytes = 5 ms each), sent at real-time pace;
-2. as whole 20 ms frames (160 bytes), sent at the same pace.
-
-The trace below is built with `labkit.traces` from the `greeting` phrase in `data/audio`. Run it on
-a real call (`labkit serve --replay data/recorded/experiment_tiny_vs_frames.jsonl.gz --strategy forward`:
-`forward`, so every message goes out exactly as built; call the number) and listen, or ask Twilio
-for a call recording: if both halves sound the same,
-Twilio behaves as documented; if the first half is slow, stretched and choppy while the second is
-clean, Twilio pads. The simulator says what each hypothesis predicts a listener would hear:
-""",
-    ),
-    (
-        "code",
-        r"""
+# %%
 from labkit.audio import Audio
 from labkit.sim import simulate
 from labkit.traces import Trace, audio_event, item_event, make_header, turn_event, write
@@ -165,24 +141,15 @@ tiny_item, frame_item = sorted(prediction.index, key=lambda name: int(name.split
 assert abs(prediction.loc[tiny_item, "fifo"] - len(phrase) / 8) < 1, "fifo: the tiny half plays at its own length"
 assert prediction.loc[tiny_item, "frame_padding"] > 3 * len(phrase) / 8, "padding stretches 5 ms messages to 20 ms"
 assert abs(prediction.loc[frame_item, "frame_padding"] - prediction.loc[frame_item, "fifo"]) < 20, "whole frames: no difference"
-""",
-    ),
-    (
-        "md",
-        r"""
-**How to read a real result.** Both halves equally smooth and the same length: `fifo` holds, and
-the stutter of lesson 01 is a queue running dry (fix with a pre-roll). The tiny half about four
-times longer and choppy: Twilio pads, and whole-frame messages (`align_frames=True`) are required.
-Anything in between (e.g. choppy but not longer) is a third behaviour: record it (`data/recorded/`)
-and add it as a playout model.
-""",
-    ),
-    (
-        "code",
-        r"""
+
+# %% [markdown]
+# **How to read a real result.** Both halves equally smooth and the same length: `fifo` holds, and
+# the stutter of lesson 01 is a queue running dry (fix with a pre-roll). The tiny half about four
+# times longer and choppy: Twilio pads, and whole-frame messages (`align_frames=True`) are required.
+# Anything in between (e.g. choppy but not longer) is a third behaviour: record it (`data/recorded/`)
+# and add it as a playout model.
+
+# %%
 elapsed_s = time.perf_counter() - notebook_started
 print(f"notebook ran in {elapsed_s:.1f} s")
 assert elapsed_s < 60
-""",
-    ),
-]
