@@ -1,9 +1,10 @@
 # %% [markdown]
 # # 00 · Traces: what the model delivered, and when
 #
-# **Question.** When an OpenAI Realtime session speaks, what exactly does the app receive from the SDK,
-# in what pieces, and how fast? Everything else in the lab (the simulator, the sweeps, the live replay)
-# starts from this record, a **trace**: every event the session delivered with the time it arrived.
+# **Question.** When an OpenAI Realtime session speaks, what exactly does the app receive from the
+# SDK, in what pieces, and how fast? Everything else in the lab (the simulator, the sweeps, the live
+# replay) starts from this record, a **trace**: every event the session delivered with the time it
+# arrived.
 #
 # A word of honesty first: no public recording of real Realtime delta sizes and timings exists. The
 # traces shipped in `data/traces` are **synthetic**: espeak-ng speech cut into deltas by documented,
@@ -13,7 +14,6 @@
 # %%
 # %matplotlib inline
 from collections import Counter
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -150,9 +150,9 @@ plot_trace_timeline(barge);
 # %% [markdown]
 # ## Listen
 #
-# `trace.render(key)` gives an item's audio (or, without a key, all of the trace's audio back to back)
-# as a `labkit.audio.Audio` that plays inline. This is the audio as delivered, with no network or
-# playout in between; what the caller would hear comes from the simulator (notebook 01).
+# `trace.render(key)` gives an item's audio (or, without a key, all of the trace's audio back to
+# back) as a `labkit.audio.Audio` that plays inline. This is the audio as delivered, with no network
+# or playout in between; what the caller would hear comes from the simulator (notebook 01).
 
 # %%
 barge.render(cut_key)  # the interrupted answer: it stops mid-sentence
@@ -166,8 +166,8 @@ whole
 # ## Where the traces come from, and how to remake them
 #
 # Every shipped trace is one entry in `labkit.synth.catalog.CATALOG` (phrases, arrival model, seed).
-# `labkit synth traces` rebuilds all of them byte for byte from `data/audio`; `data/README.md` lists each
-# file's model and seed. The same recipe, rebuilt in memory, gives exactly the shipped events:
+# `labkit synth traces` rebuilds all of them byte for byte from `data/audio`; `data/README.md` lists
+# each file's model and seed. The same recipe, rebuilt in memory, gives exactly the shipped events:
 
 # %%
 from labkit.synth.build import build_trace
@@ -182,7 +182,7 @@ spec.model
 
 # %% [markdown]
 # **What we saw.** A trace is the SDK's event stream with arrival times; its audio is exact (the
-# item's bytes are its deltas concatenated, `audio_ms` = bytes / 8). The shipped synthetic traces span
-# the regimes that matter: bursty vs near real-time delivery, tiny vs large deltas, stalls, several
-# turns, barge-in, and a long conversation for benchmarks. Next, notebook 01 asks which of these
-# properties makes a Twilio call stutter.
+# item's bytes are its deltas concatenated, `audio_ms` = bytes / 8). The shipped synthetic traces
+# span the regimes that matter: bursty vs near real-time delivery, tiny vs large deltas, stalls,
+# several turns, barge-in, and a long conversation for benchmarks. Next, notebook 01 asks which of
+# these properties makes a Twilio call stutter.

@@ -5,15 +5,15 @@
 # experiment, on a real phone call, would tell the playout hypotheses of lesson 02 apart?
 #
 # With `OPENAI_API_KEY`, `TWILIO_AUTH_TOKEN` and `PUBLIC_URL` (the https address that reaches this
-# machine, e.g. an ngrok URL) set, the next cell starts the server (what `labkit serve` runs) and waits
-# for a phone call, recording its trace into `data/recorded/`. In the Twilio console, under your
-# number's *Voice configuration*, set **A call comes in** to *Webhook*,
+# machine, e.g. an ngrok URL) set, the next cell starts the server (what `labkit serve` runs) and
+# waits for a phone call, recording its trace into `data/recorded/`. In the Twilio console, under
+# your number's *Voice configuration*, set **A call comes in** to *Webhook*,
 # `https://PUBLIC/incoming-call`, method **HTTP POST**. Secrets are never printed.
 #
 # Without them (and under CI) it places a **loopback call**: the real server and handler, a real
-# `openai-agents` session fed by a replayed trace, real WebSockets, and an emulated Twilio that plays
-# what arrives through a playout model and records every arrival. The trace is replayed at a speed
-# factor, so a 7 s trace takes about 2 s.
+# `openai-agents` session fed by a replayed trace, real WebSockets, and an emulated Twilio that
+# plays what arrives through a playout model and records every arrival. The trace is replayed at a
+# speed factor, so a 7 s trace takes about 2 s.
 
 # %%
 import asyncio
@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import display
 
@@ -45,9 +44,12 @@ async def wait_for_a_real_call():
     recorded = Path("..", "data", "recorded").resolve()
     settings = ServerSettings.from_env(public_url=public_url, record_dir=recorded)
     async with serve_in_background(settings, host="0.0.0.0", port=5050) as server:
-        print(f"Twilio console -> your number -> Voice configuration -> A call comes in: Webhook\n"
-              f"  URL: {public_url}/incoming-call   method: HTTP POST\n"
-              f"(forward {public_url} to port 5050 here). Waiting for a call; its trace goes to {recorded}")
+        print(
+            f"Twilio console -> your number -> Voice configuration -> A call comes in: Webhook\n"
+            f"  URL: {public_url}/incoming-call   method: HTTP POST\n"
+            f"(forward {public_url} to port 5050 here). Waiting for a call; its trace goes to "
+            f"{recorded}"
+        )
         while not server.app.state.finished_calls:
             await asyncio.sleep(1.0)
     return sorted(recorded.glob("*.jsonl.gz"))[-1]
@@ -60,8 +62,8 @@ if live:
 # ## Measured vs simulated
 #
 # The loopback call runs `tiny_deltas` through `rechunk` 50 ms at 4x speed. The measured side comes
-# from the arrival times the emulated Twilio recorded; the simulated side is `labkit.simulate` on the
-# same trace with the same strategy over a constant link of the measured loopback delay. Both go
+# from the arrival times the emulated Twilio recorded; the simulated side is `labkit.simulate` on
+# the same trace with the same strategy over a constant link of the measured loopback delay. Both go
 # through the same metric code, so a difference is one of behaviour, not of definitions.
 
 # %%
@@ -72,13 +74,27 @@ ROWS = {"media_messages": "media messages (count)", "concealment_events": "under
 comparison = call.table().loc[list(ROWS)].rename(index=ROWS).astype(float)
 display(comparison.round(1))
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
-plots.measured_vs_simulated(comparison.loc[["media messages (count)", "underrun events (count)"]], ax=axes[0],
-                            ylabel="count", title="Messages and underruns: the simulator matches the socket")
-plots.measured_vs_simulated(comparison.drop(index=["media messages (count)", "underrun events (count)"]),
-                            ax=axes[1], ylabel="ms", title="Audio played and time to first audio (ms)")
+plots.measured_vs_simulated(
+    comparison.loc[["media messages (count)", "underrun events (count)"]],
+    ax=axes[0],
+    ylabel="count",
+    title="Messages and underruns: the simulator matches the socket",
+)
+plots.measured_vs_simulated(
+    comparison.drop(index=["media messages (count)", "underrun events (count)"]),
+    ax=axes[1],
+    ylabel="ms",
+    title="Audio played and time to first audio (ms)",
+)
 print(f"loopback delay {call.loopback_delay_ms:.2f} ms")
-assert comparison.loc["media messages (count)", "measured"] == comparison.loc["media messages (count)", "simulated"]
-assert comparison.loc["audio played (ms)", "measured"] == comparison.loc["audio played (ms)", "simulated"]
+assert (
+    comparison.loc["media messages (count)", "measured"]
+    == comparison.loc["media messages (count)", "simulated"]
+)
+assert (
+    comparison.loc["audio played (ms)", "measured"]
+    == comparison.loc["audio played (ms)", "simulated"]
+)
 ttfa = comparison.loc["time to first audio (ms)"]
 assert abs(ttfa["measured"] - ttfa["simulated"]) < 50, "first audio within 50 ms of the prediction"
 
@@ -92,15 +108,17 @@ assert abs(ttfa["measured"] - ttfa["simulated"]) < 50, "first audio within 50 ms
 # 1. as tiny messages (40 bytes = 5 ms each), sent at real-time pace;
 # 2. as whole 20 ms frames (160 bytes), sent at the same pace.
 #
-# The trace below is built with `labkit.traces` from the `greeting` phrase in `data/audio`. Run it on
-# a real call (`labkit serve --replay data/recorded/experiment_tiny_vs_frames.jsonl.gz --strategy forward`:
+# The trace below is built with `labkit.traces` from the `greeting` phrase in `data/audio`. Run it
+# on a real call
+# (`labkit serve --replay data/recorded/experiment_tiny_vs_frames.jsonl.gz --strategy forward`:
 # `forward`, so every message goes out exactly as built; call the number) and listen, or ask Twilio
-# for a call recording: if both halves sound the same,
-# Twilio behaves as documented; if the first half is slow, stretched and choppy while the second is
-# clean, Twilio pads. The simulator says what each hypothesis predicts a listener would hear:
+# for a call recording: if both halves sound the same, Twilio behaves as documented; if the first
+# half is slow, stretched and choppy while the second is clean, Twilio pads. The simulator says what
+# each hypothesis predicts a listener would hear:
 
 # %%
-from labkit.audio import Audio
+import tempfile  # only a live session keeps the experiment trace in data/recorded/
+
 from labkit.sim import simulate
 from labkit.traces import Trace, audio_event, item_event, make_header, turn_event, write
 
@@ -112,24 +130,31 @@ def halves(tiny_bytes=40, frame_bytes=160, pause_ms=1500.0):
         response, item = f"resp_{n}", f"item_{n}_{size}B"
         events.append(turn_event("turn_started", start_ms, response))
         for offset in range(0, len(phrase), size):
-            events.append(audio_event(start_ms + offset / 8, response, item, 0, phrase[offset:offset + size]))
+            events.append(
+                audio_event(
+                    start_ms + offset / 8, response, item, 0, phrase[offset : offset + size]
+                )
+            )
         end_ms = start_ms + len(phrase) / 8
-        events += [item_event("audio_done", end_ms, item, 0), turn_event("turn_ended", end_ms, response)]
+        events += [
+            item_event("audio_done", end_ms, item, 0),
+            turn_event("turn_ended", end_ms, response),
+        ]
         start_ms = end_ms + pause_ms
     header = make_header("synthetic", "greeting as 40-byte messages, then as 160-byte frames",
                          generator={"name": "04_live_call.halves", "tiny_bytes": tiny_bytes})
     return Trace(header, events)
 
 experiment = halves()
-import tempfile  # only a live session keeps the experiment trace in data/recorded/
 keep_in = Path("..", "data", "recorded") if live else Path(tempfile.mkdtemp(prefix="labkit-"))
 write(experiment, keep_in / "experiment_tiny_vs_frames.jsonl.gz")
 predictions = {}
 for playout in ("fifo", "frame_padding"):
     run = simulate(experiment, "forward", link="constant", playout=playout)
     media = run.schedule.query("kind == 'media' and size > 0")
-    by_item = media.groupby("item_id").agg(messages=("size", "size"), first_ms=("play_start_ms", "min"),
-                                           last_ms=("play_end_ms", "max"))
+    by_item = media.groupby("item_id").agg(
+        messages=("size", "size"), first_ms=("play_start_ms", "min"), last_ms=("play_end_ms", "max")
+    )
     by_item["heard over (ms)"] = by_item["last_ms"] - by_item["first_ms"]
     predictions[playout] = by_item["heard over (ms)"]
     print(f"{playout}: what a listener would hear")
@@ -138,16 +163,22 @@ prediction = pd.DataFrame(predictions).round(0)
 prediction.insert(0, "phrase length (ms)", len(phrase) / 8)
 display(prediction)
 tiny_item, frame_item = sorted(prediction.index, key=lambda name: int(name.split("_")[-1][:-1]))
-assert abs(prediction.loc[tiny_item, "fifo"] - len(phrase) / 8) < 1, "fifo: the tiny half plays at its own length"
-assert prediction.loc[tiny_item, "frame_padding"] > 3 * len(phrase) / 8, "padding stretches 5 ms messages to 20 ms"
-assert abs(prediction.loc[frame_item, "frame_padding"] - prediction.loc[frame_item, "fifo"]) < 20, "whole frames: no difference"
+assert abs(prediction.loc[tiny_item, "fifo"] - len(phrase) / 8) < 1, (
+    "fifo: the tiny half plays at its own length"
+)
+assert prediction.loc[tiny_item, "frame_padding"] > 3 * len(phrase) / 8, (
+    "padding stretches 5 ms messages to 20 ms"
+)
+assert abs(prediction.loc[frame_item, "frame_padding"] - prediction.loc[frame_item, "fifo"]) < 20, (
+    "whole frames: no difference"
+)
 
 # %% [markdown]
 # **How to read a real result.** Both halves equally smooth and the same length: `fifo` holds, and
 # the stutter of lesson 01 is a queue running dry (fix with a pre-roll). The tiny half about four
 # times longer and choppy: Twilio pads, and whole-frame messages (`align_frames=True`) are required.
-# Anything in between (e.g. choppy but not longer) is a third behaviour: record it (`data/recorded/`)
-# and add it as a playout model.
+# Anything in between (e.g. choppy but not longer) is a third behaviour: record it
+# (`data/recorded/`) and add it as a playout model.
 
 # %%
 elapsed_s = time.perf_counter() - notebook_started
