@@ -117,8 +117,6 @@ assert abs(ttfa["measured"] - ttfa["simulated"]) < 50, "first audio within 50 ms
 # each hypothesis predicts a listener would hear:
 
 # %%
-import tempfile  # only a live session keeps the experiment trace in data/recorded/
-
 from labkit.sim import simulate
 from labkit.traces import Trace, audio_event, item_event, make_header, turn_event, write
 
@@ -146,8 +144,12 @@ def halves(tiny_bytes=40, frame_bytes=160, pause_ms=1500.0):
     return Trace(header, events)
 
 experiment = halves()
-keep_in = Path("..", "data", "recorded") if live else Path(tempfile.mkdtemp(prefix="labkit-"))
-write(experiment, keep_in / "experiment_tiny_vs_frames.jsonl.gz")
+# data/recorded/ is gitignored: this trace (the same bytes on every run) is never committed.
+data_dir = Path(shipped("tiny_deltas")).parents[1]
+experiment_path = data_dir / "recorded" / "experiment_tiny_vs_frames.jsonl.gz"
+experiment_path.parent.mkdir(parents=True, exist_ok=True)
+write(experiment, experiment_path)
+print("wrote", experiment_path)
 predictions = {}
 for playout in ("fifo", "frame_padding"):
     run = simulate(experiment, "forward", link="constant", playout=playout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -82,3 +83,23 @@ def test_lessons_are_cells_without_outputs_or_metadata() -> None:
             assert cell["metadata"] == {}
             assert cell.get("outputs", []) == []
             assert not "".join(cell["source"]).startswith("# %%"), "a cell marker leaked in"
+
+
+def test_every_repo_path_a_lesson_mentions_exists_or_is_written_by_a_lesson() -> None:
+    repo = LESSONS_DIR.parent
+    code = "\n".join(
+        "".join(cell["source"])
+        for lesson in lessons()
+        for cell in json.loads(notebook_text(lesson))["cells"]
+        if cell["cell_type"] == "code"
+    )
+    mentioned = {
+        match.rstrip(".,:;)")
+        for lesson in lessons()
+        for match in re.findall(r"data/[\w./-]*", lesson.source.read_text())
+    }
+    assert "data/recorded/experiment_tiny_vs_frames.jsonl.gz" in mentioned
+    for path in sorted(mentioned):
+        name, folder = Path(path).name, Path(path).parent.name
+        written_by_a_lesson = f'"{name}"' in code and f'"{folder}"' in code
+        assert (repo / path).exists() or written_by_a_lesson, f"a lesson mentions {path}"
