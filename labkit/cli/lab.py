@@ -130,9 +130,9 @@ def _prepare(copies: WorkingCopies, lesson: Lesson, refresh: bool) -> CopyStatus
         return CopyStatus(lesson.name, "created")
     current = path.read_text(encoding="utf-8")
     if refresh:
-        moved = f"your copy moved to {copies.set_aside(lesson)}" if current != text else ""
+        old_copy = f"old copy {copies.set_aside(lesson)}" if current != text else ""
         copies.write(lesson, text)
-        return CopyStatus(lesson.name, "refreshed", moved)
+        return CopyStatus(lesson.name, "refreshed", old_copy)
     try:
         fingerprint = cells_fingerprint(current)
     except (ValueError, KeyError, TypeError):
@@ -141,10 +141,10 @@ def _prepare(copies: WorkingCopies, lesson: Lesson, refresh: bool) -> CopyStatus
     if fingerprint == cells_fingerprint(text):
         return CopyStatus(lesson.name, "current")
     if fingerprint == copies.built.get(lesson.name):
-        moved = copies.set_aside(lesson)  # no edits, but maybe outputs: keep them there
+        old_copy = copies.set_aside(lesson)  # no edits, but maybe outputs: keep them there
         copies.write(lesson, text)
         return CopyStatus(
-            lesson.name, "updated", f"the lesson changed, your copy had no edits: moved to {moved}"
+            lesson.name, "updated", f"lesson changed, your copy had no edits; old copy {old_copy}"
         )
     return CopyStatus(lesson.name, "kept", f"your edits differ from the lesson; "
                       f"`labkit lab --refresh {lesson.name}` replaces the copy")
