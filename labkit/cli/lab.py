@@ -141,10 +141,10 @@ def _prepare(copies: WorkingCopies, lesson: Lesson, refresh: bool) -> CopyStatus
     if fingerprint == cells_fingerprint(text):
         return CopyStatus(lesson.name, "current")
     if fingerprint == copies.built.get(lesson.name):
-        old_copy = copies.set_aside(lesson)  # no edits, but maybe outputs: keep them there
+        set_aside = copies.set_aside(lesson)  # no edits, but maybe outputs: keep them there
         copies.write(lesson, text)
         return CopyStatus(
-            lesson.name, "updated", f"lesson changed, your copy had no edits; old copy {old_copy}"
+            lesson.name, "updated", f"lesson changed, your copy had no edits; old copy {set_aside}"
         )
     return CopyStatus(lesson.name, "kept", f"your edits differ from the lesson; "
                       f"`labkit lab --refresh {lesson.name}` replaces the copy")
