@@ -17,7 +17,7 @@ def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("target", ["labkit", "tests", "benchmarks", "tools"])
+@pytest.mark.parametrize("target", ["labkit", "tests", "benchmarks", "lessons", "notebooks"])
 def test_ruff_is_clean(target: str) -> None:
     result = run_tool("ruff", "check", target)
     assert result.returncode == 0, result.stdout + result.stderr

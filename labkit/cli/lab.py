@@ -1,0 +1,233 @@
+"""``labkit lab``: JupyterLab on working copies of the lessons, so using the lab never dirties git.
+
+The working copies live in ``lab/`` at the repo root (gitignored), built from ``lessons/*.py`` like
+``notebooks/``; JupyterLab is rooted there, so autosave never writes a tracked notebook. A working
+copy whose cells you edited is never replaced: it is kept and said so, and ``--refresh`` replaces it
+(the old copy is moved to ``lab/.labkit/replaced/``). A copy you only ran (outputs, same cells) is
+brought up to date when its lesson changes.
+
+Widget state is saved with each notebook (jupyterlab-manager's ``saveState``, made the default in
+the settings directory this command gives JupyterLab), so a saved notebook reopens with its widgets
+instead of "Error displaying widget: model not found". See README.md, "Lessons".
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labkit.cli.lessons import LESSONS_DIR, REPO_DIR, Lesson, lessons, notebook_text
+
+LAB_DIR = REPO_DIR / "lab"
+STATE_DIRNAME = ".labkit"  # hidden in JupyterLab's file browser
+SETTINGS_DIRNAME = ".jupyterlab-settings"
+WIDGETS_PLUGIN = "@jupyter-widgets/jupyterlab-manager:plugin"
+SETTINGS_OVERRIDES = {WIDGETS_PLUGIN: {"saveState": True}}
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8888
+
+
+@dataclass(frozen=True)
+class CopyStatus:
+    """What ``prepare_working_copies`` did with one lesson's working copy, and why."""
+
+    lesson: str
+    action: str  # created | current | updated | kept | refreshed
+    detail: str = ""
+
+    def __str__(self) -> str:
+        line = f"{self.action:>9}  {self.lesson}.ipynb"
+        return f"{line}  ({self.detail})" if self.detail else line
+
+
+def cells_fingerprint(notebook_json: str) -> str:
+    """A digest of a notebook's cells (kind and source): outputs, ids and metadata do not count."""
+    cells = json.loads(notebook_json)["cells"]
+    kinds_and_sources = [[cell["cell_type"], _source(cell["source"])] for cell in cells]
+    return hashlib.sha256(json.dumps(kinds_and_sources).encode()).hexdigest()
+
+
+def _source(source: str | list[str]) -> str:
+    return source if isinstance(source, str) else "".join(source)
+
+
+class WorkingCopies:
+    """The working copies in ``lab_dir`` and what each was built from (``.labkit/built.json``)."""
+
+    def __init__(self, lab_dir: Path) -> None:
+        self.lab_dir = lab_dir
+        self.state_dir = lab_dir / STATE_DIRNAME
+        self._built_file = self.state_dir / "built.json"
+        self.built: dict[str, str] = (
+            json.loads(self._built_file.read_text()) if self._built_file.exists() else {}
+        )
+
+    def path(self, lesson: Lesson) -> Path:
+        return self.lab_dir / lesson.notebook_file
+
+    def write(self, lesson: Lesson, text: str) -> None:
+        self.path(lesson).write_text(text, encoding="utf-8")
+        self.built[lesson.name] = cells_fingerprint(text)
+
+    def set_aside(self, lesson: Lesson) -> Path:
+        """Move a working copy to ``.labkit/replaced/NAME-N.ipynb`` (N: the first free number)."""
+        replaced_dir = self.state_dir / "replaced"
+        replaced_dir.mkdir(parents=True, exist_ok=True)
+        number = 1
+        while (replaced_dir / f"{lesson.name}-{number}.ipynb").exists():
+            number += 1
+        target = replaced_dir / f"{lesson.name}-{number}.ipynb"
+        self.path(lesson).replace(target)
+        return target
+
+    def save_state(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._built_file.write_text(json.dumps(self.built, indent=1, sort_keys=True) + "\n")
+
+
+def prepare_working_copies(
+    lab_dir: Path = LAB_DIR,
+    refresh: Sequence[str] | None = None,
+    lessons_dir: Path = LESSONS_DIR,
+) -> list[CopyStatus]:
+    """Create or update the working copies; ``refresh`` names lessons to replace ([]: all)."""
+    found = lessons(lessons_dir)
+    to_refresh = _lessons_to_refresh(found, refresh)
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    copies = WorkingCopies(lab_dir)
+    statuses = [_prepare(copies, lesson, lesson.name in to_refresh) for lesson in found]
+    copies.save_state()
+    return statuses
+
+
+def _lessons_to_refresh(found: list[Lesson], refresh: Sequence[str] | None) -> set[str]:
+    if refresh is None:
+        return set()
+    names = {lesson.name for lesson in found}
+    if not refresh:
+        return names
+    wanted = {name.removesuffix(".ipynb") for name in refresh}
+    unknown = sorted(wanted - names)
+    if unknown:
+        known = ", ".join(sorted(names))
+        raise ValueError(f"--refresh: no lesson named {', '.join(unknown)} (lessons: {known})")
+    return wanted
+
+
+def _prepare(copies: WorkingCopies, lesson: Lesson, refresh: bool) -> CopyStatus:
+    text = notebook_text(lesson)
+    path = copies.path(lesson)
+    if not path.exists():
+        copies.write(lesson, text)
+        return CopyStatus(lesson.name, "created")
+    current = path.read_text(encoding="utf-8")
+    if refresh:
+        old_copy = f"old copy {copies.set_aside(lesson)}" if current != text else ""
+        copies.write(lesson, text)
+        return CopyStatus(lesson.name, "refreshed", old_copy)
+    try:
+        fingerprint = cells_fingerprint(current)
+    except (ValueError, KeyError, TypeError):
+        return CopyStatus(lesson.name, "kept", f"{path} is not a readable notebook; "
+                          f"`labkit lab --refresh {lesson.name}` replaces it")
+    if fingerprint == cells_fingerprint(text):
+        return CopyStatus(lesson.name, "current")
+    if fingerprint == copies.built.get(lesson.name):
+        set_aside = copies.set_aside(lesson)  # no edits, but maybe outputs: keep them there
+        copies.write(lesson, text)
+        return CopyStatus(
+            lesson.name, "updated", f"lesson changed, your copy had no edits; old copy {set_aside}"
+        )
+    return CopyStatus(lesson.name, "kept", f"your edits differ from the lesson; "
+                      f"`labkit lab --refresh {lesson.name}` replaces the copy")
+
+
+def write_jupyterlab_settings(lab_dir: Path, app_settings_dir: Path | None = None) -> Path:
+    """The app settings directory the lab runs with: JupyterLab's own, plus saveState for widgets.
+
+    JupyterLab reads one app settings directory (page_config.json, overrides.json, overrides.d/);
+    this copies the default one (if any) and adds ``overrides.d/labkit.json``. Overrides set
+    defaults only: a user's own settings still win.
+    """
+    if app_settings_dir is None:
+        from jupyterlab.commands import get_app_dir
+
+        app_settings_dir = Path(get_app_dir()) / "settings"
+    settings_dir = lab_dir / STATE_DIRNAME / SETTINGS_DIRNAME
+    if settings_dir.exists():
+        shutil.rmtree(settings_dir)  # ours, rebuilt on every start
+    if app_settings_dir.is_dir():
+        shutil.copytree(app_settings_dir, settings_dir)
+    overrides_d = settings_dir / "overrides.d"
+    overrides_d.mkdir(parents=True, exist_ok=True)
+    (overrides_d / "labkit.json").write_text(json.dumps(SETTINGS_OVERRIDES, indent=1) + "\n")
+    return settings_dir
+
+
+def jupyter_lab_argv(
+    lab_dir: Path, settings_dir: Path, host: str, port: int, open_browser: bool, as_root: bool
+) -> list[str]:
+    """The command that starts JupyterLab on the working copies."""
+    argv = [
+        sys.executable, "-m", "jupyterlab",
+        f"--ServerApp.root_dir={lab_dir}",
+        f"--LabApp.app_settings_dir={settings_dir}",
+        f"--ServerApp.ip={host}",
+        f"--ServerApp.port={port}",
+        f"--ServerApp.open_browser={open_browser}",
+    ]
+    if as_root:
+        argv.append("--allow-root")  # containers often run as root; Jupyter refuses it otherwise
+    return argv
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "lab",
+        help="JupyterLab on working copies of the lessons (lab/, untracked)",
+        description="Write working copies of the lessons into lab/ (gitignored) and start "
+        "JupyterLab there. Copies you edited are kept; --refresh replaces them.",
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"default: {DEFAULT_HOST}")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    parser.add_argument(
+        "--refresh", nargs="*", metavar="LESSON",
+        help="replace these working copies (all when none is named) with the lessons; "
+        "replaced copies are moved to lab/.labkit/replaced/",
+    )
+    parser.add_argument(
+        "--dir", type=Path, default=LAB_DIR, help="where the working copies go (default: lab/)"
+    )
+    parser.add_argument(
+        "--prepare-only", action="store_true", help="write the working copies, do not start"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    lab_dir = args.dir.resolve()
+    try:
+        statuses = prepare_working_copies(lab_dir, args.refresh)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"labkit lab: {exc}", file=sys.stderr)
+        return 2
+    print(f"working copies of the lessons in {lab_dir} (untracked):")
+    for status in statuses:
+        print(f"  {status}")
+    if args.prepare_only:
+        return 0
+    settings_dir = write_jupyterlab_settings(lab_dir)
+    as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    open_browser = not args.no_browser
+    argv = jupyter_lab_argv(lab_dir, settings_dir, args.host, args.port, open_browser, as_root)
+    sys.stdout.flush()
+    os.execv(argv[0], argv)  # JupyterLab takes this process over: Ctrl-C and signals reach it

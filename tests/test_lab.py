@@ -1,0 +1,235 @@
+"""``labkit lab``: working copies outside the tracked files, edits never lost, a real JupyterLab."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from labkit.cli.lab import (
+    LAB_DIR,
+    WIDGETS_PLUGIN,
+    CopyStatus,
+    jupyter_lab_argv,
+    prepare_working_copies,
+    write_jupyterlab_settings,
+)
+from labkit.cli.lessons import LESSONS_DIR, REPO_DIR, lessons, notebook_text
+
+SERVER_START_S = 90.0
+SERVER_STOP_S = 30.0
+
+
+def actions(statuses: list[CopyStatus]) -> dict[str, str]:
+    return {status.lesson: status.action for status in statuses}
+
+
+def edit_first_code_cell(path: Path, new_source: str) -> None:
+    notebook = json.loads(path.read_text())
+    cell = next(cell for cell in notebook["cells"] if cell["cell_type"] == "code")
+    cell["source"] = new_source
+    path.write_text(json.dumps(notebook, indent=1))
+
+
+def add_an_output(path: Path) -> None:
+    """What running a cell and saving does: outputs and a count, the cells' sources unchanged."""
+    notebook = json.loads(path.read_text())
+    cell = next(cell for cell in notebook["cells"] if cell["cell_type"] == "code")
+    cell["execution_count"] = 1
+    cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["ran\n"]}]
+    notebook["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
+    path.write_text(json.dumps(notebook, indent=1))
+
+
+@pytest.fixture
+def lesson_sources(tmp_path: Path) -> Path:
+    copy = tmp_path / "lessons"
+    shutil.copytree(LESSONS_DIR, copy)
+    return copy
+
+
+def test_first_run_writes_every_lesson_as_its_notebook(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    statuses = prepare_working_copies(lab)
+    assert set(actions(statuses).values()) == {"created"}
+    for lesson in lessons():
+        assert (lab / lesson.notebook_file).read_text() == notebook_text(lesson)
+    assert set(actions(prepare_working_copies(lab)).values()) == {"current"}
+
+
+def test_an_edited_copy_is_kept_and_said_so(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    prepare_working_copies(lab)
+    edited = lab / "00_traces.ipynb"
+    edit_first_code_cell(edited, "print('my own experiment')")
+    before = edited.read_bytes()
+    statuses = prepare_working_copies(lab)
+    status = next(status for status in statuses if status.lesson == "00_traces")
+    assert status.action == "kept"
+    assert "--refresh 00_traces" in str(status)
+    assert edited.read_bytes() == before
+
+
+def test_a_copy_that_was_only_run_keeps_its_outputs(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    prepare_working_copies(lab)
+    ran = lab / "03_explorer.ipynb"
+    add_an_output(ran)
+    before = ran.read_bytes()
+    assert actions(prepare_working_copies(lab))["03_explorer"] == "current"
+    assert ran.read_bytes() == before
+
+
+def test_a_changed_lesson_updates_an_unedited_copy_but_never_an_edited_one(
+    tmp_path: Path, lesson_sources: Path
+) -> None:
+    lab = tmp_path / "lab"
+    prepare_working_copies(lab, lessons_dir=lesson_sources)
+    add_an_output(lab / "00_traces.ipynb")
+    ran = (lab / "00_traces.ipynb").read_bytes()
+    edit_first_code_cell(lab / "01_why_tiny_packets_jitter.ipynb", "x = 1")
+    edited = (lab / "01_why_tiny_packets_jitter.ipynb").read_bytes()
+    for name in ("00_traces", "01_why_tiny_packets_jitter"):
+        source = lesson_sources / f"{name}.py"
+        source.write_text(source.read_text() + "\n# %%\nassert True\n")
+
+    statuses = actions(prepare_working_copies(lab, lessons_dir=lesson_sources))
+
+    assert statuses["00_traces"] == "updated"
+    assert "assert True" in (lab / "00_traces.ipynb").read_text()
+    assert (lab / ".labkit" / "replaced" / "00_traces-1.ipynb").read_bytes() == ran
+    assert statuses["01_why_tiny_packets_jitter"] == "kept"
+    assert (lab / "01_why_tiny_packets_jitter.ipynb").read_bytes() == edited
+
+
+def test_refresh_replaces_the_named_copies_and_sets_the_old_ones_aside(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    prepare_working_copies(lab)
+    for name in ("00_traces", "02_threshold_sweep"):
+        edit_first_code_cell(lab / f"{name}.ipynb", f"# my {name}")
+    statuses = actions(prepare_working_copies(lab, refresh=["00_traces"]))
+    assert statuses["00_traces"] == "refreshed"
+    assert statuses["02_threshold_sweep"] == "kept"
+    assert (lab / "00_traces.ipynb").read_text() == notebook_text(lessons()[0])
+    assert "# my 00_traces" in (lab / ".labkit" / "replaced" / "00_traces-1.ipynb").read_text()
+
+    statuses = actions(prepare_working_copies(lab, refresh=[]))
+    assert set(statuses.values()) == {"refreshed"}
+    assert "# my 02_threshold_sweep" in (
+        lab / ".labkit" / "replaced" / "02_threshold_sweep-1.ipynb"
+    ).read_text()
+    assert not (lab / ".labkit" / "replaced" / "00_traces-2.ipynb").exists(), "nothing to keep"
+
+
+def test_refresh_of_an_unknown_lesson_and_an_unreadable_copy_are_named(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    with pytest.raises(ValueError, match="no lesson named 07_nope"):
+        prepare_working_copies(lab, refresh=["07_nope"])
+    prepare_working_copies(lab)
+    (lab / "04_live_call.ipynb").write_text("{ not json")
+    status = next(s for s in prepare_working_copies(lab) if s.lesson == "04_live_call")
+    assert status.action == "kept" and "not a readable notebook" in status.detail
+    assert (lab / "04_live_call.ipynb").read_text() == "{ not json"
+
+
+def test_the_lab_directory_is_ignored_by_git() -> None:
+    if shutil.which("git") is None or not (REPO_DIR / ".git").exists():
+        pytest.skip("not a git checkout")
+    assert LAB_DIR == REPO_DIR / "lab"
+    paths = ["lab/00_traces.ipynb", "lab/.labkit/built.json", "lab/.ipynb_checkpoints/x.ipynb"]
+    result = subprocess.run(
+        ["git", "check-ignore", *paths], cwd=REPO_DIR, capture_output=True, text=True, check=False
+    )
+    assert result.stdout.split() == paths
+
+
+def test_settings_make_widget_state_saved_and_keep_jupyterlabs_own(tmp_path: Path) -> None:
+    own = tmp_path / "app-settings"
+    own.mkdir()
+    (own / "page_config.json").write_text('{"disabledExtensions": {"x": true}}')
+    settings = write_jupyterlab_settings(tmp_path / "lab", app_settings_dir=own)
+    assert json.loads((settings / "overrides.d" / "labkit.json").read_text()) == {
+        WIDGETS_PLUGIN: {"saveState": True}
+    }
+    assert (settings / "page_config.json").read_text() == (own / "page_config.json").read_text()
+
+
+def test_the_command_line_passes_host_port_browser_and_root_through(tmp_path: Path) -> None:
+    argv = jupyter_lab_argv(tmp_path, tmp_path / "s", "127.0.0.1", 9999, False, as_root=True)
+    assert argv[:3] == [sys.executable, "-m", "jupyterlab"]
+    assert f"--ServerApp.root_dir={tmp_path}" in argv
+    assert {"--ServerApp.ip=127.0.0.1", "--ServerApp.port=9999"} <= set(argv)
+    assert "--ServerApp.open_browser=False" in argv and "--allow-root" in argv
+    argv = jupyter_lab_argv(tmp_path, tmp_path / "s", "127.0.0.1", 9999, True, as_root=False)
+    assert "--ServerApp.open_browser=True" in argv and "--allow-root" not in argv
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def get_json(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_labkit_lab_serves_the_working_copies_with_widget_state_saved(tmp_path: Path) -> None:
+    token = "labkit-test-token"
+    env = dict(os.environ, JUPYTER_TOKEN=token)
+    for variable, name in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
+                           ("JUPYTERLAB_SETTINGS_DIR", "user-settings"),
+                           ("JUPYTERLAB_WORKSPACES_DIR", "workspaces")]:
+        env[variable] = str(tmp_path / name)
+    lab, log = tmp_path / "lab", tmp_path / "server.log"
+    command = [sys.executable, "-m", "labkit", "lab", "--dir", str(lab), "--no-browser",
+               "--host", "127.0.0.1", "--port", str(free_port())]
+    with log.open("w") as log_file:
+        server = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        base = wait_for_server(server, log)
+        contents = get_json(f"{base}/api/contents?token={token}")
+        assert isinstance(contents, dict)
+        served = sorted(item["name"] for item in contents["content"])
+        assert served == sorted(lesson.notebook_file for lesson in lessons())
+        settings = get_json(f"{base}/lab/api/settings/{WIDGETS_PLUGIN}?token={token}")
+        assert isinstance(settings, dict)
+        assert settings["schema"]["properties"]["saveState"]["default"] is True
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=SERVER_STOP_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=SERVER_STOP_S)
+    assert "created  00_traces.ipynb" in log.read_text()
+
+
+def wait_for_server(server: subprocess.Popen[bytes], log: Path) -> str:
+    """The server's base URL once it answers /api/status (it may move to another free port)."""
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"labkit lab exited: {log.read_text()[-2000:]}"
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", log.read_text())
+        if found:
+            base = f"http://127.0.0.1:{found.group(1)}"
+            try:
+                get_json(f"{base}/api/status?token=labkit-test-token")
+                return base
+            except OSError:
+                pass
+        time.sleep(0.25)
+    raise AssertionError(f"no answer within {SERVER_START_S} s: {log.read_text()[-2000:]}")

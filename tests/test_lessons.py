@@ -1,0 +1,105 @@
+"""notebooks/*.ipynb are exactly what lessons/*.py build (``labkit lessons build|check``)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from labkit.cli import main
+from labkit.cli.lessons import (
+    LESSONS_DIR,
+    NOTEBOOKS_DIR,
+    build_notebooks,
+    lessons,
+    notebook_text,
+    stale_notebooks,
+)
+
+
+def test_committed_notebooks_are_what_the_lessons_build() -> None:
+    problems = stale_notebooks()
+    assert not problems, "\n".join(problems) + "\nrun `labkit lessons build`"
+
+
+def test_every_notebook_has_a_lesson_and_the_check_command_agrees(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    names = {lesson.notebook_file for lesson in lessons()}
+    assert names == {path.name for path in NOTEBOOKS_DIR.glob("*.ipynb")}
+    assert len(names) >= 6
+    assert main(["lessons", "check"]) == 0
+    assert "matches" in capsys.readouterr().out
+
+
+@pytest.fixture
+def copies(tmp_path: Path) -> tuple[Path, Path]:
+    lessons_dir, notebooks_dir = tmp_path / "lessons", tmp_path / "notebooks"
+    shutil.copytree(LESSONS_DIR, lessons_dir)
+    shutil.copytree(NOTEBOOKS_DIR, notebooks_dir)
+    return lessons_dir, notebooks_dir
+
+
+def test_an_edited_lesson_is_drift_until_rebuilt_and_rebuilding_is_stable(
+    copies: tuple[Path, Path],
+) -> None:
+    lessons_dir, notebooks_dir = copies
+    source = lessons_dir / "00_traces.py"
+    source.write_text(source.read_text() + "\n# %%\nassert 1 + 1 == 2\n")
+    assert stale_notebooks(lessons_dir, notebooks_dir) == [
+        f"{notebooks_dir / '00_traces.ipynb'} differs from what {source} builds"
+    ]
+    assert build_notebooks(lessons_dir, notebooks_dir) == 1
+    assert stale_notebooks(lessons_dir, notebooks_dir) == []
+    before = {path.name: path.read_bytes() for path in notebooks_dir.glob("*.ipynb")}
+    assert build_notebooks(lessons_dir, notebooks_dir) == 0
+    assert before == {path.name: path.read_bytes() for path in notebooks_dir.glob("*.ipynb")}
+    cells = json.loads(before["00_traces.ipynb"])["cells"]
+    assert cells[-1]["source"] == ["assert 1 + 1 == 2"]
+    assert cells[-1]["id"] == f"00-{len(cells) - 1:02d}", "ids follow the position, not chance"
+
+
+def test_a_notebook_without_a_lesson_or_a_missing_notebook_is_drift(
+    copies: tuple[Path, Path],
+) -> None:
+    lessons_dir, notebooks_dir = copies
+    (notebooks_dir / "01_why_tiny_packets_jitter.ipynb").unlink()
+    shutil.copy(notebooks_dir / "00_traces.ipynb", notebooks_dir / "99_orphan.ipynb")
+    problems = stale_notebooks(lessons_dir, notebooks_dir)
+    assert any("01_why_tiny_packets_jitter.ipynb is missing" in problem for problem in problems)
+    assert any("99_orphan.ipynb has no lesson source" in problem for problem in problems)
+
+
+def test_lessons_are_cells_without_outputs_or_metadata() -> None:
+    for lesson in lessons():
+        notebook = json.loads(notebook_text(lesson))
+        assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+        kinds = {cell["cell_type"] for cell in notebook["cells"]}
+        assert kinds == {"markdown", "code"}, lesson.name
+        for cell in notebook["cells"]:
+            assert cell["metadata"] == {}
+            assert cell.get("outputs", []) == []
+            assert not "".join(cell["source"]).startswith("# %%"), "a cell marker leaked in"
+
+
+def test_every_repo_path_a_lesson_mentions_exists_or_is_written_by_a_lesson() -> None:
+    repo = LESSONS_DIR.parent
+    code = "\n".join(
+        "".join(cell["source"])
+        for lesson in lessons()
+        for cell in json.loads(notebook_text(lesson))["cells"]
+        if cell["cell_type"] == "code"
+    )
+    mentioned = {
+        match.rstrip(".,:;)")
+        for lesson in lessons()
+        for match in re.findall(r"data/[\w./-]*", lesson.source.read_text())
+    }
+    assert "data/recorded/experiment_tiny_vs_frames.jsonl.gz" in mentioned
+    for path in sorted(mentioned):
+        name, folder = Path(path).name, Path(path).parent.name
+        written_by_a_lesson = f'"{name}"' in code and f'"{folder}"' in code
+        assert (repo / path).exists() or written_by_a_lesson, f"a lesson mentions {path}"
