@@ -87,6 +87,16 @@ CATALOG: tuple[TraceSpec, ...] = (
         seed=103,
     ),
     TraceSpec(
+        "tiny_deltas_call",
+        "a 12-turn call in the original report's 20-60 byte deltas (enough answers to count "
+        "gaps at word starts per answer)",
+        ("greeting", "how_can_i_help", "order_lookup", "hold_on", "order_status", "sorry",
+         "confirm_address", "appointment", "phone_number", "transfer", "anything_else",
+         "goodbye"),
+        TINY,
+        seed=109,
+    ),
+    TraceSpec(
         "stalls",
         "bursty delivery interrupted by 100-600 ms stalls inside utterances",
         ("order_status", "refund_policy"),
