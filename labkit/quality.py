@@ -39,6 +39,12 @@ with at least 3.2 s of speech, 40-80 % active speech, at most 50 utterances; lon
 less reliably, text-to-speech voices (the shipped phrases are espeak-ng) are outside the validated
 material. P.862's own minimum is 0.25 s per signal. Scores are deterministic.
 
+Long calls: one P.862 run holds at most 50 utterances, each at one delay. A call whose delay
+changes more often than that (a long call with many underruns) ends up mostly misaligned and
+scores near 1 whatever was heard: 98 s of the shipped phrases with 5 % inserted as 121 gaps of
+20-60 ms score 1.1 in one run, 2.6 (silence) and 2.9 (G.711 PLC) as the mean of 10 s chunks
+(``benchmarks/bench_quality.py``). Score long calls in chunks (``mos_lqo_chunks``) or per turn.
+
 Cost: one call runs the C code in the calling thread with the GIL held and with global state (not
 thread safe): about 0.35 s for 30 s of audio on this machine (``benchmarks/bench_quality.py``). To
 keep a notebook responsive, score on request or in another process, not in a thread.
@@ -46,6 +52,7 @@ keep a notebook responsive, score on request or in another process, not in a thr
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,6 +63,7 @@ from labkit.audio import SAMPLE_RATE_HZ, Audio, Int16Array, to_int16, ulaw_decod
 P862_RATE_HZ = SAMPLE_RATE_HZ  # narrowband P.862 runs at 8 kHz (16 kHz is the wideband P.862.2)
 MIN_DURATION_MS = 250  # the reference code refuses shorter signals
 MIN_SAMPLES = MIN_DURATION_MS * P862_RATE_HZ // 1000
+CHUNK_MS = 10_000  # within P.862.3's 8-30 s, and few enough delay changes per run
 
 
 def mos_lqo(
@@ -77,6 +85,42 @@ def mos_lqo(
     return _p862_nb(ref, deg)
 
 
+def mos_lqo_chunks(
+    reference: npt.NDArray[Any],
+    degraded: npt.NDArray[Any],
+    inserted: Sequence[tuple[int, int]],
+    chunk_ms: int = CHUNK_MS,
+) -> list[tuple[int, int, float]]:
+    """``mos_lqo`` of each ``chunk_ms`` of ``reference`` against the ``degraded`` audio playing it.
+
+    ``degraded`` is ``reference`` with the sample ranges ``inserted`` (half-open, sorted, in
+    ``degraded``'s samples: the underruns, concealed or not) inserted; they map each chunk's ends
+    into ``degraded``, a gap at a chunk's end going with the next chunk. Returns ``(start, end,
+    mos_lqo)`` per chunk, ``start`` and ``end`` in ``reference`` samples; a last chunk shorter
+    than ``chunk_ms`` joins the one before, and chunks whose reference is silent are not scored
+    (P.862 needs speech). 8 kHz only.
+    """
+    chunk_samples = chunk_ms * P862_RATE_HZ // 1000
+    if chunk_samples < MIN_SAMPLES:
+        raise ValueError(
+            f"mos_lqo_chunks: chunk_ms={chunk_ms} is below P.862's {MIN_DURATION_MS} ms"
+        )
+    ref, deg = np.asarray(reference), np.asarray(degraded)
+    if ref.ndim != 1 or deg.ndim != 1:
+        raise ValueError(f"mos_lqo_chunks: expected mono (1-D) audio, got {ref.shape}, {deg.shape}")
+    shift_at = _insertion_map(len(ref), len(deg), inserted)
+    edges = list(range(0, len(ref), chunk_samples))
+    if len(edges) > 1 and len(ref) - edges[-1] < chunk_samples:
+        edges.pop()  # the short tail joins the chunk before
+    scores = []
+    for start, end in zip(edges, [*edges[1:], len(ref)], strict=True):
+        if not np.any(ref[start:end]):
+            continue
+        played = deg[start + shift_at(start) : end + shift_at(end)]
+        scores.append((start, end, mos_lqo(ref[start:end], played)))
+    return scores
+
+
 def mos_lqo_audio(reference: Audio, degraded: Audio) -> float:
     """``mos_lqo`` of two ``Audio`` values, which must share their 8 kHz rate."""
     if reference.rate_hz != degraded.rate_hz:
@@ -90,6 +134,31 @@ def mos_lqo_audio(reference: Audio, degraded: Audio) -> float:
 def mos_lqo_ulaw(reference: bytes, degraded: bytes) -> float:
     """``mos_lqo`` of two 8 kHz G.711 mu-law byte strings (as Twilio and the traces carry)."""
     return mos_lqo(ulaw_decode(reference), ulaw_decode(degraded))
+
+
+def _insertion_map(
+    reference_length: int, degraded_length: int, inserted: Sequence[tuple[int, int]]
+) -> Callable[[int], int]:
+    """How many inserted samples play before reference sample ``x`` (checked against lengths)."""
+    places: list[int] = []
+    before = [0]  # samples inserted before the n-th gap (the last: in all)
+    previous_end = 0
+    for index, (start, end) in enumerate(inserted):
+        if not previous_end <= start < end <= degraded_length:
+            raise ValueError(
+                f"mos_lqo_chunks: inserted[{index}] = ({start}, {end}) must be a non-empty range of"
+                f" degraded, after the previous one (which ends at {previous_end})"
+            )
+        places.append(start - before[-1])  # the reference sample the gap plays before
+        before.append(before[-1] + end - start)
+        previous_end = end
+    if degraded_length != reference_length + before[-1]:
+        raise ValueError(
+            f"mos_lqo_chunks: degraded has {degraded_length} samples but the reference's"
+            f" {reference_length} plus the {before[-1]} inserted make"
+            f" {reference_length + before[-1]}"
+        )
+    return lambda x: before[int(np.searchsorted(places, x, side="left"))]
 
 
 def _speech_signal(name: str, samples: npt.NDArray[Any]) -> Int16Array:

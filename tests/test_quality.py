@@ -12,10 +12,19 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labkit.audio import Audio, ulaw_decode, ulaw_encode
 from labkit.plc import conceal
-from labkit.quality import MIN_SAMPLES, mos_lqo, mos_lqo_audio, mos_lqo_ulaw
+from labkit.quality import (
+    MIN_SAMPLES,
+    _insertion_map,
+    mos_lqo,
+    mos_lqo_audio,
+    mos_lqo_chunks,
+    mos_lqo_ulaw,
+)
 
 AUDIO_DIR = Path(__file__).resolve().parents[1] / "data" / "audio"
 PHRASES = ("greeting", "order_status", "confirm_address", "payment")
@@ -118,6 +127,61 @@ def test_a_gap_inserted_at_word_starts_is_partly_forgiven_vs_the_same_samples_er
     score_inserted = mos_lqo(speech, stutter)
     score_erased = mos_lqo(speech, erased(speech, starts, gap))
     assert clean - 0.3 > score_inserted > score_erased  # scored, but less than lost audio
+
+
+# --- long calls -----------------------------------------------------------------------------
+
+
+def test_a_long_call_scored_whole_collapses_where_its_chunks_do_not() -> None:
+    # One P.862 run aligns at most 50 utterances: 40 gaps in a minute of speech are too many delay
+    # changes for it, and the whole minute scores near 1; each 10 s chunk holds a few gaps.
+    speech = np.concatenate([call_speech(), call_speech()])
+    stutter, gaps = inserted(speech, spread_in_speech(speech, 40), 40 * 8)
+    whole = mos_lqo(speech, stutter)
+    chunks = mos_lqo_chunks(speech, stutter, gaps)
+    assert [(start, end) for start, end, _ in chunks][:2] == [(0, 80_000), (80_000, 160_000)]
+    assert chunks[-1][1] == len(speech)
+    assert whole < 1.5 and min(score for _, _, score in chunks) > whole + 0.75
+
+
+def test_one_chunk_is_the_whole_score() -> None:
+    speech = call_speech()
+    stutter, gaps = inserted(speech, spread_in_speech(speech, 6), 50 * 8)
+    [(start, end, score)] = mos_lqo_chunks(speech, stutter, gaps, chunk_ms=40_000)
+    assert (start, end) == (0, len(speech)) and score == mos_lqo(speech, stutter)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    length=st.integers(1, 400),
+    gaps=st.lists(st.tuples(st.integers(0, 400), st.integers(1, 30)), max_size=8),
+    edges=st.lists(st.integers(0, 400), min_size=2, max_size=2),
+)
+def test_each_chunk_of_degraded_is_its_reference_chunk_plus_the_gaps_inside_it(
+    length: int, gaps: list[tuple[int, int]], edges: list[int]
+) -> None:
+    reference = np.arange(1, length + 1)
+    starts = sorted(min(place, length) for place, _ in gaps)
+    pieces, ranges, previous, shift = [], [], 0, 0
+    for place, (_, size) in zip(starts, gaps, strict=True):
+        pieces += [reference[previous:place], np.zeros(size, dtype=reference.dtype)]
+        ranges.append((place + shift, place + shift + size))
+        previous, shift = place, shift + size
+    degraded = np.concatenate([*pieces, reference[previous:]])
+    shift_at = _insertion_map(length, len(degraded), ranges)
+    a, b = sorted(min(edge, length) for edge in edges)
+    played = degraded[a + shift_at(a) : b + shift_at(b)]
+    np.testing.assert_array_equal(played[played != 0], reference[a:b])
+
+
+def test_chunks_refuse_gaps_that_do_not_add_up() -> None:
+    speech = call_speech()
+    with pytest.raises(ValueError, match="plus the 10 inserted make"):
+        mos_lqo_chunks(speech, speech, [(100, 110)])
+    with pytest.raises(ValueError, match=r"inserted\[1\] = \(105, 120\)"):
+        mos_lqo_chunks(speech, speech, [(100, 110), (105, 120)])
+    with pytest.raises(ValueError, match="chunk_ms=100 is below"):
+        mos_lqo_chunks(speech, speech, [], chunk_ms=100)
 
 
 # --- bad input ------------------------------------------------------------------------------
