@@ -25,9 +25,9 @@ I.2.4 and I.2.7; Kapilow's patent US 8,423,358, claim 3). This module is written
   cross-fade from the old segment to the new one at the same phase.
 - **Attenuation** (``ATTENUATION_PER_10MS``): full level for the first 10 ms, then a linear ramp
   down 20 % per 10 ms, so the fill is silent from 60 ms on (``SILENT_AFTER_MS``).
-- **End of the erasure** (I.2.7): the synthetic signal is continued past the erasure and
-  cross-faded into the first good audio. The cross-fade lasts a quarter period after a 10 ms
-  erasure and grows by 4 ms per further 10 ms of erasure, up to 10 ms.
+- **End of the erasure** (I.2.7): the synthetic signal is continued past the erasure (keeping its
+  fade) and cross-faded into the first good audio. The cross-fade lasts a quarter period after a
+  10 ms erasure and grows by 4 ms per further 10 ms of erasure, up to 10 ms.
 
 What differs from a G.711 receiver: the receiver works in 10 ms frames and delays its output by
 3.75 ms (the longest quarter period) so that the cross-fade at the erasure start can still change
