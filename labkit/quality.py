@@ -51,8 +51,9 @@ Python), and it barely moved for the damage that matters: 14 gaps of 60 ms at wo
 4.90 (erased) and 4.82 (inserted) against 5.0 for a clean copy, where P.862 gave 2.56 and 3.14.
 
 Cost: one call runs the C code in the calling thread with the GIL held and with global state (not
-thread safe): about 0.35 s for 30 s of audio on this machine (``benchmarks/bench_quality.py``). To
-keep a notebook responsive, score on request or in another process, not in a thread.
+thread safe): 0.14-0.4 s for a 10 s call, 1-3.3 s for a 98 s call on this shared 2-core machine,
+where concealing either takes 2-8 ms and 22-84 ms (``benchmarks/bench_quality.py``). To keep a
+notebook responsive, score on request or in another process, not in a thread.
 """
 
 from __future__ import annotations
