@@ -32,10 +32,11 @@ from typing import Any
 
 import pandas as pd
 
+from labkit.sim.batch import Task, simulate_many
 from labkit.sim.links import TcpLink
 from labkit.sim.metrics import Metrics
-from labkit.sim.simulator import PreparedTrace, simulate
 from labkit.sim.summary import Interval, mean_interval
+from labkit.traces import Trace
 
 STUTTER_ONSET_GAPS_PER_ANSWER = 0.5  # at least one gap in the first 200 ms of every other answer
 CLEAN_ONSET_GAPS_PER_ANSWER = 0.1  # fewer than one in ten answers...
@@ -134,22 +135,30 @@ def gap_ms_per_audio_s(metrics: Metrics) -> float:
 
 
 def observation_runs(
-    trace: PreparedTrace, hypothesis: Hypothesis, link: str, seeds: Iterable[int],
-    observations: Sequence[Observation] = OBSERVATIONS,
+    trace: Trace, hypotheses: Sequence[Hypothesis] = HYPOTHESES, links: Sequence[str] = ("tcp",),
+    seeds: Iterable[int] = range(20), observations: Sequence[Observation] = OBSERVATIONS,
     link_params: dict[str, float] | None = None, loop_overrides: dict[str, float] | None = None,
+    jobs: int = 1, progress: bool = True,
 ) -> pd.DataFrame:  # fmt: skip
-    """One row per observation and seed: the two metrics the predictions read."""
-    rows = []
-    for observation in observations:
-        params = {**(link_params or {}), **hypothesis.loop(observation.runtime, loop_overrides)}
-        for seed in seeds:
-            metrics = simulate(trace, observation.strategy, observation.threshold_ms, link,
-                               hypothesis.playout, seed, params, hypothesis.playout_params,
-                               **observation.options).metrics  # fmt: skip
-            rows.append({"hypothesis": hypothesis.key, "link": link,
-                         "observation": observation.key, "seed": seed,
-                         "onset_gaps_per_answer": onset_gaps_per_answer(metrics),
-                         "gap_ms_per_audio_s": gap_ms_per_audio_s(metrics)})  # fmt: skip
+    """One row per hypothesis, link, observation and seed: the two metrics predictions read.
+    Runs shared by several hypotheses (same sender and playout) are simulated once."""
+    meta, tasks = [], []
+    seed_list = list(seeds)
+    for hypothesis in hypotheses:
+        for link in links:
+            for observation in observations:
+                params = {**(link_params or {}),
+                          **hypothesis.loop(observation.runtime, loop_overrides)}  # fmt: skip
+                for seed in seed_list:
+                    meta.append((hypothesis.key, link, observation.key, seed))
+                    tasks.append(Task.of("trace", observation.strategy, observation.threshold_ms,
+                                         link, hypothesis.playout, seed, params,
+                                         hypothesis.playout_params, observation.options))
+    metrics = simulate_many({"trace": trace}, tasks, jobs=jobs, progress=progress)
+    rows = [{"hypothesis": h, "link": link, "observation": o, "seed": seed,
+             "onset_gaps_per_answer": onset_gaps_per_answer(m),
+             "gap_ms_per_audio_s": gap_ms_per_audio_s(m)}
+            for (h, link, o, seed), m in zip(meta, metrics, strict=True)]  # fmt: skip
     return pd.DataFrame(rows)
 
 

@@ -26,13 +26,14 @@ from labkit.sim.hypotheses import (
     gap_ms_per_audio_s,
     onset_gaps_per_answer,
 )
+from labkit.sim.batch import Task, simulate_many
 from labkit.sim.links import DEFAULT_LINK
-from labkit.sim.simulator import PreparedTrace, prepare, simulate
 from labkit.sim.summary import Interval, mean_interval
 from labkit.traces import Trace
 from labkit.traces.retime import at_generation_speed
 
 SPEED = "speed_x_real_time"  # not a link parameter: the trace is retimed
+P99_OVER_MEAN = 3.0  # the path's p99 delay follows its mean
 
 
 @dataclass(frozen=True)
@@ -134,25 +135,9 @@ CLAIMS = (
 )  # fmt: skip
 
 
-def per_seed(trace: PreparedTrace, seeds: Iterable[int], link: str = DEFAULT_LINK,
-             playout: str = "fifo", link_params: dict[str, float] | None = None,
-             runs: Sequence[Run] = RUNS) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
-    """Onset gaps per answer and gap ms per audio second, one row per seed, a column per run."""
-    onset: dict[str, list[float]] = {run.label: [] for run in runs}
-    gaps: dict[str, list[float]] = {run.label: [] for run in runs}
-    seed_list = list(seeds)
-    for run in runs:
-        for seed in seed_list:
-            metrics = simulate(trace, run.strategy, run.threshold_ms, link, playout, seed,
-                               link_params, **run.options).metrics  # fmt: skip
-            onset[run.label].append(onset_gaps_per_answer(metrics))
-            gaps[run.label].append(gap_ms_per_audio_s(metrics))
-    return pd.DataFrame(onset, index=seed_list), pd.DataFrame(gaps, index=seed_list)
-
-
 def judge_claims(onset: pd.DataFrame, gaps: pd.DataFrame,
                  claims: Sequence[Claim] = CLAIMS) -> list[dict[str, Any]]:  # fmt: skip
-    """Each claim's result and interval on these per-seed metrics."""
+    """Each claim's result and interval on per-seed metrics (a row per seed, a column per run)."""
     rows = []
     for claim in claims:
         result, interval = claim.judge(onset, gaps)
@@ -161,27 +146,44 @@ def judge_claims(onset: pd.DataFrame, gaps: pd.DataFrame,
     return rows
 
 
+def _setting(trace: Trace, parameter: Parameter, value: float,
+             traces: dict[str, Trace]) -> tuple[str, dict[str, float] | None]:  # fmt: skip
+    """The trace key and link parameters of one point of the analysis."""
+    if parameter.name == SPEED:
+        key = f"speed {value:g}"
+        traces[key] = at_generation_speed(trace, value)
+        return key, None
+    if parameter.name == "mean_ms":
+        return "base", {"mean_ms": value, "p99_ms": P99_OVER_MEAN * value}
+    return "base", {parameter.name: value}
+
+
 def sensitivity(trace: Trace, seeds: Iterable[int], parameters: Sequence[Parameter] = PARAMETERS,
-                link: str = DEFAULT_LINK, playout: str = "fifo", progress: bool = True,
+                link: str = DEFAULT_LINK, playout: str = "fifo", runs: Sequence[Run] = RUNS,
+                claims: Sequence[Claim] = CLAIMS, jobs: int = 1, progress: bool = True,
                 ) -> pd.DataFrame:  # fmt: skip
     """One row per parameter, value and claim: ``result`` (yes / no / uncertain) and the
     interval it was judged on. Each parameter varies alone; the others keep their defaults."""
-    from tqdm.auto import tqdm
-
     seed_list = list(seeds)
-    base = prepare(trace, "base")
-    steps = [(parameter, value) for parameter in parameters for value in parameter.values]
+    traces: dict[str, Trace] = {"base": trace}
+    points, tasks = [], []
+    for parameter in parameters:
+        for value in parameter.values:
+            key, params = _setting(trace, parameter, value, traces)
+            points.append((parameter, value))
+            tasks += [Task.of(key, run.strategy, run.threshold_ms, link, playout, seed, params,
+                              None, run.options) for run in runs for seed in seed_list]
+    metrics = iter(simulate_many(traces, tasks, jobs=jobs, progress=progress))
     rows = []
-    for parameter, value in tqdm(steps, desc="sensitivity", disable=not progress):
-        run_trace, params = base, None
-        if parameter.name == SPEED:
-            run_trace = prepare(at_generation_speed(trace, value), f"speed {value}")
-        elif parameter.name == "mean_ms":
-            params = {"mean_ms": value, "p99_ms": 3.0 * value}
-        else:
-            params = {parameter.name: value}
-        onset, gaps = per_seed(run_trace, seed_list, link, playout, params)
-        for row in judge_claims(onset, gaps):
+    for parameter, value in points:
+        onset: dict[str, list[float]] = {}
+        gaps: dict[str, list[float]] = {}
+        for run in runs:
+            for _ in seed_list:
+                m = next(metrics)
+                onset.setdefault(run.label, []).append(onset_gaps_per_answer(m))
+                gaps.setdefault(run.label, []).append(gap_ms_per_audio_s(m))
+        for row in judge_claims(pd.DataFrame(onset), pd.DataFrame(gaps), claims):
             rows.append({"parameter": parameter.name, "label": parameter.label, "value": value,
                          "default": value == parameter.default, **row})  # fmt: skip
     return pd.DataFrame(rows)
