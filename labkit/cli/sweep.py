@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from labkit.cli.simulate import check_choice
+from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 from labkit.outbound import STRATEGY_NAMES
 from labkit.sim.links import LINK_NAMES
 from labkit.sim.playout import PLAYOUT_NAMES
@@ -30,6 +31,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1)")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True, help="directory for sweep.csv and PNGs")
+    add_trace_limit_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -65,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         frame = sweep(args.traces, strategies, thresholds, [args.link], args.seeds,
-                      [args.playout], jobs=args.jobs)  # fmt: skip
+                      [args.playout], jobs=args.jobs,
+                      trace_limits=trace_limits_from_args(args))  # fmt: skip
     except (ValueError, OSError) as exc:
         print(f"labkit sweep: {exc}", file=sys.stderr)
         return 2

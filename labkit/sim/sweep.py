@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from labkit.sim.simulator import MetricsMemo, PreparedTrace, prepare, sweep_metrics
-from labkit.traces import Trace, read, shipped
+from labkit.traces import Trace, TraceLimits, read, shipped
 
 CHUNKS_PER_JOB = 8  # enough pieces that processes finish together
 THRESHOLD_BLIND = frozenset({"forward"})  # labkit/outbound/forward.py only checks threshold_ms
@@ -46,8 +46,9 @@ class _Chunk:
         return len(self.combos) * len(self.seeds)
 
 
-def load_trace(spec: TraceSpec) -> tuple[str, Trace]:
-    """(name, trace) from a Trace, a path, or the name of a shipped trace."""
+def load_trace(spec: TraceSpec, limits: TraceLimits | None = None) -> tuple[str, Trace]:
+    """(name, trace) from a Trace, a path, or the name of a shipped trace; a file is read within
+    ``limits`` (``labkit.traces.limits``, the defaults when None)."""
     if isinstance(spec, Trace):
         return spec.description or "trace", spec
     path = Path(spec)
@@ -57,20 +58,20 @@ def load_trace(spec: TraceSpec) -> tuple[str, Trace]:
         except (KeyError, ValueError, FileNotFoundError) as exc:
             raise ValueError(f"trace {str(spec)!r} is neither a file nor a shipped trace") from exc
     name = path.name.removesuffix(".gz").removesuffix(".jsonl")
-    return name, read(path)
+    return name, read(path, limits=limits or TraceLimits())
 
 
-def _prepare_all(specs: Sequence[TraceSpec]) -> list[PreparedTrace]:
+def _prepare_all(specs: Sequence[TraceSpec], limits: TraceLimits | None) -> list[PreparedTrace]:
     prepared = []
     for spec in specs:
-        name, trace = load_trace(spec)
+        name, trace = load_trace(spec, limits)
         prepared.append(prepare(trace, name))
     return prepared
 
 
-def _init_worker(specs: Sequence[TraceSpec]) -> None:
+def _init_worker(specs: Sequence[TraceSpec], limits: TraceLimits | None = None) -> None:
     global _worker_traces
-    _worker_traces = _prepare_all(specs)
+    _worker_traces = _prepare_all(specs, limits)
     _worker_memo.clear()
     _worker_rows.clear()
 
@@ -134,11 +135,13 @@ def sweep(
     progress: bool = True,
     link_params: dict[str, float] | None = None,
     playout_params: dict[str, float] | None = None,
+    trace_limits: TraceLimits | None = None,
 ) -> pd.DataFrame:
     """A tidy DataFrame, one row per run: trace, strategy, threshold_ms, link, playout, seed and
     every metric.
 
     ``seeds`` is a count (seeds 0..N-1) or the seeds themselves; ``jobs > 1`` runs in processes.
+    Trace files are read within ``trace_limits`` (``labkit.traces.limits``; None: the defaults).
     """
     specs = list(traces)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -158,12 +161,13 @@ def sweep(
     rows: list[dict[str, Any]] = []
     bar = _progress_bar(sum(c.runs for c in chunks), progress)
     if jobs == 1:
-        _init_worker(specs)
+        _init_worker(specs, trace_limits)
         for chunk in chunks:
             rows.extend(_run_chunk(chunk, options))
             bar.update(chunk.runs)
     else:
-        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(specs,)) as pool:
+        setup = (specs, trace_limits)
+        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=setup) as pool:
             futures = {pool.submit(_run_chunk, c, options): c for c in chunks}
             for future in as_completed(futures):
                 rows.extend(future.result())
