@@ -1,12 +1,15 @@
 """What three attacks cost a real `labkit serve` / `labkit simulate` (issue 14's figures).
 
-1. idle sockets: N WebSockets (default 300) open on `/media-stream` and never send `start`. The
-   server's RSS and open file descriptors (/proc/<pid>/fd) are read at rest, 1 s after the sockets
-   opened, and again after the start timeout has passed (``--wait-s``, default 12 s). Handshakes the
-   server refuses (HTTP 503 over its stream cap) are counted.
+1. idle sockets: N WebSockets (default 300) open on `/media-stream` and never send `start`, in
+   ``--waves`` waves (default 2). The server's RSS and open file descriptors (/proc/<pid>/fd) are
+   read at rest, 1 s after each wave opened, and again after the start timeout has passed
+   (``--wait-s``, default 12 s). Handshakes the server refuses (HTTP 503 over its stream cap) are
+   counted.
 2. gzip bomb: a ~1 MB `.jsonl.gz` of newlines (about 1 GB decompressed) given to
    `labkit simulate`; the child's peak RSS (``ru_maxrss`` from ``os.wait4``), its exit code and
-   the first line of its error.
+   the last line of its error. For scale: the same command on the shipped `tiny_deltas` trace,
+   and on a trace of small valid events just over the default size cap (the most memory a trace
+   can take before the reader refuses it).
 3. log flood: one call sends `start`, then ``--frames`` (default 10,000) one-byte bad frames,
    then `stop`; the server's log grows by how many bytes (minus the same call with no bad frame).
 
@@ -34,7 +37,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from labkit import twilio_messages as tm
-from labkit.traces import shipped
+from labkit.traces import make_header, shipped
+from labkit.traces.limits import DEFAULT_MAX_TRACE_BYTES
 
 MIB = 1 << 20
 BOMB_COMPRESSED_BYTES = 1_000_000
@@ -69,8 +73,7 @@ async def open_idle(url: str, n: int) -> tuple[list[ClientConnection], dict[int,
     return sockets, refused
 
 
-async def idle_sockets(port: int, pid: int, n: int, wait_s: float) -> dict[str, Any]:
-    rest = server_state(pid)
+async def idle_wave(port: int, pid: int, n: int, wait_s: float) -> dict[str, Any]:
     sockets, refused = await open_idle(f"ws://127.0.0.1:{port}/media-stream", n)
     await asyncio.sleep(1.0)
     opened = server_state(pid)
@@ -80,9 +83,13 @@ async def idle_sockets(port: int, pid: int, n: int, wait_s: float) -> dict[str, 
     for ws in sockets:
         with contextlib.suppress(Exception):
             await ws.close()
-    return {"sockets": n, "accepted": len(sockets), "refused": refused, "at_rest": rest,
-            "after_1s": opened, f"after_{wait_s:g}s": later,
-            "closed_by_server": closed_by_server}  # fmt: skip
+    return {"sockets": n, "accepted": len(sockets), "refused": refused, "after_1s": opened,
+            f"after_{wait_s:g}s": later, "closed_by_server": closed_by_server}  # fmt: skip
+
+
+async def idle_sockets(port: int, pid: int, n: int, wait_s: float, waves: int) -> dict[str, Any]:
+    rest = server_state(pid)
+    return {"at_rest": rest, "waves": [await idle_wave(port, pid, n, wait_s) for _ in range(waves)]}
 
 
 # ---------------------------------------------------------------------- 2. gzip bomb
@@ -102,20 +109,47 @@ def write_bomb(path: Path) -> int:
     return size
 
 
-def bomb(workdir: Path) -> dict[str, Any]:
-    path = workdir / "bomb.jsonl.gz"
-    decompressed = write_bomb(path)
-    command = [sys.executable, "-m", "labkit", "simulate", str(path), "--json"]
+def write_events_to_cap(path: Path) -> int:
+    """A header, then small valid events until just past the reader's default size cap."""
+    header = json.dumps(make_header("synthetic", "events to the cap")).encode() + b"\n"
+    event = b'{"t_ms":0.0,"type":"transcript_delta","response_id":"r","item_id":"i","delta":"x"}\n'
+    block = event * (BOMB_FEED_BYTES // len(event))
+    packer, size = zlib.compressobj(9, zlib.DEFLATED, 31), len(header)
+    with path.open("wb") as out:
+        out.write(packer.compress(header))
+        while size <= DEFAULT_MAX_TRACE_BYTES:
+            out.write(packer.compress(block))
+            size += len(block)
+        out.write(packer.flush())
+    return size
+
+
+def simulate_peak(trace: Path | str) -> dict[str, Any]:
+    command = [sys.executable, "-m", "labkit", "simulate", str(trace), "--json"]
     start = time.monotonic()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None and child.stderr is not None
+    err = child.stderr.read()  # read before waiting: a full pipe would stall the child
+    child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
-    wall_s = time.monotonic() - start
-    assert child.stderr is not None
-    error = child.stderr.read().decode(errors="replace").strip().splitlines()
-    return {"compressed_bytes": path.stat().st_size, "decompressed_bytes": decompressed,
-            "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
-            "exit_code": os.waitstatus_to_exitcode(status), "wall_s": round(wall_s, 2),
+    error = err.decode(errors="replace").strip().splitlines()
+    return {"peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+            "exit_code": os.waitstatus_to_exitcode(status),
+            "wall_s": round(time.monotonic() - start, 2),
             "error": error[-1][:200] if error else ""}  # fmt: skip
+
+
+def bomb(workdir: Path) -> dict[str, Any]:
+    path, events = workdir / "bomb.jsonl.gz", workdir / "events.jsonl.gz"
+    decompressed = write_bomb(path)
+    events_size = write_events_to_cap(events)
+    return {
+        "newlines": {"compressed_bytes": path.stat().st_size,
+                     "decompressed_bytes": decompressed, **simulate_peak(path)},
+        "events_past_the_size_cap": {"compressed_bytes": events.stat().st_size,
+                                     "decompressed_bytes": events_size, **simulate_peak(events)},
+        "reference_tiny_deltas": simulate_peak("tiny_deltas"),
+    }  # fmt: skip
 
 
 # ---------------------------------------------------------------------- 3. log flood
@@ -155,6 +189,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default=["idle", "bomb", "log"])  # fmt: skip
     parser.add_argument("--sockets", type=int, default=300)
     parser.add_argument("--wait-s", type=float, default=12.0)
+    parser.add_argument("--waves", type=int, default=2)
     parser.add_argument("--frames", type=int, default=10_000)
     return parser.parse_args(argv)
 
@@ -166,7 +201,8 @@ async def serve_parts(args: argparse.Namespace, workdir: Path) -> dict[str, Any]
     try:
         await asyncio.sleep(1.0)
         if "idle" in args.part:
-            results["idle"] = await idle_sockets(port, server.pid, args.sockets, args.wait_s)
+            results["idle"] = await idle_sockets(port, server.pid, args.sockets, args.wait_s,
+                                                 args.waves)  # fmt: skip
         if "log" in args.part:
             results["log"] = await log_flood(port, log, args.frames)
     finally:

@@ -2,11 +2,13 @@
 
 A ``.jsonl.gz`` of a few MB can decompress to gigabytes (a gzip "bomb": deflate packs ~1000 bytes
 of a repeated byte into one), so the reader decompresses line by line and stops as soon as a cap
-is passed, naming the file, the line and the cap. The defaults are far above any honest trace:
-the shipped 98 s ``long_conversation`` is 1.2 MB decompressed with lines under 7 KB, so a
-two-hour call is ~90 MB, and one line of 8 MiB is an audio event of about 12 minutes (more than
-Twilio will ever buffer). Callers pass their own ``TraceLimits`` to ``labkit.traces.read``; the
-CLI commands that read traces take ``--max-trace-mib`` and ``--max-line-mib``.
+is passed, naming the file, the line and the cap. The defaults sit above any honest trace: the
+shipped 98 s ``long_conversation`` is 1.2 MB decompressed with lines under 7 KB, so a two-hour call
+is ~90 MB, and one line of 8 MiB is an audio event of about 12 minutes (more than Twilio will ever
+buffer). The size cap also bounds memory: a trace made of the smallest valid events holds ~8 bytes
+of Python objects per byte of text (measured: benchmarks/bench_hostile.py), so ~1 GB at the
+default. Callers pass their own ``TraceLimits`` to ``labkit.traces.read``; the CLI commands that
+read traces take ``--max-trace-mib`` and ``--max-line-mib``.
 See notebooks/00_traces.ipynb and ../shared/design/TRACE_FORMAT.md.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 BYTES_PER_MIB = 1 << 20
-DEFAULT_MAX_TRACE_BYTES = 256 * BYTES_PER_MIB  # the whole file, decompressed
+DEFAULT_MAX_TRACE_BYTES = 128 * BYTES_PER_MIB  # the whole file, decompressed
 DEFAULT_MAX_LINE_BYTES = 8 * BYTES_PER_MIB  # one line (one event), newline excluded
 
 
