@@ -14,7 +14,8 @@
    then `stop`; the server's log grows by how many bytes (minus the same call with no bad frame).
 
 Every socket targets 127.0.0.1. Usage: .venv/bin/python benchmarks/bench_hostile.py [--part ...]
-See README.md ("Bad input") for the limits these figures check.
+(to measure another checkout, e.g. the code before the fixes: PYTHONPATH=/that/checkout, parts
+idle, log and the newline bomb). See README.md ("Bad input") for the limits these figures check.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from websockets.exceptions import InvalidStatus
 
 from labkit import twilio_messages as tm
 from labkit.traces import make_header, shipped
-from labkit.traces.limits import DEFAULT_MAX_TRACE_BYTES
 
 MIB = 1 << 20
 BOMB_COMPRESSED_BYTES = 1_000_000
@@ -111,6 +111,8 @@ def write_bomb(path: Path) -> int:
 
 def write_events_to_cap(path: Path) -> int:
     """A header, then small valid events until just past the reader's default size cap."""
+    from labkit.traces.limits import DEFAULT_MAX_TRACE_BYTES  # here: older code has no caps
+
     header = json.dumps(make_header("synthetic", "events to the cap")).encode() + b"\n"
     event = b'{"t_ms":0.0,"type":"transcript_delta","response_id":"r","item_id":"i","delta":"x"}\n'
     block = event * (BOMB_FEED_BYTES // len(event))

@@ -4,7 +4,9 @@ One real server (uvicorn, trace replay) runs in a background event loop for the 
 Hypothesis opens one connection per example and sends random and mutated Twilio messages: bad
 JSON, wrong types, frames over 64 KiB, binary frames, deep nesting, wrong streamSid, unknown
 events, events out of order. Meanwhile healthy ``TwilioPeer`` calls run back to back on the same
-server; each must receive every byte of the trace. See notebooks/04_live_call.ipynb.
+server; each must receive every byte of the trace, and every line the server logs stays one
+printable line. The harness (``hostile_server``, ``LiveServer.healthy_beside``, ``ServerLog``) is
+reused by test_hostile_server.py for the attacks of issue 14. See notebooks/04_live_call.ipynb.
 """
 
 from __future__ import annotations

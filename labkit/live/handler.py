@@ -456,7 +456,7 @@ class TwilioHandler:
         return self.strategy
 
 
-FRAME_GUARD_S = 0.02
+FRAME_GUARD_S = 0.02  # only if a strategy misbehaves: avoid spinning on a deadline that never moves
 
 
 def build_strategy(call: CallSettings) -> OutboundStrategy:
