@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
+
 PLAYOUTS = ("fifo", "prefetch", "fixed", "frame_padding")
 
 
@@ -31,6 +33,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--mark-every-ms", type=float, default=None, help="mark cadence")
     parser.add_argument("--align-frames", action="store_true", help="send whole 20 ms frames")
     parser.add_argument("--json", action="store_true", help='print {"measured":..,"simulated":..}')
+    add_trace_limit_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             speed=args.speed,
             playout=args.playout,
             barge_in_at_ms=args.barge_in_at_ms,
+            trace_limits=trace_limits_from_args(args),
             **options,
         )
     )

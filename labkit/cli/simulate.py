@@ -11,6 +11,7 @@ import math
 import sys
 from typing import Any
 
+from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 from labkit.outbound import STRATEGY_NAMES
 from labkit.sim.links import DEFAULT_LINK, LINK_NAMES
 from labkit.sim.playout import DEFAULT_PLAYOUT, PLAYOUT_NAMES
@@ -25,6 +26,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--threshold-ms", type=float, default=50.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_trace_limit_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         options = strategy_options([args.strategy], args.variant).get(args.strategy, {})
         link_params = parse_params(args.link_param, "--link-param")
         playout_params = parse_params(args.playout_param, "--playout-param")
-        _, trace = load_trace(args.trace)
+        _, trace = load_trace(args.trace, trace_limits_from_args(args))
         result = simulate(trace, args.strategy, args.threshold_ms, args.link, args.playout,
                           args.seed, link_params, playout_params, **options)  # fmt: skip
     except (ValueError, OSError) as exc:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from labkit.cli.simulate import add_model_arguments, parse_params, strategy_options
+from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 
 
 def register(subparsers: Any) -> None:
@@ -28,6 +29,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True,
                         help="directory for sweep.csv, summary.csv and PNGs")  # fmt: skip
+    add_trace_limit_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -72,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         frame = sweep(args.traces, strategies, thresholds, links, args.seeds, playouts,
                       jobs=args.jobs, link_params=link_params or None,
                       playout_params=playout_params or None,
-                      strategy_options=options)  # fmt: skip
+                      strategy_options=options,
+                      trace_limits=trace_limits_from_args(args))  # fmt: skip
     except (ValueError, OSError) as exc:
         print(f"labkit sweep: {exc}", file=sys.stderr)
         return 2

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.live.peer import CallerScript, PeerRecording, TwilioPeer, speech_ulaw, trace_items
-from labkit.traces import Trace, TraceEvent, read, write
+from labkit.traces import Trace, TraceEvent, TraceLimits, read, write
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,9 +110,11 @@ async def loopback_call(
     playout: str = "fifo",
     barge_in_at_ms: float | None = None,
     playout_params: dict[str, float] | None = None,
+    trace_limits: TraceLimits | None = None,
     **options: Any,
 ) -> CallResult:
-    """One call through the real server and handler; ``options``: mark_every_ms, align_frames."""
+    """One call through the real server and handler; ``options``: mark_every_ms, align_frames.
+    The trace is read within ``trace_limits`` (``labkit.traces.limits``; None: the defaults)."""
     from labkit.live.server import serve_in_background
     from labkit.live.settings import CallSettings, ServerSettings
 
@@ -121,7 +123,8 @@ async def loopback_call(
         raise TypeError(
             f"loopback_call: unknown option(s) {', '.join(unknown)}; use {CALL_OPTIONS}"
         )
-    trace = read(trace_path)
+    limits = trace_limits or TraceLimits()
+    trace = read(trace_path, limits=limits)
     caller = CallerScript()
     if barge_in_at_ms is not None:
         trace = with_barge_in(trace, barge_in_at_ms)
@@ -130,7 +133,9 @@ async def loopback_call(
     with tempfile.TemporaryDirectory(prefix="labkit-call-") as tmp:
         replay_path = Path(tmp) / "replay.jsonl.gz"
         write(trace, replay_path)
-        settings = ServerSettings(call=call, replay_trace=replay_path, replay_speed=speed)
+        settings = ServerSettings(
+            call=call, replay_trace=replay_path, replay_speed=speed, trace_limits=limits
+        )
         async with serve_in_background(settings) as server:
             peer = TwilioPeer(
                 server.ws_url,

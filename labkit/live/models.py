@@ -37,7 +37,11 @@ class ModelChoice:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.is_replay = settings.uses_replay
-        self.trace = traces.read(replay_trace_path(settings)) if self.is_replay else None
+        self.trace = (
+            traces.read(replay_trace_path(settings), limits=settings.trace_limits)
+            if self.is_replay
+            else None
+        )
 
     @property
     def description(self) -> str:

@@ -24,7 +24,7 @@ import pandas as pd
 from labkit.sim.links import DEFAULT_LINK, LINK_NAMES
 from labkit.sim.playout import DEFAULT_PLAYOUT, PLAYOUT_NAMES
 from labkit.sim.simulator import MetricsMemo, PreparedTrace, prepare, sweep_metrics
-from labkit.traces import Trace, read, shipped
+from labkit.traces import Trace, TraceLimits, read, shipped
 
 CHUNKS_PER_JOB = 8  # enough pieces that processes finish together
 THRESHOLD_BLIND = frozenset({"forward"})  # labkit/outbound/forward.py only checks threshold_ms
@@ -48,8 +48,9 @@ class _Chunk:
         return len(self.combos) * len(self.seeds)
 
 
-def load_trace(spec: TraceSpec) -> tuple[str, Trace]:
-    """(name, trace) from a Trace, a path, or the name of a shipped trace."""
+def load_trace(spec: TraceSpec, limits: TraceLimits | None = None) -> tuple[str, Trace]:
+    """(name, trace) from a Trace, a path, or the name of a shipped trace; a file is read within
+    ``limits`` (``labkit.traces.limits``, the defaults when None)."""
     if isinstance(spec, Trace):
         return spec.description or "trace", spec
     path = Path(spec)
@@ -59,20 +60,20 @@ def load_trace(spec: TraceSpec) -> tuple[str, Trace]:
         except (KeyError, ValueError, FileNotFoundError) as exc:
             raise ValueError(f"trace {str(spec)!r} is neither a file nor a shipped trace") from exc
     name = path.name.removesuffix(".gz").removesuffix(".jsonl")
-    return name, read(path)
+    return name, read(path, limits=limits or TraceLimits())
 
 
-def _prepare_all(specs: Sequence[TraceSpec]) -> list[PreparedTrace]:
+def _prepare_all(specs: Sequence[TraceSpec], limits: TraceLimits | None) -> list[PreparedTrace]:
     prepared = []
     for spec in specs:
-        name, trace = load_trace(spec)
+        name, trace = load_trace(spec, limits)
         prepared.append(prepare(trace, name))
     return prepared
 
 
-def _init_worker(specs: Sequence[TraceSpec]) -> None:
+def _init_worker(specs: Sequence[TraceSpec], limits: TraceLimits | None = None) -> None:
     global _worker_traces
-    _worker_traces = _prepare_all(specs)
+    _worker_traces = _prepare_all(specs, limits)
     _worker_memo.clear()
     _worker_rows.clear()
 
@@ -138,6 +139,7 @@ def sweep(
     link_params: dict[str, float] | None = None,
     playout_params: dict[str, Any] | None = None,
     strategy_options: dict[str, dict[str, Any]] | None = None,
+    trace_limits: TraceLimits | None = None,
 ) -> pd.DataFrame:
     """A tidy DataFrame, one row per run: trace, strategy, threshold_ms, link, playout, seed and
     every metric. ``labkit.sim.summary.summarize`` turns it into means and intervals over seeds.
@@ -146,6 +148,7 @@ def sweep(
     ``strategy_options`` maps a strategy name to its options (e.g. ``{"original_report":
     {"variant": "first"}}``). Unknown strategy, link or playout names fail at once, listing the
     choices.
+    Trace files are read within ``trace_limits`` (``labkit.traces.limits``; None: the defaults).
     """
     specs = list(traces)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -167,12 +170,13 @@ def sweep(
     rows: list[dict[str, Any]] = []
     bar = _progress_bar(sum(c.runs for c in chunks), progress)
     if jobs == 1:
-        _init_worker(specs)
+        _init_worker(specs, trace_limits)
         for chunk in chunks:
             rows.extend(_run_chunk(chunk, options))
             bar.update(chunk.runs)
     else:
-        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(specs,)) as pool:
+        setup = (specs, trace_limits)
+        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=setup) as pool:
             futures = {pool.submit(_run_chunk, c, options): c for c in chunks}
             for future in as_completed(futures):
                 rows.extend(future.result())

@@ -16,6 +16,7 @@ from labkit.traces.event import (
     make_header,
     turn_event,
 )
+from labkit.traces.limits import TraceLimits
 from labkit.traces.reader import read
 from labkit.traces.recorder import TraceRecorder
 from labkit.traces.shipped import SHIPPED_DIR, shipped
@@ -31,6 +32,7 @@ __all__ = [
     "Trace",
     "TraceEvent",
     "TraceFormatError",
+    "TraceLimits",
     "TraceRecorder",
     "audio_event",
     "item_event",
