@@ -17,7 +17,9 @@ from labkit.traces.event import (
     turn_event,
 )
 from labkit.traces.reader import read
+from labkit.traces.realtime_log import LogImport, import_log
 from labkit.traces.recorder import TraceRecorder
+from labkit.traces.session_recorder import SessionRecorder, record_session
 from labkit.traces.shipped import SHIPPED_DIR, shipped
 from labkit.traces.trace import ItemAudio, Trace
 from labkit.traces.writer import write
@@ -28,14 +30,18 @@ __all__ = [
     "SHIPPED_DIR",
     "ItemAudio",
     "ItemKey",
+    "LogImport",
+    "SessionRecorder",
     "Trace",
     "TraceEvent",
     "TraceFormatError",
     "TraceRecorder",
     "audio_event",
+    "import_log",
     "item_event",
     "make_header",
     "read",
+    "record_session",
     "shipped",
     "turn_event",
     "write",

@@ -33,6 +33,7 @@ class TraceRecorder:
 
     ``recorder`` describes the source (sdk version, model name, date) and goes in the header.
     ``clock`` returns seconds (``time.monotonic`` by default; tests inject a fake one).
+    ``exclusive``: refuse (``FileExistsError``) to replace an existing file.
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class TraceRecorder:
         description: str,
         recorder: dict[str, Any],
         clock: Callable[[], float] = time.monotonic,
+        exclusive: bool = False,
     ) -> None:
         _refuse_secrets(recorder)
         self.path = Path(path)
@@ -52,7 +54,7 @@ class TraceRecorder:
         self._line = 1
         self._sequence = SequenceCheck(self.path)
         header = make_header("recorded", description, recorder=recorder)
-        self._raw: IO[bytes] = self.path.open("wb")
+        self._raw: IO[bytes] = self.path.open("xb" if exclusive else "wb")
         self._out: IO[bytes] | gzip.GzipFile = self._raw
         if self.path.name.endswith(".gz"):
             self._out = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0)
