@@ -28,7 +28,9 @@ What the emulator does, per connection (``EmulatedSession``, sans-I/O, in ``sess
   ``audio_interrupted`` (the caller barged in) -> ``input_audio_buffer.speech_started``;
   ``turn_ended`` -> ``response.output_item.done`` per item and ``response.done`` (``status``
   ``cancelled`` with reason ``turn_detected`` if interrupted).
-  At the end the server closes the WebSocket normally (1000).
+  After the last event the connection stays open, as OpenAI's does: the call ends when the caller
+  hangs up and the client closes the session. ``close_when_done=True`` closes it normally (1000)
+  instead, which the SDK reports to its session as the end of the stream.
 - client events, validated field by field (a bad one is answered with an ``error`` event naming the
   code and the param, logged and kept in ``protocol_errors``; the session goes on):
   ``input_audio_buffer.append`` (base64, whole samples) is counted; ``conversation.item.truncate``
