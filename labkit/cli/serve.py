@@ -38,6 +38,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--replay", metavar="TRACE", help="trace file or shipped trace name")
     parser.add_argument("--speed", type=float, default=1.0, help="replay speed factor")
+    parser.add_argument(
+        "--realtime-emulator",
+        action="store_true",
+        help="replay through the SDK's own OpenAI model and a local Realtime emulator",
+    )
     parser.add_argument("--strategy", choices=strategy_names(), default=DEFAULT_STRATEGY)
     parser.add_argument("--threshold-ms", type=float, default=DEFAULT_THRESHOLD_MS)
     parser.add_argument(
@@ -110,6 +115,19 @@ def run(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = settings_from_args(args)
+    if args.realtime_emulator:
+        import asyncio
+        import contextlib
+
+        from labkit.live.realtime_emulator.serving import serve_with_emulator
+
+        def announce(app: Any) -> None:
+            description = app.state.models.description
+            print(instructions(settings, args.host, args.port, description), flush=True)
+
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: both servers stopped cleanly
+            asyncio.run(serve_with_emulator(settings, args.host, args.port, announce=announce))
+        return 0
     app = create_app(settings)
     print(instructions(settings, args.host, args.port, app.state.models.description), flush=True)
     freeze_long_lived_heap()

@@ -182,6 +182,8 @@ class ServerSettings:
     # Bearer token for GET /stats (LABKIT_STATS_TOKEN). Unset: /stats is closed when a Twilio
     # token is set (a public server), open otherwise (a loopback lab server with no secret).
     stats_token: str | None = field(default=None, repr=False)
+    # A local Realtime emulator replaying the trace: the SDK's own OpenAI model talks to it
+    realtime_emulator_url: str | None = None
 
     def __post_init__(self) -> None:
         if not self.replay_speed > 0:
@@ -208,5 +210,7 @@ class ServerSettings:
 
     @property
     def uses_replay(self) -> bool:
-        """A trace replaces the real model when asked to, or when there is no API key."""
-        return self.replay_trace is not None or not self.openai_api_key
+        """A trace is replayed (by the replay model or the Realtime emulator) when asked to, or
+        when there is no API key."""
+        asked = self.replay_trace is not None or self.realtime_emulator_url is not None
+        return asked or not self.openai_api_key

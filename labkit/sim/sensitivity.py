@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from labkit.sim.batch import Task, simulate_many
 from labkit.sim.hypotheses import (
     CLEAN_GAP_MS_PER_AUDIO_S,
     CLEAN_ONSET_GAPS_PER_ANSWER,
@@ -26,7 +27,6 @@ from labkit.sim.hypotheses import (
     gap_ms_per_audio_s,
     onset_gaps_per_answer,
 )
-from labkit.sim.batch import Task, simulate_many
 from labkit.sim.links import DEFAULT_LINK
 from labkit.sim.summary import Interval, mean_interval
 from labkit.traces import Trace
