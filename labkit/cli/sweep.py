@@ -104,7 +104,9 @@ def write_plots(summary: Any, out: Path) -> list[Path]:
             axes = metric_by_link(rows, metric, suptitle=f"{trace}, playout {playout}: "
                                                         f"mean over seeds, 95% band")  # fmt: skip
             path = out / f"{metric}_{trace}_{playout}.png"
-            axes[0].figure.savefig(path, dpi=100)
-            plt.close(axes[0].figure)
+            figure = axes[0].get_figure(root=True)
+            assert figure is not None
+            figure.savefig(path, dpi=100)
+            plt.close(figure)
             written.append(path)
     return written

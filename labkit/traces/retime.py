@@ -12,6 +12,7 @@ See notebooks/06_which_explanation_survives.ipynb.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -45,9 +46,11 @@ def at_generation_speed(trace: Trace, speed: float) -> Trace:
     header = make_header(
         "synthetic",
         f"{trace.description} [retimed: every answer delivered at {speed:g}x real time]",
-        generator={"name": "labkit.traces.retime.at_generation_speed",
-                   "parameters": {"speed_x_real_time": speed},
-                   "from": trace.header},  # fmt: skip
+        generator={
+            "name": "labkit.traces.retime.at_generation_speed",
+            "parameters": {"speed_x_real_time": speed},
+            "from": trace.header,
+        },
     )
     return Trace(header, events)
 
@@ -59,7 +62,7 @@ def _spans(trace: Trace, speed: float) -> list[_Span]:
         own = delivery_speed(trace, key)
         factor = own / speed if math.isfinite(own) else 1.0
         spans.append(_Span(float(arrivals[0]), float(arrivals[-1]), factor))
-    for before, after in zip(spans, spans[1:], strict=False):
+    for before, after in itertools.pairwise(spans):
         if after.first_ms < before.last_ms:
             raise ValueError("at_generation_speed: answers overlap in time (audio of one arrives "
                              "before the previous one's last delta); retiming needs them in turn")
