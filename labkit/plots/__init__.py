@@ -6,6 +6,7 @@ The views layer: imports core, never imported by core.
 """
 
 from labkit.plots.compare import gap_distribution as gap_distribution
+from labkit.plots.compare import intervals_by_link as intervals_by_link
 from labkit.plots.compare import measured_vs_simulated as measured_vs_simulated
 from labkit.plots.compare import metric_vs_setting as metric_vs_setting
 from labkit.plots.compare import stale_audio_vs_lead as stale_audio_vs_lead
