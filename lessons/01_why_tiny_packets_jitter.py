@@ -262,7 +262,8 @@ for ax, (label, link) in zip(axes, shown, strict=True):
     name, threshold = STRATEGIES[label]
     run = (jitter_runs[label] if link == "jitter"
            else simulate(prepared, name, threshold, link=link, seed=0))
-    inside = plots.playout_gaps(run.schedule).query("end_ms >= @window[0] and start_ms <= @window[1]")
+    inside = plots.playout_gaps(run.schedule).query(
+        "end_ms >= @window[0] and start_ms <= @window[1]")
     plots.packet_timeline(run.schedule, ax=ax, window_ms=window,
                           title=f"{label} over {link}: {len(inside)} gaps in this window, "
                                 f"{inside['gap_ms'].sum():.0f} ms")

@@ -53,13 +53,16 @@ def strategy_vs_frontier(
     y: str = "concealed_ms",
     label: str = "strategy",
     title: str | None = None,
+    legend: bool = True,
 ) -> Axes:
     """The oracle frontier (least pre-roll for each amount of concealment) as a line; strategies
-    as dots.
+    as dots, one colour each (a legend, not labels that would collide).
 
     Points on the line are as good as any buffer can be; points above or right of it pay for
     waiting they did not need, or conceal gaps a better schedule would have avoided.
     """
+    from labkit.plots.sweep import strategy_color
+
     require_columns(frontier, {x, y}, "frontier")
     require_columns(points, {x, y}, "points")
     if label not in points.columns:
@@ -67,17 +70,16 @@ def strategy_vs_frontier(
     ax = new_axes(ax)
     ordered = frontier.sort_values(x)
     ax.plot(ordered[x], ordered[y], color="black", label="oracle frontier")  # piecewise linear in P
-    ax.scatter(points[x], points[y], zorder=3, color="tab:purple", label="strategies")
-    for _, row in points.iterrows():
-        ax.annotate(
-            str(row[label]), (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=8
-        )
+    for name, rows in points.groupby(label, sort=False):
+        ax.scatter(rows[x], rows[y], zorder=3, s=40, color=strategy_color(str(name)),
+                   label=str(name), edgecolor="white")  # fmt: skip
     ax.set_xlabel("pre-roll / added delay (ms)")
     ax.set_ylabel("concealed audio (ms)")
     ax.set_title(
         title or "Each strategy against the oracle: the line is the best any buffer can do"
     )
-    ax.legend(fontsize="small")
+    if legend:
+        ax.legend(fontsize="small")
     return ax
 
 

@@ -40,7 +40,7 @@ def compare(
     for link in links:
         for label, spec in contenders.items():
             name, threshold = spec[0], spec[1]
-            options = spec[2] if len(spec) > 2 else {}  # type: ignore[misc]
+            options = spec[2] if len(spec) > 2 else {}
             for seed in seed_list:
                 meta.append((link, label, seed))
                 tasks.append(Task.of("trace", name, threshold, link, playout, seed, link_params,
