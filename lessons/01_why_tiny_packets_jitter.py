@@ -273,9 +273,10 @@ plt.show()
 # %% [markdown]
 # ### What the caller hears
 #
-# The audio of seed 0, rendered from the simulated playout with silence where the queue ran dry
-# (lesson 08 renders what a phone line really does with such gaps: it conceals them). Listen to
-# forwarding over each link, then to the pre-roll.
+# The audio of seed 0, rendered from the simulated playout as a phone line plays it: where the
+# queue ran dry the carrier conceals the gap by repeating the last pitch period (G.711 Appendix I;
+# lesson 08 compares it with silence and scores it). Listen to forwarding over each link, then to
+# the pre-roll.
 
 # %%
 for label, link in (("forward", "jitter"), ("forward", "tcp"), ("preroll 100 ms", "jitter")):

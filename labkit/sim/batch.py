@@ -9,7 +9,7 @@ See notebooks/06_which_explanation_survives.ipynb.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +54,19 @@ class Task:
                         dict(self.playout_params) or None, **dict(self.options)).metrics
 
 
+    def scores(self, prepared: PreparedTrace, conceals: tuple[str, ...]) -> Scored:
+        """The metrics and, per concealment mode, the P.862 MOS-LQO of the caller's audio."""
+        from labkit.sim.render import mos_lqo
+
+        result = simulate(prepared, self.strategy, self.threshold_ms, self.link, self.playout,
+                          self.seed, dict(self.link_params) or None,
+                          dict(self.playout_params) or None, **dict(self.options))  # fmt: skip
+        return result.metrics, {conceal: mos_lqo(result, conceal) for conceal in conceals}
+
+
+Scored = tuple[Metrics, dict[str, float]]
+
+
 def _init_worker(traces: dict[str, Trace]) -> None:
     _worker_traces.clear()
     _worker_traces.update({key: prepare(trace, key) for key, trace in traces.items()})
@@ -63,9 +76,33 @@ def _run_chunk(tasks: list[Task]) -> list[Metrics]:
     return [task.run(_worker_traces[task.trace]) for task in tasks]
 
 
+def _score_chunk(work: tuple[list[Task], tuple[str, ...]]) -> list[Scored]:
+    tasks, conceals = work
+    return [task.scores(_worker_traces[task.trace], conceals) for task in tasks]
+
+
 def simulate_many(traces: dict[str, Trace], tasks: Sequence[Task], jobs: int = 1,
                   progress: bool = True) -> list[Metrics]:  # fmt: skip
     """The metrics of every task, in order; each distinct task simulated once."""
+    return _map_distinct(traces, tasks, _run_chunk, jobs, progress, "simulations")
+
+
+def score_many(traces: dict[str, Trace], tasks: Sequence[Task],
+               conceals: tuple[str, ...] = ("plc",), jobs: int = 1,
+               progress: bool = True) -> list[Scored]:  # fmt: skip
+    """Each task's metrics and MOS-LQO per concealment mode (labkit/sim/render.py), in order;
+    each distinct task simulated and scored once (P.862 is the slow part: use ``jobs``)."""
+
+    def work(chunk: list[Task]) -> tuple[list[Task], tuple[str, ...]]:
+        return chunk, conceals
+
+    return _map_distinct(traces, tasks, _score_chunk, jobs, progress, "scored runs", work)
+
+
+def _map_distinct(traces: dict[str, Trace], tasks: Sequence[Task], run: Callable[[Any], Any],
+                  jobs: int, progress: bool, what: str,
+                  wrap: Callable[[list[Task]], Any] | None = None) -> list[Any]:  # fmt: skip
+    """``run`` over each distinct task (in chunks, in ``jobs`` processes), answers in order."""
     from tqdm.auto import tqdm
 
     if jobs < 1:
@@ -74,18 +111,19 @@ def simulate_many(traces: dict[str, Trace], tasks: Sequence[Task], jobs: int = 1
     if unknown:
         raise ValueError(f"simulate_many: tasks name unknown trace(s) {unknown}")
     distinct = list(dict.fromkeys(tasks))
-    done: dict[Task, Metrics] = {}
-    bar = tqdm(total=len(distinct), desc="simulations", unit="run", disable=not progress)
+    done: dict[Task, Any] = {}
+    bar = tqdm(total=len(distinct), desc=what, unit="run", disable=not progress)
     pieces = max(1, CHUNKS_PER_JOB * jobs)
     chunks = [distinct[k::pieces] for k in range(pieces) if distinct[k::pieces]]
+    inputs = [wrap(chunk) if wrap else chunk for chunk in chunks]
     if jobs == 1:
         _init_worker(traces)
-        for chunk in chunks:
-            done.update(zip(chunk, _run_chunk(chunk), strict=True))
+        for chunk, given in zip(chunks, inputs, strict=True):
+            done.update(zip(chunk, run(given), strict=True))
             bar.update(len(chunk))
     else:
         with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(traces,)) as pool:
-            for chunk, results in zip(chunks, pool.map(_run_chunk, chunks), strict=True):
+            for chunk, results in zip(chunks, pool.map(run, inputs), strict=True):
                 done.update(zip(chunk, results, strict=True))
                 bar.update(len(chunk))
     bar.close()

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from labkit.sim.batch import Task, simulate_many
+from labkit.sim.batch import Task, score_many, simulate_many
 from labkit.sim.hypotheses import gap_ms_per_audio_s, onset_gaps_per_answer
 from labkit.sim.summary import mean_interval, paired_difference
 from labkit.traces import Trace
@@ -33,8 +33,10 @@ def compare(
     playout_params: dict[str, Any] | None = None,
     jobs: int = 1,
     progress: bool = True,
+    mos: tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    """One row per link, strategy label and seed: every metric plus the two rates."""
+    """One row per link, strategy label and seed: every metric plus the two rates, and with
+    ``mos`` (concealment modes, e.g. ``("plc", "silence")``) a ``mos_lqo_<mode>`` column each."""
     seed_list = list(seeds)
     meta, tasks = [], []
     for link in links:
@@ -45,12 +47,16 @@ def compare(
                 meta.append((link, label, seed))
                 tasks.append(Task.of("trace", name, threshold, link, playout, seed, link_params,
                                      playout_params, options))  # fmt: skip
-    results = simulate_many({"trace": trace}, tasks, jobs=jobs, progress=progress)
+    if mos:
+        scored = score_many({"trace": trace}, tasks, mos, jobs=jobs, progress=progress)
+    else:
+        scored = [(m, {}) for m in simulate_many({"trace": trace}, tasks, jobs, progress)]
     rows = []
-    for (link, label, seed), metrics in zip(meta, results, strict=True):
+    for (link, label, seed), (metrics, scores) in zip(meta, scored, strict=True):
         rows.append({"link": link, "strategy": label, "seed": seed, **metrics.as_row(),
                      "gap_ms_per_audio_s": gap_ms_per_audio_s(metrics),
-                     "onset_gaps_per_answer": onset_gaps_per_answer(metrics)})  # fmt: skip
+                     "onset_gaps_per_answer": onset_gaps_per_answer(metrics),
+                     **{f"mos_lqo_{mode}": score for mode, score in scores.items()}})  # fmt: skip
     return pd.DataFrame(rows)
 
 
