@@ -18,7 +18,7 @@ def test_a_punctual_loop_runs_every_call_when_due_and_sends_at_once() -> None:
     punctual = loop()
     assert punctual.punctual
     assert [punctual.run_at(t) for t in (0.0, 5.0, 5.0, 90.0)] == [0.0, 5.0, 5.0, 90.0]
-    assert punctual.departures(7.0, 3) == [7.0, 7.0, 7.0]
+    assert [punctual.leave(7.0) for _ in range(3)] == [7.0, 7.0, 7.0]
     assert punctual.timer_due(10.0, not_before_ms=4.0) == 10.0
     assert punctual.timer_due(3.0, not_before_ms=4.0) == 4.0
 
@@ -48,7 +48,7 @@ def test_pauses_depend_on_time_and_seed_only() -> None:
 
 def test_each_send_costs_the_loop_time_and_later_calls_wait() -> None:
     costly = loop(send_cost_ms=0.5)
-    assert costly.departures(10.0, 4) == [10.5, 11.0, 11.5, 12.0]
+    assert [costly.leave(10.0) for _ in range(4)] == [10.5, 11.0, 11.5, 12.0]
     assert costly.run_at(11.0) == 12.0  # busy sending until 12
     assert costly.run_at(13.0) == 13.0
 

@@ -227,8 +227,9 @@ class PathDelay:
         self.step_ms = min(PATH_GRID_MAX_MS, tau_ms / PATH_GRID_PER_TAU)
         self._decay = math.exp(-self.step_ms / tau_ms)
         self._rng = rng
-        self._log_delays = np.zeros(0)
-        self._delays: list[float] = []
+        self._last_log_delay = math.nan
+        self._grid = np.zeros(0)  # delays at the grid points, for bulk lookups
+        self._delays: list[float] = []  # the same, for one lookup at a time
         self._extend_to(1)
 
     def at(self, now: float) -> float:
@@ -249,27 +250,31 @@ class PathDelay:
         top = int(k.max())
         if top + 1 >= len(self._delays):
             self._extend_to(top + 2)
-        grid = np.asarray(self._delays)
+        grid = self._grid
         left = grid[k]
         delays: FloatArray = left + (grid[k + 1] - left) * (position - k)
         return delays
 
     def _extend_to(self, points: int) -> None:
-        have = len(self._log_delays)
+        """Draw grid points up to ``points``, in whole blocks: the same numbers however the
+        lookups asked for them."""
+        have = len(self._delays)
         if points <= have:
             return
-        count = max(points - have, PATH_BLOCK)
+        count = -(-(points - have) // PATH_BLOCK) * PATH_BLOCK
         spread = self.sigma * math.sqrt(1.0 - self._decay**2)
         shocks = self._rng.standard_normal(count)
         if have == 0:  # start in the stationary law
             shocks[0] = shocks[0] * self.sigma / spread if spread > 0 else 0.0
             start = np.zeros(1)
         else:
-            start = np.array([self._decay * (self._log_delays[-1] - self.mu)])
+            start = np.array([self._decay * (self._last_log_delay - self.mu)])
         deviations = lfilter([1.0], [1.0, -self._decay], spread * shocks, zi=start)[0]
         block = self.mu + deviations
-        self._log_delays = np.concatenate((self._log_delays, block))
-        self._delays.extend(np.exp(block).tolist())
+        self._last_log_delay = float(block[-1])
+        delays = np.exp(block)
+        self._grid = np.concatenate((self._grid, delays)) if have else delays
+        self._delays.extend(delays.tolist())
 
 
 class CorrelatedLink(Link):

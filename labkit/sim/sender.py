@@ -120,24 +120,21 @@ def _recorder(rows: list[Row], loop: SenderLoop) -> Callable[[list[Outbound], fl
     """A function appending a strategy's output at ``now`` to ``rows``, each message stamped with
     when it leaves the sending loop."""
     add = rows.append
-    cost = loop.send_cost_ms
+    # each message leaves once the loop has paid for it; with no cost, when the call ran
+    leave = loop.leave if loop.send_cost_ms else None
 
     def record(outs: list[Outbound], now: float) -> None:
-        if cost:  # each message leaves once the loop has paid for it (SenderLoop.departures)
-            count = sum(1 + len(out.marks) - (not out.payload) if isinstance(out, Media) else 1
-                        for out in outs)  # fmt: skip
-            leave = iter(loop.departures(now, count))
         for out in outs:
-            if isinstance(out, Media):
+            if type(out) is Media:
                 payload = out.payload
                 if payload:  # a marks-only Media puts no media message on the wire
                     add((MEDIA, out.item_id, out.content_index, out.offset, len(payload),
-                         out.generation, next(leave) if cost else now, "", payload))  # fmt: skip
+                         out.generation, leave(now) if leave else now, "", payload))  # fmt: skip
                 for mark in out.marks:
                     add((MARK, mark.item_id, mark.content_index, mark.start,
-                         mark.end - mark.start, mark.generation, next(leave) if cost else now,
+                         mark.end - mark.start, mark.generation, leave(now) if leave else now,
                          mark.name, b""))  # fmt: skip
             else:
-                add((CLEAR, "", -1, 0, 0, out.generation, next(leave) if cost else now, "", b""))
+                add((CLEAR, "", -1, 0, 0, out.generation, leave(now) if leave else now, "", b""))
 
     return record

@@ -53,6 +53,7 @@ class SenderLoop:
         self._stall_rng, self._late_rng = rng.spawn(2)
         self._stall_state_at_start = self._stall_rng.bit_generator.state
         self._lateness_draws: list[float] = []
+        self._stall_draws: list[float] = []  # standard exponentials, scaled per use
         self._busy_until_ms = -math.inf
         self._stall_start_ms = math.inf
         self._stall_end_ms = -math.inf
@@ -87,15 +88,16 @@ class SenderLoop:
             due += self._lateness_draws.pop()
         return due if due > not_before_ms else not_before_ms
 
-    def departures(self, now_ms: float, count: int) -> list[float]:
-        """When ``count`` messages sent at ``now_ms`` leave (the loop is busy till then)."""
+    def leave(self, now_ms: float) -> float:
+        """When a message sent by a call at ``now_ms`` leaves: once the loop has paid for the
+        messages before it and for this one (the loop is busy until then)."""
         cost = self.send_cost_ms
         if not cost:
-            return [now_ms] * count
-        leave = [now_ms + cost * (k + 1) for k in range(count)]
-        if leave:
-            self._busy_until_ms = leave[-1]
-        return leave
+            return now_ms
+        busy = self._busy_until_ms
+        left = (now_ms if now_ms > busy else busy) + cost
+        self._busy_until_ms = left
+        return left
 
     def _after_stalls(self, now: float) -> float:
         while now >= self._stall_end_ms:
@@ -108,9 +110,11 @@ class SenderLoop:
         if not self.stalls:
             self._stall_start_ms, self._stall_end_ms = math.inf, math.inf
             return
-        gap_ms, length_ms = self._stall_rng.exponential(
-            (MS_PER_S / self.stall_rate_per_s, self.stall_ms)
-        ).tolist()
+        draws = self._stall_draws
+        if len(draws) < 2:
+            draws = self._stall_draws = self._stall_rng.standard_exponential(DRAW_BLOCK).tolist()
+        gap_ms = draws.pop() * MS_PER_S / self.stall_rate_per_s
+        length_ms = draws.pop() * self.stall_ms
         start = max(after_ms, 0.0) + gap_ms
         self._stall_start_ms, self._stall_end_ms = start, start + length_ms
 
@@ -121,6 +125,7 @@ class SenderLoop:
                             stall_ms=self.stall_ms)  # fmt: skip
         replay._stall_rng = np.random.Generator(type(self._stall_rng.bit_generator)())
         replay._stall_rng.bit_generator.state = self._stall_state_at_start
+        replay._stall_draws = []
         replay._draw_stall_after(0.0)
         windows = []
         while replay._stall_start_ms < until_ms:

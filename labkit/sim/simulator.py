@@ -292,9 +292,10 @@ class _Run:
                                  mark.name, b""))  # fmt: skip
             elif isinstance(out, Clear):
                 rows.append((CLEAR, "", -1, 0, 0, out.generation, now, 0.0, "", b""))
-        leave = self.loop.departures(now, len(rows) - first)
-        for k, when in enumerate(leave, start=first):
+        leave = self.loop.leave
+        for k in range(first, len(rows)):
             row = rows[k]
+            when = leave(now)
             rows[k] = (*row[:6], when, send(when), *row[8:])
         if self.eager:
             self._deliver(self.delivered, len(rows))
