@@ -10,7 +10,6 @@ See notebooks/05_barge_in_and_marks.ipynb.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from labkit.outbound.base import BYTES_PER_MS, Clear, Mark, Media, Outbound
@@ -27,11 +26,6 @@ class ItemProgress:
 
     marked_to: int
     sent_to: int
-
-
-def mark_name(seq: int, generation: int) -> str:
-    """The name of the ``seq``-th mark of a call, sent in ``generation``."""
-    return f"m{seq}.g{generation}"
 
 
 class MarkLedger:
@@ -66,7 +60,7 @@ class MarkLedger:
         self.honor_generations = honor_generations
         self._mark_every_bytes = None if mark_every_ms is None else mark_every_ms * BYTES_PER_MS
         self._max_pending_bytes = max_pending_ms * BYTES_PER_MS
-        self._pending: OrderedDict[str, Mark] = OrderedDict()
+        self._pending: dict[str, Mark] = {}  # in the order sent (dicts keep insertion order)
         self._pending_bytes = 0
         self._progress: dict[ItemKey, ItemProgress] = {}
         self._seq = 0
@@ -174,7 +168,7 @@ class MarkLedger:
     def _new_mark(self, key: ItemKey, progress: ItemProgress, now: float) -> Mark:
         self._seq = seq = self._seq + 1
         generation = self._generation
-        name = mark_name(seq, generation)
+        name = f"m{seq}.g{generation}"  # the call's seq-th mark, sent in this generation
         start, end = progress.marked_to, progress.sent_to
         mark = Mark(name, key[0], key[1], start, end, generation, now)
         progress.marked_to = end
@@ -187,6 +181,6 @@ class MarkLedger:
     def _evict_beyond_cap(self) -> None:
         # A peer that never echoes must not grow the ledger without limit.
         while self._pending_bytes > self._max_pending_bytes and len(self._pending) > 1:
-            _, oldest = self._pending.popitem(last=False)
+            oldest = self._pending.pop(next(iter(self._pending)))
             self._pending_bytes -= oldest.size
             self.dropped_marks += 1

@@ -145,11 +145,14 @@ def test_measure_of_observed_arrivals_matches_the_simulation() -> None:
 def test_rendered_audio_is_what_played_with_silence_between() -> None:
     trace = make_trace([[(100.0, 800), (500.0, 800)]])  # second delta arrives after a 400 ms gap
     result = simulate(trace, "forward", link="ideal")
-    samples = result.audio.samples
-    assert result.audio.duration_ms == pytest.approx(700.0)
+    audio = result.render("silence").audio
+    samples = audio.samples
+    assert audio.duration_ms == pytest.approx(700.0)
     assert result.metrics.concealed_ms == pytest.approx(400.0)
     silent = samples[200 * BYTES_PER_MS : 600 * BYTES_PER_MS]
     assert np.all(silent == 0) and np.all(samples[: 100 * BYTES_PER_MS] == 0)
+    concealed = result.audio.samples  # by default, as a phone line plays it: concealed
+    assert np.any(concealed[200 * BYTES_PER_MS : 210 * BYTES_PER_MS] != 0)
 
 
 def test_oracle_frontier_ends_at_d_star_and_matches_fifo_at_zero_preroll() -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,11 +31,9 @@ from labkit.outbound.base import BYTES_PER_MS, OutboundStrategy
 from labkit.sim.batch_playout import PlayOutcome, play_fifo, replay
 from labkit.sim.links import Link
 from labkit.sim.playout import FifoPlayout, Fill, Playout, Segment
+from labkit.sim.prepared import PreparedTrace
 from labkit.sim.sender import KIND_NAMES, SentMessages, as_list, send_all
 from labkit.sim.sender_loop import SenderLoop
-
-if TYPE_CHECKING:
-    from labkit.sim.simulator import PreparedTrace
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -228,8 +228,8 @@ class PathDelay:
         self._decay = math.exp(-self.step_ms / tau_ms)
         self._rng = rng
         self._last_log_delay = math.nan
-        self._grid = np.zeros(0)  # delays at the grid points, for bulk lookups
-        self._delays: list[float] = []  # the same, for one lookup at a time
+        self._delays: list[float] = []  # the delay at each grid point
+        self._grid = np.zeros(0)  # the same as an array, for bulk lookups (made when needed)
         self._extend_to(1)
 
     def at(self, now: float) -> float:
@@ -250,6 +250,8 @@ class PathDelay:
         top = int(k.max())
         if top + 1 >= len(self._delays):
             self._extend_to(top + 2)
+        if len(self._grid) != len(self._delays):
+            self._grid = np.array(self._delays)
         grid = self._grid
         left = grid[k]
         delays: FloatArray = left + (grid[k + 1] - left) * (position - k)
@@ -272,9 +274,7 @@ class PathDelay:
         deviations = lfilter([1.0], [1.0, -self._decay], spread * shocks, zi=start)[0]
         block = self.mu + deviations
         self._last_log_delay = float(block[-1])
-        delays = np.exp(block)
-        self._grid = np.concatenate((self._grid, delays)) if have else delays
-        self._delays.extend(delays.tolist())
+        self._delays.extend(np.exp(block).tolist())
 
 
 class CorrelatedLink(Link):

@@ -358,6 +358,7 @@ class FrameClockPlayout(_Accounting):
         self._played_bytes = 0  # position after the last byte played
         self._last_byte_end_ms = -math.inf
         self._next_tick_ms = math.inf
+        self._last_tick_ms = -math.inf  # the last tick that played a frame
         self._skipped = 0
         self._marks: deque[list[Any]] = deque()  # [echo_ms or inf, name, position]
 
@@ -367,8 +368,8 @@ class FrameClockPlayout(_Accounting):
         self.plays.append(record)
         if not payload:
             return
-        if not self._queued_bytes:  # the clock's next tick (a frame playing ends on one)
-            self._next_tick_ms = self._tick_at_or_after(now)
+        if not self._queued_bytes:  # the clock's next tick, after the frame that last played
+            self._next_tick_ms = max(self._tick_at_or_after(now), self._last_tick_ms + FRAME_MS)
         self._queue.append([record, payload, 0])
         self._queued_bytes += len(payload)
         self._received_bytes += len(payload)
@@ -430,6 +431,7 @@ class FrameClockPlayout(_Accounting):
             self._skipped += 1  # the tick is skipped: nothing is sent, the carrier conceals
             return
         self._skipped = 0
+        self._last_tick_ms = tick_ms
         self._play_frame(tick_ms, take)
         if take < FRAME_BYTES:
             self.fills.append((tick_ms + take / BYTES_PER_MS, tick_ms + FRAME_MS))

@@ -20,20 +20,35 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
 from labkit.audio import SAMPLE_RATE_HZ, Audio, Int16Array, ulaw_decode
 from labkit.plc import conceal as plc_conceal
-
-if TYPE_CHECKING:
-    from labkit.sim.simulator import SimResult
+from labkit.sim.batch_playout import Pieces
+from labkit.sim.playout import Fill
 
 SAMPLES_PER_MS = SAMPLE_RATE_HZ // 1000
 CONCEAL_MODES = ("plc", "silence")
 ItemKey = tuple[str, int]
 Span = tuple[int, int]  # half-open sample range
+
+
+class PlayedRun(Protocol):
+    """What rendering reads of a run (``labkit.sim.simulator.SimResult`` has it)."""
+
+    @property
+    def columns(self) -> dict[str, Any]: ...
+
+    @property
+    def pieces(self) -> Pieces | None: ...
+
+    @property
+    def fills(self) -> list[Fill]: ...
+
+    @property
+    def item_audio(self) -> dict[tuple[str, int], bytes]: ...
 
 
 @dataclass(frozen=True)
@@ -70,7 +85,7 @@ class CallerAudio:
         return self.audio.play()
 
 
-def render_caller(result: SimResult, conceal: str = "plc") -> CallerAudio:
+def render_caller(result: PlayedRun, conceal: str = "plc") -> CallerAudio:
     """The caller's audio of one run, gaps concealed (``"plc"``) or left silent."""
     if conceal not in CONCEAL_MODES:
         raise ValueError(f"render: unknown conceal {conceal!r}; choose one of "
@@ -91,7 +106,7 @@ def render_caller(result: SimResult, conceal: str = "plc") -> CallerAudio:
     return CallerAudio(samples, conceal, erasures, fills, answers)
 
 
-def mos_lqo(result: SimResult, conceal: str = "plc") -> float:
+def mos_lqo(result: PlayedRun, conceal: str = "plc") -> float:
     """P.862 MOS-LQO of the run: each answer's rendering against its own audio (in 10 s chunks,
     labkit.quality), the mean weighted by reference length; NaN when no answer is long enough
     to score (0.25 s of speech)."""
@@ -110,7 +125,7 @@ def mos_lqo(result: SimResult, conceal: str = "plc") -> float:
     return float(np.average(scores, weights=weights))
 
 
-def _layout(result: SimResult) -> list[tuple[ItemKey, int, Int16Array, list[Span]]]:
+def _layout(result: PlayedRun) -> list[tuple[ItemKey, int, Int16Array, list[Span]]]:
     """Per answer: its key, first sample, rendered PCM (silence in the gaps) and gap ranges.
     Pieces keep their own lengths; a gap is where a piece starts later than the one before it
     ended (in whole samples), so the rendering is the reference with the gaps inserted."""
@@ -132,7 +147,7 @@ def _layout(result: SimResult) -> list[tuple[ItemKey, int, Int16Array, list[Span
     return layout
 
 
-def _pieces_by_answer(result: SimResult) -> dict[ItemKey, list[tuple[float, bytes]]]:
+def _pieces_by_answer(result: PlayedRun) -> dict[ItemKey, list[tuple[float, bytes]]]:
     """Each answer's played pieces, (start ms, mu-law bytes), in the order they played."""
     columns, audio = result.columns, result.item_audio
     kinds = list(columns["kind"])
@@ -158,7 +173,7 @@ def _pieces_by_answer(result: SimResult) -> dict[ItemKey, list[tuple[float, byte
     return pieces
 
 
-def _fill_spans(result: SimResult, total: int) -> list[Span]:
+def _fill_spans(result: PlayedRun, total: int) -> list[Span]:
     spans = [(_sample(start), min(_sample(end), total)) for start, end in result.fills]
     return [(begin, end) for begin, end in spans if end > begin]
 

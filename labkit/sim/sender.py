@@ -14,21 +14,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from labkit.outbound.base import Media, Outbound, OutboundStrategy
+from labkit.sim.prepared import AUDIO, DONE, PreparedTrace
 from labkit.sim.sender_loop import SenderLoop
-
-if TYPE_CHECKING:
-    from labkit.sim.simulator import PreparedTrace
 
 MEDIA, MARK, CLEAR = 0, 1, 2
 KIND_NAMES = ("media", "mark", "clear")
 MAX_STEPS_PER_EVENT = 200  # guards against a strategy whose deadline never moves forward
-AUDIO, DONE = 0, 1  # trace event codes (labkit.sim.simulator.TRACE_EVENT_CODES)
 
 
 Row = tuple[int, str, int, int, int, int, float, str, bytes]
@@ -85,13 +82,26 @@ def send_all(trace: PreparedTrace, strategy: OutboundStrategy, loop: SenderLoop)
     inf = math.inf
     poll, push, next_deadline = strategy.poll, strategy.push, strategy.next_deadline
     run_at = None if loop.punctual else loop.run_at
+    timer_due = loop.timer_due
+    polls = 0
     for _ in range(max_steps):
         t_trace = times[i] if i < n_events else inf
         if poll_due < t_trace:
-            t = run_at(poll_due) if run_at else poll_due
-            deadline, poll_due = None, inf  # polled: the next deadline gets its own lateness
-            outs = poll(t)
-        elif t_trace < inf:
+            # a run of timers until the next trace event falls due (paced: a frame each)
+            while poll_due < t_trace:
+                polls += 1
+                if polls > max_steps:
+                    break
+                t = run_at(poll_due) if run_at else poll_due
+                outs = poll(t)
+                if outs:
+                    record(outs, t)
+                deadline = next_deadline()  # polled: the next deadline gets its own lateness
+                poll_due = inf if deadline is None else timer_due(deadline, t)
+            else:
+                continue
+            break
+        if t_trace < inf:
             t = run_at(t_trace) if run_at else t_trace
             code, key = codes[i], keys[i]
             if code == AUDIO:

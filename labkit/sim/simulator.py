@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Final
 
@@ -32,73 +31,23 @@ import numpy.typing as npt
 import pandas as pd
 
 from labkit.audio import Audio
-from labkit.outbound.base import AudioChunk, Clear, Media, OutboundStrategy
+from labkit.outbound.base import Clear, Media, OutboundStrategy
 from labkit.sim import fastpath
 from labkit.sim.batch_playout import Pieces
 from labkit.sim.collector import collector_paused
 from labkit.sim.links import DEFAULT_LINK, Link, make_world
 from labkit.sim.metrics import SCHEDULE_COLUMNS, Metrics, compute
 from labkit.sim.playout import DEFAULT_PLAYOUT, Fill, Playout, Segment, make_playout
+from labkit.sim.prepared import AUDIO, DONE, PreparedTrace, prepare
 from labkit.sim.render import CallerAudio, render_caller
 from labkit.sim.sender import CLEAR, KIND_NAMES, MARK, MEDIA, send_all
 from labkit.sim.sender_loop import SenderLoop
 from labkit.traces import Trace
 
+__all__ = ["PreparedTrace", "SimResult", "prepare", "simulate", "simulate_event_driven"]
+
 BYTES_PER_MS = 8
 MAX_STEPS_PER_EVENT = 200  # guards against a strategy whose deadline never moves forward
-AUDIO, DONE, INTERRUPTED = 0, 1, 2
-TRACE_EVENT_CODES = {"audio": AUDIO, "audio_done": DONE, "audio_interrupted": INTERRUPTED}
-
-
-@dataclass(frozen=True)
-class PreparedTrace:
-    """The parts of a trace the loop reads, as plain lists (prepared once per trace in a sweep)."""
-
-    name: str
-    times_ms: list[float]
-    codes: list[int]
-    keys: list[tuple[str, int]]
-    payloads: list[bytes]
-    origins_ms: dict[tuple[str, int], float]  # when each item's first byte was delivered
-    interrupts_ms: list[float]
-    audio_bytes: int = 0  # all audio bytes of the trace
-    # each event as the chunk a push takes: built once per trace, not once per run
-    chunks: list[AudioChunk] = field(default_factory=list)
-
-    @cached_property
-    def item_audio(self) -> dict[tuple[str, int], bytes]:
-        """Each item's audio as one string, joined once per trace (only rendering needs it)."""
-        parts: dict[tuple[str, int], list[bytes]] = {}
-        for key, payload in zip(self.keys, self.payloads, strict=True):
-            if payload:
-                parts.setdefault(key, []).append(payload)
-        return {key: b"".join(chunks) for key, chunks in parts.items()}
-
-
-def prepare(trace: Trace, name: str = "") -> PreparedTrace:
-    """Extract the events the simulator drives the strategy with."""
-    times, codes, keys, payloads = [], [], [], []
-    sizes: dict[tuple[str, int], int] = {}
-    origins: dict[tuple[str, int], float] = {}
-    for event in trace.events:
-        code = TRACE_EVENT_CODES.get(event.type)
-        key = event.key
-        if code is None or key is None:
-            continue
-        times.append(float(event.t_ms))
-        codes.append(code)
-        keys.append(key)
-        payloads.append(event.audio)
-        if code == AUDIO:
-            sizes[key] = sizes.get(key, 0) + len(event.audio)
-            origins.setdefault(key, float(event.t_ms))
-    interrupts = [t for t, c in zip(times, codes, strict=True) if c == INTERRUPTED]
-    chunks = [AudioChunk(item_id, index, payload)
-              for (item_id, index), payload in zip(keys, payloads, strict=True)]  # fmt: skip
-    return PreparedTrace(name, times, codes, keys, payloads, origins, interrupts,
-                         sum(sizes.values()), chunks)  # fmt: skip
-
-
 Played = tuple[list[Segment], list[Fill]]
 
 
@@ -276,27 +225,24 @@ class _Run:
     def _record(self, outs: list[Any], now: float) -> None:
         """Put the strategy's messages on the forward link (each draws its arrival as it leaves
         the sending loop)."""
-        rows, send = self.rows, self.fwd.send
-        first = len(rows)
+        rows, send, leave = self.rows, self.fwd.send, self.loop.leave
         for out in outs:
-            if isinstance(out, Media):
+            if type(out) is Media:
                 payload = out.payload
                 if payload:  # a marks-only Media puts no media message on the wire
                     self.media_rows.append(len(rows))
+                    when = leave(now)
                     rows.append((MEDIA, out.item_id, out.content_index, out.offset, len(payload),
-                                 out.generation, now, 0.0, "", payload))  # fmt: skip
+                                 out.generation, when, send(when), "", payload))  # fmt: skip
                 for mark in out.marks:
                     self.mark_rows[mark.name] = len(rows)
+                    when = leave(now)
                     rows.append((MARK, mark.item_id, mark.content_index, mark.start,
-                                 mark.end - mark.start, mark.generation, now, 0.0,
+                                 mark.end - mark.start, mark.generation, when, send(when),
                                  mark.name, b""))  # fmt: skip
             elif isinstance(out, Clear):
-                rows.append((CLEAR, "", -1, 0, 0, out.generation, now, 0.0, "", b""))
-        leave = self.loop.leave
-        for k in range(first, len(rows)):
-            row = rows[k]
-            when = leave(now)
-            rows[k] = (*row[:6], when, send(when), *row[8:])
+                when = leave(now)
+                rows.append((CLEAR, "", -1, 0, 0, out.generation, when, send(when), "", b""))
         if self.eager:
             self._deliver(self.delivered, len(rows))
             next_ms = self.playout.next_event_ms()

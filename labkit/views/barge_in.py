@@ -27,7 +27,7 @@ import pandas as pd
 from labkit.outbound import make_strategy
 from labkit.outbound.base import AudioChunk, Clear, Mark, Media, Outbound, OutboundStrategy
 from labkit.sim import SimResult, prepare, simulate
-from labkit.sim.simulator import INTERRUPTED, PreparedTrace
+from labkit.sim.prepared import INTERRUPTED, PreparedTrace
 from labkit.traces import Trace
 
 BYTES_PER_MS = 8
