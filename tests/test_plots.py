@@ -108,15 +108,20 @@ def test_gap_distribution_draws_one_curve_per_label() -> None:
     assert has_units(ax.get_xlabel()) and has_units(ax.get_ylabel())
 
 
-def test_strategy_vs_frontier_draws_line_points_and_labels() -> None:
+def test_strategy_vs_frontier_draws_line_and_a_coloured_point_per_strategy() -> None:
     frontier = pd.DataFrame({"preroll_ms": [0, 50, 100], "concealed_ms": [300, 80, 0]})
     points = pd.DataFrame(
         {"strategy": ["forward", "preroll"], "preroll_ms": [0, 120], "concealed_ms": [300, 0]}
     )
     ax = plots.strategy_vs_frontier(frontier, points)
     assert len(ax.lines) == 1
-    assert len(ax.collections[0].get_offsets()) == 2
-    assert [t.get_text() for t in ax.texts] == ["forward", "preroll"]
+    assert [len(c.get_offsets()) for c in ax.collections] == [1, 1]
+    colours = {tuple(c.get_facecolor()[0]) for c in ax.collections}
+    assert len(colours) == 2, "one colour per strategy"
+    legend = ax.get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()] == ["oracle frontier", "forward", "preroll"]
+    assert not ax.texts, "a legend, not labels that collide"
     assert has_units(ax.get_xlabel()) and has_units(ax.get_ylabel())
 
 
