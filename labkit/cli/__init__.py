@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES = ("synth", "simulate", "sweep", "serve", "call", "lessons", "lab")
+SUBCOMMAND_MODULES = ("synth", "simulate", "sweep", "serve", "call", "lessons", "lab", "explore")
 
 
 def build_parser() -> argparse.ArgumentParser:
