@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "browser"))
 
-import browser_pages as pages  # noqa: E402
+import browser_pages as pages
 
 TRACES = ("tiny_deltas", "long_conversation")
 STRATEGIES = ("forward", "rechunk", "paced", "preroll", "adaptive")

@@ -9,6 +9,7 @@ unless told otherwise. See notebooks/03_explorer.ipynb for how to read the figur
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -33,12 +34,19 @@ explorer.update()
 explorer.box"""
 
 
-def app_notebook() -> Any:
-    """The page Voila serves: a title, how to read it, and the explorer."""
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_markdown_cell(INTRO), nbformat.v4.new_code_cell(CODE)]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}  # fmt: skip
+def app_notebook() -> dict[str, Any]:
+    """The page Voila serves (nbformat 4.5): a title, how to read it, and the explorer."""
+    notebook: dict[str, Any] = {
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}},
+        "cells": [
+            {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": INTRO},
+            {"cell_type": "code", "id": "explorer", "metadata": {}, "source": CODE,
+             "execution_count": None, "outputs": []},
+        ],
+    }  # fmt: skip
+    nbformat.validate(notebook)
     return notebook
 
 
@@ -66,7 +74,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="labkit-explore-") as directory:
         notebook = Path(directory) / NOTEBOOK_NAME
-        nbformat.write(app_notebook(), notebook)
+        notebook.write_text(json.dumps(app_notebook(), indent=1) + "\n", encoding="utf-8")
         argv = voila_argv(notebook, args.host, args.port, not args.no_browser)
         print(f"labkit explore: serving the explorer on http://{args.host}:{args.port}/ "
               "(Ctrl-C stops it)", flush=True)  # fmt: skip

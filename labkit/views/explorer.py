@@ -1,4 +1,4 @@
-"""The explorer's computation: pick a trace, strategy, link and playout model; see and hear the call.
+"""The explorer's computation: pick a trace, strategy, link and playout; see and hear the call.
 
 ``explore(settings)`` is a plain function (the notebook asserts on it, nbval runs it), cached per
 settings: moving a control back to where it was costs nothing. It returns an ``ExplorerView``:
@@ -234,14 +234,14 @@ class ExplorerView:
             Readout("gaps inside answers", m.concealment_events, "gaps"),
             Readout("silence in those gaps", m.concealed_ms, "ms"),
             Readout(f"gaps at word onsets (first {ONSET_MS:.0f} ms of an answer)",
-                    m.onset_concealment_events, "gaps"),  # fmt: skip
+                    m.onset_concealment_events, "gaps"),
             Readout("silence at word onsets", m.onset_concealed_ms, "ms"),
             Readout("gaps of 150 ms or more (NetEQ interruptions)", m.interruption_count, "gaps"),
             Readout("padding the playout model inserted (part of the silence)", padding_ms, "ms"),
             Readout("media messages", m.media_messages, "messages"),
             Readout("messages per second of audio", m.messages_per_audio_s, "per s of audio"),
             Readout("time to first audio, mean over answers", m.mean_time_to_first_audio_ms,
-                    "ms"),  # fmt: skip
+                    "ms"),
             Readout("lag behind real time, mean over bytes", m.mean_lag_ms, "ms"),
             Readout("wait in Twilio's queue, mean over bytes", m.mean_added_latency_ms, "ms"),
             Readout("oracle D*: the least pre-roll with no gap", m.oracle_min_delay_ms, "ms"),

@@ -17,13 +17,14 @@ import traceback
 from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import ipywidgets as widgets
 import numpy as np
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from labkit.sim import PLAYOUT_NAMES
 from labkit.sim.links import LINK_NAMES, link_parameters
@@ -39,6 +40,7 @@ from labkit.views.explorer import (
 )
 from labkit.views.explorer_figure import FIGSIZE_IN, ExplorerFigure, legend_handles
 
+AUDIO_AFTER_S = 0.4  # the audio follows the figure once the controls rest this long
 ROOT_CLASS = "labkit-explorer"  # the browser tests find the explorer by it
 STRATEGY_CHOICES: list[tuple[str, tuple[str, str]]] = [
     ("forward", ("forward", "final")),
@@ -68,6 +70,7 @@ class Explorer:
         self.view: ExplorerView | None = None
         self._muted = False  # set while the code itself moves controls
         self._queued = False
+        self._audio_timer: asyncio.TimerHandle | None = None
         self._build_controls()
         self._build_outputs()
         self.box = widgets.VBox([
@@ -207,12 +210,18 @@ class Explorer:
         self.drawing.draw()  # one Agg pass, sent to the browser at once (no draw_idle round trip)
 
     def _queue_audio(self, view: ExplorerView) -> None:
+        """Load the caller's audio once the controls rest for ``AUDIO_AFTER_S``: 98 s of audio
+        is 1.6 MB for the browser to take in, which would hold up the next figure if every
+        passing setting sent its own."""
+
         def load() -> None:
-            if self.view is view:  # a later change has its own audio queued
+            if self.view is view:
                 self.audio.value = view.wav()
 
+        if self._audio_timer is not None:
+            self._audio_timer.cancel()
         try:
-            asyncio.get_running_loop().call_soon(load)
+            self._audio_timer = asyncio.get_running_loop().call_later(AUDIO_AFTER_S, load)
         except RuntimeError:
             load()
 
@@ -261,7 +270,7 @@ def _legend_html() -> str:
     marks = []
     for handle in legend_handles():
         colour = to_hex(handle.get_color() if isinstance(handle, Line2D)
-                        else handle.get_facecolor())  # fmt: skip
+                        else cast(Patch, handle).get_facecolor())  # fmt: skip
         alpha = 1.0 if isinstance(handle, Line2D) else handle.get_alpha() or 1.0
         shape = {"|": "&#x2502;", "o": "&#x25CF;"}.get(str(getattr(handle, "get_marker",
                                                                     lambda: "")()), "&#x25AC;")

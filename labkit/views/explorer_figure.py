@@ -11,6 +11,7 @@ see labkit/views/explorer_app.py for the live canvas, notebooks/03_explorer.ipyn
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from matplotlib.artist import Artist
@@ -88,7 +89,8 @@ class ExplorerFigure:
     def _on_full_draw(self, _event: object) -> None:
         """After any full draw (ours, or the toolbar's pan and zoom): keep the background and
         the limits it was drawn with, then draw the data over it."""
-        self._background = self.figure.canvas.copy_from_bbox(self.figure.bbox)
+        canvas: Any = self.figure.canvas  # an Agg canvas (ipympl's is one): it can copy regions
+        self._background = canvas.copy_from_bbox(self.figure.bbox)
         self._drawn_limits = self._current_limits()
         self._draw_data()
 
@@ -101,7 +103,7 @@ class ExplorerFigure:
 
     def draw(self) -> None:
         """Draw into the figure's canvas: the data alone when the limits stayed (``live``)."""
-        canvas = self.figure.canvas
+        canvas: Any = self.figure.canvas
         if not self.live or self._background is None or self._limits != self._drawn_limits:
             canvas.draw()
             return

@@ -122,7 +122,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def jupyter_lab(home: Path) -> Iterator[Server]:
-    """``labkit lab --no-browser`` on a free port, its working copies and settings under ``home``."""
+    """``labkit lab --no-browser`` on a free port; working copies and settings under ``home``."""
     command = [sys.executable, "-m", "labkit", "lab", "--dir", str(home / "lab"), "--no-browser",
                "--host", "127.0.0.1", "--port", str(free_port())]  # fmt: skip
     with serve(command, isolated_jupyter_env(home), home / "lab-server.log", "/api/status",
@@ -283,7 +283,7 @@ def change_and_time(page: Any, label: str, option: str, timeout_ms: int = FIGURE
         [label, option, ink_min, timeout_ms],
     )
     if elapsed is None:
-        raise AssertionError(f"the figure did not change within {timeout_ms} ms of {label}={option}")
+        raise AssertionError(f"no new figure within {timeout_ms} ms of {label}={option}")
     return elapsed
 
 

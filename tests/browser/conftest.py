@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests: Debian's chromium under Playwright, JupyterLab, ``labkit explore``.
+"""Fixtures of the browser tests: Debian's chromium (Playwright), JupyterLab, ``labkit explore``.
 
 Every test here is marked ``browser`` (deselect with ``-m "not browser"``) and skips, saying why,
 where chromium or Playwright is missing. Servers bind 127.0.0.1 on free ports, with their Jupyter
