@@ -4,13 +4,17 @@ One real server (uvicorn, trace replay) runs in a background event loop for the 
 Hypothesis opens one connection per example and sends random and mutated Twilio messages: bad
 JSON, wrong types, frames over 64 KiB, binary frames, deep nesting, wrong streamSid, unknown
 events, events out of order. Meanwhile healthy ``TwilioPeer`` calls run back to back on the same
-server; each must receive every byte of the trace. See notebooks/04_live_call.ipynb.
+server; each must receive every byte of the trace, and every line the server logs stays one
+printable line. The harness (``hostile_server``, ``LiveServer.healthy_beside``, ``ServerLog``) is
+reused by test_hostile_server.py for the attacks of issue 14. See notebooks/04_live_call.ipynb.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -39,7 +43,6 @@ HOSTILE_SID = "MZhostile00000000000000000000000001"
 OTHER_SID = "MZother0000000000000000000000000001"
 CALL_SID = "CA00000000000000000000000000000009"
 ACCOUNT_SID = "AChostile000000000000000000000009"
-WS_MAX_FRAME_BYTES = 1 << 20  # the server's socket limit; the codec's own cap is 64 KiB
 SETTLE_S = 0.05  # let the handler read what was sent before looking at it
 EXAMPLE_TIMEOUT_S = 10.0
 
@@ -59,18 +62,29 @@ def speech_trace() -> Trace:
 # ---------------------------------------------------------------------- the shared server
 
 
-class ErrorLog(logging.Handler):
-    """Every ERROR the server logs: a call ended by an exception, or an ASGI crash."""
+class ServerLog(logging.Handler):
+    """Every record the server logs (labkit and uvicorn, every level), kept rendered."""
 
     def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[str] = []
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(f"{record.name}: {record.getMessage()}")
+        self.records.append(record)
+        self.lines.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+
+    def clear(self) -> None:
+        self.records.clear()
+        self.lines.clear()
 
     def crashes(self) -> list[str]:
-        return list(self.records)
+        """ERRORs: a call ended by an exception, or an ASGI crash."""
+        return [line for r, line in zip(self.records, self.lines, strict=True)
+                if r.levelno >= logging.ERROR]  # fmt: skip
+
+    def matching(self, text: str) -> list[str]:
+        return [line for line in self.lines if text in line]
 
 
 @dataclass
@@ -78,26 +92,67 @@ class LiveServer:
     loop: asyncio.AbstractEventLoop
     server: BackgroundServer
     audio: bytes
-    errors: ErrorLog
+    errors: ServerLog
     healthy: list[PeerRecording] = field(default_factory=list)
+    dial_headers: dict[str, str] = field(default_factory=dict)  # e.g. a Twilio signature
+    speed: float = SPEED
 
-    def run(self, coro: Any) -> Any:
+    @property
+    def log(self) -> ServerLog:
+        return self.errors
+
+    def run(self, coro: Any, timeout_s: float = EXAMPLE_TIMEOUT_S * 3) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(timeout=EXAMPLE_TIMEOUT_S * 3)
+        return future.result(timeout=timeout_s)
 
     def hostile_handlers(self) -> list[Any]:
         return [h for h in self.server.app.state.live_calls if h.stream_sid != HEALTHY_SID]
 
+    def healthy_peer(self, stream_sid: str = HEALTHY_SID) -> TwilioPeer:
+        return TwilioPeer(self.server.ws_url, speed=self.speed, stream_sid=stream_sid,
+                          headers=self.dial_headers)  # fmt: skip
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    @contextlib.contextmanager
+    def healthy_beside(self) -> Iterator[None]:
+        """Healthy calls back to back while the block runs; each must be byte-exact."""
+        self.healthy.clear()
+        stop = self.run(make_event())
+        calls = asyncio.run_coroutine_threadsafe(healthy_calls(self, stop), self.loop)
+        try:
+            yield
+        finally:
+            self.loop.call_soon_threadsafe(stop.set)
+            calls.result(timeout=60)
+        assert self.healthy, "no healthy call completed beside the attack"
+        for recording in self.healthy:
+            assert_byte_exact(self, recording)
+
+
+def assert_byte_exact(live: LiveServer, recording: PeerRecording) -> None:
+    assert recording.protocol_errors == []
+    assert recording.closed_by == "server"
+    assert recording.received_audio() == live.audio
+
+
+def replay_settings(tmp_path: Path, **overrides: Any) -> tuple[ServerSettings, Trace]:
     trace = speech_trace()
-    path = Path(tmp_path_factory.mktemp("hostile")) / "speech.jsonl.gz"
+    path = tmp_path / "speech.jsonl.gz"
     traces.write(trace, path)
     settings = ServerSettings(call=CallSettings(), replay_trace=path, replay_speed=SPEED)
-    errors = ErrorLog()
-    for name in ("labkit", "uvicorn"):
-        logging.getLogger(name).addHandler(errors)
+    return dataclasses.replace(settings, **overrides), trace
+
+
+@contextlib.contextmanager
+def hostile_server(tmp_path: Path, **overrides: Any) -> Iterator[LiveServer]:
+    """A real server (uvicorn, trace replay) in a background event loop, its log captured.
+    ``overrides``: ServerSettings fields (limits, record_dir, tokens...)."""
+    settings, trace = replay_settings(tmp_path, **overrides)
+    log = ServerLog()
+    loggers = [logging.getLogger(name) for name in ("labkit", "uvicorn")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(log)
+        logger.setLevel(logging.DEBUG)
     loop = asyncio.new_event_loop()
     ready: Future[LiveServer] = Future()
     done = asyncio.Event()
@@ -105,7 +160,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     async def host() -> None:
         async with serve_in_background(settings) as server:
             audio = b"".join(trace.item_audio(key) for key in trace.items)
-            ready.set_result(LiveServer(loop, server, audio, errors))
+            ready.set_result(LiveServer(loop, server, audio, log, speed=settings.replay_speed))
             await done.wait()
 
     thread = threading.Thread(target=loop.run_until_complete, args=(host(),), daemon=True)
@@ -115,15 +170,21 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     finally:
         loop.call_soon_threadsafe(done.set)
         thread.join(timeout=10)
-        for name in ("labkit", "uvicorn"):
-            logging.getLogger(name).removeHandler(errors)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(log)
+            logger.setLevel(level)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with hostile_server(Path(tmp_path_factory.mktemp("hostile"))) as server:
+        yield server
 
 
 async def healthy_calls(live: LiveServer, stop: asyncio.Event) -> None:
     """Healthy calls back to back until ``stop``; each recording is kept."""
     while not stop.is_set():
-        peer = TwilioPeer(live.server.ws_url, speed=SPEED, stream_sid=HEALTHY_SID)
-        live.healthy.append(await asyncio.wait_for(peer.run(), 30))
+        live.healthy.append(await asyncio.wait_for(live.healthy_peer().run(), 30))
 
 
 # ---------------------------------------------------------------------- hostile frames
@@ -234,6 +295,8 @@ async def hostile_call(live: LiveServer, before: list[str | bytes], after: list[
             assert ws.close_code is None
         crashes = live.errors.crashes()
         assert not crashes, f"the server logged errors: {crashes[:3]}"
+        forged = [line for line in live.log.lines if not line.isprintable()]
+        assert not forged, f"unescaped text in the log: {forged[:3]}"
     for _ in range(int(EXAMPLE_TIMEOUT_S / 0.01)):  # the caller hung up: the call winds down
         if not live.hostile_handlers():
             return
@@ -257,9 +320,7 @@ async def only_one_hostile_call(live: LiveServer) -> bool:
 def test_hostile_frames_never_crash_the_server_and_a_healthy_call_stays_exact(
     live: LiveServer,
 ) -> None:
-    live.errors.records.clear()
-    stop = live.run(make_event())
-    healthy = asyncio.run_coroutine_threadsafe(healthy_calls(live, stop), live.loop)
+    live.errors.clear()
 
     @settings(max_examples=70, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
@@ -271,16 +332,8 @@ def test_hostile_frames_never_crash_the_server_and_a_healthy_call_stays_exact(
     def fuzz(before: list[str | bytes], after: list[str | bytes], send_start: bool) -> None:
         live.run(hostile_call(live, before, after, send_start))
 
-    try:
+    with live.healthy_beside():
         fuzz()
-    finally:
-        live.loop.call_soon_threadsafe(stop.set)
-        healthy.result(timeout=60)
-    assert live.healthy, "no healthy call completed beside the fuzz"
-    for recording in live.healthy:
-        assert recording.protocol_errors == []
-        assert recording.closed_by == "server"
-        assert recording.received_audio() == live.audio
 
 
 async def make_event() -> asyncio.Event:
@@ -300,7 +353,7 @@ async def make_event() -> asyncio.Event:
     ids=["deep_nesting", "binary", "over_64KiB", "payload_over_cap", "start_no_fields", "huge"],
 )
 def test_each_known_hostile_frame_is_survived(live: LiveServer, frame: str | bytes) -> None:
-    live.errors.records.clear()
+    live.errors.clear()
     live.run(hostile_call(live, [], [frame, start_with({}), frame], send_start=False))
 
 

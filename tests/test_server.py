@@ -19,8 +19,8 @@ from labkit import twilio_messages as tm
 from labkit.cli import build_parser
 from labkit.cli.serve import settings_from_args
 from labkit.live.server import create_app, serve_in_background
-from labkit.live.settings import CallSettings, ServerSettings, strategy_names
-from labkit.traces import Trace, audio_event, item_event, make_header
+from labkit.live.settings import CallSettings, ServerLimits, ServerSettings, strategy_names
+from labkit.traces import Trace, TraceLimits, audio_event, item_event, make_header
 
 pytestmark = pytest.mark.anyio
 
@@ -228,3 +228,38 @@ def test_serve_flags_build_the_settings(trace_path: Path, monkeypatch: pytest.Mo
     assert server_settings.call == CallSettings("paced", 40.0, None, False)
     assert server_settings.replay_trace == trace_path and server_settings.replay_speed == 2.0
     assert server_settings.public_url == "https://x.example" and server_settings.uses_replay
+
+
+def test_serve_limit_flags_build_the_limits(trace_path: Path) -> None:
+    argv = ["serve", "--replay", str(trace_path), "--start-timeout-s", "3", "--max-streams", "7"]
+    argv += ["--request-timeout-s", "2.5", "--max-frame-kib", "128", "--record-max-mib", "none"]
+    argv += ["--max-trace-mib", "10", "--max-line-mib", "0.5"]
+    server_settings = settings_from_args(build_parser().parse_args(argv))
+    assert server_settings.limits == ServerLimits(3.0, 7, 2.5, 128 * 1024, None)
+    assert server_settings.trace_limits == TraceLimits(10 << 20, 1 << 19)
+    defaults = settings_from_args(build_parser().parse_args(["serve", "--replay", str(trace_path)]))
+    assert defaults.limits == ServerLimits() and defaults.trace_limits == TraceLimits()
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--start-timeout-s", "0"],
+        ["--start-timeout-s", "inf"],
+        ["--max-streams", "0"],
+        ["--request-timeout-s", "-1"],
+        ["--max-frame-kib", "63"],
+        ["--record-max-mib", "lots"],
+        ["--max-trace-mib", "0"],
+    ],
+)
+def test_serve_refuses_nonsense_limits(flags: list[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["serve", *flags])
+    assert exited.value.code == 2
+
+
+def test_the_stats_token_comes_from_the_environment_and_stays_out_of_repr() -> None:
+    server_settings = ServerSettings.from_env({"LABKIT_STATS_TOKEN": "stats-secret-value"})
+    assert server_settings.stats_token == "stats-secret-value"
+    assert "stats-secret" not in repr(server_settings)

@@ -6,12 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import labkit
 from labkit.cli import main
 from labkit.cli.sweep import parse_thresholds
 from labkit.sim import simulate
+from labkit.sim.summary import mean_interval
 from labkit.traces import read, shipped
 
 
@@ -53,6 +56,14 @@ def test_simulate_command_prints_json_metrics(capsys: pytest.CaptureFixture[str]
         (["simulate", "no_such_trace"], "no_such_trace"),
         (["sweep", "tiny_deltas", "--thresholds", "20:x:5", "--out", "unused"], "START:STOP:STEP"),
         (["sweep", "tiny_deltas", "--strategy", "forward,nope", "--out", "unused"], "'nope'"),
+        (["simulate", "tiny_deltas", "--link", "wifi"],
+         "unknown link 'wifi'; choose one of tcp, correlated, ideal, constant, jitter, stalls"),
+        (["sweep", "tiny_deltas", "--playout", "fifo,twilio", "--out", "unused"],
+         "unknown playout 'twilio'; choose one of fifo, frame_clock"),
+        (["simulate", "tiny_deltas", "--strategy", "original_report", "--variant", "second"],
+         "unknown variant 'second'; choose one of final, first"),
+        (["simulate", "tiny_deltas", "--variant", "first"], "--variant applies to"),
+        (["simulate", "tiny_deltas", "--link-param", "mean_ms"], "is not KEY=NUMBER"),
     ],
 )
 def test_bad_command_input_exits_2_with_a_clear_message(
@@ -62,12 +73,42 @@ def test_bad_command_input_exits_2_with_a_clear_message(
     assert message in capsys.readouterr().err
 
 
-def test_sweep_command_writes_csv_and_plots(tmp_path: Path) -> None:
+def test_sweep_command_writes_csv_summary_and_plots(tmp_path: Path) -> None:
     code = main(["sweep", "barge_in", "--strategy", "forward,preroll", "--thresholds", "20:60:20",
-                 "--link", "jitter", "--out", str(tmp_path)])  # fmt: skip
+                 "--link", "tcp,jitter", "--seeds", "3", "--out", str(tmp_path)])  # fmt: skip
     assert code == 0
-    assert (tmp_path / "sweep.csv").read_text().count("\n") == 1 + 2 * 3
-    assert len(list(tmp_path.glob("*.png"))) == 3
+    runs = pd.read_csv(tmp_path / "sweep.csv")
+    assert len(runs) == 2 * 3 * 2 * 3
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert len(summary) == 2 * 3 * 2
+    assert (summary["n_seeds"] == 3).all()
+    for metric in ("concealed_ms", "concealment_events", "mean_time_to_first_audio_ms"):
+        for suffix in ("mean", "ci_low", "ci_high"):
+            assert f"{metric}_{suffix}" in summary.columns
+    row = summary.query("strategy == 'preroll' and threshold_ms == 40 and link == 'jitter'")
+    seeds = runs.query("strategy == 'preroll' and threshold_ms == 40 and link == 'jitter'")
+    expected = mean_interval(seeds["concealed_ms"].to_numpy())
+    assert row["concealed_ms_mean"].item() == pytest.approx(expected.mean)
+    assert row["concealed_ms_ci_low"].item() == pytest.approx(expected.low, nan_ok=True)
+    assert len(list(tmp_path.glob("*.png"))) == 2  # gaps and onset gaps, a panel per link
+
+
+def test_sweep_takes_the_original_report_and_its_variant(tmp_path: Path) -> None:
+    code = main(["sweep", "tiny_deltas", "--strategy", "original_report", "--variant", "first",
+                 "--thresholds", "50:50:1", "--out", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    runs = pd.read_csv(tmp_path / "sweep.csv")
+    direct = simulate(read(shipped("tiny_deltas")), "original_report", 50, variant="first")
+    assert runs["mark_messages"].item() == direct.metrics.mark_messages
+
+
+def test_mean_interval_is_students_t() -> None:
+    interval = mean_interval([1.0, 2.0, 3.0, 4.0])
+    half = 3.182446305284263 * np.std([1.0, 2.0, 3.0, 4.0], ddof=1) / 2  # t(0.975, 3)
+    assert interval.mean == 2.5
+    assert interval.low == pytest.approx(2.5 - half) and interval.high == pytest.approx(2.5 + half)
+    assert np.isnan(mean_interval([5.0]).low)
+    assert mean_interval([2.0, 2.0]).low == 2.0
 
 
 def test_thresholds_include_stop() -> None:

@@ -3,6 +3,7 @@
 Each subcommand lives in its own module ``labkit.cli.<name>`` exposing
 ``register(subparsers) -> None``; it sets ``func`` on its parser to a callable taking the parsed
 namespace and returning an exit code. Modules are imported lazily so ``labkit --help`` stays fast.
+(``labkit import`` lives in ``labkit.cli.import_``: ``import`` is a Python keyword.)
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES = ("synth", "simulate", "sweep", "serve", "call", "lessons", "lab", "explore")
+SUBCOMMAND_MODULES = (
+    "synth", "simulate", "sweep", "serve", "call", "emulate", "import_", "lessons", "lab",
+    "explore",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,8 @@
 """``labkit call``: one loopback call through the real server, measured beside the simulator.
 
-See labkit.live.call and notebooks/04_live_call.ipynb.
+The model is ``TraceReplayModel`` by default; ``--realtime-emulator`` runs the SDK's own OpenAI
+model against a local Realtime emulator instead (``--realtime-log DIR`` keeps the Realtime log of
+what the emulator sent). See labkit.live.call and notebooks/04_live_call.ipynb.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+
+from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 
 PLAYOUTS = ("fifo", "prefetch", "fixed", "frame_padding")
 
@@ -30,7 +34,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--barge-in-at-ms", type=float, default=None, help="caller barges in then")
     parser.add_argument("--mark-every-ms", type=float, default=None, help="mark cadence")
     parser.add_argument("--align-frames", action="store_true", help="send whole 20 ms frames")
+    parser.add_argument(
+        "--realtime-emulator",
+        action="store_true",
+        help="the SDK's own OpenAI model against a local Realtime emulator (not TraceReplayModel)",
+    )
+    parser.add_argument(
+        "--realtime-log", metavar="DIR", type=Path, help="with --realtime-emulator: write its log"
+    )
+    parser.add_argument("--record", metavar="DIR", type=Path, help="record the call's trace here")
     parser.add_argument("--json", action="store_true", help='print {"measured":..,"simulated":..}')
+    add_trace_limit_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -52,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.speed > 0:
         raise SystemExit(f"labkit call: --speed must be > 0, got {args.speed}")
+    if args.realtime_log is not None and not args.realtime_emulator:
+        raise SystemExit("labkit call: --realtime-log needs --realtime-emulator")
     options: dict[str, Any] = {"align_frames": args.align_frames}
     if args.mark_every_ms is not None:
         options["mark_every_ms"] = args.mark_every_ms
@@ -63,15 +79,20 @@ def run(args: argparse.Namespace) -> int:
             speed=args.speed,
             playout=args.playout,
             barge_in_at_ms=args.barge_in_at_ms,
+            trace_limits=trace_limits_from_args(args),
+            realtime_emulator=args.realtime_emulator,
+            realtime_log_dir=args.realtime_log,
+            record_dir=args.record,
             **options,
         )
     )
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
         return 0
+    model = "SDK OpenAI model + Realtime emulator" if args.realtime_emulator else "TraceReplayModel"
     print(
         f"{args.strategy} @ {args.threshold_ms:g} ms, playout {args.playout}, "
-        f"speed x{args.speed:g}, loopback delay {result.loopback_delay_ms:.2f} ms"
+        f"speed x{args.speed:g}, loopback delay {result.loopback_delay_ms:.2f} ms, {model}"
     )
     rows = result.as_json()
     print(f"  {'metric':<32} {'measured':>14} {'simulated':>14}")

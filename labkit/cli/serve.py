@@ -1,7 +1,8 @@
 """``labkit serve``: run the live server for real Twilio calls (or a trace replay).
 
 See notebooks/04_live_call.ipynb. Secrets come from the environment only (OPENAI_API_KEY,
-TWILIO_AUTH_TOKEN), never from flags, so they stay out of shell history and process lists.
+TWILIO_AUTH_TOKEN, LABKIT_STATS_TOKEN), never from flags, so they stay out of shell history and
+process lists. The server's limits have flags of their own (``labkit.cli.server_limits``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from labkit.cli.server_limits import add_server_limit_arguments, server_limits_from_args
+from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 from labkit.live.settings import (
     DEFAULT_MARK_EVERY_MS,
     DEFAULT_STRATEGY,
@@ -35,6 +38,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--replay", metavar="TRACE", help="trace file or shipped trace name")
     parser.add_argument("--speed", type=float, default=1.0, help="replay speed factor")
+    parser.add_argument(
+        "--realtime-emulator",
+        action="store_true",
+        help="replay through the SDK's own OpenAI model and a local Realtime emulator",
+    )
     parser.add_argument("--strategy", choices=strategy_names(), default=DEFAULT_STRATEGY)
     parser.add_argument("--threshold-ms", type=float, default=DEFAULT_THRESHOLD_MS)
     parser.add_argument(
@@ -49,6 +57,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--record", metavar="DIR", type=Path, help="write each call's trace here")
     parser.add_argument("--public-url", metavar="URL", help="e.g. https://abc.ngrok.app")
     parser.add_argument("--voice", default=DEFAULT_VOICE)
+    add_server_limit_arguments(parser)
+    add_trace_limit_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -61,6 +71,8 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         record_dir=args.record,
         public_url=args.public_url,
         voice=args.voice,
+        limits=server_limits_from_args(args),
+        trace_limits=trace_limits_from_args(args),
     )
 
 
@@ -82,6 +94,7 @@ def instructions(settings: ServerSettings, host: str, port: int, model: str) -> 
             f"labkit live server on http://{host}:{port}  model: {model}",
             f"call settings: {settings.call}",
             f"Twilio signatures: {signatures}",
+            f"limits: {settings.limits}",
             "In the Twilio console, Phone Numbers > your number > Voice configuration:",
             f"  A call comes in: Webhook  {base}/incoming-call  HTTP POST",
             "Twilio needs a public https URL: e.g. run `ngrok http "
@@ -102,6 +115,19 @@ def run(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = settings_from_args(args)
+    if args.realtime_emulator:
+        import asyncio
+        import contextlib
+
+        from labkit.live.realtime_emulator.serving import serve_with_emulator
+
+        def announce(app: Any) -> None:
+            description = app.state.models.description
+            print(instructions(settings, args.host, args.port, description), flush=True)
+
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: both servers stopped cleanly
+            asyncio.run(serve_with_emulator(settings, args.host, args.port, announce=announce))
+        return 0
     app = create_app(settings)
     print(instructions(settings, args.host, args.port, app.state.models.description), flush=True)
     freeze_long_lived_heap()

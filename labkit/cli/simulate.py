@@ -11,21 +11,41 @@ import math
 import sys
 from typing import Any
 
+from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 from labkit.outbound import STRATEGY_NAMES
-from labkit.sim.links import LINK_NAMES
-from labkit.sim.playout import PLAYOUT_NAMES
+from labkit.sim.links import DEFAULT_LINK, LINK_NAMES
+from labkit.sim.playout import DEFAULT_PLAYOUT, PLAYOUT_NAMES
+
+ALL_STRATEGIES = (*STRATEGY_NAMES, "original_report")
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("simulate", help="simulate one call over a trace")
     parser.add_argument("trace", help="trace file or shipped trace name")
-    parser.add_argument("--strategy", default="forward", help=", ".join(STRATEGY_NAMES))
+    add_model_arguments(parser)
     parser.add_argument("--threshold-ms", type=float, default=50.0)
-    parser.add_argument("--link", default="jitter", help=", ".join(LINK_NAMES))
-    parser.add_argument("--playout", default="fifo", help=", ".join(PLAYOUT_NAMES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_trace_limit_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, many: bool = False) -> None:
+    """The options naming the strategy and the world (shared with ``labkit sweep``)."""
+    plural = " (comma-separated)" if many else ""
+    parser.add_argument("--strategy", default=",".join(STRATEGY_NAMES) if many else "forward",
+                        help=f"{', '.join(ALL_STRATEGIES)}{plural}")  # fmt: skip
+    parser.add_argument("--variant", default=None,
+                        help="original_report only: final (default, commit ecf2c57) or first "
+                             "(commit 7b2f4e0, with its mark leak)")  # fmt: skip
+    parser.add_argument("--link", default=DEFAULT_LINK, help=f"{', '.join(LINK_NAMES)}{plural}")
+    parser.add_argument("--playout", default=DEFAULT_PLAYOUT,
+                        help=f"{', '.join(PLAYOUT_NAMES)}{plural}")  # fmt: skip
+    parser.add_argument("--link-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a link or sender-loop parameter, e.g. mean_ms=80 or "
+                             "stall_rate_per_s=1 (repeatable)")  # fmt: skip
+    parser.add_argument("--playout-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a playout parameter, e.g. depth_ms=80 (repeatable)")
 
 
 def check_choice(what: str, value: str, choices: tuple[str, ...]) -> str | None:
@@ -35,12 +55,36 @@ def check_choice(what: str, value: str, choices: tuple[str, ...]) -> str | None:
     return f"unknown {what} {value!r}; choose one of {', '.join(choices)}"
 
 
+def parse_params(pairs: list[str], option: str) -> dict[str, float]:
+    """``KEY=VALUE`` pairs (numbers) into a dict, or a ValueError naming the bad one."""
+    params: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not key or not math.isfinite(number):
+            raise ValueError(f"{option} {pair!r} is not KEY=NUMBER")
+        params[key.strip()] = number
+    return params
+
+
+def strategy_options(strategies: list[str], variant: str | None) -> dict[str, dict[str, Any]]:
+    """Per-strategy options from the command line (``--variant`` goes to original_report)."""
+    if variant is None:
+        return {}
+    if "original_report" not in strategies:
+        raise ValueError("--variant applies to --strategy original_report only")
+    return {"original_report": {"variant": variant}}
+
+
 def run(args: argparse.Namespace) -> int:
     from labkit.sim.simulator import simulate
     from labkit.sim.sweep import load_trace
 
     for what, value, choices in (
-        ("strategy", args.strategy, STRATEGY_NAMES),
+        ("strategy", args.strategy, ALL_STRATEGIES),
         ("link", args.link, LINK_NAMES),
         ("playout", args.playout, PLAYOUT_NAMES),
     ):
@@ -49,16 +93,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"labkit simulate: {problem}", file=sys.stderr)
             return 2
     if not math.isfinite(args.threshold_ms) or args.threshold_ms < 0:
-        print(
-            f"labkit simulate: --threshold-ms must be >= 0, got {args.threshold_ms}",
-            file=sys.stderr,
-        )
+        print(f"labkit simulate: --threshold-ms must be >= 0, got {args.threshold_ms}",
+              file=sys.stderr)  # fmt: skip
         return 2
     try:
-        _, trace = load_trace(args.trace)
-        result = simulate(
-            trace, args.strategy, args.threshold_ms, args.link, args.playout, args.seed
-        )
+        options = strategy_options([args.strategy], args.variant).get(args.strategy, {})
+        link_params = parse_params(args.link_param, "--link-param")
+        playout_params = parse_params(args.playout_param, "--playout-param")
+        _, trace = load_trace(args.trace, trace_limits_from_args(args))
+        result = simulate(trace, args.strategy, args.threshold_ms, args.link, args.playout,
+                          args.seed, link_params, playout_params, **options)  # fmt: skip
     except (ValueError, OSError) as exc:
         print(f"labkit simulate: {exc}", file=sys.stderr)
         return 2

@@ -1,5 +1,7 @@
-"""``labkit sweep TRACE...``: strategies x thresholds over traces; writes sweep.csv and plots.
+"""``labkit sweep TRACE...``: strategies x thresholds x links x playouts x seeds over traces.
 
+Writes ``sweep.csv`` (one row per run), ``summary.csv`` (per setting: ``n_seeds`` and each key
+metric's mean with its 95% confidence interval over seeds, see labkit/sim/summary.py) and plots.
 See notebooks/02_threshold_sweep.ipynb.
 """
 
@@ -12,24 +14,22 @@ from typing import Any
 
 import numpy as np
 
-from labkit.cli.simulate import check_choice
-from labkit.outbound import STRATEGY_NAMES
-from labkit.sim.links import LINK_NAMES
-from labkit.sim.playout import PLAYOUT_NAMES
+from labkit.cli.simulate import add_model_arguments, parse_params, strategy_options
+from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("sweep", help="sweep strategies and thresholds over traces")
     parser.add_argument("traces", nargs="+", metavar="TRACE", help="trace files or shipped names")
-    parser.add_argument("--strategy", default=",".join(STRATEGY_NAMES), help="comma-separated")
+    add_model_arguments(parser, many=True)
     parser.add_argument(
         "--thresholds", default="20:200:10", help="START:STOP:STEP in ms (inclusive)"
     )
-    parser.add_argument("--link", default="jitter", help=", ".join(LINK_NAMES))
-    parser.add_argument("--playout", default="fifo", help=", ".join(PLAYOUT_NAMES))
     parser.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1)")
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--out", type=Path, required=True, help="directory for sweep.csv and PNGs")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="directory for sweep.csv, summary.csv and PNGs")  # fmt: skip
+    add_trace_limit_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -46,53 +46,67 @@ def parse_thresholds(text: str) -> list[float]:
     return [round(start + k * step, 9) for k in range(count)]
 
 
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def run(args: argparse.Namespace) -> int:
-    strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]
-    problems = [check_choice("strategy", s, STRATEGY_NAMES) for s in strategies or [""]]
-    problems += [check_choice("link", args.link, LINK_NAMES)]
-    problems += [check_choice("playout", args.playout, PLAYOUT_NAMES)]
+    from labkit.sim.summary import summarize
+    from labkit.sim.sweep import check_names, sweep
+
+    strategies, links, playouts = _names(args.strategy), _names(args.link), _names(args.playout)
+    problems: list[str] = []
     try:
+        check_names(strategies or [""], links or [""], playouts or [""])
         thresholds = parse_thresholds(args.thresholds)
+        options = strategy_options(strategies, args.variant)
+        link_params = parse_params(args.link_param, "--link-param")
+        playout_params = parse_params(args.playout_param, "--playout-param")
     except ValueError as exc:
         problems.append(str(exc))
     if args.seeds < 1 or args.jobs < 1:
         problems.append(f"--seeds and --jobs must be >= 1, got {args.seeds} and {args.jobs}")
-    for problem in filter(None, problems):
+    for problem in problems:
         print(f"labkit sweep: {problem}", file=sys.stderr)
-    if any(problems):
+    if problems:
         return 2
-    from labkit.sim.sweep import sweep
-
     try:
-        frame = sweep(args.traces, strategies, thresholds, [args.link], args.seeds,
-                      [args.playout], jobs=args.jobs)  # fmt: skip
+        frame = sweep(args.traces, strategies, thresholds, links, args.seeds, playouts,
+                      jobs=args.jobs, link_params=link_params or None,
+                      playout_params=playout_params or None,
+                      strategy_options=options,
+                      trace_limits=trace_limits_from_args(args))  # fmt: skip
     except (ValueError, OSError) as exc:
         print(f"labkit sweep: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "sweep.csv", index=False)
-    written = write_plots(frame, args.out)
-    print(f"wrote {len(frame)} runs to {args.out / 'sweep.csv'} and {len(written)} plots")
+    summary = summarize(frame)
+    summary.to_csv(args.out / "summary.csv", index=False)
+    written = write_plots(summary, args.out)
+    print(f"wrote {len(frame)} runs to {args.out / 'sweep.csv'}, {len(summary)} settings to "
+          f"{args.out / 'summary.csv'} and {len(written)} plots")  # fmt: skip
     return 0
 
 
-def write_plots(frame: Any, out: Path) -> list[Path]:
+def write_plots(summary: Any, out: Path) -> list[Path]:
+    """One PNG per (trace, playout) and metric: a panel per link, a line per strategy."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from labkit.plots.sweep import gaps_vs_threshold, latency_vs_underruns, underruns_vs_threshold
+    from labkit.plots.sweep import metric_by_link
 
     written = []
-    for name, plot in (
-        ("underruns_vs_threshold.png", underruns_vs_threshold),
-        ("gaps_vs_threshold.png", gaps_vs_threshold),
-        ("latency_vs_underruns.png", latency_vs_underruns),
-    ):
-        fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
-        plot(frame, ax=ax)
-        fig.savefig(out / name, dpi=100)
-        plt.close(fig)
-        written.append(out / name)
+    for (trace, playout), rows in summary.groupby(["trace", "playout"]):
+        for metric in ("concealed_ms", "onset_concealed_ms"):
+            axes = metric_by_link(rows, metric, suptitle=f"{trace}, playout {playout}: "
+                                                        f"mean over seeds, 95% band")  # fmt: skip
+            path = out / f"{metric}_{trace}_{playout}.png"
+            figure = axes[0].get_figure(root=True)
+            assert figure is not None
+            figure.savefig(path, dpi=100)
+            plt.close(figure)
+            written.append(path)
     return written

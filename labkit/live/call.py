@@ -1,7 +1,10 @@
 """A loopback call: the real server and handler dialled by the Twilio emulator, beside the sim.
 
 ``loopback_call`` starts the live server in this event loop on a free loopback port, with the
-trace replayed through the real SDK session (``TraceReplayModel``) and the real ``TwilioHandler``.
+trace replayed through the real SDK session and the real ``TwilioHandler``. The model is a
+``TraceReplayModel`` by default; with ``realtime_emulator=True`` it is the SDK's own
+``OpenAIRealtimeWebSocketModel``, unmodified, talking the Realtime protocol over a real WebSocket to
+a ``RealtimeEmulator`` that replays the trace (what a call with a key runs, minus OpenAI).
 A ``TwilioPeer`` dials it exactly as Twilio would, plays what arrives through a playout model and
 records every arrival. The measured metrics come from those arrivals
 (``labkit.sim.metrics.measure``); the prediction is ``labkit.simulate`` on the same trace, with
@@ -16,6 +19,7 @@ Time base: the peer records media ms (real ms times ``speed``), the trace's own 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -23,11 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.live.peer import CallerScript, PeerRecording, TwilioPeer, speech_ulaw, trace_items
-from labkit.traces import Trace, TraceEvent, read, write
+from labkit.traces import Trace, TraceEvent, TraceLimits, read, write
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from labkit.live.realtime_emulator import EmulatedSession
     from labkit.sim import Metrics, SimResult
 
 BARGE_IN_SPEECH = "sorry"  # what the emulated caller says when barging in (data/audio)
@@ -54,6 +59,7 @@ class CallResult:
     loopback_delay_ms: float
     handler_stats: Any = None
     options: dict[str, Any] = field(default_factory=dict)
+    realtime: EmulatedSession | None = None  # the emulator's side of the call, if one served it
 
     def table(self) -> pd.DataFrame:
         """Measured and simulated metrics side by side (rows: metric names)."""
@@ -110,9 +116,20 @@ async def loopback_call(
     playout: str = "fifo",
     barge_in_at_ms: float | None = None,
     playout_params: dict[str, float] | None = None,
+    trace_limits: TraceLimits | None = None,
+    realtime_emulator: bool = False,
+    record_dir: str | Path | None = None,
+    realtime_log_dir: str | Path | None = None,
     **options: Any,
 ) -> CallResult:
-    """One call through the real server and handler; ``options``: mark_every_ms, align_frames."""
+    """One call through the real server and handler; ``options``: mark_every_ms, align_frames.
+
+    The trace is read within ``trace_limits`` (``labkit.traces.limits``; None: the defaults).
+    ``realtime_emulator``: run the SDK's own OpenAI model against a local Realtime emulator
+    instead of ``TraceReplayModel``; ``realtime_log_dir``: where the emulator writes the Realtime
+    log of what it sent (``labkit import`` reads it). ``record_dir``: where the handler records the
+    call's trace, as ``labkit serve --record`` does.
+    """
     from labkit.live.server import serve_in_background
     from labkit.live.settings import CallSettings, ServerSettings
 
@@ -121,17 +138,34 @@ async def loopback_call(
         raise TypeError(
             f"loopback_call: unknown option(s) {', '.join(unknown)}; use {CALL_OPTIONS}"
         )
-    trace = read(trace_path)
+    limits = trace_limits or TraceLimits()
+    trace = read(trace_path, limits=limits)
     caller = CallerScript()
     if barge_in_at_ms is not None:
         trace = with_barge_in(trace, barge_in_at_ms)
         caller = CallerScript(((barge_in_at_ms, speech_ulaw(BARGE_IN_SPEECH)),))
+    if realtime_log_dir is not None and not realtime_emulator:
+        raise TypeError("loopback_call: realtime_log_dir needs realtime_emulator=True")
     call = replace(CallSettings(), strategy=strategy, threshold_ms=threshold_ms, **options)
     with tempfile.TemporaryDirectory(prefix="labkit-call-") as tmp:
         replay_path = Path(tmp) / "replay.jsonl.gz"
         write(trace, replay_path)
-        settings = ServerSettings(call=call, replay_trace=replay_path, replay_speed=speed)
-        async with serve_in_background(settings) as server:
+        async with contextlib.AsyncExitStack() as stack:
+            emulator = None
+            if realtime_emulator:
+                from labkit.live.realtime_emulator import RealtimeEmulator
+
+                emulator = RealtimeEmulator(trace, speed=speed, log_dir=realtime_log_dir)
+                await stack.enter_async_context(emulator)
+            settings = ServerSettings(
+                call=call,
+                replay_trace=replay_path,
+                replay_speed=speed,
+                trace_limits=limits,
+                record_dir=Path(record_dir) if record_dir is not None else None,
+                realtime_emulator_url=emulator.url if emulator is not None else None,
+            )
+            server = await stack.enter_async_context(serve_in_background(settings))
             peer = TwilioPeer(
                 server.ws_url,
                 custom_parameters=call.as_parameters(),
@@ -146,7 +180,10 @@ async def loopback_call(
             recording = await asyncio.wait_for(peer.run(), timeout_s)
             finished = server.app.state.finished_calls
             handler_stats = await _last_call_stats(finished)
-    return _compare(trace, call, playout, playout_params, speed, recording, handler_stats)
+    result = _compare(trace, call, playout, playout_params, speed, recording, handler_stats)
+    if emulator is not None and emulator.sessions:
+        result.realtime = emulator.sessions[-1]
+    return result
 
 
 async def _last_call_stats(finished: list[Any]) -> Any:

@@ -20,8 +20,13 @@ caller heard everything) and closes the WebSocket, as hanging up would.
 
 Bad input policy (everything here is per call: one call's bad message never touches another):
 a text frame over 64 KiB, a binary frame, malformed JSON, an unknown event, a wrong streamSid,
-media or marks before ``start``, a second ``start``: logged (reason and size only, never a
-payload or a secret) and dropped, counted in ``handler.stats.dropped[reason]``. The call goes on.
+media or marks before ``start``, a second ``start``: dropped and counted in
+``handler.stats.dropped[reason]``; the call goes on. The first ``DROPS_LOGGED_PER_REASON`` drops of
+each reason are logged (reason and size, never a payload or a secret), the rest only counted, and
+one line sums them up when the call ends. Everything the caller sent that reaches a log line is
+escaped (``labkit.live.log_text``). A socket with no valid ``start`` within
+``limits.start_timeout_s`` is closed (1008). A frame over ``limits.max_frame_bytes`` never
+reaches the handler: the WebSocket layer ends the call with 1009, logged with the close code.
 A ``stop`` before ``start`` ends the call cleanly. On ``stop``, disconnect or a session failure,
 the session is closed and every task of the call is cancelled and awaited before ``run`` returns.
 See notebooks/04_live_call.ipynb and notebooks/05_barge_in_and_marks.ipynb.
@@ -31,23 +36,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import json
 import logging
-import re
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-import agents
 from agents.realtime import RealtimeAgent, RealtimeRunner, RealtimeSession
 from agents.realtime.model import RealtimeModel, RealtimePlaybackTracker
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from labkit import twilio_messages as tm
 from labkit.inbound import InboundBuffer
+from labkit.live.log_text import escaped, shown
 from labkit.live.models import ModelChoice
+from labkit.live.recording import CallRecordings
 from labkit.live.settings import CallSettings, ServerSettings
 from labkit.marks import TWILIO_BUFFER_LIMIT_MS
 from labkit.outbound import make_strategy, strategy_options
@@ -61,7 +64,10 @@ BYTES_PER_S = 8000
 MAX_HELD_AUDIO_BYTES = TWILIO_BUFFER_LIMIT_MS * 8  # Twilio's own limit: 10 minutes buffered
 DRAIN_MARGIN_S = 5.0  # beyond the audio still queued at Twilio, how long to await the last echoes
 CLOSE_NORMAL = 1000
+CLOSE_POLICY_VIOLATION = 1008  # no valid start in time
+CLOSE_MESSAGE_TOO_BIG = 1009  # what the WebSocket layer sends for a frame over max_frame_bytes
 CLOSE_INTERNAL_ERROR = 1011
+DROPS_LOGGED_PER_REASON = 3  # per call; the rest are counted and summed up at the end
 ItemKey = tuple[str, int]
 
 
@@ -82,6 +88,15 @@ class HandlerStats:
     timer_lateness_ms: list[float] = field(default_factory=list)  # real ms late, per firing
     dropped: Counter[str] = field(default_factory=Counter)
     session_errors: int = 0
+    close_code: int | None = None  # the WebSocket close code the peer's side reported, if any
+    start_timed_out: bool = False
+
+    def as_json(self) -> dict[str, object]:
+        """Every field as plain JSON values (``dropped``: reason -> count)."""
+        out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["dropped"] = dict(self.dropped)
+        out["timer_lateness_ms"] = list(self.timer_lateness_ms)
+        return out
 
 
 class _Disconnected(Exception):
@@ -97,10 +112,16 @@ class TwilioHandler:
         settings: ServerSettings,
         *,
         models: ModelChoice | None = None,
+        recordings: CallRecordings | None = None,
     ) -> None:
         self.websocket = websocket
         self.settings = settings
         self.models = models or ModelChoice(settings)
+        if recordings is None and settings.record_dir is not None:
+            recordings = CallRecordings(
+                settings.record_dir, settings.limits.record_max_bytes, self.models
+            )
+        self.recordings = recordings
         self.stats = HandlerStats()
         self.stream_sid: str | None = None
         self.call_settings: CallSettings = settings.call
@@ -130,17 +151,31 @@ class TwilioHandler:
     async def run(self) -> None:
         """Until ``stop``, disconnect, the end of the model's stream, or a session failure."""
         try:
-            start = await self._wait_for_start()
+            start = await self._wait_for_start_in_time()
             if start is not None:
                 await self._bridge(start)
             await self._close_websocket(CLOSE_NORMAL)  # after stop: a clean close, not 1006
         except (_Disconnected, WebSocketDisconnect):  # also while sending: a hang-up, no error
-            log.info("call %s: Twilio disconnected", self.stream_sid)
+            self._log_disconnect()
         except Exception as exc:  # never let one call's failure escape into the server
-            log.error("call %s ended by %s: %s", self.stream_sid, type(exc).__name__, exc)
+            log.error("call %s ended by %s: %s", shown(self.stream_sid), type(exc).__name__,
+                      escaped(str(exc)))  # fmt: skip
             await self._close_websocket(CLOSE_INTERNAL_ERROR)
         finally:
+            self._log_drops_summary()
             self._forget_call()
+
+    async def _wait_for_start_in_time(self) -> tm.StartMsg | None:
+        """The ``start``; None after a stop, or when none came within the start timeout."""
+        limit_s = self.settings.limits.start_timeout_s
+        try:
+            async with asyncio.timeout(limit_s):
+                return await self._wait_for_start()
+        except TimeoutError:
+            self.stats.start_timed_out = True
+            log.info("media stream closed: no valid start within %g s (--start-timeout-s)", limit_s)
+            await self._close_websocket(CLOSE_POLICY_VIOLATION)
+            return None
 
     async def _wait_for_start(self) -> tm.StartMsg | None:
         while True:
@@ -178,15 +213,13 @@ class TwilioHandler:
         self.stream_sid = start.stream_sid
         self.call_settings, problems = self.settings.call.with_parameters(start.custom_parameters)
         for problem in problems:
-            log.warning("call %s: %s", self.stream_sid, problem)
+            log.warning("call %s: %s", shown(self.stream_sid), escaped(problem))
         call = self.call_settings
         self.strategy = build_strategy(call)
         self._t0_s = self._loop.time()
-        if self.settings.record_dir is not None:
-            self._recorder = open_call_recorder(
-                self.settings.record_dir, start.stream_sid, self.models
-            )
-        log.info("call %s started: %s, %s", self.stream_sid, call, self.models.description)
+        if self.recordings is not None:
+            self._recorder = self.recordings.open(start.stream_sid)
+        log.info("call %s started: %s, %s", shown(self.stream_sid), call, self.models.description)
 
     def _agent(self) -> RealtimeAgent[Any]:
         return RealtimeAgent(name="labkit phone agent", instructions=self.settings.instructions)
@@ -216,7 +249,7 @@ class TwilioHandler:
             elif isinstance(message, tm.MarkMsg):
                 self._on_echo(message.name)
             elif isinstance(message, tm.StopMsg):
-                log.info("call %s: stop", self.stream_sid)
+                log.info("call %s: stop", shown(self.stream_sid))
                 return
             elif isinstance(message, tm.StartMsg):
                 self._drop("duplicate_start", "a second start")
@@ -225,6 +258,7 @@ class TwilioHandler:
         """The next valid message; None when the frame was bad (dropped and counted)."""
         frame = await self.websocket.receive()
         if frame["type"] == "websocket.disconnect":
+            self.stats.close_code = frame.get("code")
             raise _Disconnected
         text = frame.get("text")
         if text is None:
@@ -255,8 +289,30 @@ class TwilioHandler:
         return "invalid_fields"
 
     def _drop(self, reason: str, detail: str) -> None:
-        self.stats.dropped[reason] += 1
-        log.warning("call %s: dropped a message (%s): %s", self.stream_sid, reason, detail)
+        count = self.stats.dropped[reason] + 1
+        self.stats.dropped[reason] = count
+        if count > DROPS_LOGGED_PER_REASON:
+            return
+        last = count == DROPS_LOGGED_PER_REASON
+        more = "; more of this reason are counted, not logged" if last else ""
+        log.warning("call %s: dropped a message (%s): %s%s", shown(self.stream_sid), reason,
+                    escaped(detail), more)  # fmt: skip
+
+    def _log_drops_summary(self) -> None:
+        dropped = self.stats.dropped
+        if dropped:
+            counts = ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items()))
+            log.warning("call %s: dropped %d bad messages in all (%s)", shown(self.stream_sid),
+                        dropped.total(), counts)  # fmt: skip
+
+    def _log_disconnect(self) -> None:
+        code = self.stats.close_code
+        if code == CLOSE_MESSAGE_TOO_BIG:
+            cap = self.settings.limits.max_frame_bytes
+            log.warning("call %s ended: a frame over %d bytes (--max-frame-kib), close code %d",
+                        shown(self.stream_sid), cap, code)  # fmt: skip
+        else:
+            log.info("call %s: Twilio disconnected (close code %s)", shown(self.stream_sid), code)
 
     def _on_echo(self, name: str) -> None:
         assert self.strategy is not None
@@ -291,7 +347,8 @@ class TwilioHandler:
                 await self._on_strategy_output(self._strategy().interrupt(self._now_ms()))
             elif event.type == "error":
                 self.stats.session_errors += 1
-                log.warning("call %s: session error event: %.200s", self.stream_sid, event.error)
+                log.warning("call %s: session error event: %s", shown(self.stream_sid),
+                            escaped(str(event.error)))  # fmt: skip
             elif event.type == "raw_model_event" and self._recorder is not None:
                 self._recorder.record(event.data, self._now_ms())
         await self._hang_up_when_heard()
@@ -377,7 +434,7 @@ class TwilioHandler:
         self._check_settled()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._settled.wait(), DRAIN_MARGIN_S + max(unheard_s, 0.0))
-        log.info("call %s: model stream ended, closing", self.stream_sid)
+        log.info("call %s: model stream ended, closing", shown(self.stream_sid))
         await self._close_websocket(CLOSE_NORMAL)
 
     async def _close_websocket(self, code: int) -> None:
@@ -399,7 +456,7 @@ class TwilioHandler:
         return self.strategy
 
 
-FRAME_GUARD_S = 0.02
+FRAME_GUARD_S = 0.02  # only if a strategy misbehaves: avoid spinning on a deadline that never moves
 
 
 def build_strategy(call: CallSettings) -> OutboundStrategy:
@@ -410,20 +467,3 @@ def build_strategy(call: CallSettings) -> OutboundStrategy:
     elif call.align_frames:
         log.warning("strategy %s has no align_frames option; ignored", call.strategy)
     return make_strategy(call.strategy, call.threshold_ms, **options)
-
-
-def open_call_recorder(record_dir: Path, stream_sid: str, models: ModelChoice) -> TraceRecorder:
-    """A trace file for this call's model events, named after the stream sid (nothing secret)."""
-    record_dir.mkdir(parents=True, exist_ok=True)
-    safe_sid = re.sub(r"[^A-Za-z0-9_-]", "_", stream_sid)[:64] or "call"
-    info = {
-        "sdk": f"openai-agents {agents.__version__}",
-        "model": models.description,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "stream_sid": stream_sid,
-    }
-    return TraceRecorder(
-        record_dir / f"{safe_sid}.jsonl.gz",
-        description=f"recorded live call {stream_sid}",
-        recorder=info,
-    )  # only if a strategy misbehaves: avoid spinning on a deadline that never moves

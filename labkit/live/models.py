@@ -2,10 +2,16 @@
 
 With an OpenAI key (``OPENAI_API_KEY``) and no ``--replay``: the SDK's real
 ``OpenAIRealtimeWebSocketModel``, mu-law 8 kHz both ways (what Twilio carries, so no resampling),
-server VAD that interrupts the response when the caller talks. Otherwise a ``TraceReplayModel``
-playing a trace (by default the shipped ``multi_turn`` trace), so the whole live path runs
-offline. The key goes only into ``model_config``; it is never logged.
-See notebooks/04_live_call.ipynb.
+server VAD that interrupts the response when the caller talks. Otherwise a trace is replayed (by
+default the shipped ``multi_turn`` trace), so the whole live path runs offline, in one of two ways:
+
+- ``settings.realtime_emulator_url`` set (``--realtime-emulator``): the same SDK model, unmodified,
+  talking the Realtime protocol to a local ``RealtimeEmulator`` that replays the trace. The key
+  it sends is ``EMULATOR_API_KEY``, a placeholder: a real key is never sent there.
+- otherwise a ``TraceReplayModel`` hands the trace's events straight to the session (cheaper; the
+  SDK's WebSocket model, its parsing and its truncation are not exercised).
+
+The key goes only into ``model_config``; it is never logged. See notebooks/04_live_call.ipynb.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from agents.realtime.model import RealtimeModel, RealtimeModelConfig, RealtimePl
 from agents.realtime.openai_realtime import OpenAIRealtimeWebSocketModel
 
 from labkit import traces
+from labkit.live.realtime_emulator import EMULATOR_API_KEY
 from labkit.live.replay_model import TraceReplayModel
 from labkit.live.settings import ServerSettings
 
@@ -37,13 +44,23 @@ class ModelChoice:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.is_replay = settings.uses_replay
-        self.trace = traces.read(replay_trace_path(settings)) if self.is_replay else None
+        self.emulator_url = settings.realtime_emulator_url
+        # the emulator holds its own copy of the trace: read it here only for the replay model
+        replays_here = self.is_replay and self.emulator_url is None
+        self.trace = (
+            traces.read(replay_trace_path(settings), limits=settings.trace_limits)
+            if replays_here
+            else None
+        )
 
     @property
     def description(self) -> str:
+        replay = f"x{self.settings.replay_speed:g} ({replay_trace_path(self.settings)})"
+        if self.emulator_url is not None:
+            return f"SDK OpenAI model, Realtime emulator {self.emulator_url} replaying {replay}"
         if self.trace is None:
             return f"OpenAI Realtime ({self.settings.model_name or 'SDK default model'})"
-        return f"trace replay x{self.settings.replay_speed:g} ({replay_trace_path(self.settings)})"
+        return f"trace replay {replay}"
 
     def new_model(self) -> RealtimeModel:
         if self.trace is not None:
@@ -55,7 +72,11 @@ class ModelChoice:
             "initial_model_settings": initial_model_settings(self.settings),
             "playback_tracker": tracker,
         }
-        if self.trace is None and self.settings.openai_api_key:
+        if self.emulator_url is not None:
+            # Always the placeholder: without an api_key the SDK would read OPENAI_API_KEY itself.
+            config["url"] = self.emulator_url
+            config["api_key"] = EMULATOR_API_KEY
+        elif self.trace is None and self.settings.openai_api_key:
             config["api_key"] = self.settings.openai_api_key
         return config
 

@@ -4,8 +4,18 @@
   and one ``<Parameter>`` per call setting (strategy, threshold_ms, mark_every_ms, align_frames),
   which Twilio hands back in ``start.customParameters``. HOST is ``settings.public_url``'s host, or
   the request's ``Host`` header.
-- ``WS /media-stream`` runs a ``TwilioHandler`` per connection.
+- ``WS /media-stream`` runs a ``TwilioHandler`` per connection, at most ``limits.max_streams`` at
+  once: a handshake over the cap is answered HTTP 503 (with ``Retry-After``), before any message.
 - ``GET /health`` says which model answers and how many calls are live.
+- ``GET /stats`` lists recent calls' handler stats (the load benchmark reads it). With
+  ``LABKIT_STATS_TOKEN`` set it needs ``Authorization: Bearer <that token>`` (401 otherwise);
+  without it, it is closed (403) when ``TWILIO_AUTH_TOKEN`` is set, open when neither is set (a
+  loopback lab server with no secret).
+
+Limits (``ServerLimits``, ``labkit serve`` flags, README "Bad input"): a media stream must send a
+valid ``start`` within ``start_timeout_s`` (handler); a WebSocket message over
+``max_frame_bytes`` ends its call with close code 1009 (uvicorn's ``ws_max_size``); an HTTP
+request must arrive whole within ``request_timeout_s`` (``labkit.live.http_deadline``).
 
 Signatures. When a Twilio auth token is configured (``TWILIO_AUTH_TOKEN``), both the webhook and
 the WebSocket handshake must carry a valid ``X-Twilio-Signature`` (HMAC-SHA1 of the URL Twilio
@@ -27,8 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
+import hmac
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
@@ -42,8 +52,10 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 
 from labkit.live.handler import TwilioHandler
+from labkit.live.http_deadline import request_deadline_protocol
 from labkit.live.models import ModelChoice
-from labkit.live.settings import ServerSettings
+from labkit.live.recording import CallRecordings
+from labkit.live.settings import ServerLimits, ServerSettings
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +63,15 @@ MEDIA_STREAM_PATH = "/media-stream"
 WEBHOOK_PATH = "/incoming-call"
 SIGNATURE_HEADER = "X-Twilio-Signature"
 POLICY_VIOLATION = 1008  # WebSocket close code; before accept, Starlette answers HTTP 403
+TRY_AGAIN_LATER = 1013  # close code for an over-cap handshake on a server without HTTP denials
+RETRY_AFTER_S = 1
 # Recent finished calls kept for /stats and loopback_call; bounded, as a server runs for days.
 FINISHED_CALLS_KEPT = 256
+# uvicorn's own limits, stated rather than inherited (README, "Bad input").
+KEEP_ALIVE_TIMEOUT_S = 5  # an idle HTTP connection between requests is closed after this
+MAX_REQUEST_HEAD_BYTES = 16 * 1024  # h11: a larger request head is refused (400)
+WS_PING_INTERVAL_S = 20.0  # uvicorn pings every WebSocket...
+WS_PING_TIMEOUT_S = 20.0  # ...and closes one that does not answer in time
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -61,6 +80,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     models = ModelChoice(settings)
     validator = RequestValidator(settings.twilio_auth_token) if settings.twilio_auth_token else None
     live_calls: set[TwilioHandler] = set()
+    recordings = None
+    if settings.record_dir is not None:
+        recordings = CallRecordings(settings.record_dir, settings.limits.record_max_bytes, models)
+    cap = StreamCap(settings.limits.max_streams)
     app.state.settings = settings
     app.state.models = models
     app.state.live_calls = live_calls
@@ -77,9 +100,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
             "live_calls": len(live_calls),
         }
 
-    @app.get("/stats")
-    async def stats() -> dict[str, object]:
+    @app.get("/stats", response_model=None)
+    async def stats(request: Request) -> dict[str, object] | JSONResponse:
         """Each recent call's handler stats (timer lateness, drops...): the load benchmark."""
+        refusal = stats_refusal(settings, request.headers.get("authorization"))
+        if refusal is not None:
+            return refusal
         calls = [(h, False) for h in finished_calls] + [(h, True) for h in live_calls]
         return {"live_calls": len(live_calls), "calls": [call_stats(h, live) for h, live in calls]}
 
@@ -103,13 +129,17 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 log.warning("media stream refused: missing or invalid %s", SIGNATURE_HEADER)
                 await websocket.close(code=POLICY_VIOLATION)
                 return
-        await websocket.accept()
-        handler = TwilioHandler(websocket, settings, models=models)
-        live_calls.add(handler)
+        if cap.full(len(live_calls)):
+            await refuse_over_cap(websocket)
+            return
+        handler = TwilioHandler(websocket, settings, models=models, recordings=recordings)
+        live_calls.add(handler)  # counted from now on: no await between the check and this
         try:
+            await websocket.accept()
             await handler.run()
         finally:
             live_calls.discard(handler)
+            cap.released(len(live_calls))
             finished_calls.append(handler)
             del finished_calls[:-FINISHED_CALLS_KEPT]
 
@@ -117,7 +147,62 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
 
 def call_stats(handler: TwilioHandler, live: bool) -> dict[str, object]:
-    return {"stream_sid": handler.stream_sid, "live": live, **dataclasses.asdict(handler.stats)}
+    return {"stream_sid": handler.stream_sid, "live": live, **handler.stats.as_json()}
+
+
+def stats_refusal(settings: ServerSettings, authorization: str | None) -> JSONResponse | None:
+    """None when this request may read /stats, else the response that refuses it."""
+    if settings.stats_token is None:
+        if settings.twilio_auth_token is None:
+            return None  # no secret at all: a lab server on loopback
+        detail = "/stats is closed: set LABKIT_STATS_TOKEN and send Authorization: Bearer <it>"
+        return JSONResponse({"detail": detail}, status_code=403)
+    expected = f"Bearer {settings.stats_token}".encode()
+    given = (authorization or "").encode("latin-1", "replace")  # the header's bytes as sent
+    if hmac.compare_digest(given, expected):
+        return None
+    return JSONResponse(
+        {"detail": "/stats needs Authorization: Bearer <LABKIT_STATS_TOKEN>"},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+class StreamCap:
+    """At most ``limit`` media streams at once. Refusals are logged once per spell at the cap
+    (when it is reached, then how many were refused once under it again), never one per refusal."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.refused = 0  # handshakes refused since the cap was last reached
+
+    def full(self, open_streams: int) -> bool:
+        if open_streams < self.limit:
+            return False
+        if not self.refused:
+            log.warning("media streams at the cap of %d (--max-streams): new handshakes get "
+                        "HTTP 503 until one ends", self.limit)  # fmt: skip
+        self.refused += 1
+        return True
+
+    def released(self, open_streams: int) -> None:
+        if self.refused and open_streams < self.limit:
+            log.warning("media streams under the cap again; %d handshakes were refused",
+                        self.refused)  # fmt: skip
+            self.refused = 0
+
+
+async def refuse_over_cap(websocket: WebSocket) -> None:
+    """HTTP 503 with Retry-After before accepting; close code 1013 if the server cannot."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        response = JSONResponse(
+            {"detail": "too many media streams; try again later"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+        await websocket.send_denial_response(response)
+    else:
+        await websocket.close(code=TRY_AGAIN_LATER)
 
 
 def twiml(host: str, settings: ServerSettings) -> str:
@@ -206,10 +291,23 @@ class _QuietServer(uvicorn.Server):
 def uvicorn_config(
     app: FastAPI, host: str, port: int, log_level: str = "warning"
 ) -> uvicorn.Config:
-    # The codec caps Twilio frames at 64 KiB; the socket allows more so that an oversized frame
-    # reaches the handler's policy (dropped and counted) instead of killing the call.
+    """uvicorn for ``create_app``'s app, with every limit set from its settings or stated here."""
+    limits: ServerLimits = app.state.settings.limits
+    # The codec caps Twilio frames at 64 KiB; the socket allows up to max_frame_bytes so that an
+    # oversized frame reaches the handler's policy (dropped and counted) instead of ending the
+    # call. A frame over max_frame_bytes ends its call: it would be held whole before any check.
     return uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, lifespan="off", ws_max_size=1 << 20
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="off",
+        http=request_deadline_protocol(limits.request_timeout_s),
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
+        ws_max_size=limits.max_frame_bytes,
+        ws_ping_interval=WS_PING_INTERVAL_S,
+        ws_ping_timeout=WS_PING_TIMEOUT_S,
     )
 
 

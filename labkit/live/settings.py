@@ -5,8 +5,9 @@
 call through the ``<Parameter>``s of the TwiML ``<Stream>``, which Twilio hands back in
 ``start.customParameters`` (keys ``strategy``, ``threshold_ms``, ``mark_every_ms``,
 ``align_frames``). An invalid override is reported and the server default kept: a typo in a
-console must not drop a call. Secrets (Twilio auth token, OpenAI key) never appear in ``repr``.
-See notebooks/04_live_call.ipynb.
+console must not drop a call. ``ServerLimits`` are the server's own bounds on what a caller may
+cost it (README, "Bad input"). Secrets (Twilio auth token, OpenAI key, the ``/stats`` token) never
+appear in ``repr``. See notebooks/04_live_call.ipynb.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from labkit.traces.limits import TraceLimits
+
 DEFAULT_STRATEGY = "forward"  # what the SDK's Twilio example does today: the baseline
 DEFAULT_THRESHOLD_MS = 50.0
 DEFAULT_MARK_EVERY_MS = 100.0
@@ -27,6 +30,16 @@ CALL_PARAMETER_KEYS = ("strategy", "threshold_ms", "mark_every_ms", "align_frame
 _TRUE_WORDS = ("1", "true", "yes", "on")
 _FALSE_WORDS = ("0", "false", "no", "off")
 _NONE_WORDS = ("", "none", "null")
+KIB = 1 << 10
+MIB = 1 << 20
+DEFAULT_START_TIMEOUT_S = 10.0  # Twilio sends `start` right after `connected`, within milliseconds
+DEFAULT_MAX_STREAMS = 256  # above the 200 concurrent calls benchmarks/bench_load.py runs
+DEFAULT_REQUEST_TIMEOUT_S = 10.0  # for a whole HTTP request (headers and body) to arrive
+# One WebSocket message is held whole before anyone looks at it: frames up to this are read and,
+# over the codec's 64 KiB, dropped and counted; a larger one ends its call (close code 1009).
+DEFAULT_MAX_FRAME_BYTES = 1 * MIB
+DEFAULT_RECORD_MAX_BYTES = 2048 * MIB  # the record directory's size past which calls go unrecorded
+MIN_FRAME_BYTES = 64 * KIB  # labkit.twilio_messages.MAX_MESSAGE_BYTES: a valid message must fit
 
 
 def strategy_names() -> tuple[str, ...]:
@@ -123,6 +136,34 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 
 
 @dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """What one caller may cost the server; each is a ``labkit serve`` flag (README: Bad input)."""
+
+    start_timeout_s: float = DEFAULT_START_TIMEOUT_S  # a media stream with no valid start: closed
+    max_streams: int = DEFAULT_MAX_STREAMS  # media streams open at once; more: HTTP 503
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S  # HTTP request not whole by then: closed
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES  # a larger WebSocket message ends its call
+    record_max_bytes: int | None = DEFAULT_RECORD_MAX_BYTES  # None: no cap on the record directory
+
+    def __post_init__(self) -> None:
+        for name in ("start_timeout_s", "request_timeout_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"ServerLimits.{name} must be a finite number > 0, got {value}")
+        if self.max_streams < 1:
+            raise ValueError(f"ServerLimits.max_streams must be >= 1, got {self.max_streams}")
+        if self.max_frame_bytes < MIN_FRAME_BYTES:
+            raise ValueError(
+                f"ServerLimits.max_frame_bytes must be >= {MIN_FRAME_BYTES} (a valid Twilio "
+                f"message must fit), got {self.max_frame_bytes}"
+            )
+        if self.record_max_bytes is not None and self.record_max_bytes < 0:
+            raise ValueError(
+                f"ServerLimits.record_max_bytes must be >= 0, got {self.record_max_bytes}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class ServerSettings:
     """Everything the live server needs. Build with ``from_env`` to pick up the secrets."""
 
@@ -136,6 +177,13 @@ class ServerSettings:
     voice: str = DEFAULT_VOICE
     instructions: str = DEFAULT_INSTRUCTIONS
     model_name: str | None = None  # None: the SDK's default realtime model
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    trace_limits: TraceLimits = field(default_factory=TraceLimits)  # for the replayed trace
+    # Bearer token for GET /stats (LABKIT_STATS_TOKEN). Unset: /stats is closed when a Twilio
+    # token is set (a public server), open otherwise (a loopback lab server with no secret).
+    stats_token: str | None = field(default=None, repr=False)
+    # A local Realtime emulator replaying the trace: the SDK's own OpenAI model talks to it
+    realtime_emulator_url: str | None = None
 
     def __post_init__(self) -> None:
         if not self.replay_speed > 0:
@@ -150,15 +198,19 @@ class ServerSettings:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, **overrides: object
     ) -> ServerSettings:
-        """Settings with TWILIO_AUTH_TOKEN and OPENAI_API_KEY read from the environment."""
+        """Settings with TWILIO_AUTH_TOKEN, OPENAI_API_KEY and LABKIT_STATS_TOKEN read from the
+        environment."""
         env = os.environ if environ is None else environ
         secrets: dict[str, object] = {
             "twilio_auth_token": env.get("TWILIO_AUTH_TOKEN") or None,
             "openai_api_key": env.get("OPENAI_API_KEY") or None,
+            "stats_token": env.get("LABKIT_STATS_TOKEN") or None,
         }
         return cls(**{**secrets, **overrides})  # type: ignore[arg-type]
 
     @property
     def uses_replay(self) -> bool:
-        """A trace replaces the real model when asked to, or when there is no API key."""
-        return self.replay_trace is not None or not self.openai_api_key
+        """A trace is replayed (by the replay model or the Realtime emulator) when asked to, or
+        when there is no API key."""
+        asked = self.replay_trace is not None or self.realtime_emulator_url is not None
+        return asked or not self.openai_api_key

@@ -53,13 +53,16 @@ def strategy_vs_frontier(
     y: str = "concealed_ms",
     label: str = "strategy",
     title: str | None = None,
+    legend: bool = True,
 ) -> Axes:
     """The oracle frontier (least pre-roll for each amount of concealment) as a line; strategies
-    as dots.
+    as dots, one colour each (a legend, not labels that would collide).
 
     Points on the line are as good as any buffer can be; points above or right of it pay for
     waiting they did not need, or conceal gaps a better schedule would have avoided.
     """
+    from labkit.plots.sweep import strategy_color
+
     require_columns(frontier, {x, y}, "frontier")
     require_columns(points, {x, y}, "points")
     if label not in points.columns:
@@ -67,17 +70,16 @@ def strategy_vs_frontier(
     ax = new_axes(ax)
     ordered = frontier.sort_values(x)
     ax.plot(ordered[x], ordered[y], color="black", label="oracle frontier")  # piecewise linear in P
-    ax.scatter(points[x], points[y], zorder=3, color="tab:purple", label="strategies")
-    for _, row in points.iterrows():
-        ax.annotate(
-            str(row[label]), (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=8
-        )
+    for name, rows in points.groupby(label, sort=False):
+        ax.scatter(rows[x], rows[y], zorder=3, s=40, color=strategy_color(str(name)),
+                   label=str(name), edgecolor="white")  # fmt: skip
     ax.set_xlabel("pre-roll / added delay (ms)")
     ax.set_ylabel("concealed audio (ms)")
     ax.set_title(
         title or "Each strategy against the oracle: the line is the best any buffer can do"
     )
-    ax.legend(fontsize="small")
+    if legend:
+        ax.legend(fontsize="small")
     return ax
 
 
@@ -174,3 +176,45 @@ def metric_vs_setting(
         ax.set_title(title)
     ax.legend(fontsize="small")
     return ax
+
+
+def intervals_by_link(
+    table: pd.DataFrame,
+    axes: Sequence[Axes] | None = None,
+    *,
+    xlabel: str,
+    title: str | None = None,
+    colors: Mapping[str, str] | None = None,
+) -> Sequence[Axes]:
+    """One panel per link: each strategy's mean (a dot) and 95% interval (a bar), the table of
+    ``labkit.sim.compare.intervals`` (index link, strategy; columns mean, ci_low, ci_high).
+    A strategy's colour is its name's (the first word of its label) unless ``colors`` says."""
+    import matplotlib.pyplot as plt
+
+    from labkit.plots.sweep import strategy_color
+
+    links = list(dict.fromkeys(table.index.get_level_values(0)))
+    if axes is None:
+        strategies = len(set(table.index.get_level_values(1)))
+        fig, grid = plt.subplots(1, len(links), figsize=(5.5 * len(links), 0.45 * strategies + 1.6),
+                                 sharey=True, layout="constrained", squeeze=False)  # fmt: skip
+        axes = list(grid[0])
+        if title:
+            fig.suptitle(title)
+    for ax, link in zip(axes, links, strict=True):
+        rows = table.loc[link]
+        labels = [str(label) for label in rows.index]
+        y = np.arange(len(labels))[::-1]
+        for k, label in enumerate(labels):
+            color = (colors or {}).get(label) or strategy_color(label.split(" ")[0].split(",")[0])
+            row = rows.loc[label]
+            low = row["ci_low"] if np.isfinite(row["ci_low"]) else row["mean"]
+            high = row["ci_high"] if np.isfinite(row["ci_high"]) else row["mean"]
+            ax.plot([low, high], [y[k], y[k]], color=color, linewidth=3, alpha=0.5)
+            ax.plot(row["mean"], y[k], "o", color=color)
+        ax.set_yticks(y, labels)
+        ax.set_title(f"link: {link}")
+        ax.set_xlabel(xlabel)
+        ax.axvline(0, color="0.6", linewidth=0.8)
+        ax.grid(axis="x", alpha=0.3)
+    return axes

@@ -1,52 +1,126 @@
-"""Plots of a threshold sweep (the tidy DataFrame of ``labkit.sweep``): one line per strategy.
+"""Plots of a sweep: one line per strategy (the mean over seeds) with its 95% confidence band.
 
-Each takes ``ax=`` (a new figure when None) and returns it. See notebooks/02_threshold_sweep.ipynb.
+Functions take the summary of ``labkit.sim.summary.summarize`` (or a sweep frame, summarised on
+the way) and ``ax=`` (a new figure when None), and return the axes. Each strategy keeps one
+colour everywhere (``STRATEGY_COLORS``); a strategy that ignores the threshold is drawn as a
+dashed level, not a line through thresholds; the x axis ends where the data ends.
+See notebooks/02_threshold_sweep.ipynb.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
 from labkit.plots._axes import new_axes, require_columns
+from labkit.sim.summary import summarize
 
 G114_MS = 150.0  # ITU-T G.114 one-way delay planning target
+STRATEGY_COLORS = {
+    "forward": "tab:gray",
+    "rechunk": "tab:orange",
+    "paced": "tab:purple",
+    "preroll": "tab:green",
+    "adaptive": "tab:blue",
+    "original_report": "tab:red",
+}
+THRESHOLD_BLIND = ("forward",)
+METRIC_LABELS = {
+    "concealed_ms": "gaps heard per call (ms)",
+    "concealment_events": "gaps per call (count)",
+    "onset_concealed_ms": "gaps at word starts per call (ms)",
+    "onset_concealment_events": "gaps at word starts per call (count)",
+    "mean_time_to_first_audio_ms": "mean time to first audio (ms)",
+    "mos_lqo": "MOS-LQO (P.862)",
+}
 
 
-def _mean_by(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    require_columns(frame, {x, y, "strategy"}, "sweep frame")
-    means: pd.DataFrame = frame.groupby(["strategy", x], as_index=False)[[y]].mean()
-    return means
+def strategy_color(name: str) -> str:
+    """The colour of strategy ``name`` in every plot (grey-blue for one not listed)."""
+    return STRATEGY_COLORS.get(name, "tab:cyan")
 
 
-def underruns_vs_threshold(
-    frame: pd.DataFrame, ax: Axes | None = None, metric: str = "concealed_ms"
+def metric_label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric.replace("_", " "))
+
+
+def as_summary(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """``frame`` if it is a summary holding ``metric``'s mean and interval, else summarised."""
+    if f"{metric}_mean" in frame.columns:
+        return frame
+    require_columns(frame, {metric, "strategy", "threshold_ms", "seed"}, "sweep frame")
+    return summarize(frame, metrics=(metric,))
+
+
+def metric_vs_threshold(
+    frame: pd.DataFrame,
+    metric: str = "concealed_ms",
+    ax: Axes | None = None,
+    *,
+    strategies: Sequence[str] | None = None,
+    title: str | None = None,
+    legend: bool = True,
 ) -> Axes:
-    """Concealed audio (underruns) against each strategy's threshold, mean over seeds."""
+    """``metric`` (mean over seeds, 95% band) against each strategy's threshold."""
     ax = new_axes(ax)
-    for strategy, rows in _mean_by(frame, "threshold_ms", metric).groupby("strategy"):
-        ax.plot(rows["threshold_ms"], rows[metric], label=str(strategy))
-    ax.set_xlabel("threshold (ms)")
-    ax.set_ylabel("concealed audio per call (ms)" if metric == "concealed_ms" else metric)
-    ax.set_title("Underruns vs threshold: the lowest curve stutters least")
-    ax.legend(title="strategy")
+    summary = as_summary(frame, metric)
+    mean, low, high = f"{metric}_mean", f"{metric}_ci_low", f"{metric}_ci_high"
+    names = strategies or sorted(summary["strategy"].unique(), key=_strategy_order)
+    x_max = float(summary["threshold_ms"].max())
+    x_min = float(summary["threshold_ms"].min())
+    for name in names:
+        rows = summary[summary["strategy"] == name].sort_values("threshold_ms")
+        if rows.empty:
+            continue
+        color = strategy_color(name)
+        if name in THRESHOLD_BLIND:
+            level = float(rows[mean].mean())
+            ax.axhline(level, color=color, linestyle="--", linewidth=1.5,
+                       label=f"{name} (ignores the threshold)")  # fmt: skip
+            band = rows[[low, high]].mean()
+            if np.isfinite(band.to_numpy()).all():
+                ax.axhspan(float(band[low]), float(band[high]), color=color, alpha=0.12)
+            continue
+        ax.plot(rows["threshold_ms"], rows[mean], color=color, marker=".", label=name)
+        ax.fill_between(rows["threshold_ms"], rows[low], rows[high], color=color, alpha=0.18,
+                        linewidth=0)  # fmt: skip
+    ax.set_xlim(x_min, x_max)
+    ax.set_xlabel("threshold (ms): rechunk size, paced lead, preroll hold")
+    ax.set_ylabel(metric_label(metric))
+    if title:
+        ax.set_title(title)
+    if legend:
+        ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     return ax
 
 
-def gaps_vs_threshold(
-    frame: pd.DataFrame, ax: Axes | None = None, metric: str = "arrival_gap_p99_ms"
-) -> Axes:
-    """Inter-packet gaps at Twilio (p99 by default) against threshold, mean over seeds."""
-    ax = new_axes(ax)
-    for strategy, rows in _mean_by(frame, "threshold_ms", metric).groupby("strategy"):
-        ax.plot(rows["threshold_ms"], rows[metric], label=str(strategy))
-    ax.set_xlabel("threshold (ms)")
-    ax.set_ylabel(f"{metric.removesuffix('_ms').replace('_', ' ')} (ms)")
-    ax.set_title("Inter-packet gaps vs threshold: bigger messages, longer gaps between them")
-    ax.legend(title="strategy")
-    ax.grid(alpha=0.3)
-    return ax
+def metric_by_link(
+    frame: pd.DataFrame,
+    metric: str = "concealed_ms",
+    axes: Sequence[Axes] | None = None,
+    *,
+    links: Sequence[str] | None = None,
+    suptitle: str | None = None,
+) -> Sequence[Axes]:
+    """One panel per link of ``metric_vs_threshold`` (shared y axis, one legend)."""
+    import matplotlib.pyplot as plt
+
+    summary = as_summary(frame, metric)
+    names = list(links or summary["link"].unique())
+    if axes is None:
+        fig, created = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.0),
+                                    sharey=True, layout="constrained", squeeze=False)  # fmt: skip
+        axes = list(created[0])
+        if suptitle:
+            fig.suptitle(suptitle)
+    for index, (ax, link) in enumerate(zip(axes, names, strict=True)):
+        metric_vs_threshold(summary[summary["link"] == link], metric, ax=ax,
+                            title=f"link: {link}", legend=index == len(names) - 1)  # fmt: skip
+    return axes
 
 
 def latency_vs_underruns(
@@ -55,15 +129,22 @@ def latency_vs_underruns(
     latency: str = "mean_lag_ms",
     underruns: str = "concealed_ms",
 ) -> Axes:
-    """Each (strategy, threshold): added latency against underruns, with G.114's 150 ms."""
+    """Each (strategy, threshold): mean latency against mean underruns, with G.114's 150 ms."""
     ax = new_axes(ax)
+    require_columns(frame, {latency, underruns, "strategy", "threshold_ms"}, "sweep frame")
     means = frame.groupby(["strategy", "threshold_ms"], as_index=False)[[latency, underruns]].mean()
-    for strategy, rows in means.groupby("strategy"):
-        ax.plot(rows[underruns], rows[latency], marker=".", linestyle="-", label=str(strategy))
+    for name, rows in means.groupby("strategy"):
+        ax.plot(rows[underruns], rows[latency], marker=".", linestyle="-", label=str(name),
+                color=strategy_color(str(name)))  # fmt: skip
     ax.axhline(G114_MS, color="red", linestyle="--", label="G.114 150 ms")
-    ax.set_xlabel("concealed audio per call (ms)" if underruns == "concealed_ms" else underruns)
-    ax.set_ylabel("mean added latency per byte (ms)")
+    ax.set_xlabel(metric_label(underruns))
+    ax.set_ylabel("mean lag behind real time (ms)")
     ax.set_title("Latency vs underruns: best points sit low and left, below the G.114 line")
-    ax.legend(title="strategy")
+    ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     return ax
+
+
+def _strategy_order(name: str) -> int:
+    order = list(STRATEGY_COLORS)
+    return order.index(name) if name in order else len(order)

@@ -1,7 +1,10 @@
 """Link models: when a message sent at ``now`` reaches the other end of one TCP connection.
 
 Delivery is in order, as over one TCP connection: ``arrival_i = max(arrival_{i-1}, sent_i + delay_i)
-+ per_message_ms`` (the receiver's per-message cost). The models differ in how ``delay_i`` comes:
++ c`` with ``c = per_message_ms`` (the receiver's per-message cost). Counting messages from 0,
+that is ``arrival_i = (i + 1) c + max_{j <= i}(sent_j + delay_j - j c)``: a running maximum, which
+both ``send`` (one at a time) and ``arrivals_ms`` (in bulk) compute, with the same float
+operations. The models differ in how ``delay_i`` comes:
 
 - ``tcp`` (the default world): one connection. The path's delay is a function of *time*, shared by
   back-to-back messages: a lognormal (``mean_ms``, ``p99_ms``) whose log drifts as an
@@ -64,13 +67,13 @@ class Link:
         self.rng = rng
         self.per_message_ms = per_message_ms
         self._last_arrival_ms = -math.inf
+        self._count = 0  # messages sent so far
+        self._lead_ms = -math.inf  # max over messages sent of (due - index * per_message_ms)
         self._normals: list[float] = []
 
     def send(self, now: float) -> float:
         """Arrival time of a message sent at ``now`` (sends must come in time order)."""
-        arrival = max(self._last_arrival_ms, now + self._delay_ms(now)) + self.per_message_ms
-        self._last_arrival_ms = arrival
-        return arrival
+        return self._arrive(now + self._delay_ms(now))
 
     def arrivals_ms(self, sent_ms: SendTimes) -> FloatArray:
         """Arrival times of messages sent at ``sent_ms`` (in order): the same numbers, and the
@@ -82,17 +85,35 @@ class Link:
         return np.array([self.send(now) for now in times], dtype=np.float64)
 
     def _in_order(self, due_ms: FloatArray) -> FloatArray:
-        """``send``'s in-order recursion over ``due_ms = sent + delay``, exactly as it rounds."""
+        """In-order arrivals of messages due at ``due_ms = sent + delay`` (the module's running
+        maximum), the same numbers as ``_arrive`` on each."""
         if len(due_ms) == 0:
             return due_ms
-        if self.per_message_ms != 0.0:
-            return np.array([self._arrive(due) for due in due_ms.tolist()], dtype=np.float64)
-        arrived: FloatArray = np.maximum.accumulate(np.maximum(due_ms, self._last_arrival_ms))
+        cost = self.per_message_ms
+        if cost == 0.0:
+            arrived: FloatArray = np.maximum.accumulate(np.maximum(due_ms, self._last_arrival_ms))
+        else:
+            index = np.arange(self._count, self._count + len(due_ms), dtype=np.float64)
+            lead = np.maximum.accumulate(np.maximum(due_ms - index * cost, self._lead_ms))
+            arrived = lead + (index + 1.0) * cost
+            self._lead_ms = float(lead[-1])
+        self._count += len(due_ms)
         self._last_arrival_ms = float(arrived[-1])
         return arrived
 
     def _arrive(self, due_ms: float) -> float:
-        arrival = max(self._last_arrival_ms, due_ms) + self.per_message_ms
+        cost = self.per_message_ms
+        if cost == 0.0:
+            last = self._last_arrival_ms
+            arrival = last if last > due_ms else due_ms
+        else:
+            index = float(self._count)
+            lead = due_ms - index * cost
+            if lead < self._lead_ms:
+                lead = self._lead_ms
+            self._lead_ms = lead
+            arrival = lead + (index + 1.0) * cost
+        self._count += 1
         self._last_arrival_ms = arrival
         return arrival
 
@@ -167,11 +188,7 @@ class JitterLink(Link):
         normals = self._normals
         if not normals:
             normals = self._normals = self.rng.standard_normal(DRAW_BLOCK).tolist()
-        due_ms = now + math.exp(self.mu + self.sigma * normals.pop())
-        last_ms = self._last_arrival_ms
-        arrival = (last_ms if last_ms > due_ms else due_ms) + self.per_message_ms
-        self._last_arrival_ms = arrival
-        return arrival
+        return self._arrive(now + math.exp(self.mu + self.sigma * normals.pop()))
 
     def arrivals_ms(self, sent_ms: SendTimes) -> FloatArray:
         sent = np.asarray(sent_ms, dtype=np.float64)

@@ -120,24 +120,24 @@ def _recorder(rows: list[Row], loop: SenderLoop) -> Callable[[list[Outbound], fl
     """A function appending a strategy's output at ``now`` to ``rows``, each message stamped with
     when it leaves the sending loop."""
     add = rows.append
-    costly = bool(loop.send_cost_ms)
+    cost = loop.send_cost_ms
 
     def record(outs: list[Outbound], now: float) -> None:
-        first = len(rows)
+        if cost:  # each message leaves once the loop has paid for it (SenderLoop.departures)
+            count = sum(1 + len(out.marks) - (not out.payload) if isinstance(out, Media) else 1
+                        for out in outs)  # fmt: skip
+            leave = iter(loop.departures(now, count))
         for out in outs:
             if isinstance(out, Media):
                 payload = out.payload
                 if payload:  # a marks-only Media puts no media message on the wire
                     add((MEDIA, out.item_id, out.content_index, out.offset, len(payload),
-                         out.generation, now, "", payload))  # fmt: skip
+                         out.generation, next(leave) if cost else now, "", payload))  # fmt: skip
                 for mark in out.marks:
                     add((MARK, mark.item_id, mark.content_index, mark.start,
-                         mark.end - mark.start, mark.generation, now, mark.name, b""))  # fmt: skip
+                         mark.end - mark.start, mark.generation, next(leave) if cost else now,
+                         mark.name, b""))  # fmt: skip
             else:
-                add((CLEAR, "", -1, 0, 0, out.generation, now, "", b""))
-        if costly:
-            leave = loop.departures(now, len(rows) - first)
-            for k, when in enumerate(leave, start=first):
-                rows[k] = (*rows[k][:6], when, *rows[k][7:])
+                add((CLEAR, "", -1, 0, 0, out.generation, next(leave) if cost else now, "", b""))
 
     return record

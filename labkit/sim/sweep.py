@@ -21,8 +21,10 @@ from typing import Any
 
 import pandas as pd
 
+from labkit.sim.links import DEFAULT_LINK, LINK_NAMES
+from labkit.sim.playout import DEFAULT_PLAYOUT, PLAYOUT_NAMES
 from labkit.sim.simulator import MetricsMemo, PreparedTrace, prepare, sweep_metrics
-from labkit.traces import Trace, read, shipped
+from labkit.traces import Trace, TraceLimits, read, shipped
 
 CHUNKS_PER_JOB = 8  # enough pieces that processes finish together
 THRESHOLD_BLIND = frozenset({"forward"})  # labkit/outbound/forward.py only checks threshold_ms
@@ -46,8 +48,9 @@ class _Chunk:
         return len(self.combos) * len(self.seeds)
 
 
-def load_trace(spec: TraceSpec) -> tuple[str, Trace]:
-    """(name, trace) from a Trace, a path, or the name of a shipped trace."""
+def load_trace(spec: TraceSpec, limits: TraceLimits | None = None) -> tuple[str, Trace]:
+    """(name, trace) from a Trace, a path, or the name of a shipped trace; a file is read within
+    ``limits`` (``labkit.traces.limits``, the defaults when None)."""
     if isinstance(spec, Trace):
         return spec.description or "trace", spec
     path = Path(spec)
@@ -57,20 +60,20 @@ def load_trace(spec: TraceSpec) -> tuple[str, Trace]:
         except (KeyError, ValueError, FileNotFoundError) as exc:
             raise ValueError(f"trace {str(spec)!r} is neither a file nor a shipped trace") from exc
     name = path.name.removesuffix(".gz").removesuffix(".jsonl")
-    return name, read(path)
+    return name, read(path, limits=limits or TraceLimits())
 
 
-def _prepare_all(specs: Sequence[TraceSpec]) -> list[PreparedTrace]:
+def _prepare_all(specs: Sequence[TraceSpec], limits: TraceLimits | None) -> list[PreparedTrace]:
     prepared = []
     for spec in specs:
-        name, trace = load_trace(spec)
+        name, trace = load_trace(spec, limits)
         prepared.append(prepare(trace, name))
     return prepared
 
 
-def _init_worker(specs: Sequence[TraceSpec]) -> None:
+def _init_worker(specs: Sequence[TraceSpec], limits: TraceLimits | None = None) -> None:
     global _worker_traces
-    _worker_traces = _prepare_all(specs)
+    _worker_traces = _prepare_all(specs, limits)
     _worker_memo.clear()
     _worker_rows.clear()
 
@@ -90,14 +93,15 @@ def _run_row(
 ) -> dict[str, Any]:  # fmt: skip
     """The sweep row of one run."""
     blind_key = (trace_index, strategy, link, playout, seed)
+    chosen = options["strategy_options"].get(strategy, {})
     if strategy in THRESHOLD_BLIND:
         from labkit.outbound import make_strategy  # lazily, as the simulator does
 
-        make_strategy(strategy, threshold)  # a bad threshold fails as the run would
+        make_strategy(strategy, threshold, **chosen)  # a bad threshold fails as the run would
         if blind_key in _worker_rows:
             return {**_worker_rows[blind_key], "threshold_ms": threshold}
     metrics = sweep_metrics(trace, strategy, threshold, link, playout, seed, options["link_params"],
-                            options["playout_params"], _worker_memo)  # fmt: skip
+                            options["playout_params"], _worker_memo, chosen)  # fmt: skip
     row = {
         "trace": trace.name, "strategy": strategy, "threshold_ms": threshold,
         "link": link, "playout": playout, "seed": seed,
@@ -127,18 +131,24 @@ def sweep(
     traces: Iterable[TraceSpec],
     strategies: Iterable[str],
     thresholds_ms: Iterable[float],
-    links: Iterable[str] = ("jitter",),
+    links: Iterable[str] = (DEFAULT_LINK,),
     seeds: int | Iterable[int] = 1,
-    playouts: Iterable[str] = ("fifo",),
+    playouts: Iterable[str] = (DEFAULT_PLAYOUT,),
     jobs: int = 1,
     progress: bool = True,
     link_params: dict[str, float] | None = None,
-    playout_params: dict[str, float] | None = None,
+    playout_params: dict[str, Any] | None = None,
+    strategy_options: dict[str, dict[str, Any]] | None = None,
+    trace_limits: TraceLimits | None = None,
 ) -> pd.DataFrame:
     """A tidy DataFrame, one row per run: trace, strategy, threshold_ms, link, playout, seed and
-    every metric.
+    every metric. ``labkit.sim.summary.summarize`` turns it into means and intervals over seeds.
 
     ``seeds`` is a count (seeds 0..N-1) or the seeds themselves; ``jobs > 1`` runs in processes.
+    ``strategy_options`` maps a strategy name to its options (e.g. ``{"original_report":
+    {"variant": "first"}}``). Unknown strategy, link or playout names fail at once, listing the
+    choices.
+    Trace files are read within ``trace_limits`` (``labkit.traces.limits``; None: the defaults).
     """
     specs = list(traces)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -152,18 +162,21 @@ def sweep(
         )
     if jobs < 1:
         raise ValueError(f"sweep: jobs must be >= 1, got {jobs}")
-    options: dict[str, Any] = {"link_params": link_params, "playout_params": playout_params}
+    check_names(strategy_list, link_list, playout_list)
+    options: dict[str, Any] = {"link_params": link_params, "playout_params": playout_params,
+                               "strategy_options": strategy_options or {}}  # fmt: skip
     chunks = _chunks(len(specs), strategy_list, threshold_list, link_list, playout_list, seed_list,
                      pieces=CHUNKS_PER_JOB * jobs)  # fmt: skip
     rows: list[dict[str, Any]] = []
     bar = _progress_bar(sum(c.runs for c in chunks), progress)
     if jobs == 1:
-        _init_worker(specs)
+        _init_worker(specs, trace_limits)
         for chunk in chunks:
             rows.extend(_run_chunk(chunk, options))
             bar.update(chunk.runs)
     else:
-        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(specs,)) as pool:
+        setup = (specs, trace_limits)
+        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=setup) as pool:
             futures = {pool.submit(_run_chunk, c, options): c for c in chunks}
             for future in as_completed(futures):
                 rows.extend(future.result())
@@ -172,6 +185,24 @@ def sweep(
     frame = pd.DataFrame(rows)
     keys = ["trace", "strategy", "link", "playout", "threshold_ms", "seed"]
     return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def check_names(strategies: Sequence[str], links: Sequence[str], playouts: Sequence[str]) -> None:
+    """A ValueError naming every unknown strategy, link or playout, with the choices."""
+    from labkit.outbound import strategy_class
+
+    problems = []
+    for name in strategies:
+        try:
+            strategy_class(name)
+        except ValueError as exc:
+            problems.append(str(exc))
+    problems += [f"unknown link {name!r}; choose one of {', '.join(LINK_NAMES)}"
+                 for name in links if name not in LINK_NAMES]  # fmt: skip
+    problems += [f"unknown playout {name!r}; choose one of {', '.join(PLAYOUT_NAMES)}"
+                 for name in playouts if name not in PLAYOUT_NAMES]  # fmt: skip
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:

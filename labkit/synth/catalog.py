@@ -87,6 +87,15 @@ CATALOG: tuple[TraceSpec, ...] = (
         seed=103,
     ),
     TraceSpec(
+        "tiny_deltas_call",
+        "an 8-turn call in the original report's 20-60 byte deltas (enough answers to count "
+        "gaps at word starts per answer)",
+        ("greeting", "how_can_i_help", "hold_on", "sorry", "transfer", "anything_else",
+         "how_can_i_help", "goodbye"),
+        TINY,
+        seed=109,
+    ),
+    TraceSpec(
         "stalls",
         "bursty delivery interrupted by 100-600 ms stalls inside utterances",
         ("order_status", "refund_policy"),

@@ -16,8 +16,11 @@ from labkit.traces.event import (
     make_header,
     turn_event,
 )
+from labkit.traces.limits import TraceLimits
 from labkit.traces.reader import read
+from labkit.traces.realtime_log import LogImport, import_log
 from labkit.traces.recorder import TraceRecorder
+from labkit.traces.session_recorder import SessionRecorder, record_session
 from labkit.traces.shipped import SHIPPED_DIR, shipped
 from labkit.traces.trace import ItemAudio, Trace
 from labkit.traces.writer import write
@@ -28,14 +31,19 @@ __all__ = [
     "SHIPPED_DIR",
     "ItemAudio",
     "ItemKey",
+    "LogImport",
+    "SessionRecorder",
     "Trace",
     "TraceEvent",
     "TraceFormatError",
+    "TraceLimits",
     "TraceRecorder",
     "audio_event",
+    "import_log",
     "item_event",
     "make_header",
     "read",
+    "record_session",
     "shipped",
     "turn_event",
     "write",

@@ -3,11 +3,16 @@
 See notebooks/04_live_call.ipynb. The SDK is not imported: events are recognised by ``.type``, so
 core stays free of it. A recorder killed mid-call leaves a file that ``read(path, salvage=True)``
 reads up to the line being written. No API key is ever taken, so none can be written.
+A recorder only ever creates its file (exclusive creation): it never overwrites a trace, and no
+two recorders write one file. ``create_recorder`` picks a name no other call has in a directory.
 """
 
 from __future__ import annotations
 
+import datetime
 import gzip
+import hashlib
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,11 +31,17 @@ from labkit.traces.validation import SequenceCheck
 from labkit.traces.writer import encode_event, encode_header
 
 _SECRET_WORDS = ("key", "secret", "token", "password", "auth")
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+NAME_PREFIX_CHARS = 40  # the readable part of a file name taken from the label
+NAME_DIGEST_HEX = 16  # 64 bits of SHA-256 of the whole label: distinct labels, distinct names
+MAX_NAME_ATTEMPTS = 1000  # counter suffixes tried when calls share a label and a second
+TRACE_SUFFIX = ".jsonl.gz"
 
 
 class TraceRecorder:
     """Write model events to ``path`` as they arrive, timed from the recorder's start.
 
+    ``path`` must not exist (FileExistsError otherwise): a trace is never overwritten.
     ``recorder`` describes the source (sdk version, model name, date) and goes in the header.
     ``clock`` returns seconds (``time.monotonic`` by default; tests inject a fake one).
     """
@@ -52,7 +63,7 @@ class TraceRecorder:
         self._line = 1
         self._sequence = SequenceCheck(self.path)
         header = make_header("recorded", description, recorder=recorder)
-        self._raw: IO[bytes] = self.path.open("wb")
+        self._raw: IO[bytes] = self.path.open("xb")
         self._out: IO[bytes] | gzip.GzipFile = self._raw
         if self.path.name.endswith(".gz"):
             self._out = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0)
@@ -112,6 +123,39 @@ class TraceRecorder:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def trace_file_stem(label: str, started: datetime.datetime) -> str:
+    """A file name stem for a trace of ``label`` (e.g. a stream sid) started at ``started``:
+    ``20250101T120000Z_<readable prefix>_<digest of the whole label>``. Any label gives a safe
+    name (no path separator, no dot); two labels give two names however alike they are."""
+    when = started.astimezone(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    readable = _UNSAFE_NAME_CHARS.sub("_", label)[:NAME_PREFIX_CHARS] or "trace"
+    whole = label.encode("utf-8", "surrogatepass")  # a JSON string may hold a lone surrogate
+    digest = hashlib.sha256(whole).hexdigest()[:NAME_DIGEST_HEX]
+    return f"{when}_{readable}_{digest}"
+
+
+def create_recorder(
+    directory: Path,
+    label: str,
+    started: datetime.datetime,
+    *,
+    description: str,
+    recorder: dict[str, Any],
+    clock: Callable[[], float] = time.monotonic,
+) -> TraceRecorder:
+    """A recorder on a new file in ``directory`` named by ``trace_file_stem``; if that name is
+    taken (a call with the same label in the same second), ``-1``, ``-2``... is added."""
+    stem = trace_file_stem(label, started)
+    for attempt in range(MAX_NAME_ATTEMPTS):
+        suffix = f"-{attempt}" if attempt else ""
+        path = directory / f"{stem}{suffix}{TRACE_SUFFIX}"
+        try:
+            return TraceRecorder(path, description=description, recorder=recorder, clock=clock)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{directory}: {MAX_NAME_ATTEMPTS} traces named {stem}* already exist")
 
 
 def to_trace_event(model_event: Any, t_ms: float) -> TraceEvent | None:

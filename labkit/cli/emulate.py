@@ -1,0 +1,68 @@
+"""``labkit emulate TRACE``: a local OpenAI Realtime server replaying a trace, for your own server.
+
+Point your ``openai-agents`` model config at it (``url`` and the placeholder ``api_key`` it
+prints) and your own server runs offline, through the SDK's real model. Binds 127.0.0.1 only.
+See labkit.live.realtime_emulator and the README's "Your own traces".
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PORT = 8766
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "emulate",
+        help="serve a trace as a local OpenAI Realtime server (127.0.0.1)",
+        description="Replay TRACE to every Realtime WebSocket client that connects, over the "
+        "protocol the openai-agents SDK's own model speaks.",
+    )
+    parser.add_argument("trace", metavar="TRACE", help="trace file, or the name of a shipped one")
+    parser.add_argument("--speed", type=float, default=1.0, help="replay speed factor")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    parser.add_argument("--log", metavar="DIR", type=Path, help="write each session's Realtime log")
+    parser.add_argument(
+        "--close-when-done", action="store_true", help="close each session when its trace ends"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from labkit.cli.serve import resolve_trace
+    from labkit.live.realtime_emulator import EMULATOR_API_KEY, RealtimeEmulator
+    from labkit.traces import read
+
+    if not args.speed > 0:
+        raise SystemExit(f"labkit emulate: --speed must be > 0, got {args.speed}")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    trace = read(resolve_trace(args.trace))
+    emulator = RealtimeEmulator(
+        trace,
+        speed=args.speed,
+        port=args.port,
+        log_dir=args.log,
+        close_when_done=args.close_when_done,
+    )
+
+    async def serve() -> None:
+        async with emulator:
+            print(
+                f"Realtime emulator on {emulator.url} replaying {trace!r} x{args.speed:g}\n"
+                f'model_config: {{"url": "{emulator.url}", "api_key": "{EMULATOR_API_KEY}", ...}}',
+                flush=True,
+            )
+            await asyncio.Event().wait()  # until Ctrl-C
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+    return 0

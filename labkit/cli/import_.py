@@ -1,0 +1,52 @@
+"""``labkit import LOG -o TRACE``: a raw Realtime WebSocket log (JSON lines) as a v1 trace.
+
+The log schema and the rules are in ``labkit.traces.realtime_log``; the README's "Your own traces"
+shows how to write such a log. A bad line stops the import with the file, the line and the field;
+an existing output file is never overwritten (unless ``--force``). See notebooks/00_traces.ipynb.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "import",
+        help="turn a Realtime WebSocket log (JSON lines of server events) into a trace",
+        description="Read LOG, one received Realtime server event per line "
+        '({"t_ms": ms, "event": {...}}, or "received_at" in seconds), GA or beta event names, '
+        "and write the v1 trace a session would have recorded.",
+    )
+    parser.add_argument("log", type=Path, metavar="LOG", help="the log (.jsonl or .jsonl.gz)")
+    parser.add_argument("-o", "--out", type=Path, required=True, metavar="TRACE", help="*.jsonl.gz")
+    parser.add_argument("--description", help="the trace header's description")
+    parser.add_argument("--force", action="store_true", help="overwrite TRACE if it exists")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from labkit.traces import TraceFormatError, write
+    from labkit.traces.realtime_log import import_log
+
+    if args.out.exists() and not args.force:
+        raise SystemExit(f"labkit import: {args.out} exists; not overwriting it (use --force)")
+    if not args.log.is_file():
+        raise SystemExit(f"labkit import: no log file {args.log}")
+    try:
+        imported = import_log(args.log, description=args.description)
+    except TraceFormatError as error:
+        raise SystemExit(f"labkit import: {error}") from None
+    trace = imported.trace
+    if not trace.events:
+        raise SystemExit(f"labkit import: {args.log} holds no event a trace keeps; nothing written")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write(trace, args.out)
+    names = "+".join(sorted(imported.dialects)) or "no audio"
+    print(f"{args.out}: {trace!r} ({names} event names, {imported.audio_format} output)")
+    if imported.skipped:
+        skipped = ", ".join(f"{kind} x{count}" for kind, count in imported.skipped.most_common())
+        print(f"skipped: {skipped}")
+    return 0

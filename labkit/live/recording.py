@@ -1,0 +1,82 @@
+"""Where live calls record their traces (``labkit serve --record DIR``): a new file per call.
+
+Each call writes its own file, created exclusively (``labkit.traces.TraceRecorder``), named from
+the UTC start time, a readable prefix of the stream sid and a digest of the whole sid
+(``labkit.traces.recorder.trace_file_stem``), with a counter when two calls would still share a
+name: no trace is ever overwritten or written by two calls. When the directory holds
+``record_max_bytes`` or more (checked as each call starts), calls go unrecorded and one log line
+says so, until space is freed. See notebooks/04_live_call.ipynb.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+from pathlib import Path
+
+import agents
+
+from labkit.live.log_text import escaped, shown
+from labkit.live.models import ModelChoice
+from labkit.traces import TraceRecorder
+from labkit.traces.recorder import create_recorder
+
+log = logging.getLogger(__name__)
+
+
+class CallRecordings:
+    """One per server: opens each call's recorder in ``directory``, within ``max_bytes``."""
+
+    def __init__(self, directory: Path, max_bytes: int | None, models: ModelChoice) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.models = models
+        self.full = False  # the cap was reached (logged once); cleared when space is freed
+
+    def open(self, stream_sid: str) -> TraceRecorder | None:
+        """A recorder for a call that starts now, or None (logged) when it cannot record."""
+        if self._over_cap():
+            return None
+        started = datetime.datetime.now(datetime.UTC)
+        info = {
+            "sdk": f"openai-agents {agents.__version__}",
+            "model": self.models.description,
+            "date": started.isoformat(timespec="seconds"),
+            "stream_sid": stream_sid,
+        }
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            return create_recorder(
+                self.directory, stream_sid, started,
+                description=f"recorded live call {stream_sid}", recorder=info,
+            )  # fmt: skip
+        except OSError as exc:  # a full disk must not end the call: it goes on unrecorded
+            log.error("call %s: not recorded: %s", shown(stream_sid), escaped(str(exc)))
+            return None
+
+    def used_bytes(self) -> int:
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return 0
+        return sum(entry.stat().st_size for entry in entries if entry.is_file())
+
+    def _over_cap(self) -> bool:
+        if self.max_bytes is None:
+            return False
+        used = self.used_bytes()
+        if used < self.max_bytes:
+            if self.full:
+                log.warning("record directory %s is under its cap again: calls are recorded",
+                            self.directory)  # fmt: skip
+            self.full = False
+            return False
+        if not self.full:
+            log.warning(
+                "record directory %s holds %d bytes, at or over its cap of %d bytes "
+                "(--record-max-mib): calls are not recorded until space is freed",
+                self.directory, used, self.max_bytes,
+            )  # fmt: skip
+        self.full = True
+        return True

@@ -1,0 +1,87 @@
+"""Strategies side by side over links and seeds, with intervals: the lessons' comparisons.
+
+``compare`` runs each labelled strategy on each link for every seed (through
+``labkit.sim.batch.simulate_many``) and returns one tidy row per run with the metrics and two
+derived per-call rates: ``gap_ms_per_audio_s`` and ``onset_gaps_per_answer``. ``intervals``
+gives each (link, strategy)'s mean and 95% interval over seeds; ``versus`` the paired difference
+of each strategy from a baseline on the same seeds (labkit/sim/summary.py says why paired).
+See notebooks/01_why_tiny_packets_jitter.ipynb.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from labkit.sim.batch import Task, simulate_many
+from labkit.sim.hypotheses import gap_ms_per_audio_s, onset_gaps_per_answer
+from labkit.sim.summary import mean_interval, paired_difference
+from labkit.traces import Trace
+
+Contender = tuple[str, float] | tuple[str, float, dict[str, Any]]  # name, threshold[, options]
+
+
+def compare(
+    trace: Trace,
+    contenders: Mapping[str, Contender],
+    links: Sequence[str] = ("tcp", "jitter"),
+    seeds: Iterable[int] = range(20),
+    playout: str = "fifo",
+    link_params: dict[str, float] | None = None,
+    playout_params: dict[str, Any] | None = None,
+    jobs: int = 1,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """One row per link, strategy label and seed: every metric plus the two rates."""
+    seed_list = list(seeds)
+    meta, tasks = [], []
+    for link in links:
+        for label, spec in contenders.items():
+            name, threshold = spec[0], spec[1]
+            options = spec[2] if len(spec) > 2 else {}
+            for seed in seed_list:
+                meta.append((link, label, seed))
+                tasks.append(Task.of("trace", name, threshold, link, playout, seed, link_params,
+                                     playout_params, options))  # fmt: skip
+    results = simulate_many({"trace": trace}, tasks, jobs=jobs, progress=progress)
+    rows = []
+    for (link, label, seed), metrics in zip(meta, results, strict=True):
+        rows.append({"link": link, "strategy": label, "seed": seed, **metrics.as_row(),
+                     "gap_ms_per_audio_s": gap_ms_per_audio_s(metrics),
+                     "onset_gaps_per_answer": onset_gaps_per_answer(metrics)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def intervals(frame: pd.DataFrame, metric: str,
+              by: Sequence[str] = ("link", "strategy")) -> pd.DataFrame:  # fmt: skip
+    """Per group: the mean of ``metric`` over seeds, its 95% interval, and in how many seeds it
+    was above zero."""
+    rows = []
+    for key, group in frame.groupby(list(by), sort=False):
+        values = group[metric].to_numpy(dtype=float)
+        interval = mean_interval(values)
+        keys = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(by, keys, strict=True)), "mean": interval.mean,
+                     "ci_low": interval.low, "ci_high": interval.high,
+                     "seeds": interval.n, "seeds_above_0": int((values > 0).sum())})  # fmt: skip
+    return pd.DataFrame(rows).set_index(list(by))
+
+
+def versus(frame: pd.DataFrame, metric: str, baseline: str) -> pd.DataFrame:
+    """Per link and strategy: ``metric`` minus the baseline's, paired by seed (mean and 95%
+    interval), and whether the interval lies wholly below or above zero."""
+    rows = []
+    for link, runs in frame.groupby("link", sort=False):
+        for label in runs["strategy"].unique():
+            if label == baseline:
+                continue
+            pair = runs[runs["strategy"].isin([label, baseline])]
+            interval = paired_difference(pair, metric, "strategy", label, baseline)
+            verdict = ("fewer" if interval.high < 0 else "more" if interval.low > 0
+                       else "no difference shown")  # fmt: skip
+            rows.append({"link": link, "strategy": label, "difference": interval.mean,
+                         "ci_low": interval.low, "ci_high": interval.high,
+                         "verdict": verdict})  # fmt: skip
+    return pd.DataFrame(rows).set_index(["link", "strategy"])

@@ -1,0 +1,106 @@
+"""Uncertainty over seeds: means with 95% confidence intervals, and paired differences.
+
+Each seed of a sweep is one draw of the world's randomness (link delays, sender stalls, echo
+trips), so a metric's values over seeds are a sample. ``summarize`` gives, per setting (trace,
+strategy, threshold_ms, link, playout), ``n_seeds`` and for each metric ``<metric>_mean``,
+``<metric>_ci_low`` and ``<metric>_ci_high``: the 95% confidence interval of the mean by
+Student's t distribution with n - 1 degrees of freedom (mean +- t * s / sqrt(n), s the sample
+standard deviation). It assumes seeds are independent draws; with one seed, or a metric that is
+NaN in some seed, the interval is NaN; with every seed equal it is that value. Many metrics are
+zero in most seeds (underruns are rare events), so the interval can reach below zero: it is
+reported as computed, a sign that more seeds are needed to pin the mean down.
+
+Comparing two strategies: on the ``tcp`` link one seed gives every strategy the same path delays
+and stalls (they are functions of time), so the per-seed *difference* of two strategies removes
+the world's variation they share. ``paired_difference`` gives its mean and 95% interval; two
+strategies differ when that interval excludes zero. (Non-overlapping per-strategy intervals imply
+it, but overlapping ones do not rule it out.) See notebooks/02_threshold_sweep.ipynb.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+CONFIDENCE = 0.95
+SETTING_COLUMNS = ("trace", "strategy", "threshold_ms", "link", "playout")
+SUMMARY_METRICS = (
+    "concealed_ms",
+    "concealment_events",
+    "mean_time_to_first_audio_ms",
+    "onset_concealed_ms",
+    "onset_concealment_events",
+)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over seeds with its 95% confidence interval."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def excludes(self, value: float) -> bool:
+        """Whether the interval lies wholly above or below ``value``."""
+        return bool(self.low > value or self.high < value)
+
+    def __str__(self) -> str:
+        return f"{self.mean:.1f} [{self.low:.1f}, {self.high:.1f}] (n={self.n})"
+
+
+def mean_interval(values: Sequence[float] | np.ndarray) -> Interval:
+    """The mean of ``values`` and its 95% t interval (NaN with fewer than two values or NaNs)."""
+    data = np.asarray(values, dtype=np.float64)
+    n = len(data)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    mean = float(data.mean())
+    if n < 2 or np.isnan(data).any():
+        return Interval(mean, math.nan, math.nan, n)
+    spread = float(data.std(ddof=1))
+    if spread == 0.0:
+        return Interval(mean, mean, mean, n)
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * spread / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, n)
+
+
+def summarize(runs: pd.DataFrame, metrics: Sequence[str] = SUMMARY_METRICS,
+              by: Sequence[str] = SETTING_COLUMNS) -> pd.DataFrame:  # fmt: skip
+    """One row per setting: ``n_seeds`` and ``<metric>_mean``, ``_ci_low``, ``_ci_high``."""
+    present = [metric for metric in metrics if metric in runs.columns]
+    keys = [column for column in by if column in runs.columns]
+    rows = []
+    for setting, group in runs.groupby(keys, sort=True, dropna=False):
+        values = setting if isinstance(setting, tuple) else (setting,)
+        row: dict[str, object] = dict(zip(keys, values, strict=True))
+        row["n_seeds"] = len(group)
+        for metric in present:
+            interval = mean_interval(group[metric].to_numpy(dtype=np.float64))
+            row[f"{metric}_mean"] = interval.mean
+            row[f"{metric}_ci_low"] = interval.low
+            row[f"{metric}_ci_high"] = interval.high
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paired_difference(runs: pd.DataFrame, metric: str, column: str, a: object, b: object,
+                      ) -> Interval:  # fmt: skip
+    """Mean and 95% interval over seeds of ``metric`` at ``column == a`` minus at
+    ``column == b``, the other settings of ``runs`` being equal (``runs`` holds one row per
+    seed for each of the two)."""
+    left = runs[runs[column] == a].set_index("seed")[metric]
+    right = runs[runs[column] == b].set_index("seed")[metric]
+    if not left.index.is_unique or not right.index.is_unique:
+        raise ValueError(f"paired_difference: more than one {column}={a!r} or {b!r} run per "
+                         f"seed; filter the other settings first")  # fmt: skip
+    both = left.index.intersection(right.index)
+    if len(both) == 0:
+        raise ValueError(f"paired_difference: no seed has both {column}={a!r} and {b!r}")
+    return mean_interval((left[both] - right[both]).to_numpy(dtype=np.float64))
