@@ -22,8 +22,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one module: Playwright's sync API keeps an event loop running in this thread
+    while it lives, which would break the asyncio tests collected after the browser tests."""
     reason = pages.skip_reason()
     if reason:
         print(f"\nbrowser tests skipped: {reason}")
