@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
         notebook = Path(directory) / NOTEBOOK_NAME
         notebook.write_text(json.dumps(app_notebook(), indent=1) + "\n", encoding="utf-8")
         argv = voila_argv(notebook, args.host, args.port, not args.no_browser)
-        print(f"labkit explore: serving the explorer on http://{args.host}:{args.port}/ "
-              "(Ctrl-C stops it)", flush=True)  # fmt: skip
+        print(f"labkit explore: starting Voila on {args.host}, port {args.port} or the next free "
+              "one (it prints the address below; Ctrl-C stops it)", flush=True)  # fmt: skip
         try:
             return subprocess.call(argv)
         except KeyboardInterrupt:  # Voila got the same Ctrl-C and shuts down its kernel

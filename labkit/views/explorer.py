@@ -37,6 +37,7 @@ BYTES_PER_MS = 8
 EXPLORER_STRATEGIES = (*STRATEGY_NAMES, "original_report")
 ORIGINAL_REPORT_VARIANTS = ("final", "first")
 RESULTS_CACHED = 64  # runs kept per process: a long_conversation run holds ~1 MB
+COUNTED = ("gaps", "messages")  # units of counts: "1 gap", "2 gaps"
 VIEW_MARGIN_MS = 300.0  # around an answer shown alone
 GAP_VIEW_HALF_MS = 1500.0  # either side of the gap a "longest gap" view centres on
 
@@ -144,11 +145,11 @@ def notes(settings: ExplorerSettings) -> list[str]:
     if THRESHOLD_MEANS.get(settings.strategy, "") is None:
         said.append(f"{settings.strategy} sends each delta as it comes: the threshold has no "
                     "effect.")  # fmt: skip
-    ignored = [control.label for name, control in LINK_CONTROLS.items()
+    ignored = [f"\u201c{control.label}\u201d" for name, control in LINK_CONTROLS.items()
                if name not in link_parameters(settings.link)]  # fmt: skip
     if ignored:
-        said.append(f"the {settings.link} link ({LINK_MEANS[settings.link]}) takes no "
-                    f"{', '.join(ignored)}: those sliders have no effect.")  # fmt: skip
+        said.append(f"the {settings.link} link ({LINK_MEANS[settings.link]}) has no "
+                    f"{'; '.join(ignored)}: those sliders have no effect.")  # fmt: skip
     if settings.link in STRESS_LINKS:
         said.append(f"{settings.link} is a stress model, not one TCP connection (whose messages "
                     "share the path's delay): a verdict that holds only here must say so.")
@@ -210,7 +211,9 @@ class Readout:
         if math.isnan(self.value):
             return "-"
         decimals = 1 if self.unit in ("per s of audio", "MOS") else 0
-        return f"{self.value:,.{decimals}f} {self.unit}".rstrip()
+        one = self.value == 1 and self.unit in COUNTED
+        unit = self.unit.removesuffix("s") if one else self.unit
+        return f"{self.value:,.{decimals}f} {unit}".rstrip()
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,8 @@ window.__labkit = {
   async change(label, option, inkMin, timeoutMs) {
     const before = this.look();
     const select = this.control(label).querySelector('select');
-    const index = [...select.options].findIndex(o => o.textContent.trim() === option);
+    const text = o => o.textContent.replace(/\u00a0/g, ' ').trim();  // ipywidgets: nbsp
+    const index = [...select.options].findIndex(o => text(o) === option);
     if (index < 0) throw new Error('no option ' + option + ' in ' + label);
     if (select.selectedIndex === index) return -1;
     const t0 = performance.now();
