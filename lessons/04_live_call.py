@@ -2,7 +2,7 @@
 # # 04 · A live call
 #
 # **Question.** Does the simulator predict what the real code does on a real socket? And what
-# experiment, on a real phone call, would tell the playout hypotheses of lesson 02 apart?
+# experiment, on a real phone call, would tell the playout hypotheses of lesson 06 apart?
 #
 # With `OPENAI_API_KEY`, `TWILIO_AUTH_TOKEN` and `PUBLIC_URL` (the https address that reaches this
 # machine, e.g. an ngrok URL) set, the next cell starts the server (what `labkit serve` runs) and
@@ -11,9 +11,12 @@
 # `https://PUBLIC/incoming-call`, method **HTTP POST**. Secrets are never printed.
 #
 # Without them (and under CI) it places a **loopback call**: the real server and handler, a real
-# `openai-agents` session fed by a replayed trace, real WebSockets, and an emulated Twilio that
-# plays what arrives through a playout model and records every arrival. The trace is replayed at a
-# speed factor, so a 7 s trace takes about 2 s.
+# `openai-agents` session running the SDK's own OpenAI Realtime model
+# (`OpenAIRealtimeWebSocketModel`, unmodified), which talks the Realtime protocol over a WebSocket
+# to a local Realtime emulator that replays the trace (`labkit.live.realtime_emulator`), real
+# WebSockets to the server, and an emulated Twilio that plays what arrives through a playout model
+# and records every arrival. The trace is replayed at a speed factor, so a 7 s trace takes about
+# 2 s.
 
 # %%
 import asyncio
@@ -67,7 +70,11 @@ if live:
 # through the same metric code, so a difference is one of behaviour, not of definitions.
 
 # %%
-call = await loopback_call(shipped("tiny_deltas"), "rechunk", 50, speed=4.0)
+call = await loopback_call(shipped("tiny_deltas"), "rechunk", 50, speed=4.0,
+                           realtime_emulator=True)
+print("the Realtime emulator saw", call.realtime.client_events, "; protocol errors:",
+      call.realtime.protocol_errors or "none")
+assert not call.realtime.protocol_errors
 ROWS = {"media_messages": "media messages (count)", "concealment_events": "underrun events (count)",
         "concealed_ms": "underrun (ms)", "played_ms": "audio played (ms)",
         "mean_time_to_first_audio_ms": "time to first audio (ms)"}
@@ -99,28 +106,70 @@ ttfa = comparison.loc["time to first audio (ms)"]
 assert abs(ttfa["measured"] - ttfa["simulated"]) < 50, "first audio within 50 ms of the prediction"
 
 # %% [markdown]
-# ## The experiment that would settle it on a real call
+# ## Experiments that would settle it on a real call
 #
-# Lesson 02 left two hypotheses about Twilio standing: `fifo` (as documented: any size plays as is)
-# and `frame_padding` (each message padded to whole 20 ms frames). They predict different things for
-# the *same phrase* sent two ways, one after the other in one call:
+# Lesson 06 left the playout hypotheses about Twilio undecided by this bench: `fifo` (as
+# documented), a 20 ms frame clock that pads a partial frame (`frame_clock`) or skips the tick
+# (`frame_clock_skip`), and padding every message (`pad_every_message`). Two experiments on a real
+# call tell them apart, each run through `labkit serve --replay TRACE --strategy forward
+# --mark-every-ms ...` (forward: every message goes out exactly as built). The simulator says what
+# each hypothesis predicts.
 #
-# 1. as tiny messages (40 bytes = 5 ms each), sent at real-time pace;
-# 2. as whole 20 ms frames (160 bytes), sent at the same pace.
-#
-# The trace below is built with `labkit.traces` from the `greeting` phrase in `data/audio`. Run it
-# on a real call
-# (`labkit serve --replay data/recorded/experiment_tiny_vs_frames.jsonl.gz --strategy forward`:
-# `forward`, so every message goes out exactly as built; call the number) and listen, or ask Twilio
-# for a call recording: if both halves sound the same, Twilio behaves as documented; if the first
-# half is slow, stretched and choppy while the second is clean, Twilio pads. The simulator says what
-# each hypothesis predicts a listener would hear:
+# **1 · Mark echo timing.** Thirty probes, each a single 40-byte message (5 ms of audio) with a
+# mark, sent into an empty queue at a random phase. Twilio echoes the mark when the audio before it
+# has played. The app sees the echo one round trip later; subtracting the round trip of a probe
+# with no audio (a mark alone, echoed at once) leaves Twilio's own hold:
 
 # %%
+import numpy as np
+
 from labkit.sim import simulate
 from labkit.traces import Trace, audio_event, item_event, make_header, turn_event, write
 
+PLAYOUTS = ["fifo", "frame_clock", "frame_clock_skip", "pad_every_message"]
+rng = np.random.default_rng(4)
+probe_events, at_ms = [], 100.0
+for n in range(30):
+    at_ms += 500.0 + float(rng.uniform(0, 20))   # a random phase against any 20 ms clock
+    probe_events += [audio_event(at_ms, f"p{n}", f"probe_{n}", 0, b"\x7f" * 40),
+                     item_event("audio_done", at_ms, f"probe_{n}", 0)]
+probes = Trace(make_header("synthetic", "30 probes of 40 bytes, each into an empty queue",
+                           generator={"name": "04_live_call.probes", "seed": 4}), probe_events)
+held = {}
+for playout in PLAYOUTS:
+    run = simulate(probes, "forward", link="constant", playout=playout, mark_every_ms=None)
+    marks = run.schedule.query("kind == 'mark'")
+    held[playout] = (marks["echo_ms"] - marks["arrived_ms"]).to_numpy()  # Twilio's own hold
+holds = pd.DataFrame({name: pd.Series(values).describe()[["min", "50%", "max"]]
+                      for name, values in held.items()}).T.rename(
+    columns={"min": "shortest hold (ms)", "50%": "median hold (ms)", "max": "longest hold (ms)"})
+display(holds.round(1))
+fig, ax = plt.subplots(figsize=(9, 3), layout="constrained")
+ax.boxplot(list(held.values()), vert=False, tick_labels=list(held))
+ax.set_xlabel("time from a 5 ms probe's arrival to its mark's echo (ms)")
+ax.set_title("What each hypothesis predicts for the probes' mark echoes")
+plt.show()
+assert np.allclose(held["fifo"], 5.0), "FIFO: the echo follows the probe's own 5 ms of audio"
+assert held["frame_clock"].max() - held["frame_clock"].min() > 10, "a clock spreads echoes by phase"
+assert held["frame_clock"].min() >= 5.0 and held["frame_clock"].max() <= 25.0
+assert held["frame_clock_skip"].min() > held["frame_clock"].max() - 5.0
+assert np.allclose(held["pad_every_message"], 20.0), "padding: every probe holds a whole frame"
+
+# %% [markdown]
+# **How to read a real result.** Echo delays (less a mark-only probe's round trip) all about 5 ms:
+# FIFO, as documented. Spread evenly over 5-25 ms: a frame clock that pads. Mostly beyond 20 ms:
+# a frame clock that skips partial frames. All about 20 ms: every message padded. Network jitter
+# widens every distribution alike, so the *spread* and the *floor* are what tell them apart.
+#
+# **2 · Listening.** The same phrase sent two ways in one call: first as tiny messages (40 bytes =
+# 5 ms each) at real-time pace, then as whole 20 ms frames at the same pace. The trace below is
+# built from the `greeting` phrase in `data/audio`, written to `data/recorded/` (gitignored), and
+# replayed with `labkit serve --replay data/recorded/experiment_tiny_vs_frames.jsonl.gz
+# --strategy forward`. Here is what each hypothesis predicts a listener would hear:
+
+# %%
 phrase = Path(shipped("tiny_deltas")).parents[1].joinpath("audio", "greeting.ulaw").read_bytes()
+
 
 def halves(tiny_bytes=40, frame_bytes=160, pause_ms=1500.0):
     events, start_ms = [], 100.0
@@ -128,58 +177,50 @@ def halves(tiny_bytes=40, frame_bytes=160, pause_ms=1500.0):
         response, item = f"resp_{n}", f"item_{n}_{size}B"
         events.append(turn_event("turn_started", start_ms, response))
         for offset in range(0, len(phrase), size):
-            events.append(
-                audio_event(
-                    start_ms + offset / 8, response, item, 0, phrase[offset : offset + size]
-                )
-            )
+            events.append(audio_event(start_ms + offset / 8, response, item, 0,
+                                      phrase[offset : offset + size]))
         end_ms = start_ms + len(phrase) / 8
-        events += [
-            item_event("audio_done", end_ms, item, 0),
-            turn_event("turn_ended", end_ms, response),
-        ]
+        events += [item_event("audio_done", end_ms, item, 0),
+                   turn_event("turn_ended", end_ms, response)]
         start_ms = end_ms + pause_ms
     header = make_header("synthetic", "greeting as 40-byte messages, then as 160-byte frames",
                          generator={"name": "04_live_call.halves", "tiny_bytes": tiny_bytes})
     return Trace(header, events)
+
 
 experiment = halves()
 # data/recorded/ is gitignored: this trace (the same bytes on every run) is never committed.
 data_dir = Path(shipped("tiny_deltas")).parents[1]
 experiment_path = data_dir / "recorded" / "experiment_tiny_vs_frames.jsonl.gz"
 experiment_path.parent.mkdir(parents=True, exist_ok=True)
-write(experiment, experiment_path)
+write(experiment, experiment_path, overwrite=True)  # this lesson's own output, the same bytes
 print("wrote", experiment_path)
 predictions = {}
-for playout in ("fifo", "frame_padding"):
+for playout in PLAYOUTS:
     run = simulate(experiment, "forward", link="constant", playout=playout)
     media = run.schedule.query("kind == 'media' and size > 0")
-    by_item = media.groupby("item_id").agg(
-        messages=("size", "size"), first_ms=("play_start_ms", "min"), last_ms=("play_end_ms", "max")
-    )
-    by_item["heard over (ms)"] = by_item["last_ms"] - by_item["first_ms"]
-    predictions[playout] = by_item["heard over (ms)"]
+    by_item = media.groupby("item_id").agg(first_ms=("play_start_ms", "min"),
+                                          last_ms=("play_end_ms", "max"))
+    predictions[f"{playout}: heard over (ms)"] = by_item["last_ms"] - by_item["first_ms"]
+    predictions[f"{playout}: gaps"] = run.metrics.concealment_events
     print(f"{playout}: what a listener would hear")
     display(run.audio.play())
 prediction = pd.DataFrame(predictions).round(0)
 prediction.insert(0, "phrase length (ms)", len(phrase) / 8)
-display(prediction)
+display(prediction.T)
 tiny_item, frame_item = sorted(prediction.index, key=lambda name: int(name.split("_")[-1][:-1]))
-assert abs(prediction.loc[tiny_item, "fifo"] - len(phrase) / 8) < 1, (
-    "fifo: the tiny half plays at its own length"
-)
-assert prediction.loc[tiny_item, "frame_padding"] > 3 * len(phrase) / 8, (
-    "padding stretches 5 ms messages to 20 ms"
-)
-assert abs(prediction.loc[frame_item, "frame_padding"] - prediction.loc[frame_item, "fifo"]) < 20, (
-    "whole frames: no difference"
-)
+length_ms = len(phrase) / 8
+assert abs(prediction.loc[tiny_item, "fifo: heard over (ms)"] - length_ms) < 1
+assert prediction.loc[tiny_item, "pad_every_message: heard over (ms)"] > 3 * length_ms
+for playout in PLAYOUTS:
+    assert abs(prediction.loc[frame_item, f"{playout}: heard over (ms)"] - length_ms) < 25, playout
 
 # %% [markdown]
-# **How to read a real result.** Both halves equally smooth and the same length: `fifo` holds, and
-# the stutter of lesson 01 is a queue running dry (fix with a pre-roll). The tiny half about four
-# times longer and choppy: Twilio pads, and whole-frame messages (`align_frames=True`) are required.
-# Anything in between (e.g. choppy but not longer) is a third behaviour: record it
+# **How to read a real result.** Both halves equally smooth and the same length: `fifo` (or a clock
+# that pads only when dry, which real-time-paced whole frames never meet) holds, and a stutter is a
+# queue running dry (fix with a pre-roll). The tiny half about four times longer: Twilio pads
+# every message, and whole-frame messages (`align_frames=True`) are required. Experiment 1 then
+# separates FIFO from a frame clock. Anything else is a behaviour the lab lacks: record it
 # (`data/recorded/`) and add it as a playout model.
 
 # %%

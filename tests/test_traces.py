@@ -499,7 +499,7 @@ def test_write_refuses_invalid_trace_and_leaves_the_old_file(tmp_path: Path) -> 
         HEADER, [audio_event(5, "r", "i", 0, b"\x01"), audio_event(4, "r", "i", 0, b"\x01")]
     )
     with pytest.raises(TraceFormatError, match=r"line 3: .t_ms. decreases"):
-        write(bad, path)
+        write(bad, path, overwrite=True)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.jsonl"]  # no temp file left
 
@@ -526,6 +526,18 @@ def test_write_fills_the_version_fields_of_a_bare_header(tmp_path: Path) -> None
     assert read(tmp_path / "t.jsonl").header["labkit_trace"] == 1
 
 
+def test_write_never_replaces_a_file_unless_asked(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    write(sample_trace(), path)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match="not overwriting"):
+        write(Trace(HEADER, []), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["t.jsonl"]
+    write(Trace(HEADER, []), path, overwrite=True)
+    assert read(path).events == []
+
+
 def test_write_replaces_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "t.jsonl.gz"
     write(sample_trace(), path)
@@ -536,7 +548,7 @@ def test_write_replaces_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(os, "fsync", fail)
     with pytest.raises(OSError, match="disk full"):
-        write(Trace(HEADER, []), path)
+        write(Trace(HEADER, []), path, overwrite=True)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["t.jsonl.gz"]
 

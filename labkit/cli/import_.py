@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if not trace.events:
         raise SystemExit(f"labkit import: {args.log} holds no event a trace keeps; nothing written")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write(trace, args.out)
+    write(trace, args.out, overwrite=args.force)
     names = "+".join(sorted(imported.dialects)) or "no audio"
     print(f"{args.out}: {trace!r} ({names} event names, {imported.audio_format} output)")
     if imported.skipped:

@@ -26,6 +26,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--threshold-ms", type=float, default=50.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--no-mos", action="store_true",
+                        help="skip mos_lqo (P.862 of the caller's audio; ~1 s per minute of audio)")
     add_trace_limit_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -46,6 +48,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, many: bool = False) -> 
                              "stall_rate_per_s=1 (repeatable)")  # fmt: skip
     parser.add_argument("--playout-param", action="append", default=[], metavar="KEY=VALUE",
                         help="a playout parameter, e.g. depth_ms=80 (repeatable)")
+    parser.add_argument("--conceal", default="plc", choices=("plc", "silence"),
+                        help="how the caller's audio fills gaps where Twilio sent nothing: "
+                             "G.711 Appendix I concealment (plc, default) or silence")
 
 
 def check_choice(what: str, value: str, choices: tuple[str, ...]) -> str | None:
@@ -107,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"labkit simulate: {exc}", file=sys.stderr)
         return 2
     row = result.metrics.as_row()
+    row["concealment"] = args.conceal
+    if not args.no_mos:
+        from labkit.sim.render import mos_lqo
+
+        row["mos_lqo"] = mos_lqo(result, args.conceal)
     if args.json:
         print(json.dumps(row, allow_nan=True))
     else:

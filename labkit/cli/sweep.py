@@ -26,6 +26,8 @@ def register(subparsers: Any) -> None:
         "--thresholds", default="20:200:10", help="START:STOP:STEP in ms (inclusive)"
     )
     parser.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1)")
+    parser.add_argument("--mos", action="store_true",
+                        help="add mos_lqo (P.862 of the caller's audio, --conceal rendering; slow)")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True,
                         help="directory for sweep.csv, summary.csv and PNGs")  # fmt: skip
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         frame = sweep(args.traces, strategies, thresholds, links, args.seeds, playouts,
                       jobs=args.jobs, link_params=link_params or None,
                       playout_params=playout_params or None,
-                      strategy_options=options,
+                      strategy_options=options, mos=args.mos, conceal=args.conceal,
                       trace_limits=trace_limits_from_args(args))  # fmt: skip
     except (ValueError, OSError) as exc:
         print(f"labkit sweep: {exc}", file=sys.stderr)

@@ -119,12 +119,18 @@ def stale_audio_vs_lead(
     title: str | None = None,
 ) -> Axes:
     """Audio the caller hears after barging in, against the sender's lead; a line per ``by``."""
+    from labkit.plots.sweep import strategy_color
+
     require_columns(curves, {x, y}, "curves")
     ax = new_axes(ax)
     groups = curves.groupby(by, sort=False) if by is not None else [("stale audio", curves)]
-    for name, group in groups:
+    # distinct markers, sizes and dashes: lines that coincide stay visible, one over another
+    styles = [("o", 9, "-"), ("s", 6, "--"), ("^", 4, ":"), ("D", 3, "-.")]
+    for k, (name, group) in enumerate(groups):
         ordered = group.sort_values(x)
-        ax.plot(ordered[x], ordered[y], marker="o", label=str(name))
+        marker, size, dash = styles[k % len(styles)]
+        ax.plot(ordered[x], ordered[y], marker=marker, markersize=size, linestyle=dash,
+                color=strategy_color(str(name)), label=str(name))  # fmt: skip
     ax.set_xlabel("lead (ms)")
     ax.set_ylabel("stale audio heard after barge-in (ms)")
     ax.set_title(title or "Stale audio after a barge-in grows with the sender's lead")

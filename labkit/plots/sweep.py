@@ -87,7 +87,8 @@ def metric_vs_threshold(
         ax.plot(rows["threshold_ms"], rows[mean], color=color, marker=".", label=name)
         ax.fill_between(rows["threshold_ms"], rows[low], rows[high], color=color, alpha=0.18,
                         linewidth=0)  # fmt: skip
-    ax.set_xlim(x_min, x_max)
+    if x_max > x_min:  # one threshold: let matplotlib pad around it
+        ax.set_xlim(x_min, x_max)
     ax.set_xlabel("threshold (ms): rechunk size, paced lead, preroll hold")
     ax.set_ylabel(metric_label(metric))
     if title:

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from labkit.audio import SILENCE_BYTE, Audio
+from labkit.audio import Audio
 from labkit.outbound.base import AudioChunk, Clear, Media, OutboundStrategy
 from labkit.sim import fastpath
 from labkit.sim.batch_playout import Pieces
@@ -39,6 +39,7 @@ from labkit.sim.collector import collector_paused
 from labkit.sim.links import DEFAULT_LINK, Link, make_world
 from labkit.sim.metrics import SCHEDULE_COLUMNS, Metrics, compute
 from labkit.sim.playout import DEFAULT_PLAYOUT, Fill, Playout, Segment, make_playout
+from labkit.sim.render import CallerAudio, render_caller
 from labkit.sim.sender import CLEAR, KIND_NAMES, MARK, MEDIA, send_all
 from labkit.sim.sender_loop import SenderLoop
 from labkit.traces import Trace
@@ -63,6 +64,15 @@ class PreparedTrace:
     audio_bytes: int = 0  # all audio bytes of the trace
     # each event as the chunk a push takes: built once per trace, not once per run
     chunks: list[AudioChunk] = field(default_factory=list)
+
+    @cached_property
+    def item_audio(self) -> dict[tuple[str, int], bytes]:
+        """Each item's audio as one string, joined once per trace (only rendering needs it)."""
+        parts: dict[tuple[str, int], list[bytes]] = {}
+        for key, payload in zip(self.keys, self.payloads, strict=True):
+            if payload:
+                parts.setdefault(key, []).append(payload)
+        return {key: b"".join(chunks) for key, chunks in parts.items()}
 
 
 def prepare(trace: Trace, name: str = "") -> PreparedTrace:
@@ -93,14 +103,18 @@ Played = tuple[list[Segment], list[Fill]]
 
 
 class SimResult:
-    """One run: ``.metrics``, ``.schedule`` (a DataFrame, one row per message), ``.audio``;
-    ``.segments`` (audio played) and ``.fills`` (silence Twilio's model inserted)."""
+    """One run: ``.metrics``, ``.schedule`` (a DataFrame, one row per message), ``.audio`` (what
+    the caller hears, gaps concealed), ``.render(conceal)``; ``.segments`` (audio played) and
+    ``.fills`` (silence Twilio's model inserted)."""
 
     def __init__(
         self, metrics: Metrics, columns: dict[str, Any], played: Played | Callable[[], Played],
+        pieces: Pieces | None = None, trace: PreparedTrace | None = None,
     ) -> None:  # fmt: skip
         self.metrics = metrics
         self.columns = columns  # lists or numpy arrays, by SCHEDULE_COLUMNS name
+        self.pieces = pieces  # where messages played in several pieces (a frame clock)
+        self._trace = trace
         self._played = played  # or the function rendering them, called when first needed
 
     def _rendered(self) -> Played:
@@ -123,10 +137,22 @@ class SimResult:
         # numpy columns go in as lists: the same frame (dtypes included) as list columns give
         return pd.DataFrame({name: _as_list(self.columns[name]) for name in SCHEDULE_COLUMNS})
 
+    @property
+    def item_audio(self) -> dict[tuple[str, int], bytes]:
+        """Each item's whole audio, as the trace delivered it."""
+        if self._trace is None:
+            raise ValueError("this SimResult was made without its trace: it cannot be rendered")
+        return self._trace.item_audio
+
+    def render(self, conceal: str = "plc") -> CallerAudio:
+        """What the caller hears, gaps concealed by G.711 Appendix I (``"plc"``) or silent;
+        with each answer's reference and rendering for scoring (labkit/sim/render.py)."""
+        return render_caller(self, conceal)
+
     @cached_property
     def audio(self) -> Audio:
-        """What the caller hears from t=0 (session start): played bytes, silence elsewhere."""
-        return Audio.from_ulaw(render_segments(self.segments))
+        """What the caller hears from t=0 (session start), gaps concealed as a phone line does."""
+        return self.render("plc").audio
 
     def __repr__(self) -> str:
         m = self.metrics
@@ -136,18 +162,6 @@ class SimResult:
 
 def _as_list(column: Any) -> Any:
     return column.tolist() if isinstance(column, np.ndarray) else column
-
-
-def render_segments(segments: list[tuple[float, float, bytes]]) -> bytes:
-    """mu-law bytes of played segments on a silent timeline starting at 0 ms."""
-    if not segments:
-        return b""
-    total = max(round(end * BYTES_PER_MS) for _, end, _ in segments)
-    timeline = bytearray([SILENCE_BYTE]) * total
-    for start, _, payload in segments:
-        at = max(round(start * BYTES_PER_MS), 0)
-        timeline[at : at + len(payload)] = payload
-    return bytes(timeline[:total])
 
 
 # One schedule row per message, in send order: kind code, item_id, content_index, offset, size,
@@ -503,4 +517,4 @@ def _result(prepared: PreparedTrace, columns: dict[str, Any],
         kind_codes=kind_codes,
         pieces=pieces,
     )
-    return SimResult(metrics, columns, played)
+    return SimResult(metrics, columns, played, pieces, prepared)

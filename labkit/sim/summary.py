@@ -35,6 +35,7 @@ SUMMARY_METRICS = (
     "mean_time_to_first_audio_ms",
     "onset_concealed_ms",
     "onset_concealment_events",
+    "mos_lqo",  # when the sweep scored the audio (--mos)
 )
 
 

@@ -23,7 +23,8 @@ import pandas as pd
 
 from labkit.sim.links import DEFAULT_LINK, LINK_NAMES
 from labkit.sim.playout import DEFAULT_PLAYOUT, PLAYOUT_NAMES
-from labkit.sim.simulator import MetricsMemo, PreparedTrace, prepare, sweep_metrics
+from labkit.sim.render import CONCEAL_MODES, mos_lqo
+from labkit.sim.simulator import MetricsMemo, PreparedTrace, prepare, simulate, sweep_metrics
 from labkit.traces import Trace, TraceLimits, read, shipped
 
 CHUNKS_PER_JOB = 8  # enough pieces that processes finish together
@@ -100,12 +101,20 @@ def _run_row(
         make_strategy(strategy, threshold, **chosen)  # a bad threshold fails as the run would
         if blind_key in _worker_rows:
             return {**_worker_rows[blind_key], "threshold_ms": threshold}
-    metrics = sweep_metrics(trace, strategy, threshold, link, playout, seed, options["link_params"],
-                            options["playout_params"], _worker_memo, chosen)  # fmt: skip
+    score: dict[str, float] = {}
+    if options["mos"]:  # the audio is needed: the whole run, not the memoised metrics
+        result = simulate(trace, strategy, threshold, link, playout, seed, options["link_params"],
+                          options["playout_params"], **chosen)  # fmt: skip
+        metrics = result.metrics
+        score = {"mos_lqo": mos_lqo(result, options["conceal"])}
+    else:
+        metrics = sweep_metrics(trace, strategy, threshold, link, playout, seed,
+                                options["link_params"], options["playout_params"], _worker_memo,
+                                chosen)  # fmt: skip
     row = {
         "trace": trace.name, "strategy": strategy, "threshold_ms": threshold,
         "link": link, "playout": playout, "seed": seed,
-        **metrics.as_row(),
+        **metrics.as_row(), **score,
     }  # fmt: skip
     if strategy in THRESHOLD_BLIND:
         _worker_rows[blind_key] = row
@@ -140,6 +149,8 @@ def sweep(
     playout_params: dict[str, Any] | None = None,
     strategy_options: dict[str, dict[str, Any]] | None = None,
     trace_limits: TraceLimits | None = None,
+    mos: bool = False,
+    conceal: str = "plc",
 ) -> pd.DataFrame:
     """A tidy DataFrame, one row per run: trace, strategy, threshold_ms, link, playout, seed and
     every metric. ``labkit.sim.summary.summarize`` turns it into means and intervals over seeds.
@@ -149,6 +160,8 @@ def sweep(
     {"variant": "first"}}``). Unknown strategy, link or playout names fail at once, listing the
     choices.
     Trace files are read within ``trace_limits`` (``labkit.traces.limits``; None: the defaults).
+    ``mos`` adds ``mos_lqo`` (P.862 of the caller's audio, gaps rendered with ``conceal``; about
+    a second per minute of audio: labkit/sim/render.py).
     """
     specs = list(traces)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -163,8 +176,12 @@ def sweep(
     if jobs < 1:
         raise ValueError(f"sweep: jobs must be >= 1, got {jobs}")
     check_names(strategy_list, link_list, playout_list)
+    if conceal not in CONCEAL_MODES:
+        raise ValueError(f"sweep: unknown conceal {conceal!r}; choose one of "
+                         f"{', '.join(CONCEAL_MODES)}")  # fmt: skip
     options: dict[str, Any] = {"link_params": link_params, "playout_params": playout_params,
-                               "strategy_options": strategy_options or {}}  # fmt: skip
+                               "strategy_options": strategy_options or {}, "mos": mos,
+                               "conceal": conceal}  # fmt: skip
     chunks = _chunks(len(specs), strategy_list, threshold_list, link_list, playout_list, seed_list,
                      pieces=CHUNKS_PER_JOB * jobs)  # fmt: skip
     rows: list[dict[str, Any]] = []

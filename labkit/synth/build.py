@@ -194,5 +194,5 @@ def write_catalog_trace(spec: TraceSpec, audio_dir: Path, out_dir: Path) -> Path
     audio = load_phrase_audio(audio_dir, sorted(set(spec.turns)))
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / spec.file_name
-    write(build_trace(spec, audio, phrases), path)
+    write(build_trace(spec, audio, phrases), path, overwrite=True)  # regenerates, byte for byte
     return path

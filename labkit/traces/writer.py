@@ -29,13 +29,17 @@ _FILE_MODE = 0o644
 _HEADER_ORDER = ("labkit_trace", "audio_format", "sample_rate", "source", "description")
 
 
-def write(trace: Trace, path: str | Path) -> None:
+def write(trace: Trace, path: str | Path, *, overwrite: bool = False) -> None:
     """Write ``trace`` to ``path`` (gzip if the name ends in ``.gz``).
 
     The trace is checked by the reader's rules first, written to a temporary file in the same
-    directory and moved into place, so ``path`` is never left half written.
+    directory and moved into place, so ``path`` is never left half written. An existing ``path``
+    is replaced only with ``overwrite=True`` (FileExistsError otherwise: nothing is overwritten
+    silently).
     """
     path = Path(path)
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{path}: exists; not overwriting it (pass overwrite=True)")
     lines = list(encode_trace(trace, path))
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -44,7 +48,11 @@ def write(trace: Trace, path: str | Path) -> None:
             raw.flush()
             os.fsync(raw.fileno())
         os.chmod(temp_name, _FILE_MODE)  # mkstemp makes it private; a trace is ordinary data
-        os.replace(temp_name, path)
+        if overwrite:
+            os.replace(temp_name, path)
+        else:  # a link fails if the name was taken meanwhile: never replaces
+            os.link(temp_name, path)
+            os.unlink(temp_name)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise

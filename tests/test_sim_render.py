@@ -1,0 +1,129 @@
+"""What the caller hears: the rendered timeline, its concealment, and the score of a run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labkit.audio import ulaw_decode
+from labkit.cli import main
+from labkit.sim import simulate
+from labkit.sim.render import mos_lqo, render_caller
+from labkit.traces import Trace, audio_event, item_event, make_header, read, shipped
+
+SPEECH = Path(shipped("tiny_deltas")).parents[1] / "audio" / "how_can_i_help.ulaw"
+
+
+def one_answer(gap_at_ms: float | None, gap_ms: float = 60.0, delta_bytes: int = 160) -> Trace:
+    """The phrase delivered at exactly real time in ``delta_bytes`` deltas, late by ``gap_ms``
+    from ``gap_at_ms`` on: a FIFO queue with no cushion runs dry there for ``gap_ms``."""
+    phrase = SPEECH.read_bytes()
+    events = []
+    for offset in range(0, len(phrase), delta_bytes):
+        at = 100.0 + offset / 8
+        if gap_at_ms is not None and offset / 8 >= gap_at_ms:
+            at += gap_ms
+        events.append(audio_event(at, "r", "i", 0, phrase[offset : offset + delta_bytes]))
+    events.append(item_event("audio_done", events[-1].t_ms, "i", 0))
+    return Trace(make_header("synthetic", "one answer, one late delta"), events)
+
+
+def test_silence_rendering_is_the_played_bytes_with_the_gap_empty() -> None:
+    run = simulate(one_answer(500.0), "forward", link="ideal")
+    heard = render_caller(run, "silence")
+    (answer,) = heard.answers
+    phrase = ulaw_decode(SPEECH.read_bytes())
+    assert np.array_equal(answer.reference, phrase), "the reference is the answer's own audio"
+    assert answer.inserted == [(4000, 4480)], "60 ms late at 500 ms: 480 samples inserted"
+    assert heard.erasures == [(answer.start + 4000, answer.start + 4480)]
+    assert not heard.samples[answer.start + 4000 : answer.start + 4480].any()
+    degraded = np.delete(answer.degraded, np.s_[4000:4480])
+    assert np.array_equal(degraded, answer.reference), "degraded = reference + the gap, exactly"
+
+
+def loudest_frame_ms() -> float:
+    """Where 20 ms frames of the phrase are loudest (after its first 100 ms): voiced speech."""
+    pcm = ulaw_decode(SPEECH.read_bytes()).astype(float)
+    energy = [np.abs(pcm[k : k + 160]).mean() for k in range(800, len(pcm) - 160, 160)]
+    return (800 + 160 * int(np.argmax(energy))) / 8
+
+
+def test_plc_fills_the_gap_from_the_speech_before_it() -> None:
+    run = simulate(one_answer(loudest_frame_ms()), "forward", link="ideal")
+    plc, silent = render_caller(run, "plc"), render_caller(run, "silence")
+    start, end = plc.erasures[0]
+    filled = plc.samples[start : start + 80].astype(float)
+    assert np.abs(filled).mean() > 100, "the first 10 ms repeat the voice at full level"
+    assert not silent.samples[start:end].any()
+    outside = np.ones(len(plc.samples), dtype=bool)
+    outside[start - 40 : end + 80] = False  # the cross-fades at either end may differ
+    assert np.array_equal(plc.samples[outside], silent.samples[outside])
+
+
+def test_padding_a_playout_inserts_stays_silence_under_plc() -> None:
+    run = simulate(one_answer(None, delta_bytes=100), "forward", link="ideal",
+                   playout="pad_every_message")  # fmt: skip
+    heard = render_caller(run, "plc")
+    assert heard.fills and not heard.erasures, "padding reached the carrier: nothing to conceal"
+    begin, end = heard.fills[0]
+    assert not heard.samples[begin:end].any()
+
+
+def test_a_message_played_in_pieces_renders_in_pieces() -> None:
+    trace = Trace(make_header("synthetic", "one 400 B message, then 160 B later"), [
+        audio_event(0.5, "r", "i", 0, SPEECH.read_bytes()[:400]),
+        audio_event(50.0, "r", "i", 0, SPEECH.read_bytes()[400:560]),
+        item_event("audio_done", 50.0, "i", 0),
+    ])  # fmt: skip
+    run = simulate(trace, "forward", link="ideal", playout="frame_clock_skip")
+    assert run.pieces is not None
+    (answer,) = render_caller(run, "silence").answers
+    assert len(answer.reference) == 560
+    assert answer.inserted, "the skipped tick is a gap inside the first message"
+
+
+def test_a_clean_run_scores_high_and_gaps_score_lower() -> None:
+    clean = mos_lqo(simulate(one_answer(None), "forward", link="ideal"))
+    gapped = [mos_lqo(simulate(one_answer(at, gap_ms=120.0), "forward", link="ideal"),
+                      "silence") for at in (300.0, 900.0)]  # fmt: skip
+    assert clean >= 4.0
+    assert all(score < clean for score in gapped)
+
+
+def test_unknown_concealment_lists_the_choices() -> None:
+    run = simulate(one_answer(None), "forward", link="ideal")
+    with pytest.raises(ValueError, match="unknown conceal 'noise'; choose one of plc, silence"):
+        render_caller(run, "noise")
+
+
+def test_a_short_answer_is_not_scored() -> None:
+    trace = Trace(make_header("synthetic", "0.1 s"), [
+        audio_event(1.0, "r", "i", 0, SPEECH.read_bytes()[:800]),
+        item_event("audio_done", 1.0, "i", 0)])  # fmt: skip
+    assert math.isnan(mos_lqo(simulate(trace, "forward", link="ideal")))
+
+
+def test_simulate_reports_mos_and_sweep_summarises_it(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "tiny_deltas", "--conceal", "silence", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["concealment"] == "silence" and 1.0 < row["mos_lqo"] <= 4.6
+    assert main(["sweep", "tiny_deltas", "--strategy", "forward", "--thresholds", "50:50:1",
+                 "--seeds", "2", "--mos", "--out", str(tmp_path)]) == 0  # fmt: skip
+    runs = pd.read_csv(tmp_path / "sweep.csv")
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert runs["mos_lqo"].between(1.0, 4.6).all()
+    assert summary["mos_lqo_mean"].item() == pytest.approx(runs["mos_lqo"].mean())
+    assert "mos_lqo_ci_low" in summary.columns
+
+
+def test_shipped_runs_render_every_answer() -> None:
+    trace = read(shipped("multi_turn"))
+    heard = simulate(trace, "preroll", 100).render()
+    assert len(heard.answers) == len(trace.items)
+    assert heard.audio.duration_ms >= trace.audio_ms
