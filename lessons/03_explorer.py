@@ -5,7 +5,8 @@
 # pre-roll), the link between your server and Twilio (one TCP connection by default, or the stress
 # model where every message draws its own delay, or path freezes) with its main parameters, and a
 # hypothesis about Twilio's playout. The timeline, the metrics and the audio the caller hears
-# follow.
+# follow; the gaps are heard concealed as a phone line does (G.711 Appendix I) or as silence, and
+# a button scores what the caller hears (P.862 MOS-LQO, `labkit.sim.render`).
 #
 # The computation is a plain function, `labkit.views.explorer.explore(settings)`, cached per
 # settings; the figure is built once and its artists refilled on every change
@@ -100,6 +101,8 @@ explorer.box
 # 3. `tiny_deltas`, playout `pad_every_message`: grey padding swamps the speech (every tiny message
 #    padded to a 20 ms frame). Then `rechunk` with a 50 ms message size: most of the grey goes.
 # 4. Any run with gaps: "show" the longest gap at a word onset, then play the audio.
+# 5. Item 2's `forward` run: play it with gaps heard as silence, then concealed, and score both:
+#    concealment hides a freeze from the ear only in part.
 #
 # Each, checked in code (what the bullets claim, asserted):
 
@@ -135,3 +138,9 @@ assert padding_ms("rechunk") < padding_ms("forward") / 5
 
 print(f"4. {jitter.timeline.windows()['onset_gap'][0]}")
 assert "onset_gap" in jitter.timeline.windows()
+
+forward_frozen = explore(frozen)
+scores = {conceal: forward_frozen.mos(conceal) for conceal in ("silence", "plc")}
+print(f"5. MOS-LQO of forward over path freezes: {scores}")
+assert forward_frozen.wav("plc") != forward_frozen.wav("silence")
+assert all(1.0 <= score <= 4.6 for score in scores.values())

@@ -182,6 +182,22 @@ def test_widgets_follow_their_controls_without_a_kernel() -> None:
     assert "cannot simulate" in explorer.notes.value and "p99_ms" in explorer.notes.value
     assert explorer.view.settings.link == "jitter" and explorer.view.settings.link_params == ()
     assert "<table" in explorer.readout.value and " ms<" in explorer.readout.value
+    explorer.conceal.value = "silence"
+    assert bytes(explorer.audio.value) == explorer.view.wav("silence")
+    explorer.score.click()
+    assert "MOS-LQO" in explorer.mos.value
+
+
+def test_the_caller_is_heard_with_either_concealment_and_scored() -> None:
+    from labkit.sim.render import CONCEAL_MODES
+    from labkit.views.explorer import CONCEAL_LABELS
+
+    assert set(CONCEAL_LABELS) == set(CONCEAL_MODES)
+    view = explore(ExplorerSettings(trace="tiny_deltas", link="jitter"))
+    plc, silence = view.wav("plc"), view.wav("silence")
+    assert plc.startswith(b"RIFF") and len(plc) == len(silence) and plc != silence
+    assert 1.0 < view.mos("silence") <= 4.6
+    assert view._mos["silence"] == view.mos("silence")  # kept, not scored twice
 
 
 def test_labkit_explore_serves_the_same_widgets_on_localhost(tmp_path: object) -> None:

@@ -29,11 +29,14 @@ from labkit.sim import PLAYOUT_NAMES, SimResult, prepare, simulate
 from labkit.sim.links import DEFAULT_LINK, LINK_NAMES, STRESS_LINKS, link_parameters
 from labkit.sim.metrics import CONCEALMENT_EPS_MS, ONSET_MS
 from labkit.sim.playout import DEFAULT_PLAYOUT, TWILIO_HYPOTHESES
+from labkit.sim.render import mos_lqo
 from labkit.sim.simulator import PreparedTrace
 from labkit.traces import read, shipped
 
 FloatArray = npt.NDArray[np.float64]
 BYTES_PER_MS = 8
+DEFAULT_CONCEAL = "plc"
+CONCEAL_LABELS = {"plc": "concealed (G.711 Appendix I)", "silence": "silence"}
 EXPLORER_STRATEGIES = (*STRATEGY_NAMES, "original_report")
 ORIGINAL_REPORT_VARIANTS = ("final", "first")
 RESULTS_CACHED = 64  # runs kept per process: a long_conversation run holds ~1 MB
@@ -223,6 +226,7 @@ class ExplorerView:
     settings: ExplorerSettings
     result: SimResult
     notes: list[str] = field(default_factory=list)
+    _mos: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def timeline(self) -> Timeline:
@@ -266,9 +270,18 @@ class ExplorerView:
                 f"{m.concealment_events} gaps, {m.concealed_ms:.0f} ms of silence "
                 f"({m.onset_concealment_events} at word onsets)")  # fmt: skip
 
-    def wav(self) -> bytes:
-        """What the caller hears, as a 16-bit WAV file (for an audio player)."""
-        return wav_bytes(self.result.audio.samples, self.result.audio.rate_hz)
+    def wav(self, conceal: str = DEFAULT_CONCEAL) -> bytes:
+        """What the caller hears, as a 16-bit WAV file (for an audio player): gaps concealed
+        by G.711 Appendix I (``"plc"``, as a phone line does) or left ``"silence"``."""
+        audio = self.result.render(conceal).audio
+        return wav_bytes(audio.samples, audio.rate_hz)
+
+    def mos(self, conceal: str = DEFAULT_CONCEAL) -> float:
+        """P.862 MOS-LQO of what the caller hears (labkit.sim.render.mos_lqo; about 1 s for the
+        98 s trace, so the explorer computes it on request), kept per concealment."""
+        if conceal not in self._mos:
+            self._mos[conceal] = mos_lqo(self.result, conceal)
+        return self._mos[conceal]
 
 
 def _rounded(readout: Readout) -> float:

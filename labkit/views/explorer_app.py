@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import html
 import io
+import math
 import traceback
 from base64 import b64encode
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from matplotlib.patches import Patch
 from labkit.sim import PLAYOUT_NAMES
 from labkit.sim.links import LINK_NAMES, link_parameters
 from labkit.views.explorer import (
+    CONCEAL_LABELS,
+    DEFAULT_CONCEAL,
     LINK_CONTROLS,
     LINK_MEANS,
     THRESHOLD,
@@ -84,7 +87,9 @@ class Explorer:
             self.title,
             self.legend,
             self.canvas,
-            widgets.HBox([self.readout, widgets.VBox([self.audio_label, self.audio])]),
+            widgets.HBox([self.readout, widgets.VBox([self.audio_label, self.audio,
+                                                      self.conceal,
+                                                      widgets.HBox([self.score, self.mos])])]),
         ], layout=widgets.Layout(width="100%"))  # fmt: skip
         self.box.add_class(ROOT_CLASS)
         for control in self._inputs():
@@ -133,6 +138,17 @@ class Explorer:
         self.readout = widgets.HTML(layout=widgets.Layout(width="60%"))
         self.audio_label = widgets.HTML("<b>What the caller hears</b>")
         self.audio = widgets.Audio(value=b"", format="wav", autoplay=False, controls=True)
+        self.conceal = widgets.ToggleButtons(
+            options=[(label, mode) for mode, label in CONCEAL_LABELS.items()],
+            value=DEFAULT_CONCEAL, description="gaps heard as", style={"button_width": "190px"},
+        )
+        self.conceal.observe(self._conceal_changed, names="value")
+        self.score = widgets.Button(description="score it: PESQ MOS-LQO",
+                                    tooltip="ITU-T P.862 against the answers played without "
+                                    "gaps; about 1 s on a long call",
+                                    layout=widgets.Layout(width="200px"))  # fmt: skip
+        self.score.on_click(self._score)
+        self.mos = widgets.HTML()
 
     def _inputs(self) -> list[Any]:
         return [self.trace, self.strategy, self.playout, self.threshold, self.link, self.seed,
@@ -214,9 +230,11 @@ class Explorer:
         is 1.6 MB for the browser to take in, which would hold up the next figure if every
         passing setting sent its own."""
 
+        self.mos.value = ""  # a score belongs to the run it was computed for
+
         def load() -> None:
             if self.view is view:
-                self.audio.value = view.wav()
+                self.audio.value = view.wav(self.conceal.value)
 
         if self._audio_timer is not None:
             self._audio_timer.cancel()
@@ -224,6 +242,22 @@ class Explorer:
             self._audio_timer = asyncio.get_running_loop().call_later(AUDIO_AFTER_S, load)
         except RuntimeError:
             load()
+
+    def _conceal_changed(self, _change: dict[str, Any]) -> None:
+        if self.view is not None:
+            self._queue_audio(self.view)
+
+    def _score(self, _button: Any = None) -> None:
+        """MOS-LQO of the shown run as heard (on request: about 1 s on the 98 s trace)."""
+        if self.view is None:
+            return
+        self.mos.value = "<i>scoring...</i>"
+        score = self.view.mos(self.conceal.value)
+        if math.isnan(score):
+            self.mos.value = "<i>no answer long enough to score</i>"
+            return
+        heard = html.escape(CONCEAL_LABELS[self.conceal.value])
+        self.mos.value = f"<b>MOS-LQO {score:.2f}</b> (gaps {heard}; 1 bad, 4.5 a clean copy)"
 
     def _show_strategy(self, settings: ExplorerSettings) -> None:
         meaning = THRESHOLD_MEANS.get(settings.strategy)

@@ -395,10 +395,12 @@ def notes_text(page: Any) -> str:
     return text
 
 
-def audio_players(page: Any) -> int:
-    """Audio players in the explorer that hold audio."""
-    count: int = page.evaluate("""() => {
+def audio_players(page: Any, timeout_ms: int = FIGURE_WAIT_MS) -> int:
+    """Audio players in the explorer that hold audio (waiting for one: the audio follows the
+    figure once the controls rest)."""
+    count: int = page.wait_for_function("""() => {
         const root = window.__labkit.root();
-        return root ? [...root.querySelectorAll('audio')].filter(a => a.src).length : 0;
-    }""")
+        const n = root ? [...root.querySelectorAll('audio')].filter(a => a.src).length : 0;
+        return n > 0 ? n : false;
+    }""", timeout=timeout_ms).json_value()
     return count

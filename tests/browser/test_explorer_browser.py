@@ -71,5 +71,8 @@ def test_labkit_explore_serves_the_explorer(page: Any, explore_server: pages.Ser
     pages.change_and_time(page, "strategy", "paced")
     pages.change_and_time(page, "trace", "long_conversation")
     pages.wait_for_readout(page, "media messages", r"^[\d,]+ messages$")
+    page.locator(f"{pages.EXPLORER_ROOT} button", has_text="silence").click()
+    page.locator(f"{pages.EXPLORER_ROOT} button", has_text="MOS-LQO").click()
+    page.wait_for_selector(f"{pages.EXPLORER_ROOT} b:has-text('MOS-LQO')", timeout=30_000)
     assert pages.widget_errors(page) == []
     assert "import" not in page.inner_text("body")  # Voila shows no code
