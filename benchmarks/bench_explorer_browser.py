@@ -80,8 +80,9 @@ def main() -> int:
             for trace in TRACES:
                 results[trace] = measure(page, trace, args.ink_min)
         except AssertionError:
-            pages.screenshot(page, Path("bench-explorer-failure.png"))
-            print("the page as it was: bench-explorer-failure.png", file=sys.stderr)
+            shot = Path(tempfile.gettempdir()) / "bench-explorer-failure.png"
+            pages.screenshot(page, shot)
+            print(f"the page as it was: {shot}", file=sys.stderr)
             raise
     for trace, latencies in results.items():
         median, p90 = pages.median_p90(latencies)
