@@ -3,9 +3,9 @@
 One layer serves JupyterLab (notebooks/03_explorer.ipynb) and ``labkit explore`` (Voila), so
 both compute alike. The figure is an ipympl canvas whose artists are updated in place
 (labkit/views/explorer_figure.py) and drawn once per change: the browser receives the changed
-pixels, not a new PNG figure inside an output area. Sliders report on release. Changes that come
-in while a redraw runs are folded into one redraw of the latest settings (the redraw is queued on
-the kernel's event loop, behind the messages already waiting). The audio follows the figure.
+pixels, not a new PNG figure inside an output area. Sliders report on release. A redraw is queued
+on the kernel's event loop and reads the controls when it runs, so changes that arrive before it
+runs share it. The audio follows the figure once the controls rest.
 """
 
 from __future__ import annotations
