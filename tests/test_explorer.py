@@ -1,4 +1,5 @@
-"""The explorer's compute function: deterministic, honours every control, rejects bad settings."""
+"""The explorer's compute, figure and widgets: deterministic, honours every control, says what has
+no effect, draws what the metrics count, rejects bad settings by name."""
 
 from __future__ import annotations
 
@@ -6,65 +7,202 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt
+import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from labkit.views.explorer import TABLE_METRICS, ExplorerSettings, explore, render
+from labkit.cli.explore import app_notebook, voila_argv
+from labkit.sim import PLAYOUT_NAMES
+from labkit.sim.links import LINK_NAMES
+from labkit.views.explorer import (
+    LINK_CONTROLS,
+    ExplorerSettings,
+    explore,
+    notes,
+)
+from labkit.views.explorer_figure import ExplorerFigure, render, rounded_limits
 
 SMALL = ExplorerSettings(trace="bursty", strategy="forward")
 
 
-def test_explore_is_deterministic_for_a_seed() -> None:
-    first, second = explore(SMALL), explore(SMALL)
-    assert first.result.metrics == second.result.metrics
+def test_explore_is_deterministic_and_cached_per_settings() -> None:
+    first = explore(SMALL)
+    assert explore(ExplorerSettings(trace="bursty", strategy="forward")) is first
+    explore.cache_clear()
+    assert explore(SMALL).result.metrics == first.result.metrics
 
 
-def test_explore_passes_strategy_and_threshold_through() -> None:
+def test_explore_passes_strategy_threshold_and_variant_through() -> None:
     forward = explore(SMALL)
     rechunk = explore(ExplorerSettings(trace="bursty", strategy="rechunk", threshold_ms=100))
     assert rechunk.result.metrics.media_messages < forward.result.metrics.media_messages
+    final = explore(ExplorerSettings(trace="bursty", strategy="original_report"))
+    first = explore(ExplorerSettings(trace="bursty", strategy="original_report", variant="first"))
+    assert final.result.metrics.mark_messages != first.result.metrics.mark_messages
 
 
-def test_stall_rate_only_matters_on_the_stalls_link() -> None:
-    calm = explore(ExplorerSettings(trace="realtime_jitter", link="stalls", stall_rate_per_s=0.0))
-    stormy = explore(ExplorerSettings(trace="realtime_jitter", link="stalls", stall_rate_per_s=2.0))
-    assert stormy.result.metrics.concealed_ms > calm.result.metrics.concealed_ms
-    jittery = ExplorerSettings(link="jitter", stall_rate_per_s=2.0)
-    assert jittery.link_params() == {"mean_ms": 50.0, "p99_ms": 150.0}
+def test_link_parameters_reach_the_link_and_a_new_link_starts_from_its_defaults() -> None:
+    calm = ExplorerSettings(trace="realtime_jitter", link="stalls").with_params(rate_per_s=0.0)
+    stormy = calm.with_params(rate_per_s=2.0)
+    assert explore(stormy).result.metrics.concealed_ms > explore(calm).result.metrics.concealed_ms
+    assert stormy.params()["rate_per_s"] == 2.0
+    assert stormy.with_link("jitter").params() == ExplorerSettings(link="jitter").params()
 
 
-def test_table_has_one_row_per_metric_with_units() -> None:
-    table = explore(SMALL).table()
-    assert list(table.index) == list(TABLE_METRICS.values())
-    assert all("(" in label for label in table.index)
+def test_notes_name_the_controls_without_effect() -> None:
+    assert any("threshold has no effect" in note for note in notes(SMALL))
+    assert not any("threshold" in note for note in notes(SMALL.with_link("tcp").__class__(
+        strategy="preroll")))  # fmt: skip
+    ideal = " ".join(notes(ExplorerSettings(strategy="preroll", link="ideal")))
+    assert all(LINK_CONTROLS[name].label in ideal
+               for name in ("mean_ms", "delay_ms", "rate_per_s"))  # fmt: skip
+    assert "stress model" in " ".join(notes(ExplorerSettings(link="jitter")))
+    assert "not a hypothesis about Twilio" in " ".join(notes(ExplorerSettings(playout="fixed")))
 
 
-def test_render_draws_the_timeline_with_the_result_in_its_title() -> None:
+def test_every_link_and_playout_runs() -> None:
+    for link in LINK_NAMES:
+        for playout in PLAYOUT_NAMES:
+            view = explore(ExplorerSettings(trace="bursty", link=link, playout=playout))
+            assert view.result.metrics.media_messages > 0, (link, playout)
+
+
+@pytest.mark.parametrize("playout", PLAYOUT_NAMES)
+@pytest.mark.parametrize(("trace", "link", "params"), [
+    ("realtime_jitter", "stalls", {"rate_per_s": 1.0}),
+    ("tiny_deltas", "jitter", {}),
+])  # fmt: skip
+def test_the_timeline_draws_the_silence_the_metrics_count(
+    playout: str, trace: str, link: str, params: dict[str, float]
+) -> None:
+    view = explore(ExplorerSettings(trace=trace, link=link, playout=playout).with_params(**params))
+    t, m = view.timeline, view.result.metrics
+    answers = t.answers.tolist()
+    inside = [(s, e) for s, e in t.fills.tolist()
+              if any(first <= (s + e) / 2 < last for first, _, last in answers)]  # fmt: skip
+    drawn_ms = float((t.gaps[:, 1] - t.gaps[:, 0]).sum()) + sum(e - s for s, e in inside)
+    assert drawn_ms == pytest.approx(m.concealed_ms, abs=1e-6)
+    if playout == "fifo":  # messages play whole: the drawn onsets are the metric's
+        onset = t.gaps[t.gap_at_onset]
+        assert float((onset[:, 1] - onset[:, 0]).sum()) == pytest.approx(m.onset_concealed_ms)
+
+
+def test_windows_zoom_to_the_longest_gaps_and_each_answer() -> None:
+    view = explore(ExplorerSettings(trace="tiny_deltas", link="jitter"))
+    windows = view.timeline.windows()
+    assert windows["whole"][1][0] == 0.0
+    assert {"gap", "onset_gap", "answer 1"} <= set(windows)
+    label, (lo, hi) = windows["onset_gap"]
+    assert "word onset" in label and lo < hi
+
+
+def test_readouts_are_rounded_with_units() -> None:
+    view = explore(ExplorerSettings(trace="long_conversation", strategy="paced"))
+    for readout in view.readouts():
+        text = readout.text()
+        unit = readout.unit if readout.unit in text else readout.unit.removesuffix("s")
+        assert unit in text or text == "-"
+        number = text.removesuffix(unit).strip().replace(",", "")
+        assert number == "-" or len(number.partition(".")[2]) <= 1, text
+    table = view.table()
+    assert list(table.columns) == ["value", "unit"]
+
+
+def test_render_draws_the_detail_and_the_whole_call() -> None:
     view = explore(SMALL)
-    ax = render(view)
-    assert "underruns" in ax.get_title() and "ms" in ax.get_xlabel()
-    plt.close("all")
+    figure = render(view)
+    FigureCanvasAgg(figure)
+    figure.canvas.draw()
+    detail, overview = figure.axes
+    assert "gaps" in detail.get_title(loc="left") and "(s)" in detail.get_xlabel()
+    assert "(s)" in detail.get_ylabel() and "(s)" in overview.get_xlabel()
+    pixels = np.asarray(figure.canvas.buffer_rgba())
+    assert (pixels[..., :3] < 200).any(axis=-1).mean() > 0.02  # ink, not a blank image
+
+
+def test_the_live_figure_redraws_only_the_data_while_the_axes_stay() -> None:
+    drawing = ExplorerFigure(live=True, with_legend=False, with_title=False)
+    FigureCanvasAgg(drawing.figure)
+    drawing.update(explore(SMALL))
+    drawing.draw()
+    before = np.asarray(drawing.figure.canvas.buffer_rgba()).copy()
+    drawing.update(explore(ExplorerSettings(trace="bursty", strategy="rechunk")))
+    assert drawing._limits == drawing._drawn_limits  # same trace: the blit path
+    drawing.draw()
+    after = np.asarray(drawing.figure.canvas.buffer_rgba())
+    assert (before != after).any()
+    full = ExplorerFigure(with_legend=False, with_title=False)  # drawn whole, the usual way
+    FigureCanvasAgg(full.figure)
+    full.update(explore(ExplorerSettings(trace="bursty", strategy="rechunk")))
+    full.figure.canvas.draw()
+    assert (np.asarray(full.figure.canvas.buffer_rgba()) == after).mean() > 0.99
+
+
+def test_rounded_limits_round_outwards_to_a_tick_step() -> None:
+    assert rounded_limits(0.0, 97.3) == (0.0, 100.0)
+    low, high = rounded_limits(1.23, 2.71)
+    assert low <= 1.23 and high >= 2.71 and high - low < 1.7
 
 
 @pytest.mark.parametrize(
-    ("field", "value", "message"),
+    ("settings", "message"),
     [
-        ("strategy", "teleport", "strategy"),
-        ("link", "ideal", "link"),
-        ("delay_ms", 0.0, "delay_ms"),
+        (ExplorerSettings(strategy="teleport"), "strategy"),
+        (ExplorerSettings(link="carrier_pigeon"), "link"),
+        (ExplorerSettings(playout="vinyl"), "playout"),
+        (ExplorerSettings(threshold_ms=-1.0), "threshold_ms"),
+        (ExplorerSettings(link="ideal").with_params(mean_ms=50.0), "mean_ms"),
+        (ExplorerSettings(link="jitter").with_params(p99_ms=20.0), "p99_ms"),
     ],
 )
-def test_bad_settings_are_rejected_by_name(field: str, value: object, message: str) -> None:
-    settings = ExplorerSettings(**{field: value})  # type: ignore[arg-type]
+def test_bad_settings_are_rejected_by_name(settings: ExplorerSettings, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         explore(settings)
 
 
-def test_widget_layer_updates_once_without_a_kernel() -> None:
-    from labkit.views.explorer import Explorer
+def test_widgets_follow_their_controls_without_a_kernel() -> None:
+    from labkit.views.explorer_app import Explorer
 
     explorer = Explorer(SMALL)
     view = explorer.update()
-    assert view.settings == SMALL
-    explorer.controls["strategy"].value = "preroll"
+    assert view is not None and view.settings == SMALL
+    assert explorer.threshold.disabled and "ignores" in explorer.threshold.description
+    assert "threshold has no effect" in explorer.notes.value
+    assert bytes(explorer.audio.value).startswith(b"RIFF")
+    explorer.strategy.value = ("preroll", "final")
     assert explorer.view is not None and explorer.view.settings.strategy == "preroll"
+    assert not explorer.threshold.disabled and "pre-roll" in explorer.threshold.description
+    explorer.link.value = "stalls"
+    assert explorer.link_sliders["mean_ms"].disabled
+    assert explorer.link_sliders["rate_per_s"].value == 0.2  # the stalls link's default
+    explorer.link_sliders["rate_per_s"].value = 1.0
+    assert explorer.view.settings.params()["rate_per_s"] == 1.0
+    explorer.link.value = "jitter"
+    explorer.link_sliders["p99_ms"].value = 20  # below the mean: said, the last figure kept
+    assert "cannot simulate" in explorer.notes.value and "p99_ms" in explorer.notes.value
+    assert explorer.view.settings.link == "jitter" and explorer.view.settings.link_params == ()
+    assert "<table" in explorer.readout.value and " ms<" in explorer.readout.value
+    explorer.conceal.value = "silence"
+    assert bytes(explorer.audio.value) == explorer.view.wav("silence")
+    explorer.score.click()
+    assert "MOS-LQO" in explorer.mos.value
+
+
+def test_the_caller_is_heard_with_either_concealment_and_scored() -> None:
+    from labkit.sim.render import CONCEAL_MODES
+    from labkit.views.explorer import CONCEAL_LABELS
+
+    assert set(CONCEAL_LABELS) == set(CONCEAL_MODES)
+    view = explore(ExplorerSettings(trace="tiny_deltas", link="jitter"))
+    plc, silence = view.wav("plc"), view.wav("silence")
+    assert plc.startswith(b"RIFF") and len(plc) == len(silence) and plc != silence
+    assert 1.0 < view.mos("silence") <= 4.6
+    assert view._mos["silence"] == view.mos("silence")  # kept, not scored twice
+
+
+def test_labkit_explore_serves_the_same_widgets_on_localhost(tmp_path: object) -> None:
+    notebook = app_notebook()
+    code = "".join(cell["source"] for cell in notebook["cells"] if cell["cell_type"] == "code")
+    assert "labkit.views.explorer_app import Explorer" in code
+    argv = voila_argv(__import__("pathlib").Path("x.ipynb"), "127.0.0.1", 8866, False)
+    assert "--Voila.ip=127.0.0.1" in argv and "--no-browser" in argv and "--port=8866" in argv

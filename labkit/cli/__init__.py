@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 SUBCOMMAND_MODULES = (
     "synth", "simulate", "sweep", "serve", "call", "emulate", "import_", "lessons", "lab",
+    "explore",
 )
 
 

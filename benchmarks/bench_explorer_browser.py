@@ -1,0 +1,97 @@
+"""Change -> figure latency of the explorer, as the browser sees it (lesson 03 in JupyterLab).
+
+Starts ``labkit lab --no-browser`` on a free port of 127.0.0.1 (working copies in a temporary
+directory), opens notebooks/03_explorer.ipynb in Debian's Chromium under Playwright, runs it with
+Run > Run All Cells, then on each trace picks options in the explorer's dropdowns and times, in
+the page, from the change event to the first animation frame whose figure pixels differ (and are
+drawn: not blank). Every change makes settings not seen before (no cache hit): strategies cycle
+within each playout model, so the numbers are the uncached case.
+
+    .venv/bin/python benchmarks/bench_explorer_browser.py [--rounds 3] [--json out.json]
+
+Prints median and p90 per trace. Needs /usr/bin/chromium (``apt-get install chromium``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "browser"))
+
+import browser_pages as pages
+
+TRACES = ("tiny_deltas", "long_conversation")
+STRATEGIES = ("forward", "rechunk", "paced", "preroll", "adaptive")
+PLAYOUTS = ("frame_clock", "prefetch", "fifo")
+
+
+def changes() -> list[tuple[str, str]]:
+    """(control, option) pairs, each making settings not seen before on the current trace."""
+    steps: list[tuple[str, str]] = []
+    current = STRATEGIES[0]
+    for playout in PLAYOUTS:
+        steps.append(("playout", playout))
+        for strategy in [s for s in STRATEGIES if s != current]:
+            steps.append(("strategy", strategy))
+            current = strategy
+    return steps
+
+
+def measure(page: object, trace: str, ink_min: float) -> list[float]:
+    for control, option in (("strategy", STRATEGIES[0]), ("playout", PLAYOUTS[-1]),
+                            ("trace", trace)):  # the same start on each trace
+        pages.change_and_time(page, control, option, ink_min=ink_min)
+    return [pages.change_and_time(page, control, option, ink_min=ink_min)
+            for control, option in changes()]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", type=Path, help="write the raw latencies here")
+    parser.add_argument("--ink-min", type=float, default=pages.INK_MIN,
+                        help="a figure counts as drawn with this fraction of inked pixels "
+                        f"(default {pages.INK_MIN}; 0 times any new image, blank or not)")
+    args = parser.parse_args()
+    reason = pages.skip_reason()
+    if reason:
+        print(f"cannot run: {reason}", file=sys.stderr)
+        return 2
+    results: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as home, pages.jupyter_lab(Path(home)) as server, \
+            pages.chromium() as browser:  # fmt: skip
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pages.open_notebook(page, server, "03_explorer.ipynb")
+        pages.run_all(page)
+        try:
+            pages.scroll_to_explorer(page, timeout_ms=5000)
+        except AssertionError:  # the explorer of before has no class to find it by
+            pages.install_helpers(page)
+        try:
+            pages.wait_for_drawn_figure(page, timeout_ms=10_000)
+            print("after Run All: the first figure is drawn")
+        except AssertionError as blank:
+            print(f"after Run All: {blank}; a first change draws it")
+            pages.change_and_time(page, "strategy", STRATEGIES[1], ink_min=args.ink_min)
+        try:
+            for trace in TRACES:
+                results[trace] = measure(page, trace, args.ink_min)
+        except AssertionError:
+            shot = Path(tempfile.gettempdir()) / "bench-explorer-failure.png"
+            pages.screenshot(page, shot)
+            print(f"the page as it was: {shot}", file=sys.stderr)
+            raise
+    for trace, latencies in results.items():
+        median, p90 = pages.median_p90(latencies)
+        print(f"{trace:>18}: change -> figure median {median:.0f} ms, p90 {p90:.0f} ms "
+              f"({len(latencies)} changes; min {min(latencies):.0f}, max {max(latencies):.0f})")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""``labkit explore``: the explorer as a web page (Voila), for people who never open a notebook.
+
+Voila runs a two-cell notebook, written at start into a temporary directory, whose code cell builds
+``labkit.views.explorer_app.Explorer``: the same widgets and compute as lesson 03, no second copy.
+Voila shows the page without code; the kernel behind it answers the controls. Binds 127.0.0.1
+unless told otherwise. See notebooks/03_explorer.ipynb for how to read the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8866
+NOTEBOOK_NAME = "labkit explorer.ipynb"  # Voila titles the page after it
+INTRO = """# labkit explorer
+
+Pick a trace, a strategy, the link to Twilio and a hypothesis about Twilio's playout: the figure,
+the metrics and the audio the caller hears follow. Top: a window of the call (ticks sent, dots at
+Twilio, green playing; red gaps the carrier conceals, grey padding, yellow the first 200 ms of each
+answer). Bottom: the whole call. Lesson 03 (`labkit lab`) explains it step by step."""
+CODE = """from labkit.views.explorer_app import Explorer
+
+explorer = Explorer()
+explorer.update()
+explorer.box"""
+
+
+def app_notebook() -> dict[str, Any]:
+    """The page Voila serves (nbformat 4.5): a title, how to read it, and the explorer."""
+    notebook: dict[str, Any] = {
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}},
+        "cells": [
+            {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": INTRO},
+            {"cell_type": "code", "id": "explorer", "metadata": {}, "source": CODE,
+             "execution_count": None, "outputs": []},
+        ],
+    }  # fmt: skip
+    nbformat.validate(notebook)
+    return notebook
+
+
+def voila_argv(notebook: Path, host: str, port: int, open_browser: bool) -> list[str]:
+    """The command that serves ``notebook`` with Voila."""
+    argv = [sys.executable, "-m", "voila", str(notebook), f"--Voila.ip={host}", f"--port={port}",
+            "--strip_sources=True", "--theme=light"]  # fmt: skip
+    if not open_browser:
+        argv.append("--no-browser")
+    return argv
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "explore",
+        help="the explorer as a web page (Voila), no notebook needed",
+        description="Serve the explorer of lesson 03 as a standalone web page with Voila.",
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"default: {DEFAULT_HOST}")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="labkit-explore-") as directory:
+        notebook = Path(directory) / NOTEBOOK_NAME
+        notebook.write_text(json.dumps(app_notebook(), indent=1) + "\n", encoding="utf-8")
+        argv = voila_argv(notebook, args.host, args.port, not args.no_browser)
+        print(f"labkit explore: starting Voila on {args.host}, port {args.port} or the next free "
+              "one (it prints the address below; Ctrl-C stops it)", flush=True)  # fmt: skip
+        try:
+            return subprocess.call(argv)
+        except KeyboardInterrupt:  # Voila got the same Ctrl-C and shuts down its kernel
+            return 0

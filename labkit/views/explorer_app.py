@@ -1,0 +1,352 @@
+"""The explorer's widgets: controls over ``explore``, a live figure, the metrics and the audio.
+
+One layer serves JupyterLab (notebooks/03_explorer.ipynb) and ``labkit explore`` (Voila), so
+both compute alike. The figure is an ipympl canvas whose artists are updated in place
+(labkit/views/explorer_figure.py) and drawn once per change: the browser receives the changed
+pixels, not a new PNG figure inside an output area. Sliders report on release. A redraw is queued
+on the kernel's event loop and reads the controls when it runs, so changes that arrive before it
+runs share it. The audio follows the figure once the controls rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import io
+import math
+import traceback
+from base64 import b64encode
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, cast
+
+import ipywidgets as widgets
+import numpy as np
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from labkit.sim import PLAYOUT_NAMES
+from labkit.sim.links import LINK_NAMES, link_parameters
+from labkit.views.explorer import (
+    CONCEAL_LABELS,
+    DEFAULT_CONCEAL,
+    LINK_CONTROLS,
+    LINK_MEANS,
+    THRESHOLD,
+    THRESHOLD_MEANS,
+    ExplorerSettings,
+    ExplorerView,
+    explore,
+    trace_names,
+)
+from labkit.views.explorer_figure import FIGSIZE_IN, ExplorerFigure, legend_handles
+
+AUDIO_AFTER_S = 0.4  # the audio follows the figure once the controls rest this long
+ROOT_CLASS = "labkit-explorer"  # the browser tests find the explorer by it
+STRATEGY_CHOICES: list[tuple[str, tuple[str, str]]] = [
+    ("forward", ("forward", "final")),
+    ("rechunk", ("rechunk", "final")),
+    ("paced", ("paced", "final")),
+    ("preroll", ("preroll", "final")),
+    ("adaptive", ("adaptive", "final")),
+    ("original report (final code)", ("original_report", "final")),
+    ("original report (first commit)", ("original_report", "first")),
+]
+WIDE = widgets.Layout(width="98%", max_width="980px")
+HALF = widgets.Layout(width="49%", max_width="480px")
+LABEL_WIDE = {"description_width": "250px"}
+LABEL_HALF = {"description_width": "220px"}
+DROPDOWN = widgets.Layout(width="32%", max_width="320px")
+TABLE_STYLE = "border-collapse:collapse;font-size:13px;line-height:1.35"
+
+
+class Explorer:
+    """The explorer in a notebook or a Voila page: ``display(Explorer().box)``.
+
+    ``update()`` recomputes and redraws now (the notebook calls it once, so nbval sees the
+    figure drawn headless); control changes call it through the event loop."""
+
+    def __init__(self, settings: ExplorerSettings | None = None) -> None:
+        self.settings = settings or ExplorerSettings()
+        self.view: ExplorerView | None = None
+        self._muted = False  # set while the code itself moves controls
+        self._queued = False
+        self._audio_timer: asyncio.TimerHandle | None = None
+        self._build_controls()
+        self._build_outputs()
+        self.box = widgets.VBox([
+            widgets.HBox([self.trace, self.strategy, self.playout]),
+            self.threshold,
+            widgets.HBox([self.link, self.seed, self.link_means]),
+            widgets.HBox(list(self.link_sliders.values()), layout=widgets.Layout(
+                flex_flow="row wrap", width="100%")),
+            self.notes,
+            self.window,
+            self.title,
+            self.legend,
+            self.canvas,
+            widgets.HBox([self.readout, widgets.VBox([self.audio_label, self.audio,
+                                                      self.conceal,
+                                                      widgets.HBox([self.score, self.mos])])]),
+        ], layout=widgets.Layout(width="100%"))  # fmt: skip
+        self.box.add_class(ROOT_CLASS)
+        for control in self._inputs():
+            control.observe(self._changed, names="value")
+        self.window.observe(self._window_changed, names="value")
+
+    # building
+
+    def _build_controls(self) -> None:
+        s = self.settings
+        self.trace = widgets.Dropdown(options=trace_names(), value=s.trace, description="trace",
+                                      layout=DROPDOWN)  # fmt: skip
+        self.strategy = widgets.Dropdown(options=STRATEGY_CHOICES, value=(s.strategy, s.variant),
+                                         description="strategy", layout=DROPDOWN)  # fmt: skip
+        self.playout = widgets.Dropdown(options=PLAYOUT_NAMES, value=s.playout,
+                                        description="playout", layout=DROPDOWN)  # fmt: skip
+        self.threshold = widgets.FloatSlider(
+            value=s.threshold_ms, min=THRESHOLD.low, max=THRESHOLD.high, step=THRESHOLD.step,
+            description=THRESHOLD.label, continuous_update=False, readout_format=".0f",
+            layout=WIDE, style=LABEL_WIDE,
+        )
+        self.link = widgets.Dropdown(options=LINK_NAMES, value=s.link, description="link",
+                                     layout=DROPDOWN)  # fmt: skip
+        self.seed = widgets.BoundedIntText(value=s.seed, min=0, max=9999, description="seed",
+                                           layout=widgets.Layout(width="150px"),
+                                           style={"description_width": "40px"})  # fmt: skip
+        self.link_means = widgets.HTML()
+        self.link_sliders = {
+            name: widgets.FloatSlider(
+                min=c.low, max=c.high, step=c.step, description=c.label, continuous_update=False,
+                readout_format=".2f" if c.step < 1 else ".0f", layout=HALF, style=LABEL_HALF,
+            )
+            for name, c in LINK_CONTROLS.items()
+        }
+        self._show_link(s)
+
+    def _build_outputs(self) -> None:
+        self.figure = Figure(figsize=FIGSIZE_IN)  # not pyplot's: no inline copy under the cell
+        self.drawing = ExplorerFigure(self.figure, with_legend=False, with_title=False, live=True)
+        self.title = widgets.HTML()
+        self.legend = widgets.HTML(_legend_html())
+        self.canvas = _live_canvas(self.figure)
+        self.window = widgets.Dropdown(options=[("whole call", "whole")], value="whole",
+                                       description="show", layout=WIDE)  # fmt: skip
+        self.notes = widgets.HTML()
+        self.readout = widgets.HTML(layout=widgets.Layout(width="60%"))
+        self.audio_label = widgets.HTML("<b>What the caller hears</b>")
+        self.audio = widgets.Audio(value=b"", format="wav", autoplay=False, controls=True)
+        self.conceal = widgets.ToggleButtons(
+            options=[(label, mode) for mode, label in CONCEAL_LABELS.items()],
+            value=DEFAULT_CONCEAL, description="gaps heard as", style={"button_width": "190px"},
+        )
+        self.conceal.observe(self._conceal_changed, names="value")
+        self.score = widgets.Button(description="score it: PESQ MOS-LQO",
+                                    tooltip="ITU-T P.862 against the answers played without "
+                                    "gaps; about 1 s on a long call",
+                                    layout=widgets.Layout(width="200px"))  # fmt: skip
+        self.score.on_click(self._score)
+        self.mos = widgets.HTML()
+
+    def _inputs(self) -> list[Any]:
+        return [self.trace, self.strategy, self.playout, self.threshold, self.link, self.seed,
+                *self.link_sliders.values()]  # fmt: skip
+
+    # control changes
+
+    def _changed(self, change: dict[str, Any]) -> None:
+        if self._muted:
+            return
+        if change["owner"] is self.link:  # a new link starts from its own defaults
+            self._show_link(self.settings.with_link(change["new"]))
+        self._queue(self.update)
+
+    def _window_changed(self, _change: dict[str, Any]) -> None:
+        if not self._muted and self.view is not None:
+            self._queue(self._redraw)
+
+    def _queue(self, work: Callable[[], object]) -> None:
+        """Run ``work`` once the messages already waiting have been read (all changes that
+        came in meanwhile fold into that one run); at once where no event loop runs."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            work()
+            return
+        if not self._queued:
+            self._queued = True
+            loop.call_soon(self._run_queued, work)
+
+    def _run_queued(self, work: Callable[[], object]) -> None:
+        self._queued = False
+        work()
+
+    def settings_from_controls(self) -> ExplorerSettings:
+        strategy, variant = self.strategy.value
+        taken = link_parameters(self.link.value)
+        defaults = ExplorerSettings().with_link(self.link.value).params()
+        moved = {name: float(slider.value) for name, slider in self.link_sliders.items()
+                 if name in taken and float(slider.value) != defaults[name]}  # fmt: skip
+        chosen = replace(self.settings, trace=self.trace.value, strategy=strategy,
+                         variant=variant, threshold_ms=float(self.threshold.value),
+                         playout=self.playout.value, seed=int(self.seed.value))  # fmt: skip
+        return chosen.with_link(self.link.value).with_params(**moved)
+
+    # showing
+
+    def update(self) -> ExplorerView | None:
+        """Recompute for the controls' settings and redraw; a bad setting is said, in place of
+        the notes, and the last figure stays."""
+        try:
+            settings = self.settings_from_controls()
+            view = explore(settings)
+        except ValueError as exc:
+            self.notes.value = _note_html([f"cannot simulate: {exc}"], error=True)
+            return self.view
+        except Exception:  # shown, not lost in the kernel's log: the page has no other outlet
+            self.notes.value = _note_html([traceback.format_exc()], error=True)
+            return self.view
+        self.settings, self.view = settings, view
+        self._show_strategy(settings)
+        self._show_windows(view)
+        self._redraw()
+        self.title.value = f"<b>{html.escape(view.title())}</b>"
+        self.notes.value = _note_html(view.notes)
+        self.readout.value = _readout_html(view)
+        self._queue_audio(view)
+        return view
+
+    def _redraw(self) -> None:
+        if self.view is None:
+            return
+        _, window_ms = self.view.timeline.windows().get(self.window.value, (None, None))
+        self.drawing.update(self.view, window_ms)
+        self.drawing.draw()  # one Agg pass, sent to the browser at once (no draw_idle round trip)
+
+    def _queue_audio(self, view: ExplorerView) -> None:
+        """Load the caller's audio once the controls rest for ``AUDIO_AFTER_S``: 98 s of audio
+        is 1.6 MB for the browser to take in, which would hold up the next figure if every
+        passing setting sent its own."""
+
+        self.mos.value = ""  # a score belongs to the run it was computed for
+
+        def load() -> None:
+            if self.view is view:
+                self.audio.value = view.wav(self.conceal.value)
+
+        if self._audio_timer is not None:
+            self._audio_timer.cancel()
+        try:
+            self._audio_timer = asyncio.get_running_loop().call_later(AUDIO_AFTER_S, load)
+        except RuntimeError:
+            load()
+
+    def _conceal_changed(self, _change: dict[str, Any]) -> None:
+        if self.view is not None:
+            self._queue_audio(self.view)
+
+    def _score(self, _button: Any = None) -> None:
+        """MOS-LQO of the shown run as heard (on request: about 1 s on the 98 s trace)."""
+        if self.view is None:
+            return
+        self.mos.value = "<i>scoring...</i>"
+        score = self.view.mos(self.conceal.value)
+        if math.isnan(score):
+            self.mos.value = "<i>no answer long enough to score</i>"
+            return
+        heard = html.escape(CONCEAL_LABELS[self.conceal.value])
+        self.mos.value = f"<b>MOS-LQO {score:.2f}</b> (gaps {heard}; 1 bad, 4.5 a clean copy)"
+
+    def _show_strategy(self, settings: ExplorerSettings) -> None:
+        meaning = THRESHOLD_MEANS.get(settings.strategy)
+        self.threshold.description = meaning or f"threshold ({settings.strategy} ignores it)"
+        self.threshold.disabled = meaning is None
+
+    def _show_link(self, settings: ExplorerSettings) -> None:
+        """Sliders to the link's parameters; those it does not take, disabled."""
+        params = settings.params()
+        self._muted = True
+        try:
+            for name, slider in self.link_sliders.items():
+                slider.disabled = name not in params
+                if name in params:
+                    slider.value = min(max(params[name], slider.min), slider.max)
+        finally:
+            self._muted = False
+        self.link_means.value = (f"<span style='padding-left:12px'><i>{settings.link}</i>: "
+                                 f"{html.escape(LINK_MEANS[settings.link])}</span>")  # fmt: skip
+
+    def _show_windows(self, view: ExplorerView) -> None:
+        windows = view.timeline.windows()
+        options = [(label, key) for key, (label, _) in windows.items()]
+        keep = self.window.value if self.window.value in windows else "whole"
+        self._muted = True
+        try:
+            self.window.options = options
+            self.window.value = keep
+        finally:
+            self._muted = False
+
+
+def _note_html(lines: list[str], error: bool = False) -> str:
+    if not lines:
+        return ""
+    colour = "#b00020" if error else "#7a5b00"
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    tag = "pre" if error and "Traceback" in lines[0] else "ul"
+    body = f"<pre>{html.escape(lines[0])}</pre>" if tag == "pre" else f"<ul>{items}</ul>"
+    return f"<div class='labkit-notes' style='color:{colour};font-size:13px'>{body}</div>"
+
+
+def _legend_html() -> str:
+    marks = []
+    for handle in legend_handles():
+        colour = to_hex(handle.get_color() if isinstance(handle, Line2D)
+                        else cast(Patch, handle).get_facecolor())  # fmt: skip
+        alpha = 1.0 if isinstance(handle, Line2D) else handle.get_alpha() or 1.0
+        shape = {"|": "&#x2502;", "o": "&#x25CF;"}.get(str(getattr(handle, "get_marker",
+                                                                    lambda: "")()), "&#x25AC;")
+        marks.append(f"<span style='color:{colour};opacity:{alpha:.2f};font-size:16px'>"
+                     f"{shape}</span>&nbsp;{html.escape(str(handle.get_label()))}")
+    return ("<div style='font-size:13px;padding-left:70px'>"
+            + "&emsp;".join(marks) + "</div>")  # fmt: skip
+
+
+def _readout_html(view: ExplorerView) -> str:
+    rows = "".join(
+        f"<tr><td style='padding:1px 12px 1px 0'>{html.escape(r.label)}</td>"
+        f"<td style='text-align:right;font-variant-numeric:tabular-nums'>"
+        f"{html.escape(r.text())}</td></tr>"
+        for r in view.readouts()
+    )
+    return f"<table class='labkit-readout' style='{TABLE_STYLE}'>{rows}</table>"
+
+
+def _live_canvas(figure: Figure) -> Any:
+    """An ipympl canvas on ``figure`` (a widget: it lives in the box, draws in the browser)."""
+    from ipympl.backend_nbagg import Canvas, FigureManager
+    from PIL import Image
+
+    class LiveCanvas(Canvas):  # type: ignore[misc]  # ipympl is untyped
+        """ipympl's canvas, but until a browser shows it the image it keeps (and a saved
+        notebook stores) is a data URL: ipympl keeps bare base64, which the browser loads as a
+        URL, fails on, and then never sizes the canvas: a blank figure after Run All."""
+
+        def send_binary(self, data: bytes) -> None:
+            if self.syncing_data_url:
+                pixels = self._last_buff.view(dtype=np.uint8).reshape((*self._last_buff.shape, 4))
+                with io.BytesIO() as png:
+                    Image.fromarray(pixels).save(png, format="png")
+                    self._data_url = f"data:image/png;base64,{b64encode(png.getvalue()).decode()}"
+            self.send({"data": '{"type": "binary"}'}, buffers=[data])
+
+    canvas = LiveCanvas(figure)
+    FigureManager(canvas, 0)  # the canvas sends its pixels through its manager
+    canvas.header_visible = False
+    canvas.footer_visible = False
+    canvas.resizable = False
+    canvas.toolbar_visible = "fade-in-fade-out"
+    canvas.toolbar_position = "right"
+    return canvas

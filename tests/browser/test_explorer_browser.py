@@ -1,0 +1,78 @@
+"""The explorer as a person sees it: JupyterLab (lesson 03 after Run All) and ``labkit explore``.
+
+Real servers on 127.0.0.1, Debian's chromium under Playwright. What is asserted is what shows on
+the page: the figure's pixels (drawn, then changed by a control), the metrics, the notes, the
+audio players, and no "Error displaying widget", also after the saved notebook is reopened.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import browser_pages as pages
+
+NOTEBOOK = "03_explorer.ipynb"
+GAPS = "gaps inside answers"
+ONSET_GAPS = "gaps at word onsets (first 200 ms of an answer)"
+
+
+def test_run_all_draws_the_explorer_and_its_controls_redraw_it(page: Any,
+                                                                lab_server: pages.Server) -> None:
+    pages.open_notebook(page, lab_server, NOTEBOOK)
+    pages.run_all(page)
+    pages.scroll_to_explorer(page)
+    first = pages.wait_for_drawn_figure(page)  # drawn on first run, not a blank image
+    assert first["width"] >= 600 and first["height"] >= 300
+    assert pages.audio_players(page) >= 1
+    assert "threshold has no effect" in pages.notes_text(page)  # forward ignores it
+
+    # "Try this" 1, by the controls: the stress link makes word-onset gaps, one TCP connection not
+    pages.change_and_time(page, "link", "jitter")
+    pages.wait_for_readout(page, ONSET_GAPS, r"^[1-9]\d* gaps?$")
+    assert "stress model" in pages.notes_text(page)
+    pages.change_and_time(page, "link", "tcp")
+    pages.wait_for_readout(page, GAPS, r"^0 gaps$")
+    pages.change_and_time(page, "strategy", "preroll")
+    assert "threshold has no effect" not in pages.notes_text(page)
+    assert pages.audio_players(page) >= 1
+    assert pages.widget_errors(page) == []
+
+
+def test_a_saved_notebook_reopens_without_widget_errors(page: Any, lab_server: pages.Server,
+                                                        lab_home: Path) -> None:  # fmt: skip
+    pages.open_notebook(page, lab_server, NOTEBOOK)
+    pages.run_all(page)
+    pages.scroll_to_explorer(page)
+    pages.wait_for_drawn_figure(page)
+    pages.menu(page, "File", "Save Notebook")
+    page.wait_for_function(
+        "() => !document.querySelector('.lm-TabBar-tab.jp-mod-current.jp-mod-dirty')",
+        timeout=pages.FIGURE_WAIT_MS,
+    )
+    saved = json.loads((lab_home / "lab" / NOTEBOOK).read_text())
+    assert saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    pages.menu(page, "Kernel", "Shut Down Kernel")
+    page.wait_for_timeout(1000)
+    page.reload()
+    pages.open_notebook(page, lab_server, NOTEBOOK)
+    pages.scroll_to_explorer(page)
+    page.wait_for_timeout(2000)  # every saved widget view has had time to render or fail
+    assert pages.widget_errors(page) == []
+
+
+def test_labkit_explore_serves_the_explorer(page: Any, explore_server: pages.Server) -> None:
+    page.goto(explore_server.url("/"))
+    page.wait_for_selector(pages.EXPLORER_ROOT, timeout=60_000)
+    pages.install_helpers(page)
+    pages.wait_for_drawn_figure(page)
+    assert pages.audio_players(page) >= 1
+    pages.change_and_time(page, "strategy", "paced")
+    pages.change_and_time(page, "trace", "long_conversation")
+    pages.wait_for_readout(page, "media messages", r"^[\d,]+ messages$")
+    page.locator(f"{pages.EXPLORER_ROOT} button", has_text="silence").click()
+    page.locator(f"{pages.EXPLORER_ROOT} button", has_text="MOS-LQO").click()
+    page.wait_for_selector(f"{pages.EXPLORER_ROOT} b:has-text('MOS-LQO')", timeout=30_000)
+    assert pages.widget_errors(page) == []
+    assert "import" not in page.inner_text("body")  # Voila shows no code
