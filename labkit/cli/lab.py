@@ -30,7 +30,11 @@ LAB_DIR = REPO_DIR / "lab"
 STATE_DIRNAME = ".labkit"  # hidden in JupyterLab's file browser
 SETTINGS_DIRNAME = ".jupyterlab-settings"
 WIDGETS_PLUGIN = "@jupyter-widgets/jupyterlab-manager:plugin"
-SETTINGS_OVERRIDES = {WIDGETS_PLUGIN: {"saveState": True}}
+NOTEBOOK_PLUGIN = "@jupyterlab/notebook-extension:tracker"
+SETTINGS_OVERRIDES: dict[str, dict[str, Any]] = {
+    WIDGETS_PLUGIN: {"saveState": True},  # a saved notebook reopens with its widgets
+    NOTEBOOK_PLUGIN: {"autoStartDefaultKernel": True},  # no "Select Kernel" dialog at first open
+}
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8888
 
