@@ -159,7 +159,8 @@ def test_settings_make_widget_state_saved_and_keep_jupyterlabs_own(tmp_path: Pat
     (own / "page_config.json").write_text('{"disabledExtensions": {"x": true}}')
     settings = write_jupyterlab_settings(tmp_path / "lab", app_settings_dir=own)
     assert json.loads((settings / "overrides.d" / "labkit.json").read_text()) == {
-        WIDGETS_PLUGIN: {"saveState": True}
+        WIDGETS_PLUGIN: {"saveState": True},
+        "@jupyterlab/notebook-extension:tracker": {"autoStartDefaultKernel": True},
     }
     assert (settings / "page_config.json").read_text() == (own / "page_config.json").read_text()
 
