@@ -100,6 +100,15 @@ class Playout(Protocol):
     def next_event_ms(self) -> float | None: ...
 
 
+def _echoes_due(marks: deque[list[Any]], now: float) -> list[tuple[str, float]]:
+    """Release the pending marks (``[echo_ms, name, ...]``, in echo order) due by ``now``."""
+    due: list[tuple[str, float]] = []
+    while marks and marks[0][0] <= now:
+        echo_ms, name, _ = marks.popleft()
+        due.append((name, echo_ms))
+    return due
+
+
 class _Accounting:
     """Byte totals over ``plays``, shared by every model."""
 
@@ -159,12 +168,7 @@ class FifoPlayout(_Accounting):
         return names
 
     def advance(self, now: float) -> list[tuple[str, float]]:
-        due: list[tuple[str, float]] = []
-        marks = self._marks
-        while marks and marks[0][0] <= now:
-            echo_ms, name, _ = marks.popleft()
-            due.append((name, echo_ms))
-        return due
+        return _echoes_due(self._marks, now)
 
     def next_event_ms(self) -> float | None:
         if self._marks:
@@ -395,12 +399,7 @@ class FrameClockPlayout(_Accounting):
 
     def advance(self, now: float) -> list[tuple[str, float]]:
         self._run_ticks(now, inclusive=True)
-        due: list[tuple[str, float]] = []
-        marks = self._marks
-        while marks and marks[0][0] <= now:
-            echo_ms, name, _ = marks.popleft()
-            due.append((name, echo_ms))
-        return due
+        return _echoes_due(self._marks, now)
 
     def next_event_ms(self) -> float | None:
         candidates = [self._next_tick_ms] if self._queued_bytes else []
