@@ -17,11 +17,12 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from agents.realtime.model import RealtimePlaybackTracker
 from agents.realtime.openai_realtime import OpenAIRealtimeWebSocketModel
+from test_realtime_emulator import TrackerLog
 
 import labkit.live.handler as handler_module
 from labkit.cli import main as cli_main
@@ -51,26 +52,6 @@ def item_audio(trace: Trace) -> bytes:
 def content(events: list[TraceEvent]) -> list[tuple[str, dict[str, Any], bytes]]:
     """A trace's events without their times: what and in which order."""
     return [(event.type, event.fields, event.audio) for event in events]
-
-
-class TrackerLog(RealtimePlaybackTracker):
-    """The handler's real tracker, remembering what it reported when an interruption reset it."""
-
-    made: ClassVar[list[TrackerLog]] = []
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.last_state: Any = None
-        self.at_interruptions: list[Any] = []
-        TrackerLog.made.append(self)
-
-    def get_state(self) -> Any:
-        self.last_state = super().get_state()
-        return self.last_state
-
-    def on_interrupted(self) -> None:
-        self.at_interruptions.append(self.last_state)
-        super().on_interrupted()
 
 
 # ---------------------------------------------------------------------- the model choice

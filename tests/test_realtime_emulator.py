@@ -12,7 +12,7 @@ import base64
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pydantic
 import pytest
@@ -363,12 +363,16 @@ async def test_interrupt_truncates_at_the_tracker_and_cancels_the_response() -> 
 
 
 class TrackerLog(RealtimePlaybackTracker):
-    """A real tracker that keeps what it reported when each interruption reset it."""
+    """A real tracker that keeps what it reported when each interruption reset it (and every
+    instance made, for tests that let the handler make its own)."""
+
+    made: ClassVar[list[TrackerLog]] = []
 
     def __init__(self) -> None:
         super().__init__()
         self.last_state: Any = None
         self.at_interruptions: list[Any] = []
+        TrackerLog.made.append(self)
 
     def get_state(self) -> Any:
         self.last_state = super().get_state()
