@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
-
-PLAYOUTS = ("fifo", "prefetch", "fixed", "frame_padding")
+from labkit.sim.playout import DEFAULT_PLAYOUT, PLAYOUT_NAMES
 
 
 def register(subparsers: Any) -> None:
@@ -29,7 +28,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--trace", required=True, help="trace file, or the name of a shipped one")
     parser.add_argument("--strategy", default="forward", help="outbound strategy (default forward)")
     parser.add_argument("--threshold-ms", type=float, default=50.0, help="default 50")
-    parser.add_argument("--playout", choices=PLAYOUTS, default="fifo", help="default fifo")
+    parser.add_argument("--playout", choices=PLAYOUT_NAMES, default=DEFAULT_PLAYOUT,
+                        help=f"the emulated Twilio's playout model (default {DEFAULT_PLAYOUT})")
     parser.add_argument("--speed", type=float, default=1.0, help="replay speed (default 1)")
     parser.add_argument("--barge-in-at-ms", type=float, default=None, help="caller barges in then")
     parser.add_argument("--mark-every-ms", type=float, default=None, help="mark cadence")
