@@ -206,3 +206,51 @@ def test_unknown_playout_or_parameter_is_a_clear_error() -> None:
         make_playout("twilio")
     with pytest.raises(ValueError, match="depth"):
         make_playout("fifo", depth=3)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    name=st.sampled_from(["frame_clock", "frame_clock_skip"]),
+    sizes=sizes_st,
+    gaps=st.lists(st.floats(0, 120), min_size=40, max_size=40),
+    clear_at=st.lists(st.integers(0, 39), max_size=2),
+    phase=st.sampled_from([0.0, 7.3]),
+)
+def test_frame_clock_plays_runs_of_full_frames_as_frame_by_frame(
+    name: str, sizes: list[int], gaps: list[float], clear_at: list[int], phase: float
+) -> None:
+    def run(one_frame_at_a_time: bool) -> tuple[list[object], ...]:
+        model = make_playout(name, phase_ms=phase)
+        if one_frame_at_a_time:  # the clock's rule taken literally: one tick per step
+            whole = model._ticks_before  # type: ignore[attr-defined]
+            model._ticks_before = lambda until, inclusive: min(1, whole(until, inclusive))  # type: ignore[attr-defined]
+        echoes: list[object] = []
+        for i, (a, n) in enumerate(zip(arrivals_for(sizes, gaps), sizes, strict=True)):
+            echoes += model.advance(float(a))
+            model.receive_media(b"\x00" * n, float(a))
+            model.receive_mark(f"m{i}", float(a))
+            if i in clear_at:
+                echoes += [(n, "cleared") for n in model.receive_clear(float(a))]
+        echoes += model.advance(math.inf)
+        plays = [(p.played_bytes, p.cleared_bytes, p.pieces) for p in model.plays]
+        segments = [(round(s, 6), round(e, 6), len(b)) for s, e, b in model.segments]
+        fills = [(round(s, 6), round(e, 6)) for s, e in model.fills]
+        return plays, segments, fills, [(n, round(t, 6) if isinstance(t, float) else t)
+                                        for n, t in echoes]  # fmt: skip
+
+    blocks, frames = run(False), run(True)
+    assert blocks[0] == frames[0] or _close_plays(blocks[0], frames[0])
+    assert blocks[1:] == frames[1:]
+
+
+def _close_plays(a: list[object], b: list[object]) -> bool:
+    """Plays equal but for the last bits of piece start times (a block adds 20 k to one tick's
+    time where a frame takes its own tick's)."""
+    for (pa, ca, xa), (pb, cb, xb) in zip(a, b, strict=True):  # type: ignore[misc]
+        if (pa, ca) != (pb, cb) or (xa is None) != (xb is None):
+            return False
+        if xa is not None and not all(
+            abs(sa - sb) < 1e-6 and na == nb for (sa, na), (sb, nb) in zip(xa, xb, strict=True)
+        ):
+            return False
+    return True

@@ -361,8 +361,9 @@ class FrameClockPlayout(_Accounting):
         self._received_bytes = 0  # position (in queue bytes) after the last byte received
         self._played_bytes = 0  # position after the last byte played
         self._last_byte_end_ms = -math.inf
-        self._next_tick_ms = math.inf
-        self._last_tick_ms = -math.inf  # the last tick that played a frame
+        # ticks are counted, never summed: tick k falls at phase_ms + 20 k exactly
+        self._next_tick = 0  # the clock's next tick (meaningful while bytes are queued)
+        self._last_tick = -(2**62)  # the last tick that played a frame
         self._skipped = 0
         self._marks: deque[list[Any]] = deque()  # [echo_ms or inf, name, position]
 
@@ -373,7 +374,7 @@ class FrameClockPlayout(_Accounting):
         if not payload:
             return
         if not self._queued_bytes:  # the clock's next tick, after the frame that last played
-            self._next_tick_ms = max(self._tick_at_or_after(now), self._last_tick_ms + FRAME_MS)
+            self._next_tick = max(self._tick_at_or_after(now), self._last_tick + 1)
         self._queue.append([record, payload, 0])
         self._queued_bytes += len(payload)
         self._received_bytes += len(payload)
@@ -402,25 +403,46 @@ class FrameClockPlayout(_Accounting):
         return _echoes_due(self._marks, now)
 
     def next_event_ms(self) -> float | None:
-        candidates = [self._next_tick_ms] if self._queued_bytes else []
+        candidates = [self._tick_ms(self._next_tick)] if self._queued_bytes else []
         if self._marks and self._marks[0][0] < math.inf:
             candidates.append(self._marks[0][0])
         return min(candidates) if candidates else None
 
     # --- the clock ----------------------------------------------------------------------------
-    def _tick_at_or_after(self, now: float) -> float:
-        k = math.ceil((now - self.phase_ms) / FRAME_MS)
-        tick = self.phase_ms + k * FRAME_MS
-        return tick if tick >= now else tick + FRAME_MS
+    def _tick_ms(self, tick: int) -> float:
+        return self.phase_ms + tick * FRAME_MS
+
+    def _tick_at_or_after(self, now: float) -> int:
+        tick = math.ceil((now - self.phase_ms) / FRAME_MS)
+        return tick if self._tick_ms(tick) >= now else tick + 1
 
     def _run_ticks(self, until_ms: float, *, inclusive: bool) -> None:
-        while self._queued_bytes and (
-            self._next_tick_ms < until_ms or (inclusive and self._next_tick_ms == until_ms)
-        ):
-            self._tick(self._next_tick_ms)
-            self._next_tick_ms += FRAME_MS
+        """Every tick before ``until_ms`` (and at it if ``inclusive``) while bytes are queued.
+        Consecutive full frames play as one block: the same bytes at the same times as frame
+        by frame (they are contiguous), without a Python step per 20 ms."""
+        while self._queued_bytes:
+            tick = self._next_tick
+            tick_ms = self._tick_ms(tick)
+            if not (tick_ms < until_ms or (inclusive and tick_ms == until_ms)):
+                return
+            full = min(self._queued_bytes // FRAME_BYTES, self._ticks_before(until_ms, inclusive))
+            if full:
+                self._play(tick, full * FRAME_BYTES)
+                self._last_tick, self._next_tick = tick + full - 1, tick + full
+                continue
+            self._tick(tick)  # less than a frame queued: pad it, or skip the tick
+            self._next_tick = tick + 1
 
-    def _tick(self, tick_ms: float) -> None:
+    def _ticks_before(self, until_ms: float, inclusive: bool) -> int:
+        """How many ticks from the next one fall before ``until_ms`` (or at it, if inclusive)."""
+        if until_ms == math.inf:
+            return self._queued_bytes // FRAME_BYTES + 1
+        count = math.ceil((until_ms - self._tick_ms(self._next_tick)) / FRAME_MS)
+        if inclusive and self._tick_ms(self._next_tick + count) == until_ms:
+            count += 1
+        return max(count, 0)
+
+    def _tick(self, tick: int) -> None:
         queued = self._queued_bytes
         if queued >= FRAME_BYTES:
             take = FRAME_BYTES
@@ -429,11 +451,15 @@ class FrameClockPlayout(_Accounting):
         else:
             self._skipped += 1  # the tick is skipped: nothing is sent, the carrier conceals
             return
-        self._skipped = 0
-        self._last_tick_ms = tick_ms
-        self._play_frame(tick_ms, take)
+        self._last_tick = tick
+        self._play(tick, take)
         if take < FRAME_BYTES:
+            tick_ms = self._tick_ms(tick)
             self.fills.append((tick_ms + take / BYTES_PER_MS, tick_ms + FRAME_MS))
+
+    def _play(self, tick: int, take: int) -> None:
+        self._skipped = 0
+        self._play_frame(self._tick_ms(tick), take)
 
     def _play_frame(self, tick_ms: float, take: int) -> None:
         at = 0
