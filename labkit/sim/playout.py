@@ -403,10 +403,24 @@ class FrameClockPlayout(_Accounting):
         return _echoes_due(self._marks, now)
 
     def next_event_ms(self) -> float | None:
-        candidates = [self._tick_ms(self._next_tick)] if self._queued_bytes else []
-        if self._marks and self._marks[0][0] < math.inf:
-            candidates.append(self._marks[0][0])
-        return min(candidates) if candidates else None
+        """When the next mark echo falls due: the clock's ticks need no call of their own (with
+        nothing new arriving, what they play is fixed), only the echoes do."""
+        if not self._marks:
+            return None
+        echo_ms, _, position = self._marks[0]
+        return echo_ms if echo_ms < math.inf else self._projected_echo_ms(position)
+
+    def _projected_echo_ms(self, position: int) -> float:
+        """When the byte before queue position ``position`` will have played, if nothing else
+        arrives: after the run of full frames, or after the partial frame that follows it."""
+        before = position - self._played_bytes
+        full = self._queued_bytes // FRAME_BYTES
+        if before <= full * FRAME_BYTES:
+            return self._tick_ms(self._next_tick) + before / BYTES_PER_MS
+        skips = 0 if self.partial == "pad" else self.max_skipped_ticks - (
+            0 if full else self._skipped)
+        tail_tick = self._next_tick + full + max(skips, 0)
+        return self._tick_ms(tail_tick) + (before - full * FRAME_BYTES) / BYTES_PER_MS
 
     # --- the clock ----------------------------------------------------------------------------
     def _tick_ms(self, tick: int) -> float:
