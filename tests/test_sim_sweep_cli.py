@@ -227,3 +227,12 @@ def test_a_directory_of_traces_sweeps_each_in_processes(tmp_path: Path) -> None:
     frame = labkit.sweep([calls], ["preroll"], [60], seeds=2, jobs=2, progress=False)
     named = labkit.sweep(["barge_in", "tiny_deltas"], ["preroll"], [60], seeds=2, progress=False)
     assert frame.equals(named)
+
+
+def test_a_value_given_twice_is_one_run(tmp_path: Path) -> None:
+    frame = labkit.sweep(["barge_in"], ["forward", "forward"], [20, 20.0], seeds=[1, 1],
+                         progress=False)  # fmt: skip
+    assert len(frame) == 1
+    assert main(["sweep", "barge_in", "--strategy", "preroll,preroll", "--thresholds", "20:20:5",
+                 "--seeds", "2", "--out", str(tmp_path)]) == 0  # fmt: skip
+    assert len(pd.read_csv(tmp_path / "sweep.csv")) == 2

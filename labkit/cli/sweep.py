@@ -117,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_engine(args: argparse.Namespace) -> list[str]:
     problems = []
-    if args.seeds < 1 or (args.jobs is not None and args.jobs < 1):
-        problems.append(f"--seeds and --jobs must be >= 1, got {args.seeds} and {args.jobs}")
+    for flag, value in (("--seeds", args.seeds), ("--jobs", args.jobs)):
+        if value is not None and value < 1:
+            problems.append(f"{flag} must be >= 1, got {value}")
     if args.dask not in (None, LOCAL_CLUSTER):
         from labkit.sim.fleet import check_address
 

@@ -76,11 +76,12 @@ class SweepGrid:
         cls, strategies: Iterable[str], thresholds_ms: Iterable[float], links: Iterable[str],
         seeds: int | Iterable[int], playouts: Iterable[str], **options: Any,
     ) -> SweepGrid:  # fmt: skip
-        """A grid from ``sweep``'s arguments: ``seeds`` a count (0..N-1) or the seeds."""
+        """A grid from ``sweep``'s arguments: ``seeds`` a count (0..N-1) or the seeds. A value
+        given twice counts once (a run is one row)."""
         seed_list = range(seeds) if isinstance(seeds, int) else seeds
         options["strategy_options"] = options.get("strategy_options") or {}
-        return cls(tuple(strategies), tuple(float(t) for t in thresholds_ms), tuple(links),
-                   tuple(playouts), tuple(seed_list), **options)  # fmt: skip
+        return cls(_once(strategies), _once(float(t) for t in thresholds_ms), _once(links),
+                   _once(playouts), _once(seed_list), **options)  # fmt: skip
 
     def combos(self) -> list[tuple[str, float, str, str]]:
         return list(itertools.product(self.strategies, self.thresholds_ms, self.links,
@@ -95,6 +96,10 @@ class SweepGrid:
         return {"link_params": self.link_params, "playout_params": self.playout_params,
                 "strategy_options": self.strategy_options, "mos": self.mos,
                 "conceal": self.conceal}  # fmt: skip
+
+
+def _once(values: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(dict.fromkeys(values))
 
 
 @dataclass(frozen=True)
