@@ -241,6 +241,31 @@ def test_a_scheduler_without_workers_is_refused(tmp_path: Path) -> None:
         pass
 
 
+def test_workers_without_labkit_are_refused_by_name(scheduler: str) -> None:
+    def hide_labkit(hidden: bool) -> None:  # on each worker: labkit's metadata missing or back
+        import importlib.metadata
+
+        real = getattr(importlib.metadata, "_real_version", importlib.metadata.version)
+        importlib.metadata._real_version = real  # type: ignore[attr-defined]
+
+        def version(name: str) -> str:
+            if name == "labkit":
+                raise importlib.metadata.PackageNotFoundError(name)
+            return str(real(name))
+
+        importlib.metadata.version = version if hidden else real
+
+    with distributed.Client(scheduler) as client:
+        client.run(hide_labkit, True)
+        refused = pytest.raises(FleetError, match=r"every Dask worker needs labkit \S+ "
+                                                  r"installed \(tcp://127.0.0.1:\d+: no labkit; ")
+        try:
+            with refused, dask_client(scheduler, timeout_s=TIMEOUT_S):
+                pass
+        finally:
+            client.run(hide_labkit, False)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -65,8 +65,9 @@ def dask_client(
     address: str | None, workers: int = 1, timeout_s: float = CONNECT_TIMEOUT_S
 ) -> Iterator[Any]:
     """A ``distributed.Client``: of a LocalCluster of ``workers`` processes on 127.0.0.1 (one
-    thread each, no dashboard) when ``address`` is None, else of the scheduler at ``address``,
-    reached within ``timeout_s`` with a worker and labkit there, or FleetError."""
+    thread each; every port it opens, HTTP included, on loopback) when ``address`` is None, else
+    of the scheduler at ``address``, reached within ``timeout_s`` with a worker and labkit
+    there, or FleetError."""
     from distributed import Client, LocalCluster
 
     if address is None:
@@ -175,11 +176,21 @@ def _scatter(client: Any, sources: Sequence[TraceSource], limits: TraceLimits | 
 
 
 def _result(future: Any) -> list[Row]:
+    """A chunk's rows; a run's own error as it was raised, the cluster's as a FleetError."""
+    from concurrent.futures import CancelledError
+
+    from distributed import KilledWorker
+
     try:
         rows: list[Row] = future.result()
     except ModuleNotFoundError as exc:  # a worker that joined after the check
         raise FleetError(f"a Dask worker cannot run labkit's sweep ({exc}); install labkit on "
                          f"every worker") from None  # fmt: skip
+    except KilledWorker as exc:
+        raise FleetError(f"a chunk of the sweep ended the workers that ran it ({exc}); out of "
+                         f"memory?") from None  # fmt: skip
+    except CancelledError as exc:
+        raise FleetError(f"the Dask cluster dropped a chunk of the sweep ({exc})") from None
     return rows
 
 

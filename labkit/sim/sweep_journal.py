@@ -111,19 +111,20 @@ class SweepJournal:
         if not rows:
             return
         header = self.columns is None
-        if self.columns is None:
-            self._write_manifest()
-            self.columns = list(rows[0])
+        columns = list(rows[0]) if self.columns is None else self.columns
         for row in rows:
-            if list(row) != self.columns:
+            if list(row) != columns:
                 raise ValueError(f"{self.path}: a row's columns {list(row)} are not the file's "
-                                 f"{self.columns}")  # fmt: skip
-            self.done.add(run_key(row))
-        text = pd.DataFrame(list(rows), columns=self.columns).to_csv(header=header, index=False)
+                                 f"{columns}")  # fmt: skip
+        if header:
+            self._write_manifest()
+        text = pd.DataFrame(list(rows), columns=columns).to_csv(header=header, index=False)
         with self.path.open("a", encoding="utf-8", newline="") as file:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
+        self.columns = columns
+        self.done.update(run_key(row) for row in rows)
 
     def _write_manifest(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
