@@ -156,3 +156,83 @@ def test_sweep_rows_reused_across_thresholds_equal_real_runs_exactly(
 def test_sweep_rejects_a_bad_threshold_even_for_a_strategy_that_ignores_it() -> None:
     with pytest.raises(ValueError, match="threshold_ms"):
         labkit.sweep(["barge_in"], ["forward"], [20, -5], progress=False)
+
+
+SMALL = ["barge_in", "--strategy", "forward,preroll", "--thresholds", "20:60:40", "--seeds", "2"]
+
+
+def test_sweep_csv_reads_back_as_the_rows_computed(tmp_path: Path) -> None:
+    from labkit.sim.sweep_journal import read_runs
+
+    assert main(["sweep", *SMALL, "--link", "tcp,jitter", "--jobs", "2",
+                 "--out", str(tmp_path)]) == 0  # fmt: skip
+    computed = labkit.sweep(["barge_in"], ["forward", "preroll"], [20, 60], ["tcp", "jitter"],
+                            seeds=2, progress=False)  # fmt: skip
+    pd.testing.assert_frame_equal(read_runs(tmp_path / "sweep.csv"), computed, check_exact=True)
+
+
+def test_a_rerun_with_the_same_arguments_resumes_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sweep", *SMALL, "--out", str(tmp_path)]) == 0
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    capsys.readouterr()
+    assert main(["sweep", *SMALL, "--jobs", "2", "--out", str(tmp_path)]) == 0
+    assert f"resuming {tmp_path / 'sweep.csv'}: 8 of 8 runs are there" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_a_sweep_started_with_other_arguments_is_refused_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sweep", *SMALL, "--out", str(tmp_path)]) == 0
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    other = [*SMALL, "--link-param", "mean_ms=80", "--variant", "first",
+             "--strategy", "forward,original_report"]  # fmt: skip
+    assert main(["sweep", *other, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "made with other arguments (link_params: {} there, {\"mean_ms\": 80.0} now; " in err
+    assert "strategies: [\"forward\", \"preroll\"] there, [\"forward\", \"original_report\"]" in err
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_results_without_a_manifest_are_never_overwritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "sweep.csv").write_text("somebody's results\n")
+    assert main(["sweep", *SMALL, "--out", str(tmp_path)]) == 2
+    assert "sweep.csv exists with no sweep-manifest.json beside it" in capsys.readouterr().err
+    assert (tmp_path / "sweep.csv").read_text() == "somebody's results\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["sweep.csv"]
+
+
+def test_two_traces_of_one_name_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for folder in ("monday", "tuesday"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "call.jsonl.gz").write_bytes(shipped("barge_in").read_bytes())
+    assert main(["sweep", str(tmp_path / "monday"), str(tmp_path / "tuesday"),
+                 "--out", str(tmp_path / "out")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "two traces are named 'call' (rows are keyed by name): " in err
+    assert str(tmp_path / "tuesday" / "call.jsonl.gz") in err
+
+
+def test_a_directory_of_traces_sweeps_each_in_processes(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    for name in ("tiny_deltas", "barge_in"):
+        (calls / f"{name}.jsonl.gz").write_bytes(shipped(name).read_bytes())
+    frame = labkit.sweep([calls], ["preroll"], [60], seeds=2, jobs=2, progress=False)
+    named = labkit.sweep(["barge_in", "tiny_deltas"], ["preroll"], [60], seeds=2, progress=False)
+    assert frame.equals(named)
+
+
+def test_a_value_given_twice_is_one_run(tmp_path: Path) -> None:
+    frame = labkit.sweep(["barge_in"], ["forward", "forward"], [20, 20.0], seeds=[1, 1],
+                         progress=False)  # fmt: skip
+    assert len(frame) == 1
+    assert main(["sweep", "barge_in", "--strategy", "preroll,preroll", "--thresholds", "20:20:5",
+                 "--seeds", "2", "--out", str(tmp_path)]) == 0  # fmt: skip
+    assert len(pd.read_csv(tmp_path / "sweep.csv")) == 2

@@ -1,26 +1,39 @@
-"""``labkit sweep TRACE...``: strategies x thresholds x links x playouts x seeds over traces.
+"""``labkit sweep TRACE_OR_DIR...``: strategies x thresholds x links x playouts x seeds over traces.
 
-Writes ``sweep.csv`` (one row per run), ``summary.csv`` (per setting: ``n_seeds`` and each key
+Writes ``sweep.csv`` (one row per run, appended as runs finish: labkit/sim/sweep_journal.py; a
+rerun with the same arguments resumes), ``summary.csv`` (per setting: ``n_seeds`` and each key
 metric's mean with its 95% confidence interval over seeds, see labkit/sim/summary.py) and plots.
-See notebooks/02_threshold_sweep.ipynb.
+Runs in ``--jobs`` processes here, or on Dask with ``--dask [ADDRESS]`` (labkit/sim/fleet.py).
+See notebooks/02_threshold_sweep.ipynb and README.md ("Fleet sweeps on Dask").
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from labkit.cli.simulate import add_model_arguments, parse_params, strategy_options
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 
+if TYPE_CHECKING:
+    from labkit.sim.sweep import Row, RunKey, SweepGrid
+    from labkit.sim.sweep_journal import SweepJournal
+    from labkit.sim.sweep_traces import TraceSource
+    from labkit.traces import TraceLimits
+
+LOCAL_CLUSTER = "local"  # --dask with no address
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("sweep", help="sweep strategies and thresholds over traces")
-    parser.add_argument("traces", nargs="+", metavar="TRACE", help="trace files or shipped names")
+    parser.add_argument("traces", nargs="+", metavar="TRACE_OR_DIR",
+                        help="trace files, directories (every *.jsonl and *.jsonl.gz inside) "
+                             "or shipped names")  # fmt: skip
     add_model_arguments(parser, many=True)
     parser.add_argument(
         "--thresholds", default="20:200:10", help="START:STOP:STEP in ms (inclusive)"
@@ -28,9 +41,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1)")
     parser.add_argument("--mos", action="store_true",
                         help="add mos_lqo (P.862 of the caller's audio, --conceal rendering; slow)")
-    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="processes on this machine (default 1); with --dask and no "
+                             "ADDRESS, the local cluster's workers")  # fmt: skip
+    parser.add_argument("--dask", nargs="?", const=LOCAL_CLUSTER, default=None,
+                        metavar="ADDRESS",
+                        help="run on Dask: a LocalCluster on 127.0.0.1, or the scheduler at "
+                             "ADDRESS (tcp://HOST:8786); put it after the traces")  # fmt: skip
+    parser.add_argument("--dask-timeout-s", type=float, default=5.0,
+                        help="how long to wait for the scheduler and a worker (default 5)")
     parser.add_argument("--out", type=Path, required=True,
-                        help="directory for sweep.csv, summary.csv and PNGs")  # fmt: skip
+                        help="directory for sweep.csv, summary.csv and PNGs; a rerun with the "
+                             "same arguments resumes what is there")  # fmt: skip
     add_trace_limit_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -54,41 +76,110 @@ def _names(text: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from labkit.sim.summary import summarize
-    from labkit.sim.sweep import check_names, sweep
+    from labkit.sim.sweep import SweepGrid
+    from labkit.sim.sweep_journal import SweepJournal, sweep_manifest
+    from labkit.sim.sweep_traces import trace_sources
 
-    strategies, links, playouts = _names(args.strategy), _names(args.link), _names(args.playout)
-    problems: list[str] = []
+    problems = _check_engine(args)
     try:
-        check_names(strategies or [""], links or [""], playouts or [""])
         thresholds = parse_thresholds(args.thresholds)
-        options = strategy_options(strategies, args.variant)
-        link_params = parse_params(args.link_param, "--link-param")
-        playout_params = parse_params(args.playout_param, "--playout-param")
+        grid = SweepGrid.of(_names(args.strategy), thresholds, _names(args.link), args.seeds,
+                            _names(args.playout),
+                            link_params=parse_params(args.link_param, "--link-param") or None,
+                            playout_params=parse_params(args.playout_param,
+                                                        "--playout-param") or None,
+                            strategy_options=strategy_options(_names(args.strategy),
+                                                              args.variant),
+                            mos=args.mos, conceal=args.conceal)  # fmt: skip
     except ValueError as exc:
         problems.append(str(exc))
-    if args.seeds < 1 or args.jobs < 1:
-        problems.append(f"--seeds and --jobs must be >= 1, got {args.seeds} and {args.jobs}")
-    for problem in problems:
-        print(f"labkit sweep: {problem}", file=sys.stderr)
     if problems:
-        return 2
+        return _refuse(problems)
     try:
-        frame = sweep(args.traces, strategies, thresholds, links, args.seeds, playouts,
-                      jobs=args.jobs, link_params=link_params or None,
-                      playout_params=playout_params or None,
-                      strategy_options=options, mos=args.mos, conceal=args.conceal,
-                      trace_limits=trace_limits_from_args(args))  # fmt: skip
+        sources = trace_sources(args.traces)
+        journal = SweepJournal.open(args.out, sweep_manifest(sources, grid))
     except (ValueError, OSError) as exc:
-        print(f"labkit sweep: {exc}", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out / "sweep.csv", index=False)
+        return _refuse([str(exc)])
+    for note in journal.notes:
+        print(f"labkit sweep: {note}", file=sys.stderr)
+    total = len(sources) * grid.runs_per_trace
+    code = _run_batches(args, journal, sources, grid, total)
+    if code:
+        return code
+    frame = journal.finish(total)
     summary = summarize(frame)
     summary.to_csv(args.out / "summary.csv", index=False)
     written = write_plots(summary, args.out)
     print(f"wrote {len(frame)} runs to {args.out / 'sweep.csv'}, {len(summary)} settings to "
           f"{args.out / 'summary.csv'} and {len(written)} plots")  # fmt: skip
     return 0
+
+
+def _check_engine(args: argparse.Namespace) -> list[str]:
+    problems = []
+    for flag, value in (("--seeds", args.seeds), ("--jobs", args.jobs)):
+        if value is not None and value < 1:
+            problems.append(f"{flag} must be >= 1, got {value}")
+    if args.dask not in (None, LOCAL_CLUSTER):
+        from labkit.sim.fleet import check_address
+
+        try:
+            check_address(args.dask)
+        except ValueError as exc:
+            problems.append(f"--dask {exc} (put --dask after the traces)")
+        if args.jobs is not None:
+            problems.append("--jobs sets the workers of a local cluster; with --dask ADDRESS "
+                            "the scheduler's workers run the sweep")  # fmt: skip
+    if not args.dask_timeout_s > 0:
+        problems.append(f"--dask-timeout-s must be > 0, got {args.dask_timeout_s}")
+    return problems
+
+
+def _refuse(problems: list[str]) -> int:
+    for problem in problems:
+        print(f"labkit sweep: {problem}", file=sys.stderr)
+    return 2
+
+
+def _run_batches(args: argparse.Namespace, journal: SweepJournal, sources: Sequence[TraceSource],
+                 grid: SweepGrid, total: int) -> int:  # fmt: skip
+    """Run what ``journal`` lacks, appending rows as they come; 0, or an exit code (said why)."""
+    from labkit.sim.fleet import FleetError
+    from labkit.sim.sweep import progress_bar
+
+    already = len(journal.done)
+    if already:
+        print(f"labkit sweep: resuming {journal.path}: {already} of {total} runs are there",
+              file=sys.stderr)  # fmt: skip
+    try:
+        with progress_bar(total, initial=already) as bar:
+            if already < total:
+                for batch in _batches(args, sources, grid, trace_limits_from_args(args),
+                                      journal.done):  # fmt: skip
+                    journal.append(batch)
+                    bar.update(len(batch))
+    except KeyboardInterrupt:
+        print(f"labkit sweep: interrupted; {len(journal.done)} of {total} runs are in "
+              f"{journal.path}: rerun the same command to finish", file=sys.stderr)  # fmt: skip
+        return 130
+    except (ValueError, OSError, FleetError) as exc:
+        kept = f"; {len(journal.done)} of {total} runs are in {journal.path}"
+        return _refuse([f"{exc}{kept if journal.done else ''}"])
+    return 0
+
+
+def _batches(args: argparse.Namespace, sources: Sequence[TraceSource], grid: SweepGrid,
+             limits: TraceLimits, done: set[RunKey]) -> Iterator[list[Row]]:  # fmt: skip
+    from labkit.sim.sweep import pool_batches
+
+    if args.dask is None:
+        yield from pool_batches(sources, grid, args.jobs or 1, limits, done)
+        return
+    from labkit.sim.fleet import dask_batches, dask_client
+
+    address = None if args.dask == LOCAL_CLUSTER else args.dask
+    with dask_client(address, args.jobs or 1, args.dask_timeout_s) as client:
+        yield from dask_batches(client, sources, grid, limits, done)
 
 
 def write_plots(summary: Any, out: Path) -> list[Path]:

@@ -1,0 +1,229 @@
+"""Fleet sweeps on Dask: a sweep's chunks as Dask tasks, on a LocalCluster or a running cluster.
+
+The runs are those of ``labkit.sim.sweep`` (its chunks, and each row made by its ``_run_row``
+through ``TraceRuns``); only where they run changes, so the rows are the same as with ``--jobs``.
+
+What crosses the network:
+- each trace once, parsed: this process reads and checks every file (the trace reader, within
+  its limits), then scatters the ``Trace`` to one worker; Dask copies it to any other worker that
+  runs a chunk of it (worker to worker). A worker never opens a path: no shared filesystem.
+- per chunk, a small task: the trace's key, its runs (strategy, threshold, link, playout, seed)
+  and the options every run shares;
+- back, each chunk's rows (one dict of about 30 numbers per run), as chunks finish.
+
+Workers need labkit installed, the same version as here (tasks name labkit's functions; the
+check at connection refuses a worker without it). Each worker keeps the last few traces it
+prepared (KEPT_TRACES_PER_WORKER) so the chunks of one trace share its preparation and memo.
+The simulator is pure Python: run workers with one thread each (``--nthreads 1``), as many as
+cores. See README.md ("Fleet sweeps on Dask") and notebooks/02_threshold_sweep.ipynb.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import logging
+import re
+import threading
+import uuid
+from collections import Counter, OrderedDict
+from collections.abc import Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+from labkit.sim.sweep import (
+    CHUNKS_PER_JOB,
+    Row,
+    Run,
+    RunKey,
+    SweepGrid,
+    TraceRuns,
+    plan_chunks,
+)
+from labkit.sim.sweep_traces import TraceSource, load_all
+from labkit.traces import Trace, TraceLimits
+
+CONNECT_TIMEOUT_S = 5.0  # to reach a scheduler, and for it to have a worker
+LOCAL_HOST = "127.0.0.1"  # a LocalCluster listens on loopback only
+KEPT_TRACES_PER_WORKER = 8
+_ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://\S+|[^\s/:]+:\d+")  # tcp://host:8786, host:8786
+
+
+class FleetError(RuntimeError):
+    """The Dask cluster cannot run the sweep (unreachable, no workers, no labkit there)."""
+
+
+def check_address(address: str) -> None:
+    """A ValueError unless ``address`` looks like a scheduler's (``tcp://HOST:PORT``)."""
+    if not _ADDRESS.fullmatch(address):
+        raise ValueError(f"{address!r} is not a Dask scheduler address (tcp://HOST:PORT)")
+
+
+@contextmanager
+def dask_client(
+    address: str | None, workers: int = 1, timeout_s: float = CONNECT_TIMEOUT_S
+) -> Iterator[Any]:
+    """A ``distributed.Client``: of a LocalCluster of ``workers`` processes on 127.0.0.1 (one
+    thread each; every port it opens, HTTP included, on loopback) when ``address`` is None, else
+    of the scheduler at ``address``, reached within ``timeout_s`` with a worker and labkit
+    there, or FleetError."""
+    from distributed import Client, LocalCluster
+
+    if address is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               host=LOCAL_HOST, dashboard_address=f"{LOCAL_HOST}:0",
+                               silence_logs=logging.ERROR)  # fmt: skip
+        with cluster, Client(cluster) as client:
+            yield client
+        return
+    check_address(address)
+    try:
+        _probe(address, timeout_s)
+        client = Client(address, timeout=timeout_s)
+    except (OSError, TimeoutError) as exc:
+        reason = str(exc) or "no handshake"
+        raise FleetError(f"no Dask scheduler answered at {address} within {timeout_s:g} s "
+                         f"({reason})") from None  # fmt: skip
+    with client:
+        _check_workers(client, address, timeout_s)
+        yield client
+
+
+def _probe(address: str, timeout_s: float) -> None:
+    """Connect to ``address`` and exchange Dask's handshake within ``timeout_s``, or raise.
+
+    A Client waits forever for the handshake of a peer that accepts and never speaks (Dask's
+    ``comm.connect`` bounds the TCP connection, not the handshake read that follows): this
+    bounds both. In a thread of its own, so it works under a running event loop (Jupyter)."""
+    from distributed.comm.core import connect
+
+    async def handshake() -> None:
+        comm = await asyncio.wait_for(connect(address, timeout=timeout_s), timeout_s)
+        await comm.close()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, handshake()).result()
+
+
+def _check_workers(client: Any, address: str, timeout_s: float) -> None:
+    try:
+        client.wait_for_workers(1, timeout=timeout_s)
+    except (OSError, TimeoutError):
+        raise FleetError(f"the Dask scheduler at {address} has no worker after "
+                         f"{timeout_s:g} s; start some with `dask worker {address} "
+                         f"--nthreads 1`") from None  # fmt: skip
+    mine = importlib.metadata.version("labkit")
+    found = client.run(importlib.metadata.version, "labkit", on_error="return")
+    wrong = {worker: version for worker, version in found.items() if version != mine}
+    if wrong:
+        listed = "; ".join(f"{worker}: {_version_text(found)}" for worker, found in wrong.items())
+        raise FleetError(f"every Dask worker needs labkit {mine} installed ({listed})")
+
+
+def _version_text(found: object) -> str:
+    return f"labkit {found}" if isinstance(found, str) else "no labkit"
+
+
+def dask_batches(
+    client: Any, sources: Sequence[TraceSource], grid: SweepGrid,
+    limits: TraceLimits | None = None, done: Collection[RunKey] = (),
+) -> Iterator[list[Row]]:  # fmt: skip
+    """The rows of every run not in ``done``, a chunk's rows at a time as chunks finish on the
+    cluster of ``client``. Every trace with runs left is read here and checked before any run
+    starts (a ValueError names each file that cannot be read), and sent once."""
+    from distributed import as_completed
+
+    threads = sum(client.nthreads().values()) or 1
+    chunks = plan_chunks([source.name for source in sources], grid, CHUNKS_PER_JOB * threads,
+                         done)  # fmt: skip
+    if not chunks:
+        return
+    needed = sorted({chunk.trace_index for chunk in chunks})
+    sweep_id = uuid.uuid4().hex
+    traces = _scatter(client, [sources[index] for index in needed], limits)
+    shipped = dict(zip(needed, traces, strict=True))
+    waiting = Counter(chunk.trace_index for chunk in chunks)
+    options = grid.options()
+    futures = {
+        client.submit(_run_on_worker, sweep_id, chunk.trace_index, sources[chunk.trace_index].name,
+                      shipped[chunk.trace_index], chunk.runs, options, pure=False,
+                      key=f"labkit-sweep-{sweep_id}-{number}"): chunk.trace_index
+        for number, chunk in enumerate(chunks)
+    }  # fmt: skip
+    try:
+        for future in as_completed(futures):
+            yield _result(future)
+            index = futures.pop(future)
+            waiting[index] -= 1
+            if waiting[index] == 0:
+                shipped.pop(index).release()  # the workers may drop that trace
+    finally:  # also when the caller stops early or a chunk failed
+        client.cancel([*futures, *shipped.values()])
+    client.run(_forget, sweep_id)
+
+
+def _scatter(client: Any, sources: Sequence[TraceSource], limits: TraceLimits | None) -> list[Any]:
+    """A future per trace, each read here, then held by a worker only (not by this process)."""
+    futures = []
+    try:
+        for _source, trace in load_all(sources, limits):
+            futures.append(client.scatter(trace, hash=False))
+    except BaseException:
+        client.cancel(futures)
+        raise
+    return futures
+
+
+def _result(future: Any) -> list[Row]:
+    """A chunk's rows; a run's own error as it was raised, the cluster's as a FleetError."""
+    from concurrent.futures import CancelledError
+
+    from distributed import KilledWorker
+
+    try:
+        rows: list[Row] = future.result()
+    except ModuleNotFoundError as exc:  # a worker that joined after the check
+        raise FleetError(f"a Dask worker cannot run labkit's sweep ({exc}); install labkit on "
+                         f"every worker") from None  # fmt: skip
+    except KilledWorker as exc:
+        raise FleetError(f"a chunk of the sweep ended the workers that ran it ({exc}); out of "
+                         f"memory?") from None  # fmt: skip
+    except CancelledError as exc:
+        raise FleetError(f"the Dask cluster dropped a chunk of the sweep ({exc})") from None
+    return rows
+
+
+_kept: OrderedDict[tuple[str, int], TraceRuns] = OrderedDict()  # on a worker: recent traces
+_kept_lock = threading.Lock()  # a worker may run tasks in threads
+
+
+def _run_on_worker(sweep_id: str, index: int, name: str, trace: Trace, runs: tuple[Run, ...],
+                   options: dict[str, Any]) -> list[Row]:  # fmt: skip
+    """A Dask task: the rows of ``runs`` on the sweep's ``index``-th trace."""
+    return _trace_runs(sweep_id, index, name, trace).rows(runs, options)
+
+
+def _trace_runs(sweep_id: str, index: int, name: str, trace: Trace) -> TraceRuns:
+    key = (sweep_id, index)
+    with _kept_lock:
+        state = _kept.get(key)
+        if state is not None:
+            _kept.move_to_end(key)
+            return state
+    state = TraceRuns.of(name, trace)  # outside the lock: other threads go on meanwhile
+    with _kept_lock:
+        state = _kept.setdefault(key, state)
+        _kept.move_to_end(key)
+        while len(_kept) > KEPT_TRACES_PER_WORKER:
+            _kept.popitem(last=False)
+    return state
+
+
+def _forget(sweep_id: str) -> int:
+    """Run on each worker when a sweep ends: drop its traces; how many there were."""
+    with _kept_lock:
+        keys = [key for key in _kept if key[0] == sweep_id]
+        for key in keys:
+            del _kept[key]
+    return len(keys)

@@ -1,0 +1,121 @@
+"""The traces a sweep runs over: names, files, shipped traces and directories of recorded calls.
+
+A sweep's rows are keyed by trace name, so every trace must have a name of its own. A directory
+stands for every ``*.jsonl`` and ``*.jsonl.gz`` directly inside it, in sorted order (what
+``labkit serve --record DIR`` writes). Files are read by the one trace reader, within its
+``TraceLimits``; every file that cannot be read is named in one error, so a fleet of thousands
+of calls is checked in one pass. See notebooks/02_threshold_sweep.ipynb.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from labkit.traces import Trace, TraceLimits, read, shipped
+
+TRACE_SUFFIXES = (".jsonl.gz", ".jsonl")
+_HASH_BLOCK_BYTES = 1 << 20
+TraceSpec = str | Path | Trace
+
+
+@dataclass(frozen=True)
+class TraceSource:
+    """A trace to sweep before it is read: its name and its file (or the trace itself)."""
+
+    name: str
+    path: Path | None = None
+    trace: Trace | None = None
+
+    def load(self, limits: TraceLimits | None = None) -> Trace:
+        """The trace, read within ``limits`` (the reader's defaults when None)."""
+        if self.trace is not None:
+            return self.trace
+        assert self.path is not None
+        return read(self.path, limits=limits or TraceLimits())
+
+    def digest(self) -> str:
+        """SHA-256 of the file's bytes (a resumed sweep must see the same trace)."""
+        if self.path is None:
+            raise ValueError(f"trace {self.name!r} has no file to fingerprint")
+        sha = hashlib.sha256()
+        with self.path.open("rb") as file:
+            while block := file.read(_HASH_BLOCK_BYTES):
+                sha.update(block)
+        return sha.hexdigest()
+
+
+def trace_name(path: Path) -> str:
+    """A trace file's name without its suffix (``calls/a.jsonl.gz`` -> ``a``)."""
+    return path.name.removesuffix(".gz").removesuffix(".jsonl")
+
+
+def trace_sources(specs: Iterable[TraceSpec]) -> list[TraceSource]:
+    """Each spec as a source: a Trace, a file, a directory (its traces, sorted) or a shipped
+    name. Raises ValueError naming every spec that is none of these and every duplicated name."""
+    sources: list[TraceSource] = []
+    problems: list[str] = []
+    for spec in specs:
+        try:
+            sources.extend(_expand(spec))
+        except ValueError as exc:
+            problems.append(str(exc))
+    counts = Counter(source.name for source in sources)
+    for name in sorted(name for name, count in counts.items() if count > 1):
+        where = ", ".join(str(s.path or "a Trace object") for s in sources if s.name == name)
+        problems.append(f"two traces are named {name!r} (rows are keyed by name): {where}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return sources
+
+
+def _expand(spec: TraceSpec) -> Iterator[TraceSource]:
+    if isinstance(spec, Trace):
+        yield TraceSource(spec.description or "trace", trace=spec)
+        return
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.name.endswith(TRACE_SUFFIXES) and p.is_file())
+        if not files:
+            raise ValueError(f"directory {str(path)!r} holds no *.jsonl or *.jsonl.gz trace")
+        yield from (TraceSource(trace_name(file), file) for file in files)
+        return
+    if not path.exists():
+        try:
+            path = shipped(str(spec))
+        except (KeyError, ValueError, FileNotFoundError) as exc:
+            raise ValueError(f"trace {str(spec)!r} is neither a file, a directory nor a "
+                             f"shipped trace") from exc  # fmt: skip
+    yield TraceSource(trace_name(path), path)
+
+
+def load_all(
+    sources: Sequence[TraceSource], limits: TraceLimits | None = None
+) -> Iterator[tuple[TraceSource, Trace]]:
+    """Each source with its trace, read one at a time (nothing is held here); when some cannot
+    be read, a ValueError naming each of them (file, line, reason) once all were tried."""
+    problems = []
+    for source in sources:
+        try:
+            trace = source.load(limits)
+        except (ValueError, OSError) as exc:  # TraceFormatError is a ValueError
+            problems.append(str(exc))
+            continue
+        if not problems:  # after a bad file the rest are only checked
+            yield source, trace
+    if problems:
+        count = f"{len(problems)} of {len(sources)} traces cannot be read"
+        raise ValueError(f"{count}:\n  " + "\n  ".join(problems))
+
+
+def load_trace(spec: TraceSpec, limits: TraceLimits | None = None) -> tuple[str, Trace]:
+    """(name, trace) from a Trace, a path, or the name of a shipped trace; a file is read within
+    ``limits`` (``labkit.traces.limits``, the defaults when None)."""
+    path = Path(spec) if not isinstance(spec, Trace) else None
+    if path is not None and path.is_dir():
+        raise ValueError(f"{str(path)!r} is a directory; give one trace")
+    (source,) = trace_sources([spec])
+    return source.name, source.load(limits)
