@@ -30,14 +30,8 @@ import pandas as pd
 
 from labkit.outbound import STRATEGY_NAMES
 from labkit.sim.fleet import dask_batches, dask_client
-from labkit.sim.sweep import (
-    CHUNKS_PER_JOB,
-    Row,
-    SweepGrid,
-    plan_chunks,
-    pool_batches,
-    runs_frame,
-)
+from labkit.sim.sweep import pool_batches
+from labkit.sim.sweep_runs import CHUNKS_PER_JOB, Row, SweepGrid, plan_chunks, runs_frame
 from labkit.sim.sweep_traces import TraceSource, load_all, trace_sources
 
 TRACES = ["multi_turn", "long_conversation", "stalls", "tiny_deltas_call"]

@@ -26,8 +26,8 @@ import labkit
 from labkit.cli import main
 from labkit.sim.fleet import FleetError, dask_batches, dask_client
 from labkit.sim.simulator import simulate
-from labkit.sim.sweep import SweepGrid
 from labkit.sim.sweep_journal import MANIFEST_FILE, SweepJournal, read_runs, sweep_manifest
+from labkit.sim.sweep_runs import SweepGrid
 from labkit.sim.sweep_traces import trace_sources
 from labkit.traces import read, shipped
 

@@ -21,8 +21,8 @@ from labkit.cli.simulate import add_model_arguments, parse_params, strategy_opti
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 
 if TYPE_CHECKING:
-    from labkit.sim.sweep import Row, RunKey, SweepGrid
     from labkit.sim.sweep_journal import SweepJournal
+    from labkit.sim.sweep_runs import Row, RunKey, SweepGrid
     from labkit.sim.sweep_traces import TraceSource
     from labkit.traces import TraceLimits
 
@@ -76,8 +76,8 @@ def _names(text: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from labkit.sim.summary import summarize
-    from labkit.sim.sweep import SweepGrid
     from labkit.sim.sweep_journal import SweepJournal, sweep_manifest
+    from labkit.sim.sweep_runs import SweepGrid
     from labkit.sim.sweep_traces import trace_sources
 
     problems = _check_engine(args)

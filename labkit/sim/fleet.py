@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from labkit.sim.sweep import (
+from labkit.sim.sweep_runs import (
     CHUNKS_PER_JOB,
     Row,
     Run,

@@ -1,181 +1,37 @@
 """Sweeps: every combination of trace x strategy x threshold x link x playout x seed, one row each.
 
-The work is cut into chunks of one trace each, runs dealt round-robin across a trace's chunks so
-every chunk mixes cheap and costly strategies and workers finish together. A worker holds each
-trace once, prepared, with what its runs share (``TraceRuns``), and computes every row with
-``_run_row``: the one place a row is made, whichever engine runs the chunks (this module's
-processes, or Dask in ``labkit.sim.fleet``). Engines yield each chunk's rows as it finishes,
-so ``labkit sweep`` writes them as they come (``labkit.sim.sweep_journal``) and a rerun skips
-the runs already done.
-
-Results are the same as one ``simulate`` per row, but nothing is computed twice: a strategy that
-ignores ``threshold_ms`` (THRESHOLD_BLIND) runs once per trace, link, playout and seed, its row
-copied for every threshold; and a run whose strategy sends exactly the messages of an earlier
-run reuses its metrics (``labkit.sim.simulator.sweep_metrics``).
-See notebooks/02_threshold_sweep.ipynb.
+``sweep`` runs the grid's chunks (``labkit.sim.sweep_runs``) on an engine: processes on this
+machine (``pool_batches``) or Dask (``labkit.sim.fleet``). Engines yield each chunk's rows as it
+finishes, so ``labkit sweep`` writes them as they come (``labkit.sim.sweep_journal``) and a rerun
+skips the runs already done. See notebooks/02_threshold_sweep.ipynb.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from labkit.sim.links import DEFAULT_LINK, LINK_NAMES
-from labkit.sim.playout import DEFAULT_PLAYOUT, PLAYOUT_NAMES
-from labkit.sim.render import CONCEAL_MODES, mos_lqo
-from labkit.sim.simulator import MetricsMemo, PreparedTrace, prepare, simulate, sweep_metrics
+from labkit.sim.links import DEFAULT_LINK
+from labkit.sim.playout import DEFAULT_PLAYOUT
+from labkit.sim.sweep_runs import (
+    CHUNKS_PER_JOB,
+    Chunk,
+    Row,
+    RunKey,
+    SweepGrid,
+    TraceRuns,
+    check_names,
+    plan_chunks,
+    runs_frame,
+)
 from labkit.sim.sweep_traces import TraceSource, TraceSpec, load_all, load_trace, trace_sources
 from labkit.traces import Trace, TraceLimits
 
-__all__ = ["SweepGrid", "TraceSpec", "check_names", "load_trace", "sweep"]
-
-CHUNKS_PER_JOB = 8  # enough pieces that processes finish together
-MAX_RUNS_PER_CHUNK = 256  # a worker's rows come back at least this often (progress, resume)
-THRESHOLD_BLIND = frozenset({"forward"})  # labkit/outbound/forward.py only checks threshold_ms
-RUN_COLUMNS = ("trace", "strategy", "threshold_ms", "link", "playout", "seed")  # a row's key
-SORT_COLUMNS = ["trace", "strategy", "link", "playout", "threshold_ms", "seed"]
-Run = tuple[str, float, str, str, int]  # strategy, threshold_ms, link, playout, seed
-RunKey = tuple[str, str, float, str, str, int]  # the RUN_COLUMNS of one row
-Row = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class SweepGrid:
-    """What a sweep runs on every trace, and the options every run shares."""
-
-    strategies: tuple[str, ...]
-    thresholds_ms: tuple[float, ...]
-    links: tuple[str, ...]
-    playouts: tuple[str, ...]
-    seeds: tuple[int, ...]
-    link_params: dict[str, float] | None = None
-    playout_params: dict[str, Any] | None = None
-    strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    mos: bool = False
-    conceal: str = "plc"
-
-    def __post_init__(self) -> None:
-        if not (self.strategies and self.thresholds_ms and self.links and self.playouts
-                and self.seeds):  # fmt: skip
-            raise ValueError(
-                "sweep: traces, strategies, thresholds, links, playouts and seeds must be non-empty"
-            )
-        check_names(self.strategies, self.links, self.playouts)
-        if self.conceal not in CONCEAL_MODES:
-            raise ValueError(f"sweep: unknown conceal {self.conceal!r}; choose one of "
-                             f"{', '.join(CONCEAL_MODES)}")  # fmt: skip
-
-    @classmethod
-    def of(
-        cls, strategies: Iterable[str], thresholds_ms: Iterable[float], links: Iterable[str],
-        seeds: int | Iterable[int], playouts: Iterable[str], **options: Any,
-    ) -> SweepGrid:  # fmt: skip
-        """A grid from ``sweep``'s arguments: ``seeds`` a count (0..N-1) or the seeds. A value
-        given twice counts once (a run is one row)."""
-        seed_list = range(seeds) if isinstance(seeds, int) else seeds
-        options["strategy_options"] = options.get("strategy_options") or {}
-        return cls(_once(strategies), _once(float(t) for t in thresholds_ms), _once(links),
-                   _once(playouts), _once(seed_list), **options)  # fmt: skip
-
-    def combos(self) -> list[tuple[str, float, str, str]]:
-        return list(itertools.product(self.strategies, self.thresholds_ms, self.links,
-                                      self.playouts))  # fmt: skip
-
-    @property
-    def runs_per_trace(self) -> int:
-        return len(self.combos()) * len(self.seeds)
-
-    def options(self) -> dict[str, Any]:
-        """What ``_run_row`` needs besides the run itself."""
-        return {"link_params": self.link_params, "playout_params": self.playout_params,
-                "strategy_options": self.strategy_options, "mos": self.mos,
-                "conceal": self.conceal}  # fmt: skip
-
-
-def _once(values: Iterable[Any]) -> tuple[Any, ...]:
-    return tuple(dict.fromkeys(values))
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """Runs of one trace (the ``trace_index``-th of the sweep)."""
-
-    trace_index: int
-    runs: tuple[Run, ...]
-
-
-@dataclass
-class TraceRuns:
-    """One trace as a worker holds it: prepared once, with what its runs can share."""
-
-    prepared: PreparedTrace
-    memo: MetricsMemo = field(default_factory=dict)  # metrics of the distinct runs done
-    blind_rows: dict[tuple[str, str, str, int], Row] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, name: str, trace: Trace) -> TraceRuns:
-        return cls(prepare(trace, name))
-
-    def rows(self, runs: Iterable[Run], options: dict[str, Any]) -> list[Row]:
-        return [_run_row(self, run, options) for run in runs]
-
-
-def _run_row(state: TraceRuns, run: Run, options: dict[str, Any]) -> Row:
-    """The sweep row of one run."""
-    strategy, threshold, link, playout, seed = run
-    trace = state.prepared
-    blind_key = (strategy, link, playout, seed)
-    chosen = options["strategy_options"].get(strategy, {})
-    if strategy in THRESHOLD_BLIND:
-        from labkit.outbound import make_strategy  # lazily, as the simulator does
-
-        make_strategy(strategy, threshold, **chosen)  # a bad threshold fails as the run would
-        if blind_key in state.blind_rows:
-            return {**state.blind_rows[blind_key], "threshold_ms": threshold}
-    score: dict[str, float] = {}
-    if options["mos"]:  # the audio is needed: the whole run, not the memoised metrics
-        result = simulate(trace, strategy, threshold, link, playout, seed, options["link_params"],
-                          options["playout_params"], **chosen)  # fmt: skip
-        metrics = result.metrics
-        score = {"mos_lqo": mos_lqo(result, options["conceal"])}
-    else:
-        metrics = sweep_metrics(trace, strategy, threshold, link, playout, seed,
-                                options["link_params"], options["playout_params"], state.memo,
-                                chosen)  # fmt: skip
-    row = {
-        "trace": trace.name, "strategy": strategy, "threshold_ms": threshold,
-        "link": link, "playout": playout, "seed": seed,
-        **metrics.as_row(), **score,
-    }  # fmt: skip
-    if strategy in THRESHOLD_BLIND:
-        state.blind_rows[blind_key] = row
-    return row
-
-
-def plan_chunks(
-    names: Sequence[str], grid: SweepGrid, pieces: int, done: Collection[RunKey] = ()
-) -> list[Chunk]:
-    """About ``pieces`` chunks (more when a trace has over MAX_RUNS_PER_CHUNK runs), each of
-    one trace with its combinations dealt round-robin, every seed of each; runs in ``done``
-    are left out, and so are chunks left empty."""
-    combos = grid.combos()
-    per_trace = min(len(combos), max(1, math.ceil(pieces / len(names)),
-                                     math.ceil(grid.runs_per_trace / MAX_RUNS_PER_CHUNK)))
-    chunks = []
-    for index, name in enumerate(names):
-        for k in range(per_trace):
-            runs = tuple((*combo, seed) for combo in combos[k::per_trace] for seed in grid.seeds
-                         if (name, *combo, seed) not in done)  # fmt: skip
-            if runs:
-                chunks.append(Chunk(index, runs))
-    return chunks
-
+__all__ = ["SweepGrid", "TraceSpec", "check_names", "load_trace", "pool_batches", "progress_bar",
+           "sweep"]  # fmt: skip
 
 _worker_traces: list[TraceRuns] = []  # this worker process's traces (process pool)
 
@@ -211,13 +67,6 @@ def pool_batches(
             yield future.result()
     finally:  # also when the caller stops early: runs not started are dropped
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def runs_frame(rows: Iterable[Row] | pd.DataFrame) -> pd.DataFrame:
-    """Rows as a DataFrame in the sweep's order (trace, strategy, link, playout, threshold,
-    seed), whatever order they finished in."""
-    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-    return frame.sort_values(SORT_COLUMNS, kind="stable").reset_index(drop=True)
 
 
 def sweep(
@@ -277,24 +126,6 @@ def sweep(
                     rows.extend(batch)
                     bar.update(len(batch))
     return runs_frame(rows)
-
-
-def check_names(strategies: Sequence[str], links: Sequence[str], playouts: Sequence[str]) -> None:
-    """A ValueError naming every unknown strategy, link or playout, with the choices."""
-    from labkit.outbound import strategy_class
-
-    problems = []
-    for name in strategies:
-        try:
-            strategy_class(name)
-        except ValueError as exc:
-            problems.append(str(exc))
-    problems += [f"unknown link {name!r}; choose one of {', '.join(LINK_NAMES)}"
-                 for name in links if name not in LINK_NAMES]  # fmt: skip
-    problems += [f"unknown playout {name!r}; choose one of {', '.join(PLAYOUT_NAMES)}"
-                 for name in playouts if name not in PLAYOUT_NAMES]  # fmt: skip
-    if problems:
-        raise ValueError("; ".join(problems))
 
 
 def progress_bar(total: int, enabled: bool = True, initial: int = 0) -> Any:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from labkit.sim.sweep import RUN_COLUMNS, Row, RunKey, SweepGrid, runs_frame
+from labkit.sim.sweep_runs import RUN_COLUMNS, Row, RunKey, SweepGrid, runs_frame
 from labkit.sim.sweep_traces import TraceSource
 
 
