@@ -150,6 +150,7 @@ class TwilioHandler:
         self._item_audio_bytes = 0
         self._ended_items: set[ItemKey] = set()  # audio_end seen: forget once heard whole
         self._recorder: TraceRecorder | None = None
+        self._encoder: tm.OutboundEncoder | None = None  # the stream's message templates
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -216,6 +217,7 @@ class TwilioHandler:
 
     def _begin_call(self, start: tm.StartMsg) -> None:
         self.stream_sid = start.stream_sid
+        self._encoder = tm.OutboundEncoder(start.stream_sid)
         self.call_settings, problems = self.settings.call.with_parameters(start.custom_parameters)
         for problem in problems:
             log.warning("call %s: %s", shown(self.stream_sid), escaped(problem))
@@ -400,8 +402,8 @@ class TwilioHandler:
         self._check_settled()
 
     def _account(self, item: Outbound) -> list[str]:
-        assert self.stream_sid is not None
-        texts = tm.encode_outbound(item, self.stream_sid)
+        assert self._encoder is not None, "the encoder is made at start"
+        texts = self._encoder.outbound(item)
         self.stats.messages_sent += len(texts)
         if isinstance(item, Clear):
             self.stats.clears_sent += 1
