@@ -428,15 +428,43 @@ def profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | No
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+JOBS = (  # what the server was doing: the first job whose frame is on the stack
+    ("caller audio to the model (SDK append: pydantic, JSON, base64, socket)", ("send_audio",)),
+    ("model events in, Twilio messages out", ("_listen_for_messages", "_read_session",
+                                               "_realtime_session_loop")),
+    ("Twilio messages in: receive, parse, marks", ("_read_twilio", "_twilio_message_loop")),
+    ("socket reads and WebSocket frame parsing", ("_read_ready", "data_received")),
+    ("timers (labkit's one timer; the example's 50 ms flush loop)", ("_run_timer",
+                                                                     "_buffer_flush_loop")),
+    ("event loop: epoll and scheduling", ("select", "_run_once", "run_forever")),
+)
+
+
 def layer_shares(collapsed: Path) -> dict[str, float]:
     """Share of samples per layer: a stack counts for its innermost frame's layer."""
+    return _shares(collapsed, _layer)
+
+
+def job_shares(collapsed: Path) -> dict[str, float]:
+    """Share of samples per job of the server (``JOBS``)."""
+    return _shares(collapsed, _job)
+
+
+def _shares(collapsed: Path, classify: Any) -> dict[str, float]:
     counts: collections.Counter[str] = collections.Counter()
     for line in collapsed.read_text().splitlines():
         stack, _, number = line.rpartition(" ")
-        frames = stack.split(";")
-        counts[_layer(frames)] += int(number)
+        counts[classify(stack.split(";"))] += int(number)
     total = sum(counts.values()) or 1
-    return {layer: n / total for layer, n in counts.most_common()}
+    return {name: n / total for name, n in counts.most_common()}
+
+
+def _job(frames: list[str]) -> str:
+    names = [frame.split(" (")[0] for frame in frames]
+    for job, needles in JOBS:
+        if any(needle in name for name in names for needle in needles):
+            return job
+    return "unattributed (a stack py-spy read cut short, mostly WebSocket frames and writes)"
 
 
 def _layer(frames: list[str]) -> str:
@@ -477,6 +505,58 @@ def ratios(batches: list[Batch]) -> str:
             f"{pct['upstream']:.3f}; labkit / upstream CPU per round: "
             f"{', '.join(f'{r:.2f}' for r in per_round)} (median "
             f"{statistics.median(per_round):.2f})")  # fmt: skip
+
+
+# ---------------------------------------------------------------------- what deflate would save
+
+
+DEFLATE_WINDOW_BITS = 12  # what uvicorn's websockets-sansio layer negotiates (memLevel 5)
+DEFLATE_MEM_LEVEL = 5
+SYNC_FLUSH_TAIL_BYTES = 4  # RFC 7692 7.2.1: the 00 00 ff ff a sender strips
+
+
+def deflated(texts: list[str]) -> tuple[int, int, float]:
+    """(bytes, bytes on the wire with permessage-deflate, CPU us per message to compress) for
+    one stream's messages, with context takeover as uvicorn and websockets negotiate it."""
+    import zlib
+
+    encoder = zlib.compressobj(wbits=-DEFLATE_WINDOW_BITS, memLevel=DEFLATE_MEM_LEVEL)
+    raw = wire = 0
+    started = time.process_time()
+    for text in texts:
+        data = text.encode()
+        raw += len(data)
+        wire += len(encoder.compress(data) + encoder.flush(zlib.Z_SYNC_FLUSH))
+        wire -= SYNC_FLUSH_TAIL_BYTES
+    return raw, wire, (time.process_time() - started) * 1e6 / max(len(texts), 1)
+
+
+def deflate_gain(trace_path: Path) -> str:
+    """What permessage-deflate saves on a call's messages, both ways."""
+    from labkit import twilio_messages as tm
+    from labkit.live.peer import AUDIO_DIR
+    from labkit.traces import read
+
+    sid = "MZ" + "0" * 32
+    encoder = tm.OutboundEncoder(sid)
+    outbound = []  # as the SDK's example sends them: a media and a mark per delta
+    for event in read(trace_path).events:
+        if event.audio:
+            outbound += [encoder.media(event.audio), encoder.mark(str(len(outbound)))]
+    speech = b"".join(path.read_bytes() for path in sorted(AUDIO_DIR.glob("*.ulaw")))
+    frames = [speech[k : k + 160] for k in range(0, len(speech) - 159, 160)]
+    spoken = [tm.inbound_media_json(sid, frame, chunk=k, timestamp_ms=20 * k, sequence_number=k)
+              for k, frame in enumerate(frames)]  # fmt: skip
+    silent = [tm.inbound_media_json(sid, b"\xff" * 160, chunk=k, timestamp_ms=20 * k,
+                                    sequence_number=k) for k in range(len(frames))]  # fmt: skip
+    rows = []
+    for name, texts in [("to Twilio (the trace, media + mark per delta)", outbound),
+                        ("from Twilio, caller speech (data/audio)", spoken),
+                        ("from Twilio, caller silence (0xFF)", silent)]:  # fmt: skip
+        raw, wire, us = deflated(texts)
+        rows.append(f"  {name}: {raw} -> {wire} bytes ({wire / raw:.2f}), {us:.1f} us CPU "
+                    f"per message to compress")  # fmt: skip
+    return "permessage-deflate (uvicorn's window 12 bits, memLevel 5):\n" + "\n".join(rows)
 
 
 # ---------------------------------------------------------------------- main
@@ -569,6 +649,7 @@ def main(argv: list[str] | None = None) -> int:
                             spy.wait(timeout=args.profile_s + 60)
                             if out.exists():
                                 shares[name] = layer_shares(out)
+                                shares[f"{name}, by job"] = job_shares(out)
                                 if args.profile_dir:
                                     args.profile_dir.mkdir(parents=True, exist_ok=True)
                                     shutil.copy(out, args.profile_dir / out.name)
@@ -591,6 +672,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.callers_offer_deflate}, load average "
           f"{os.getloadavg()[0]:.2f}")  # fmt: skip
     print(summary(batches))
+    print(deflate_gain(args.trace_path))
     if len(servers) == 2:
         print(ratios(batches))
     for name, layer in shares.items():

@@ -232,7 +232,8 @@ def test_the_templates_build_exactly_what_json_dumps_builds(sid: str, name: str,
     assert encoder.media(payload) == _dumped(
         {"event": "media", "streamSid": sid, "media": {"payload": b64}}
     )
-    assert encoder.mark(name) == _dumped({"event": "mark", "streamSid": sid, "mark": {"name": name}})
+    mark_message = {"event": "mark", "streamSid": sid, "mark": {"name": name}}
+    assert encoder.mark(name) == _dumped(mark_message)
     assert encoder.clear() == _dumped({"event": "clear", "streamSid": sid})
     mark = Mark(name, "i", 0, 0, len(payload), 0, 0.0)
     texts = encoder.outbound(Media(payload, "i", 0, 0, 0, (mark,)))
