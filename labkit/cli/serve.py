@@ -8,6 +8,7 @@ process lists. The server's limits have flags of their own (``labkit.cli.server_
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,10 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     if emulator_url is not None and not emulator_url.startswith(("ws://", "wss://")):
         raise SystemExit(f"labkit serve: --realtime-emulator-url must be a ws:// URL, "
                          f"got {emulator_url!r}")  # fmt: skip
+    ws = getattr(args, "ws", DEFAULT_WS_IMPLEMENTATION)
+    if ws == "wsproto" and importlib.util.find_spec("wsproto") is None:
+        raise SystemExit("labkit serve: --ws wsproto needs the wsproto package "
+                         "(pip install -e '.[bench]')")  # fmt: skip
     return ServerSettings.from_env(
         realtime_emulator_url=emulator_url,
         call=call,
@@ -94,7 +99,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         voice=args.voice,
         limits=server_limits_from_args(args),
         trace_limits=trace_limits_from_args(args),
-        ws_implementation=getattr(args, "ws", DEFAULT_WS_IMPLEMENTATION),
+        ws_implementation=ws,
         ws_per_message_deflate=getattr(args, "ws_per_message_deflate", False),
     )
 
