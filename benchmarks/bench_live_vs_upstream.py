@@ -681,6 +681,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {100 * share:5.1f} %  {layer_name}")
     if args.json:
         rows = [{**{k: v for k, v in vars(b).items() if k != "outcomes"},
+                 "calls_ok": len(b.ok), "byte_exact": sum(o.byte_exact for o in b.ok),
+                 "media_per_call": b.per_call("media"), "marks_per_call": b.per_call("marks"),
                  "cpu_ms_per_call": b.cpu_ms_per_call,
                  "core_pct_per_call": b.core_pct_per_call} for b in batches]  # fmt: skip
         args.json.write_text(json.dumps({"batches": rows, "profile": shares}, indent=1))
