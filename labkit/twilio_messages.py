@@ -1,6 +1,6 @@
 """Twilio Media Streams messages: parse and build every JSON text of the bidirectional protocol.
 
-Sans-I/O: strings in, frozen dataclasses out, and back. The live handler parses what Twilio
+Sans-I/O: strings in, immutable records out, and back. The live handler parses what Twilio
 sends (``parse``) and builds what goes to Twilio (``OutboundEncoder`` per stream; ``media_json``,
 ``mark_json``, ``clear_json``, ``encode_outbound`` for one message); the Twilio emulator does the
 mirror image (``parse_to_twilio`` and the ``*_json`` builders of Twilio's own messages).

@@ -188,9 +188,9 @@ class ServerSettings:
     stats_token: str | None = field(default=None, repr=False)
     # A local Realtime emulator replaying the trace: the SDK's own OpenAI model talks to it
     realtime_emulator_url: str | None = None
-    # The media stream's WebSocket layer (uvicorn). permessage-deflate is declined by default:
-    # base64 mu-law barely compresses and deflate costs CPU on every message both ways
-    # (benchmarks/README.md, "labkit vs the SDK's example").
+    # The media stream's WebSocket layer (uvicorn). permessage-deflate is declined by default: it
+    # halves a call's bytes (base64 mu-law in JSON) for ~25 us of CPU per message, both ways
+    # (benchmarks/README.md, "labkit vs the SDK's Twilio example").
     ws_implementation: str = DEFAULT_WS_IMPLEMENTATION
     ws_per_message_deflate: bool = False
 
