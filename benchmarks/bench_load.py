@@ -129,6 +129,7 @@ class PeerJob:
     speed: float
     calls: list[tuple[str, dict[str, str]]]  # (stream sid, customParameters)
     ramp_s: float
+    nice: int = 0
 
 
 @dataclass
@@ -203,6 +204,8 @@ async def run_peers(job: PeerJob) -> PeerSide:
 
 
 def peer_process(job: PeerJob) -> PeerSide:
+    if job.nice:
+        os.nice(job.nice)  # the emulated callers yield the cores to the server under test
     return asyncio.run(run_peers(job))
 
 
@@ -259,7 +262,7 @@ def run_level(n: int, args: argparse.Namespace, trace: Trace, workdir: Path) -> 
         rss_idle, cpu_before = rss_bytes(server.pid), cpu_s(server.pid)
         plan = call_plan(n, args.strategies, args.threshold_ms)
         shares = [plan[w :: args.peer_procs] for w in range(args.peer_procs)]
-        jobs = [PeerJob(port, str(args.trace_path), args.speed, share, args.ramp_s)
+        jobs = [PeerJob(port, str(args.trace_path), args.speed, share, args.ramp_s, args.peer_nice)
                 for share in shares if share]  # fmt: skip
         started = time.monotonic()
         with RssSampler(server.pid) as rss:
@@ -405,6 +408,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threshold-ms", type=float, default=200.0)
     parser.add_argument("--ramp-s", type=float, default=1.0, help="spread call starts over this")
     parser.add_argument("--peer-procs", type=int, default=1)
+    parser.add_argument("--peer-nice", type=int, default=0,
+                        help="niceness of the caller processes: on a real call Twilio's "
+                        "side runs elsewhere, here it shares the cores")  # fmt: skip
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args(argv)
     args.strategies = args.strategies.split(",")

@@ -310,3 +310,35 @@ async def test_labkit_serve_with_the_flag_bridges_a_call_to_the_sdk_model(tmp_pa
     assert "SDK OpenAI model, Realtime emulator ws://127.0.0.1:" in output
     assert FAKE_KEY not in output
     assert "refused" not in output  # the handshake carried the placeholder key
+
+
+async def test_a_model_stream_closed_by_the_server_drains_what_the_caller_has_not_heard(
+    tmp_path: Path,
+) -> None:
+    """OpenAI ends a session (its maximum duration), here the emulator at the trace's end: the
+    caller still hears every byte already sent, its marks are credited, and the call ends with a
+    normal close, not 1011 at the first caller frame the closed model socket refuses."""
+    trace = read(shipped("tiny_deltas"))
+    path = tmp_path / "tiny.jsonl.gz"
+    write(trace, path)
+    async with RealtimeEmulator(trace, speed=SPEED, close_when_done=True) as emulator:
+        settings = ServerSettings(
+            call=CallSettings(strategy="forward"),
+            replay_trace=path,
+            replay_speed=SPEED,
+            realtime_emulator_url=emulator.url,
+        )
+        async with serve_in_background(settings) as server:
+            peer = TwilioPeer(server.ws_url, speed=SPEED)
+            recording = await asyncio.wait_for(peer.run(), timeout=30)
+            while not server.app.state.finished_calls:
+                await asyncio.sleep(0.01)
+            (handler,) = server.app.state.finished_calls
+    stats = handler.stats
+    assert recording.closed_by == "server"
+    assert recording.received_audio() == item_audio(trace)
+    assert stats.marks_credited == stats.marks_sent == len(recording.echoes) > 0
+    assert stats.marks_credited_bytes == recording.media_bytes == len(item_audio(trace))
+    assert stats.caller_frames_after_model_ended > 0  # the caller spoke on while the tail played
+    assert emulator.sessions[0].input_audio_bytes == stats.caller_bytes_to_model > 0
+    assert stats.session_errors == 0

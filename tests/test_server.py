@@ -230,6 +230,39 @@ def test_serve_flags_build_the_settings(trace_path: Path, monkeypatch: pytest.Mo
     assert server_settings.public_url == "https://x.example" and server_settings.uses_replay
 
 
+def test_serve_websocket_flags_and_an_emulator_of_ones_own(trace_path: Path) -> None:
+    base = ["serve", "--replay", str(trace_path)]
+    defaults = settings_from_args(build_parser().parse_args(base))
+    assert defaults.ws_implementation == "websockets-sansio"
+    assert defaults.ws_per_message_deflate is False and defaults.realtime_emulator_url is None
+    argv = [*base, "--ws", "wsproto", "--ws-per-message-deflate"]
+    argv += ["--realtime-emulator-url", "ws://127.0.0.1:8766/v1/realtime"]
+    chosen = settings_from_args(build_parser().parse_args(argv))
+    assert chosen.ws_implementation == "wsproto" and chosen.ws_per_message_deflate is True
+    assert chosen.realtime_emulator_url == "ws://127.0.0.1:8766/v1/realtime"
+    for bad, says in [(["--realtime-emulator-url", "http://x"], "ws:// URL"),
+                      (["--realtime-emulator", "--realtime-emulator-url", "ws://x"], "pick one")]:
+        with pytest.raises(SystemExit, match=says):
+            settings_from_args(build_parser().parse_args([*base, *bad]))
+    with pytest.raises(ValueError, match="ws_implementation"):
+        ServerSettings(ws_implementation="tornado")
+
+
+@pytest.mark.parametrize("accept", [False, True])
+async def test_permessage_deflate_is_declined_unless_asked_for(trace_path: Path,
+                                                               accept: bool) -> None:  # fmt: skip
+    """A caller that offers compression (whether Twilio does is undocumented) gets none by
+    default: it costs CPU on every message both ways (benchmarks/README.md)."""
+    server_settings = settings(trace_path, ws_per_message_deflate=accept)
+    async with (
+        serve_in_background(server_settings) as server,
+        connect(server.ws_url, compression="deflate") as ws,
+    ):
+        negotiated = [type(e).__name__ for e in ws.protocol.extensions]
+        await ws.send(tm.stop_json(SID, "AC1", "CA1", 1))
+    assert negotiated == (["PerMessageDeflate"] if accept else [])
+
+
 def test_serve_limit_flags_build_the_limits(trace_path: Path) -> None:
     argv = ["serve", "--replay", str(trace_path), "--start-timeout-s", "3", "--max-streams", "7"]
     argv += ["--request-timeout-s", "2.5", "--max-frame-kib", "128", "--record-max-mib", "none"]

@@ -19,6 +19,7 @@ from labkit.twilio_messages import (
     DtmfMsg,
     MarkMsg,
     MediaMsg,
+    OutboundEncoder,
     OutboundMarkMsg,
     OutboundMediaMsg,
     StartMsg,
@@ -212,3 +213,28 @@ def test_messages_to_twilio_reject_what_twilio_would() -> None:
         parse_to_twilio('{"event":"mark","streamSid":"MZ1"}')
     with pytest.raises(TwilioMessageError, match=r"'media'.*'media\.payload'.*base64"):
         parse_to_twilio('{"event":"media","streamSid":"MZ1","media":{"payload":"a"}}')
+
+
+def _dumped(obj: object) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+@given(
+    sid=st.text(max_size=40),
+    name=st.text(max_size=40),
+    payload=st.binary(max_size=600),
+)
+def test_the_templates_build_exactly_what_json_dumps_builds(sid: str, name: str,
+                                                            payload: bytes) -> None:  # fmt: skip
+    """Quotes, backslashes, control and non-ASCII characters in a sid or a mark name included."""
+    encoder = OutboundEncoder(sid)
+    b64 = base64.b64encode(payload).decode()
+    assert encoder.media(payload) == _dumped(
+        {"event": "media", "streamSid": sid, "media": {"payload": b64}}
+    )
+    mark_message = {"event": "mark", "streamSid": sid, "mark": {"name": name}}
+    assert encoder.mark(name) == _dumped(mark_message)
+    assert encoder.clear() == _dumped({"event": "clear", "streamSid": sid})
+    mark = Mark(name, "i", 0, 0, len(payload), 0, 0.0)
+    texts = encoder.outbound(Media(payload, "i", 0, 0, 0, (mark,)))
+    assert texts == [encoder.media(payload)] * bool(payload) + [encoder.mark(name)]

@@ -8,6 +8,7 @@ process lists. The server's limits have flags of their own (``labkit.cli.server_
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from labkit.live.settings import (
     DEFAULT_STRATEGY,
     DEFAULT_THRESHOLD_MS,
     DEFAULT_VOICE,
+    DEFAULT_WS_IMPLEMENTATION,
+    WS_IMPLEMENTATIONS,
     CallSettings,
     ServerSettings,
     parse_mark_every_ms,
@@ -43,6 +46,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="replay through the SDK's own OpenAI model and a local Realtime emulator",
     )
+    parser.add_argument(
+        "--realtime-emulator-url",
+        metavar="URL",
+        help="the same through a Realtime emulator already running (`labkit emulate`, e.g. in a "
+        "process of its own); it must replay the --replay trace at --speed",
+    )
     parser.add_argument("--strategy", choices=strategy_names(), default=DEFAULT_STRATEGY)
     parser.add_argument("--threshold-ms", type=float, default=DEFAULT_THRESHOLD_MS)
     parser.add_argument(
@@ -57,6 +66,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--record", metavar="DIR", type=Path, help="write each call's trace here")
     parser.add_argument("--public-url", metavar="URL", help="e.g. https://abc.ngrok.app")
     parser.add_argument("--voice", default=DEFAULT_VOICE)
+    parser.add_argument("--ws", choices=WS_IMPLEMENTATIONS, default=DEFAULT_WS_IMPLEMENTATION,
+                        help="uvicorn's WebSocket layer (default %(default)s)")  # fmt: skip
+    parser.add_argument("--ws-per-message-deflate", action="store_true",
+                        help="accept permessage-deflate when a caller offers it (off: it halves "
+                        "the bytes for ~25 us of CPU per message)")  # fmt: skip
     add_server_limit_arguments(parser)
     add_trace_limit_arguments(parser)
     parser.set_defaults(func=run)
@@ -64,7 +78,19 @@ def register(subparsers: Any) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     call = CallSettings(args.strategy, args.threshold_ms, args.mark_every_ms, args.align_frames)
+    emulator_url = getattr(args, "realtime_emulator_url", None)
+    if emulator_url is not None and args.realtime_emulator:
+        raise SystemExit("labkit serve: --realtime-emulator starts its own emulator; "
+                         "--realtime-emulator-url uses one already running: pick one")  # fmt: skip
+    if emulator_url is not None and not emulator_url.startswith(("ws://", "wss://")):
+        raise SystemExit(f"labkit serve: --realtime-emulator-url must be a ws:// URL, "
+                         f"got {emulator_url!r}")  # fmt: skip
+    ws = getattr(args, "ws", DEFAULT_WS_IMPLEMENTATION)
+    if ws == "wsproto" and importlib.util.find_spec("wsproto") is None:
+        raise SystemExit("labkit serve: --ws wsproto needs the wsproto package "
+                         "(pip install -e '.[bench]')")  # fmt: skip
     return ServerSettings.from_env(
+        realtime_emulator_url=emulator_url,
         call=call,
         replay_trace=resolve_trace(args.replay) if args.replay else None,
         replay_speed=args.speed,
@@ -73,6 +99,8 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         voice=args.voice,
         limits=server_limits_from_args(args),
         trace_limits=trace_limits_from_args(args),
+        ws_implementation=ws,
+        ws_per_message_deflate=getattr(args, "ws_per_message_deflate", False),
     )
 
 

@@ -15,8 +15,10 @@ it); there is no fixed polling loop. Per session event:
 
 The call's strategy is the server's (``ServerSettings.call``), overridable per call by
 ``start.customParameters`` (see ``labkit.live.settings``). When the model's stream ends (a trace
-replay ran out), the handler lets the strategy drain, waits for the last marks to be echoed (the
-caller heard everything) and closes the WebSocket, as hanging up would.
+replay ran out, or the model's server closed the session), the handler stops sending caller audio
+(it has nowhere to go) but keeps reading marks and ``stop``, lets the strategy drain, waits for the
+last marks to be echoed (the caller heard everything) and closes the WebSocket, as hanging up
+would.
 
 Bad input policy (everything here is per call: one call's bad message never touches another):
 a text frame over 64 KiB, a binary frame, malformed JSON, an unknown event, a wrong streamSid,
@@ -45,6 +47,7 @@ from typing import Any
 from agents.realtime import RealtimeAgent, RealtimeRunner, RealtimeSession
 from agents.realtime.model import RealtimeModel, RealtimePlaybackTracker
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from websockets.exceptions import ConnectionClosedOK
 
 from labkit import twilio_messages as tm
 from labkit.inbound import InboundBuffer
@@ -85,6 +88,7 @@ class HandlerStats:
     marks_credited: int = 0
     marks_credited_bytes: int = 0  # bytes passed to the playback tracker
     caller_bytes_to_model: int = 0
+    caller_frames_after_model_ended: int = 0  # heard while the tail played: nowhere to send them
     timer_lateness_ms: list[float] = field(default_factory=list)  # real ms late, per firing
     dropped: Counter[str] = field(default_factory=Counter)
     session_errors: int = 0
@@ -137,6 +141,7 @@ class TwilioHandler:
         self._send_lock = asyncio.Lock()
         self._wake = asyncio.Event()  # new outbound work: the timer recomputes its deadline
         self._settled = asyncio.Event()  # nothing buffered and every mark echoed
+        self._model_ended = False  # the model's stream is over: caller audio has nowhere to go
         # Audio sent but not yet credited, to hand the tracker the very bytes that played. Bounded
         # like Twilio's own buffer: beyond it, the oldest items' credits fall back to silence of
         # the same length (the tracker counts only lengths), so a peer that never echoes cannot
@@ -145,6 +150,7 @@ class TwilioHandler:
         self._item_audio_bytes = 0
         self._ended_items: set[ItemKey] = set()  # audio_end seen: forget once heard whole
         self._recorder: TraceRecorder | None = None
+        self._encoder: tm.OutboundEncoder | None = None  # the stream's message templates
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -211,6 +217,7 @@ class TwilioHandler:
 
     def _begin_call(self, start: tm.StartMsg) -> None:
         self.stream_sid = start.stream_sid
+        self._encoder = tm.OutboundEncoder(start.stream_sid)
         self.call_settings, problems = self.settings.call.with_parameters(start.custom_parameters)
         for problem in problems:
             log.warning("call %s: %s", shown(self.stream_sid), escaped(problem))
@@ -243,9 +250,7 @@ class TwilioHandler:
         while True:
             message = await self._receive()
             if isinstance(message, tm.MediaMsg):
-                for piece in self.inbound.push(message.payload, message.timestamp_ms):
-                    self.stats.caller_bytes_to_model += len(piece)
-                    await session.send_audio(piece)
+                await self._to_model(session, message)
             elif isinstance(message, tm.MarkMsg):
                 self._on_echo(message.name)
             elif isinstance(message, tm.StopMsg):
@@ -253,6 +258,22 @@ class TwilioHandler:
                 return
             elif isinstance(message, tm.StartMsg):
                 self._drop("duplicate_start", "a second start")
+
+    async def _to_model(self, session: RealtimeSession, message: tm.MediaMsg) -> None:
+        """Caller audio to the model while its stream lasts. When the model's server ends the
+        session (OpenAI at its maximum duration; the emulator at the trace's end) the call goes on
+        draining what the caller has not heard yet, so marks and ``stop`` are still read."""
+        if self._model_ended:
+            self.stats.caller_frames_after_model_ended += 1
+            return
+        for piece in self.inbound.push(message.payload, message.timestamp_ms):
+            try:
+                await session.send_audio(piece)
+            except ConnectionClosedOK:  # closed normally before the SDK ended the stream
+                self._model_ended = True
+                self.stats.caller_frames_after_model_ended += 1
+                return
+            self.stats.caller_bytes_to_model += len(piece)
 
     async def _receive(self) -> tm.FromTwilio | None:
         """The next valid message; None when the frame was bad (dropped and counted)."""
@@ -351,6 +372,7 @@ class TwilioHandler:
                             escaped(str(event.error)))  # fmt: skip
             elif event.type == "raw_model_event" and self._recorder is not None:
                 self._recorder.record(event.data, self._now_ms())
+        self._model_ended = True
         await self._hang_up_when_heard()
 
     async def _on_model_audio(self, item_id: str, content_index: int, data: bytes) -> None:
@@ -380,8 +402,8 @@ class TwilioHandler:
         self._check_settled()
 
     def _account(self, item: Outbound) -> list[str]:
-        assert self.stream_sid is not None
-        texts = tm.encode_outbound(item, self.stream_sid)
+        assert self._encoder is not None, "the encoder is made at start"
+        texts = self._encoder.outbound(item)
         self.stats.messages_sent += len(texts)
         if isinstance(item, Clear):
             self.stats.clears_sent += 1

@@ -269,6 +269,7 @@ class TwilioPeer:
         call_sid: str = "CA00000000000000000000000000000001",
         account_sid: str = "ACemulated00000000000000000000001",
         clock: Callable[[], float] = time.monotonic,
+        offer_deflate: bool = False,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"TwilioPeer: speed must be > 0, got {speed}")
@@ -278,6 +279,9 @@ class TwilioPeer:
         self.speed = speed
         self.idle_hangup_ms = idle_hangup_ms
         self.min_call_ms = min_call_ms
+        # Whether Twilio offers permessage-deflate is documented nowhere; the peer does not, unless
+        # asked (what a server pays when a caller does: benchmarks/bench_live_vs_upstream.py).
+        self.offer_deflate = offer_deflate
         self.headers = dict(headers or {})
         self.stream_sid, self.call_sid, self.account_sid = stream_sid, call_sid, account_sid
         self._clock = clock
@@ -301,7 +305,10 @@ class TwilioPeer:
 
     async def run(self) -> PeerRecording:
         async with connect(
-            self.url, additional_headers=self.headers, max_size=None, compression=None
+            self.url,
+            additional_headers=self.headers,
+            max_size=None,
+            compression="deflate" if self.offer_deflate else None,
         ) as ws:
             self._t0 = self._clock()
             await ws.send(connected_json())
@@ -427,7 +434,8 @@ class TwilioPeer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout_s)
 
-    def _playing_until_ms(self) -> float:
+    def playing_until_ms(self) -> float:
+        """Media ms at which what arrived so far ends playing (0 before any audio)."""
         segments = self._playout.segments
         return segments[-1][1] if segments else 0.0
 
@@ -435,7 +443,7 @@ class TwilioPeer:
         if self.idle_hangup_ms is None:
             return
         while True:
-            quiet_since = max(self._last_activity_ms, self._playing_until_ms())
+            quiet_since = max(self._last_activity_ms, self.playing_until_ms())
             due = max(self.min_call_ms, quiet_since + self.idle_hangup_ms)
             if self.now_ms() >= due:
                 self.hangup()

@@ -55,7 +55,7 @@ from labkit.live.handler import TwilioHandler
 from labkit.live.http_deadline import request_deadline_protocol
 from labkit.live.models import ModelChoice
 from labkit.live.recording import CallRecordings
-from labkit.live.settings import ServerLimits, ServerSettings
+from labkit.live.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +292,8 @@ def uvicorn_config(
     app: FastAPI, host: str, port: int, log_level: str = "warning"
 ) -> uvicorn.Config:
     """uvicorn for ``create_app``'s app, with every limit set from its settings or stated here."""
-    limits: ServerLimits = app.state.settings.limits
+    settings: ServerSettings = app.state.settings
+    limits = settings.limits
     # The codec caps Twilio frames at 64 KiB; the socket allows up to max_frame_bytes so that an
     # oversized frame reaches the handler's policy (dropped and counted) instead of ending the
     # call. A frame over max_frame_bytes ends its call: it would be held whole before any check.
@@ -305,6 +306,8 @@ def uvicorn_config(
         http=request_deadline_protocol(limits.request_timeout_s),
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
         h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
+        ws=settings.ws_implementation,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
         ws_max_size=limits.max_frame_bytes,
         ws_ping_interval=WS_PING_INTERVAL_S,
         ws_ping_timeout=WS_PING_TIMEOUT_S,

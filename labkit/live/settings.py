@@ -40,6 +40,10 @@ DEFAULT_REQUEST_TIMEOUT_S = 10.0  # for a whole HTTP request (headers and body) 
 DEFAULT_MAX_FRAME_BYTES = 1 * MIB
 DEFAULT_RECORD_MAX_BYTES = 2048 * MIB  # the record directory's size past which calls go unrecorded
 MIN_FRAME_BYTES = 64 * KIB  # labkit.twilio_messages.MAX_MESSAGE_BYTES: a valid message must fit
+# uvicorn's WebSocket implementations; the default measured cheapest per message
+# (benchmarks/bench_live_vs_upstream.py, benchmarks/README.md)
+WS_IMPLEMENTATIONS = ("websockets-sansio", "websockets", "wsproto")
+DEFAULT_WS_IMPLEMENTATION = "websockets-sansio"
 
 
 def strategy_names() -> tuple[str, ...]:
@@ -184,8 +188,18 @@ class ServerSettings:
     stats_token: str | None = field(default=None, repr=False)
     # A local Realtime emulator replaying the trace: the SDK's own OpenAI model talks to it
     realtime_emulator_url: str | None = None
+    # The media stream's WebSocket layer (uvicorn). permessage-deflate is declined by default: it
+    # halves a call's bytes (base64 mu-law in JSON) for ~25 us of CPU per message, both ways
+    # (benchmarks/README.md, "labkit vs the SDK's Twilio example").
+    ws_implementation: str = DEFAULT_WS_IMPLEMENTATION
+    ws_per_message_deflate: bool = False
 
     def __post_init__(self) -> None:
+        if self.ws_implementation not in WS_IMPLEMENTATIONS:
+            raise ValueError(
+                f"ServerSettings.ws_implementation must be one of {', '.join(WS_IMPLEMENTATIONS)}, "
+                f"got {self.ws_implementation!r}"
+            )
         if not self.replay_speed > 0:
             raise ValueError(f"ServerSettings.replay_speed must be > 0, got {self.replay_speed}")
         if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
