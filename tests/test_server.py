@@ -235,10 +235,10 @@ def test_serve_websocket_flags_and_an_emulator_of_ones_own(trace_path: Path) -> 
     defaults = settings_from_args(build_parser().parse_args(base))
     assert defaults.ws_implementation == "websockets-sansio"
     assert defaults.ws_per_message_deflate is False and defaults.realtime_emulator_url is None
-    argv = [*base, "--ws", "wsproto", "--ws-per-message-deflate"]
+    argv = [*base, "--ws", "websockets", "--ws-per-message-deflate"]
     argv += ["--realtime-emulator-url", "ws://127.0.0.1:8766/v1/realtime"]
     chosen = settings_from_args(build_parser().parse_args(argv))
-    assert chosen.ws_implementation == "wsproto" and chosen.ws_per_message_deflate is True
+    assert chosen.ws_implementation == "websockets" and chosen.ws_per_message_deflate is True
     assert chosen.realtime_emulator_url == "ws://127.0.0.1:8766/v1/realtime"
     for bad, says in [(["--realtime-emulator-url", "http://x"], "ws:// URL"),
                       (["--realtime-emulator", "--realtime-emulator-url", "ws://x"], "pick one")]:
@@ -246,6 +246,24 @@ def test_serve_websocket_flags_and_an_emulator_of_ones_own(trace_path: Path) -> 
             settings_from_args(build_parser().parse_args([*base, *bad]))
     with pytest.raises(ValueError, match="ws_implementation"):
         ServerSettings(ws_implementation="tornado")
+
+
+def test_serve_says_how_to_get_wsproto_when_it_is_missing(
+    trace_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wsproto is only in the [bench] extra: without it, --ws wsproto is refused by name."""
+    import importlib.util
+    from typing import Any
+
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *rest: Any) -> Any:
+        return None if name == "wsproto" else real_find_spec(name, *rest)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    args = build_parser().parse_args(["serve", "--replay", str(trace_path), "--ws", "wsproto"])
+    with pytest.raises(SystemExit, match=r"needs the wsproto package .*\[bench\]"):
+        settings_from_args(args)
 
 
 @pytest.mark.parametrize("accept", [False, True])
