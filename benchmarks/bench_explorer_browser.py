@@ -7,7 +7,7 @@ the page, from the change event to the first animation frame whose figure pixels
 drawn: not blank). Every change makes settings not seen before (no cache hit): strategies cycle
 within each playout model, so the numbers are the uncached case.
 
-    .venv/bin/python benchmarks/bench_explorer_browser.py [--rounds 3] [--json out.json]
+    .venv/bin/python benchmarks/bench_explorer_browser.py [--json out.json] [--ink-min 0.02]
 
 Prints median and p90 per trace. Needs /usr/bin/chromium (``apt-get install chromium``).
 """
