@@ -183,8 +183,10 @@ class ExplorerFigure:
 
     def _update_overview(self, t: Timeline, lo: float, hi: float) -> None:
         end = max(t.end_ms, hi)
-        self.heard_all.set_verts(_spans(t.heard, 0, end, low=0.35, high=0.65))
-        self.fills_all.set_verts(_spans(t.fills, 0, end, low=0.35, high=0.65))
+        # one span per run of touching pieces: paced plays ~4,900 pieces in 98 s, and a path
+        # per piece cost ~80 ms a redraw for the same pixels
+        self.heard_all.set_verts(_spans(_merged(t.heard), 0, end, low=0.35, high=0.65))
+        self.fills_all.set_verts(_spans(_merged(t.fills), 0, end, low=0.35, high=0.65))
         middles = t.gaps.mean(axis=1) / MS_PER_S if len(t.gaps) else np.zeros(0)
         self.gaps_all.set_segments([[(x, 0.1), (x, 0.9)] for x in middles.tolist()])
         self.window.set_bounds(lo / MS_PER_S, 0, (hi - lo) / MS_PER_S, 1)
@@ -206,6 +208,19 @@ def _segments(starts: FloatArray, ends: FloatArray) -> FloatArray:
     """One polyline for many segments: start, end, NaN (a break), repeated."""
     joined = np.column_stack([starts, ends, np.full(len(starts), np.nan)])
     return joined.ravel()
+
+
+def _merged(intervals: FloatArray) -> FloatArray:
+    """The union of ``intervals`` (ms) as disjoint intervals in time order: touching or
+    overlapping ones joined, any gap between them kept, however short."""
+    if len(intervals) < 2:
+        return intervals
+    ordered = intervals[np.argsort(intervals[:, 0], kind="stable")]
+    ends = np.maximum.accumulate(ordered[:, 1])
+    starts_run = np.r_[True, ordered[1:, 0] > ends[:-1]]
+    first = np.flatnonzero(starts_run)
+    last = np.r_[first[1:] - 1, len(ordered) - 1]
+    return np.column_stack([ordered[first, 0], ends[last]])
 
 
 def _spans(intervals: FloatArray, lo: float, hi: float, low: float = 0.0,
