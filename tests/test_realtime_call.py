@@ -37,7 +37,7 @@ from labkit.traces.realtime_log import SERVER_EVENT_NAMES, import_log
 
 pytestmark = pytest.mark.anyio
 SPEED = 8.0
-FAKE_KEY = "sk-fake-real-key-that-must-never-leave-the-environment-0123"
+FAKE_KEY = "placeholder-key-for-tests-that-must-never-be-logged-0123"
 
 
 @pytest.fixture

@@ -408,7 +408,7 @@ async def test_a_barge_in_in_the_trace_is_vad_speech_started(tmp_path: Path) -> 
 async def test_the_handshake_refuses_other_keys_and_paths_and_never_logs_a_key(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    secret = "sk-this-would-be-a-real-key-0123456789"
+    secret = "placeholder-key-refused-and-never-logged-0123"
     caplog.set_level(logging.DEBUG)
     async with RealtimeEmulator(two_turns()) as emulator:
         with pytest.raises(InvalidStatus) as refused:
