@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from labkit.cli.trace_limits import positive_mib
+from labkit.cli.trace_limits import positive, positive_mib
 from labkit.live.settings import (
     DEFAULT_MAX_FRAME_BYTES,
     DEFAULT_MAX_STREAMS,
@@ -18,15 +18,7 @@ from labkit.live.settings import (
     ServerLimits,
 )
 
-
-def positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
-    return value
+positive_seconds = positive("seconds")
 
 
 def positive_int(text: str) -> int:

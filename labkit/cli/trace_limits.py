@@ -4,6 +4,7 @@ reads traces (defaults and reasons: ``labkit.traces.limits``). Not a subcommand.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from labkit.traces.limits import (
     BYTES_PER_MIB,
@@ -13,14 +14,24 @@ from labkit.traces.limits import (
 )
 
 
-def positive_mib(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of MiB: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number of MiB > 0, got {text!r}")
-    return value
+def positive(unit: str) -> Callable[[str], float]:
+    """An argparse type: a finite number of ``unit`` > 0, or an error naming the unit."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of {unit}: {text!r}") from None
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number of {unit} > 0, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
+positive_mib = positive("MiB")
 
 
 def add_trace_limit_arguments(parser: argparse.ArgumentParser) -> None:
