@@ -236,3 +236,35 @@ def test_a_value_given_twice_is_one_run(tmp_path: Path) -> None:
     assert main(["sweep", "barge_in", "--strategy", "preroll,preroll", "--thresholds", "20:20:5",
                  "--seeds", "2", "--out", str(tmp_path)]) == 0  # fmt: skip
     assert len(pd.read_csv(tmp_path / "sweep.csv")) == 2
+
+
+@pytest.mark.parametrize("cut_bytes", [0, 7])
+def test_an_interrupt_inside_a_write_is_counted_from_the_file(
+    cut_bytes: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Ctrl-C after a batch is on disk but before the journal counts it (cut_bytes 0), or in
+    the middle of its write (a cut last line): the message counts the whole rows on disk."""
+    from labkit.sim import sweep_journal
+
+    real_fsync, csv = sweep_journal.os.fsync, tmp_path / "sweep.csv"
+
+    def interrupted_fsync(fd: int) -> None:
+        real_fsync(fd)
+        if csv.exists() and len(csv.read_text().splitlines()) > 3:
+            with csv.open("rb+") as file:
+                file.truncate(csv.stat().st_size - cut_bytes)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_journal.os, "fsync", interrupted_fsync)
+    assert main(["sweep", *SMALL, "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    kept = sweep_journal.read_runs(csv)
+    assert 0 < len(kept) < 8
+    assert f"interrupted; {len(kept)} of 8 runs are in {csv}" in err
+    assert ("dropped a last line cut short" in err) == (cut_bytes > 0)
+    monkeypatch.undo()
+    assert main(["sweep", *SMALL, "--out", str(tmp_path)]) == 0
+    assert f"resuming {csv}: {len(kept)} of 8 runs are there" in capsys.readouterr().err
+    computed = labkit.sweep(["barge_in"], ["forward", "preroll"], [20, 60], seeds=2, progress=False)
+    pd.testing.assert_frame_equal(sweep_journal.read_runs(csv), computed, check_exact=True)

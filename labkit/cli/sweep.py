@@ -159,6 +159,10 @@ def _run_batches(args: argparse.Namespace, journal: SweepJournal, sources: Seque
                     journal.append(batch)
                     bar.update(len(batch))
     except KeyboardInterrupt:
+        seen_notes = len(journal.notes)
+        journal.reread()
+        for note in journal.notes[seen_notes:]:
+            print(f"labkit sweep: {note}", file=sys.stderr)
         print(f"labkit sweep: interrupted; {len(journal.done)} of {total} runs are in "
               f"{journal.path}: rerun the same command to finish", file=sys.stderr)  # fmt: skip
         return 130

@@ -101,10 +101,17 @@ class SweepJournal:
             raise ValueError(f"{existing} exists with no {MANIFEST_FILE} beside it to say "
                              f"what made it; give another --out, or move it away")  # fmt: skip
         journal = cls(directory, manifest, set(), None, notes)
-        if runs.exists():
-            _drop_cut_line(runs, notes)
-            journal.done, journal.columns = _read_keys(runs)
+        journal.reread()
         return journal
+
+    def reread(self) -> None:
+        """Take ``done`` from sweep.csv again, after dropping a last line cut short.
+
+        After an interrupt the file is the truth: a KeyboardInterrupt can land between the
+        write of a batch and the update of ``done``, or in the middle of the write."""
+        if self.path.exists():
+            _drop_cut_line(self.path, self.notes)
+            self.done, self.columns = _read_keys(self.path)
 
     def append(self, rows: Sequence[Row]) -> None:
         """Write ``rows`` at the end of sweep.csv, on disk when this returns."""
