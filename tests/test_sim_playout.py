@@ -155,6 +155,27 @@ def test_frame_clock_plays_full_frames_on_ticks_and_pads_only_when_dry() -> None
     assert [p.start_ms for p in model.plays] == [20.0, 25.0]
 
 
+@settings(max_examples=60, deadline=None)
+@given(sizes=sizes_st, gaps=st.lists(st.floats(0, 300), min_size=40, max_size=40),
+       peeks=st.lists(st.booleans(), min_size=40, max_size=40))  # fmt: skip
+def test_frame_clock_segments_hold_the_bytes_played_in_order_however_often_read(
+    sizes: list[int], gaps: list[float], peeks: list[bool]
+) -> None:
+    model = make_playout("frame_clock")
+    sent = b""
+    for index, (size, now) in enumerate(zip(sizes, arrivals_for(sizes, gaps), strict=False)):
+        payload = bytes((index + k) % 251 for k in range(size))
+        model.receive_media(payload, float(now))
+        sent += payload
+        if peeks[index]:  # reading mid-call must not change what is read at the end
+            assert b"".join(seg[2] for seg in model.segments) == sent[: model.played_bytes]
+    model.advance(math.inf)
+    segments = model.segments
+    assert b"".join(seg[2] for seg in segments) == sent
+    assert all(len(data) == round((end - start) * BYTES_PER_MS) for start, end, data in segments)
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(segments))  # touching ones are joined
+
+
 def test_frame_clock_skip_holds_a_partial_frame_one_tick_then_pads() -> None:
     model = make_playout("frame_clock_skip")
     model.receive_media(b"\x01" * 80, 1.0)

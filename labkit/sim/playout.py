@@ -85,9 +85,11 @@ class Playout(Protocol):
 
     name: str
     passive_timers: bool
-    segments: list[Segment]
     fills: list[Fill]
     plays: list[PlayRecord]
+
+    @property
+    def segments(self) -> list[Segment]: ...
 
     def receive_media(self, payload: bytes, now: float) -> None: ...
 
@@ -353,7 +355,8 @@ class FrameClockPlayout(_Accounting):
         self.partial = partial
         self.max_skipped_ticks = int(max_skipped_ticks)
         self.phase_ms = float(phase_ms)
-        self.segments: list[Segment] = []
+        self._segments: list[Segment] = []
+        self._unjoined: list[bytes] = []  # bytes played after the last segment's, contiguous
         self.fills: list[Fill] = []
         self.plays: list[PlayRecord] = []
         self._queue: deque[list[Any]] = deque()  # [record, payload, bytes of it taken]
@@ -366,6 +369,12 @@ class FrameClockPlayout(_Accounting):
         self._last_tick = -(2**62)  # the last tick that played a frame
         self._skipped = 0
         self._marks: deque[list[Any]] = deque()  # [echo_ms or inf, name, position]
+
+    @property
+    def segments(self) -> list[Segment]:
+        """Audio played, as (start_ms, end_ms, bytes): contiguous frames form one segment."""
+        self._join_last_segment()
+        return self._segments
 
     def receive_media(self, payload: bytes, now: float) -> None:
         self._run_ticks(now, inclusive=False)
@@ -507,12 +516,21 @@ class FrameClockPlayout(_Accounting):
         else:
             pieces.append((start_ms, count))
         record.played_bytes += count
-        segments = self.segments
+        segments = self._segments
         if segments and segments[-1][1] == start_ms:
+            # joined when read: appending to the bytes each frame copied a whole turn per frame
             last_start, _, last_data = segments[-1]
-            segments[-1] = (last_start, end_ms, last_data + data)
+            segments[-1] = (last_start, end_ms, last_data)
+            self._unjoined.append(data)
         else:
+            self._join_last_segment()
             segments.append((start_ms, end_ms, data))
+
+    def _join_last_segment(self) -> None:
+        if self._unjoined:
+            start_ms, end_ms, data = self._segments[-1]
+            self._segments[-1] = (start_ms, end_ms, b"".join([data, *self._unjoined]))
+            self._unjoined.clear()
 
 
 def make_playout(name: str, **params: Any) -> Playout:
