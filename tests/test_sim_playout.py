@@ -244,7 +244,7 @@ def test_frame_clock_plays_runs_of_full_frames_as_frame_by_frame(
         model = make_playout(name, phase_ms=phase)
         if one_frame_at_a_time:  # the clock's rule taken literally: one tick per step
             whole = model._ticks_before  # type: ignore[attr-defined]
-            model._ticks_before = lambda until, inclusive: min(1, whole(until, inclusive))  # type: ignore[attr-defined]
+            model._ticks_before = lambda *args: min(1, whole(*args))  # type: ignore[attr-defined]
         echoes: list[object] = []
         for i, (a, n) in enumerate(zip(arrivals_for(sizes, gaps), sizes, strict=True)):
             echoes += model.advance(float(a))

@@ -443,29 +443,33 @@ class FrameClockPlayout(_Accounting):
         """Every tick before ``until_ms`` (and at it if ``inclusive``) while bytes are queued.
         Consecutive full frames play as one block: the same bytes at the same times as frame
         by frame (they are contiguous), without a Python step per 20 ms."""
+        # runs once per message received: each tick's time is computed once and handed on
         while self._queued_bytes:
             tick = self._next_tick
             tick_ms = self._tick_ms(tick)
             if not (tick_ms < until_ms or (inclusive and tick_ms == until_ms)):
                 return
-            full = min(self._queued_bytes // FRAME_BYTES, self._ticks_before(until_ms, inclusive))
+            full = min(self._queued_bytes // FRAME_BYTES,
+                       self._ticks_before(tick, tick_ms, until_ms, inclusive))  # fmt: skip
             if full:
-                self._play(tick, full * FRAME_BYTES)
+                self._skipped = 0
+                self._play_frame(tick_ms, full * FRAME_BYTES)
                 self._last_tick, self._next_tick = tick + full - 1, tick + full
                 continue
-            self._tick(tick)  # less than a frame queued: pad it, or skip the tick
+            self._tick(tick, tick_ms)  # less than a frame queued: pad it, or skip the tick
             self._next_tick = tick + 1
 
-    def _ticks_before(self, until_ms: float, inclusive: bool) -> int:
-        """How many ticks from the next one fall before ``until_ms`` (or at it, if inclusive)."""
+    def _ticks_before(self, tick: int, tick_ms: float, until_ms: float, inclusive: bool) -> int:
+        """How many ticks from ``tick`` (at ``tick_ms``) fall before ``until_ms`` (or at it,
+        if inclusive)."""
         if until_ms == math.inf:
             return self._queued_bytes // FRAME_BYTES + 1
-        count = math.ceil((until_ms - self._tick_ms(self._next_tick)) / FRAME_MS)
-        if inclusive and self._tick_ms(self._next_tick + count) == until_ms:
+        count = math.ceil((until_ms - tick_ms) / FRAME_MS)
+        if inclusive and self._tick_ms(tick + count) == until_ms:
             count += 1
         return max(count, 0)
 
-    def _tick(self, tick: int) -> None:
+    def _tick(self, tick: int, tick_ms: float) -> None:
         queued = self._queued_bytes
         if queued >= FRAME_BYTES:
             take = FRAME_BYTES
@@ -475,14 +479,10 @@ class FrameClockPlayout(_Accounting):
             self._skipped += 1  # the tick is skipped: nothing is sent, the carrier conceals
             return
         self._last_tick = tick
-        self._play(tick, take)
-        if take < FRAME_BYTES:
-            tick_ms = self._tick_ms(tick)
-            self.fills.append((tick_ms + take / BYTES_PER_MS, tick_ms + FRAME_MS))
-
-    def _play(self, tick: int, take: int) -> None:
         self._skipped = 0
-        self._play_frame(self._tick_ms(tick), take)
+        self._play_frame(tick_ms, take)
+        if take < FRAME_BYTES:
+            self.fills.append((tick_ms + take / BYTES_PER_MS, tick_ms + FRAME_MS))
 
     def _play_frame(self, tick_ms: float, take: int) -> None:
         at = 0
