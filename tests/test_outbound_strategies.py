@@ -19,6 +19,7 @@ from labkit.outbound import (
     OutboundStrategy,
     make_strategy,
     strategy_options,
+    threshold_meaning,
 )
 from labkit.outbound.adaptive import AdaptiveStrategy, nearest_rank_percentile
 from labkit.outbound.paced import PacedStrategy
@@ -43,6 +44,21 @@ def test_every_registered_name_builds_a_strategy(name: str) -> None:
     assert isinstance(strategy, OutboundStrategy)
     assert strategy.name == name and strategy.threshold_ms == 50.0
     assert strategy.ledger.pending_count == 0
+
+
+@pytest.mark.parametrize("name", [*STRATEGY_NAMES, "original_report"])
+def test_a_strategy_says_truly_whether_it_ignores_the_threshold(name: str) -> None:
+    """Sweeps run a threshold-blind strategy once and copy its row; plots and the explorer
+    say it ignores the threshold. All read ``threshold_means``: it must tell the truth."""
+    from labkit.sim import simulate
+    from labkit.traces import read, shipped
+
+    meaning = threshold_meaning(name)
+    assert meaning is None or meaning.endswith(")"), "a meaning names its unit, in brackets"
+    trace = read(shipped("multi_turn"))
+    sent = {threshold: list(simulate(trace, name, threshold).columns["sent_ms"])
+            for threshold in (20.0, 120.0)}  # fmt: skip
+    assert (sent[20.0] == sent[120.0]) == (meaning is None)
 
 
 def test_the_original_report_is_registered_but_not_one_of_ours() -> None:

@@ -48,6 +48,13 @@ def strategy_class(name: str) -> type[Any]:
     return cls
 
 
+def threshold_meaning(name: str) -> str | None:
+    """What ``threshold_ms`` is to strategy ``name`` (a label with its unit), or None when the
+    strategy ignores it: its class says so (``threshold_means``)."""
+    meaning: str | None = strategy_class(name).threshold_means
+    return meaning
+
+
 def strategy_options(name: str) -> tuple[str, ...]:
     """The keyword options strategy ``name`` accepts (besides threshold_ms)."""
     parameters = inspect.signature(strategy_class(name)).parameters.values()
@@ -86,4 +93,5 @@ __all__ = [
     "make_strategy",
     "strategy_class",
     "strategy_options",
+    "threshold_meaning",
 ]

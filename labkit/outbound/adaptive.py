@@ -100,6 +100,7 @@ class AdaptiveStrategy(QueuedStrategy):
     """Hold each item's start for a learned time, then send whole frames as they complete."""
 
     name = "adaptive"
+    threshold_means: str | None = "hold until it has learnt (ms)"  # what threshold_ms is to it
     echo_blind = False  # it learns its hold from echoes
 
     def __init__(

@@ -16,6 +16,7 @@ class ForwardStrategy(Clocked):
     (``end()``, or the first audio of another item)."""
 
     name = "forward"
+    threshold_means: str | None = None  # it ignores threshold_ms (sweeps run it once)
     echo_blind = True
 
     def __init__(

@@ -100,6 +100,7 @@ class OriginalReportBuffer(Clocked):
     """PR #1926's outbound buffer, defects included (see the module docstring)."""
 
     name = "original_report"
+    threshold_means: str | None = "flush size (ms of audio)"  # what threshold_ms is to it
     echo_blind = True
 
     def __init__(

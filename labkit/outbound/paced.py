@@ -29,6 +29,7 @@ class PacedStrategy(QueuedStrategy):
     """Frames of ``frame_ms`` at 1x real time, ``threshold_ms`` of lead."""
 
     name = "paced"
+    threshold_means: str | None = "lead over real time (ms)"  # what threshold_ms is to it
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ class PrerollStrategy(QueuedStrategy):
     """Hold ``threshold_ms`` of each item's audio, then forward."""
 
     name = "preroll"
+    threshold_means: str | None = "pre-roll held per answer (ms)"  # what threshold_ms is to it
 
     def next_deadline(self) -> float | None:
         return None  # it waits for audio, never for time

@@ -29,6 +29,7 @@ class Clocked:
     """Rejects a clock that runs backwards: a driver bug that would silently reorder audio."""
 
     name = "strategy"
+    threshold_means: str | None  # what threshold_ms is to the strategy; None: it ignores it
 
     def __init__(self) -> None:
         self._now = -math.inf

@@ -28,6 +28,7 @@ class RechunkStrategy(QueuedStrategy):
     """Accumulate to ``threshold_ms`` of audio or ``flush_interval_ms`` of waiting, then send."""
 
     name = "rechunk"
+    threshold_means: str | None = "message size (ms of audio)"  # what threshold_ms is to it
 
     def __init__(
         self,

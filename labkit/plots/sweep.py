@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from labkit.outbound import threshold_meaning
 from labkit.plots._axes import new_axes, require_columns
 from labkit.sim.summary import summarize
 
@@ -27,7 +28,6 @@ STRATEGY_COLORS = {
     "adaptive": "tab:blue",
     "original_report": "tab:red",
 }
-THRESHOLD_BLIND = ("forward",)
 METRIC_LABELS = {
     "concealed_ms": "gaps heard per call (ms)",
     "concealment_events": "gaps per call (count)",
@@ -76,7 +76,7 @@ def metric_vs_threshold(
         if rows.empty:
             continue
         color = strategy_color(name)
-        if name in THRESHOLD_BLIND:
+        if _ignores_threshold(name):
             level = float(rows[mean].mean())
             ax.axhline(level, color=color, linestyle="--", linewidth=1.5,
                        label=f"{name} (ignores the threshold)")  # fmt: skip
@@ -149,3 +149,11 @@ def latency_vs_underruns(
 def _strategy_order(name: str) -> int:
     order = list(STRATEGY_COLORS)
     return order.index(name) if name in order else len(order)
+
+
+def _ignores_threshold(name: str) -> bool:
+    """True for a known strategy whose class says it ignores ``threshold_ms``."""
+    try:
+        return threshold_meaning(name) is None
+    except ValueError:  # not a labkit strategy (a user's own, summarised by name)
+        return False

@@ -8,9 +8,10 @@ with ``_run_row``, whichever engine runs the chunks (processes in ``labkit.sim.s
 ``labkit.sim.fleet``).
 
 Results are the same as one ``simulate`` per row, but nothing is computed twice: a strategy that
-ignores ``threshold_ms`` (THRESHOLD_BLIND) runs once per trace, link, playout and seed, its row
-copied for every threshold; and a run whose strategy sends exactly the messages of an earlier
-run reuses its metrics (``labkit.sim.simulator.sweep_metrics``).
+ignores ``threshold_ms`` (its class says so: ``threshold_means`` is None) runs once per trace,
+link, playout and seed, its row copied for every threshold; and a run whose strategy sends
+exactly the messages of an earlier run reuses its metrics
+(``labkit.sim.simulator.sweep_metrics``).
 See notebooks/02_threshold_sweep.ipynb.
 """
 
@@ -32,7 +33,6 @@ from labkit.traces import Trace
 
 CHUNKS_PER_JOB = 8  # enough pieces that processes finish together
 MAX_RUNS_PER_CHUNK = 256  # a worker's rows come back at least this often (progress, resume)
-THRESHOLD_BLIND = frozenset({"forward"})  # labkit/outbound/forward.py only checks threshold_ms
 RUN_COLUMNS = ("trace", "strategy", "threshold_ms", "link", "playout", "seed")  # a row's key
 SORT_COLUMNS = ["trace", "strategy", "link", "playout", "threshold_ms", "seed"]
 Run = tuple[str, float, str, str, int]  # strategy, threshold_ms, link, playout, seed
@@ -127,9 +127,10 @@ def _run_row(state: TraceRuns, run: Run, options: dict[str, Any]) -> Row:
     trace = state.prepared
     blind_key = (strategy, link, playout, seed)
     chosen = options["strategy_options"].get(strategy, {})
-    if strategy in THRESHOLD_BLIND:
-        from labkit.outbound import make_strategy  # lazily, as the simulator does
+    from labkit.outbound import make_strategy, threshold_meaning  # lazily, as the simulator does
 
+    threshold_blind = threshold_meaning(strategy) is None
+    if threshold_blind:
         make_strategy(strategy, threshold, **chosen)  # a bad threshold fails as the run would
         if blind_key in state.blind_rows:
             return {**state.blind_rows[blind_key], "threshold_ms": threshold}
@@ -148,7 +149,7 @@ def _run_row(state: TraceRuns, run: Run, options: dict[str, Any]) -> Row:
         "link": link, "playout": playout, "seed": seed,
         **metrics.as_row(), **score,
     }  # fmt: skip
-    if strategy in THRESHOLD_BLIND:
+    if threshold_blind:
         state.blind_rows[blind_key] = row
     return row
 

@@ -24,7 +24,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from labkit.audio import SAMPLE_RATE_HZ
-from labkit.outbound import STRATEGY_NAMES
+from labkit.outbound import STRATEGY_NAMES, threshold_meaning
 from labkit.sim import PLAYOUT_NAMES, SimResult, prepare, simulate
 from labkit.sim.links import DEFAULT_LINK, LINK_NAMES, STRESS_LINKS, link_parameters
 from labkit.sim.metrics import CONCEALMENT_EPS_MS, ONSET_MS
@@ -56,15 +56,6 @@ class Control:
 
 
 THRESHOLD = Control("threshold (ms)", 0, 1000, 10)
-# What the threshold means to each strategy (its docstring says so); None: it ignores it.
-THRESHOLD_MEANS: dict[str, str | None] = {
-    "forward": None,
-    "rechunk": "message size (ms of audio)",
-    "paced": "lead over real time (ms)",
-    "preroll": "pre-roll held per answer (ms)",
-    "adaptive": "hold until it has learnt (ms)",
-    "original_report": "flush size (ms of audio)",
-}
 # The link parameters the explorer has controls for (labkit.sim.links.link_parameters names).
 LINK_CONTROLS: dict[str, Control] = {
     "mean_ms": Control("path delay, mean (ms)", 5, 300, 5),
@@ -145,7 +136,7 @@ def notes(settings: ExplorerSettings) -> list[str]:
     """What a person should know about these settings: controls that have no effect on them,
     and models that are not what they might seem."""
     said = []
-    if THRESHOLD_MEANS.get(settings.strategy, "") is None:
+    if threshold_meaning(settings.strategy) is None:
         said.append(f"{settings.strategy} sends each delta as it comes: the threshold has no "
                     "effect.")  # fmt: skip
     ignored = [f"\u201c{control.label}\u201d" for name, control in LINK_CONTROLS.items()
@@ -264,7 +255,7 @@ class ExplorerView:
 
     def title(self) -> str:
         s, m = self.settings, self.result.metrics
-        threshold = "" if THRESHOLD_MEANS.get(s.strategy, "") is None else (
+        threshold = "" if threshold_meaning(s.strategy) is None else (
             f" {s.threshold_ms:.0f} ms")  # fmt: skip
         return (f"{s.trace}: {s.strategy}{threshold} over {s.link}, {s.playout} playout: "
                 f"{m.concealment_events} gaps, {m.concealed_ms:.0f} ms of silence "

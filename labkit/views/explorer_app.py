@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from labkit.outbound import threshold_meaning
 from labkit.sim import PLAYOUT_NAMES
 from labkit.sim.links import LINK_NAMES, link_parameters
 from labkit.views.explorer import (
@@ -35,7 +36,6 @@ from labkit.views.explorer import (
     LINK_CONTROLS,
     LINK_MEANS,
     THRESHOLD,
-    THRESHOLD_MEANS,
     ExplorerSettings,
     ExplorerView,
     explore,
@@ -260,7 +260,7 @@ class Explorer:
         self.mos.value = f"<b>MOS-LQO {score:.2f}</b> (gaps {heard}; 1 bad, 4.5 a clean copy)"
 
     def _show_strategy(self, settings: ExplorerSettings) -> None:
-        meaning = THRESHOLD_MEANS.get(settings.strategy)
+        meaning = threshold_meaning(settings.strategy)
         self.threshold.description = meaning or f"threshold ({settings.strategy} ignores it)"
         self.threshold.disabled = meaning is None
 
