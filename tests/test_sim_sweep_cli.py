@@ -268,3 +268,29 @@ def test_an_interrupt_inside_a_write_is_counted_from_the_file(
     assert f"resuming {csv}: {len(kept)} of 8 runs are there" in capsys.readouterr().err
     computed = labkit.sweep(["barge_in"], ["forward", "preroll"], [20, 60], seeds=2, progress=False)
     pd.testing.assert_frame_equal(sweep_journal.read_runs(csv), computed, check_exact=True)
+
+
+def test_an_interrupt_with_the_file_unreadable_still_says_what_it_knows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labkit.sim import sweep_journal
+
+    real_fsync, real_reread = sweep_journal.os.fsync, sweep_journal.SweepJournal.reread
+    rereads = []
+
+    def interrupted_fsync(fd: int) -> None:
+        real_fsync(fd)
+        raise KeyboardInterrupt
+
+    def reread_once(journal: sweep_journal.SweepJournal) -> None:
+        rereads.append(journal)
+        if len(rereads) > 1:  # the first is the journal's opening
+            raise OSError("disk gone")
+        real_reread(journal)
+
+    monkeypatch.setattr(sweep_journal.os, "fsync", interrupted_fsync)
+    monkeypatch.setattr(sweep_journal.SweepJournal, "reread", reread_once)
+    assert main(["sweep", *SMALL, "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert f"could not read {tmp_path / 'sweep.csv'} back (disk gone); the count below may " in err
+    assert "interrupted; 0 of 8 runs are in" in err

@@ -160,7 +160,11 @@ def _run_batches(args: argparse.Namespace, journal: SweepJournal, sources: Seque
                     bar.update(len(batch))
     except KeyboardInterrupt:
         seen_notes = len(journal.notes)
-        journal.reread()
+        try:
+            journal.reread()  # the file is the truth: the interrupt may have cut a write
+        except (ValueError, OSError) as exc:
+            journal.notes.append(f"could not read {journal.path} back ({exc}); the count "
+                                 f"below may miss the batch being written")  # fmt: skip
         for note in journal.notes[seen_notes:]:
             print(f"labkit sweep: {note}", file=sys.stderr)
         print(f"labkit sweep: interrupted; {len(journal.done)} of {total} runs are in "
