@@ -10,12 +10,14 @@ equals the trace replayed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,34 @@ def item_audio(trace: Trace) -> bytes:
 def content(events: list[TraceEvent]) -> list[tuple[str, dict[str, Any], bytes]]:
     """A trace's events without their times: what and in which order."""
     return [(event.type, event.fields, event.audio) for event in events]
+
+
+@contextlib.asynccontextmanager
+async def served_through_the_sdk_model(
+    name: str, strategy: str, tmp_path: Path, **emulator_options: Any
+) -> AsyncIterator[tuple[Trace, RealtimeEmulator, Any]]:
+    """``labkit serve`` replaying shipped trace ``name`` with ``strategy``, its model the SDK's
+    own against a Realtime emulator of the same trace: (the trace, the emulator, the server)."""
+    trace = read(shipped(name))
+    path = tmp_path / f"{name}.jsonl.gz"
+    write(trace, path)
+    async with RealtimeEmulator(trace, speed=SPEED, **emulator_options) as emulator:
+        settings = ServerSettings(
+            call=CallSettings(strategy=strategy),
+            replay_trace=path,
+            replay_speed=SPEED,
+            realtime_emulator_url=emulator.url,
+        )
+        async with serve_in_background(settings) as server:
+            yield trace, emulator, server
+
+
+async def the_finished_call(server: Any) -> Any:
+    """The handler of the server's one call, once it has finished."""
+    while not server.app.state.finished_calls:
+        await asyncio.sleep(0.01)
+    (handler,) = server.app.state.finished_calls
+    return handler
 
 
 # ---------------------------------------------------------------------- the model choice
@@ -129,33 +159,23 @@ async def test_barge_in_truncation_reaches_the_emulator_at_the_trackers_audio_en
 async def test_the_session_is_closed_and_every_task_cancelled_when_the_caller_hangs_up(
     tmp_path: Path,
 ) -> None:
-    trace = read(shipped("multi_turn"))
-    path = tmp_path / "multi.jsonl.gz"
-    write(trace, path)
     before = asyncio.all_tasks()
-    async with RealtimeEmulator(trace, speed=SPEED) as emulator:
-        settings = ServerSettings(
-            call=CallSettings(strategy="paced"),
-            replay_trace=path,
-            replay_speed=SPEED,
-            realtime_emulator_url=emulator.url,
-        )
-        async with serve_in_background(settings) as server:
-            peer = TwilioPeer(server.ws_url, speed=SPEED)
-            call = asyncio.create_task(peer.run())
-            await asyncio.sleep(1.0)  # mid-call: the model is speaking
-            assert emulator.live_connections == 1
-            peer.hangup()
-            recording = await asyncio.wait_for(call, timeout=15)
-            while not server.app.state.finished_calls:
-                await asyncio.sleep(0.01)
-            (handler,) = server.app.state.finished_calls
-            for _ in range(200):  # the session's close reaches the emulator as a close frame
-                if not emulator.live_connections:
-                    break
-                await asyncio.sleep(0.01)
-            assert emulator.live_connections == 0
-            assert isinstance(handler.model, OpenAIRealtimeWebSocketModel)
+    async with served_through_the_sdk_model("multi_turn", "paced", tmp_path) as (
+        trace, emulator, server,
+    ):  # fmt: skip
+        peer = TwilioPeer(server.ws_url, speed=SPEED)
+        call = asyncio.create_task(peer.run())
+        await asyncio.sleep(1.0)  # mid-call: the model is speaking
+        assert emulator.live_connections == 1
+        peer.hangup()
+        recording = await asyncio.wait_for(call, timeout=15)
+        handler = await the_finished_call(server)
+        for _ in range(200):  # the session's close reaches the emulator as a close frame
+            if not emulator.live_connections:
+                break
+            await asyncio.sleep(0.01)
+        assert emulator.live_connections == 0
+        assert isinstance(handler.model, OpenAIRealtimeWebSocketModel)
     assert recording.closed_by == "peer"
     assert 0 < handler.stats.bytes_sent < len(item_audio(trace))
     assert emulator.sessions[0].protocol_errors == []
@@ -318,22 +338,10 @@ async def test_a_model_stream_closed_by_the_server_drains_what_the_caller_has_no
     """OpenAI ends a session (its maximum duration), here the emulator at the trace's end: the
     caller still hears every byte already sent, its marks are credited, and the call ends with a
     normal close, not 1011 at the first caller frame the closed model socket refuses."""
-    trace = read(shipped("tiny_deltas"))
-    path = tmp_path / "tiny.jsonl.gz"
-    write(trace, path)
-    async with RealtimeEmulator(trace, speed=SPEED, close_when_done=True) as emulator:
-        settings = ServerSettings(
-            call=CallSettings(strategy="forward"),
-            replay_trace=path,
-            replay_speed=SPEED,
-            realtime_emulator_url=emulator.url,
-        )
-        async with serve_in_background(settings) as server:
-            peer = TwilioPeer(server.ws_url, speed=SPEED)
-            recording = await asyncio.wait_for(peer.run(), timeout=30)
-            while not server.app.state.finished_calls:
-                await asyncio.sleep(0.01)
-            (handler,) = server.app.state.finished_calls
+    async with served_through_the_sdk_model("tiny_deltas", "forward", tmp_path,
+                                            close_when_done=True) as (trace, emulator, server):
+        recording = await asyncio.wait_for(TwilioPeer(server.ws_url, speed=SPEED).run(), 30)
+        handler = await the_finished_call(server)
     stats = handler.stats
     assert recording.closed_by == "server"
     assert recording.received_audio() == item_audio(trace)
