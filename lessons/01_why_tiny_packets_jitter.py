@@ -84,9 +84,12 @@ toy_durations = np.array([20.0, 20.0, 20.0, 20.0, 20.0])
 toy_starts = fifo_starts(toy_arrivals, toy_durations)
 assert np.allclose(toy_starts, fifo_starts_loop(toy_arrivals, toy_durations))
 print("starts:", toy_starts)
+silence_ms = toy_starts[3] - (toy_starts[2] + toy_durations[2])  # message 3 starts late
+assert silence_ms == 35.0, silence_ms
 plots.fifo_playout(
     toy_arrivals, toy_durations, toy_starts,
-    title="Message 3 arrives 15 ms after message 2 ends: the caller hears 15 ms of silence",
+    title=f"Message 3 arrives {silence_ms:.0f} ms after message 2 ends: "
+          f"the caller hears {silence_ms:.0f} ms of silence",
 )
 plt.show()
 
@@ -265,8 +268,8 @@ for ax, (label, link) in zip(axes, shown, strict=True):
     inside = plots.playout_gaps(run.schedule).query(
         "end_ms >= @window[0] and start_ms <= @window[1]")
     plots.packet_timeline(run.schedule, ax=ax, window_ms=window,
-                          title=f"{label} over {link}: {len(inside)} gaps in this window, "
-                                f"{inside['gap_ms'].sum():.0f} ms")
+                          title=f"{label} over {link}: {plots.gaps_text(inside['gap_ms'])} "
+                                "in this window")
 fig.suptitle("One seed around forwarding's first underrun (jitter link)")
 plt.show()
 

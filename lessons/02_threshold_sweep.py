@@ -161,8 +161,9 @@ assert verdicts("tcp", "original_report", "tiny_deltas_call", [50, 100, 150, 200
 # ## The price: added delay vs underruns
 #
 # Every ms of buffering spends the 150 ms one-way budget of ITU-T G.114. For each link, each
-# strategy's thresholds trace a curve (joined in threshold order) of mean added delay against
-# mean gaps per call over the four traces. Down and left is better; right of 150 ms is too late.
+# strategy's thresholds trace a curve (joined in threshold order, an open circle at 20 ms) of mean
+# added delay against mean gaps per call over the four traces. Down and left is better; above the
+# dashed 150 ms line is too late.
 
 # %%
 fig, axes = plt.subplots(1, len(LINKS), figsize=(13, 4.2), layout="constrained", sharey=True)
@@ -173,6 +174,7 @@ for ax, link in zip(axes, LINKS, strict=True):
     ax.set_ylabel("mean added delay vs forwarding (ms)")
     ax.set_title(f"link: {link}")
     budget[link] = on_link.groupby(["strategy", "threshold_ms"])["added_delay_ms"].mean()
+axes[0].get_legend().remove()  # the panels share one legend, beside the last
 plt.show()
 assert (budget["tcp"].loc["preroll"] < 150).all() and (budget["jitter"].loc["preroll"] < 150).all()
 

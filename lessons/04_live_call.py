@@ -68,6 +68,13 @@ if live:
 # from the arrival times the emulated Twilio recorded; the simulated side is `labkit.simulate` on
 # the same trace with the same strategy over a constant link of the measured loopback delay. Both go
 # through the same metric code, so a difference is one of behaviour, not of definitions.
+#
+# Messages and bytes must match exactly. Times cannot: the call's clock starts when the emulated
+# Twilio connects, before the model's first event, so every arrival is late by that start-up
+# (a constant), and the server, the SDK, the emulator and the caller share this machine's event
+# loops, so each message also carries a few ms of real scheduling jitter (times 4, at 4x speed).
+# The left panel matches each received message to the simulated message holding its first byte;
+# the right one compares the spacing of arrivals within an answer.
 
 # %%
 call = await loopback_call(shipped("tiny_deltas"), "rechunk", 50, speed=4.0,
@@ -77,22 +84,27 @@ print("the Realtime emulator saw", call.realtime.client_events, "; protocol erro
 assert not call.realtime.protocol_errors
 ROWS = {"media_messages": "media messages (count)", "concealment_events": "underrun events (count)",
         "concealed_ms": "underrun (ms)", "played_ms": "audio played (ms)",
-        "mean_time_to_first_audio_ms": "time to first audio (ms)"}
+        "arrival_gap_p95_ms": "arrival spacing p95 (ms)", "jitter_ms": "jitter (ms)"}
 comparison = call.table().loc[list(ROWS)].rename(index=ROWS).astype(float)
 display(comparison.round(1))
-fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
-plots.measured_vs_simulated(
-    comparison.loc[["media messages (count)", "underrun events (count)"]],
-    ax=axes[0],
-    ylabel="count",
-    title="Messages and underruns: the simulator matches the socket",
+arrivals = call.arrivals()
+spread_ms = arrivals["difference_ms"].quantile([0.05, 0.95]) - arrivals["difference_ms"].median()
+fig, axes = plt.subplots(1, 2, figsize=(13, 4), layout="constrained")
+plots.arrivals_vs_simulation(
+    arrivals, ax=axes[0],
+    title=f"Messages arrive {arrivals['difference_ms'].median():.0f} ms after the simulator's "
+          f"time, {spread_ms.iloc[0]:+.0f}/{spread_ms.iloc[1]:+.0f} ms around it (p5/p95)",
 )
-plots.measured_vs_simulated(
-    comparison.drop(index=["media messages (count)", "underrun events (count)"]),
-    ax=axes[1],
-    ylabel="ms",
-    title="Audio played and time to first audio (ms)",
+plots.gap_distribution(
+    {side: frame.query("kind == 'media' and size > 0").groupby("item_id")["arrived_ms"].diff()
+     .dropna() for side, frame in (("measured", call.schedule),
+                                   ("simulated", call.simulation.schedule))},
+    ax=axes[1], xlabel="time between consecutive arrivals within an answer (ms)",
+    title="Arrival spacing: the call's own jitter widens it",
 )
+plt.show()
+# every byte the caller received, the simulation sent too
+assert arrivals["difference_ms"].notna().all()
 print(f"loopback delay {call.loopback_delay_ms:.2f} ms")
 assert (
     comparison.loc["media messages (count)", "measured"]
@@ -102,8 +114,9 @@ assert (
     comparison.loc["audio played (ms)", "measured"]
     == comparison.loc["audio played (ms)", "simulated"]
 )
-ttfa = comparison.loc["time to first audio (ms)"]
-assert abs(ttfa["measured"] - ttfa["simulated"]) < 50, "first audio within 50 ms of the prediction"
+# causality: no byte reaches the caller before the simulator, which sends it as soon as the
+# trace has it and gives it the smallest trip measured on this loopback
+assert (arrivals["difference_ms"] > -1.0).all(), arrivals["difference_ms"].min()
 
 # %% [markdown]
 # ## Experiments that would settle it on a real call

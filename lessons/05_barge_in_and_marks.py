@@ -29,6 +29,7 @@ from labkit import plots
 from labkit.marks import MarkLedger
 from labkit.outbound import STRATEGY_NAMES
 from labkit.sim import prepare, simulate
+from labkit.sim.compare import intervals
 from labkit.traces import read, shipped
 from labkit.views import barge_in
 
@@ -93,9 +94,13 @@ checks = {}
 for ax, (link, runs) in zip(axes[1:], swept.items(), strict=True):
     runs["predicted_ms"] = np.minimum(runs["clear_transit_ms"], runs["ahead_ms"])
     runs["lead_binds"] = runs["ahead_ms"] < runs["clear_transit_ms"]
-    by_lead = runs.groupby(["strategy", "lead_ms"])[["stale_ms", "clear_transit_ms"]].mean()
-    plots.stale_audio_vs_lead(by_lead.reset_index(), ax=ax, y="stale_ms", by="strategy",
-                              title=f"{link} (mean of 20 seeds): flat in the lead")
+    by_lead = intervals(runs, "stale_ms", by=("strategy", "lead_ms")).reset_index()
+    plots.stale_audio_vs_lead(by_lead, ax=ax, y="mean", by="strategy", band=("ci_low", "ci_high"),
+                              title=f"{link}, 20 seeds (95% band): no trend in the lead")
+    ax.axhline(runs["clear_transit_ms"].mean(), color="0.4", linestyle=(0, (1, 3)), linewidth=1)
+    ax.annotate("mean trip of the clear", (1.0, runs["clear_transit_ms"].mean()),
+                xycoords=("axes fraction", "data"), ha="right", va="bottom", fontsize=8,
+                color="0.3")
     shortfall = runs["predicted_ms"] - runs["stale_ms"]
     slopes = {name: float(np.polyfit(g["lead_ms"], g["stale_ms"], 1)[0]) * 100
               for name, g in runs.groupby("strategy")}

@@ -60,7 +60,8 @@ print("Node's sending loop (under d only):", JS_LOOP)
 # the carrier conceals, lesson 08). FIFO plays the fragment at once and runs dry until 30 ms; a
 # frame clock starts at its next tick, which here gives the late bytes time to arrive (it trades
 # a later start for fewer gaps, and pads what is left); the skipping clock holds partial frames;
-# padding every message stretches 35 ms of speech over 80; prefetch waits for 60 ms of audio.
+# padding every message stretches 35 ms of speech over 80; prefetch waits for 60 ms of audio or
+# 120 ms, whichever comes first: 35 ms never fill its buffer, so it starts at its time limit.
 
 # %%
 ARRIVALS = [(1.0, 40), (6.0, 40), (11.0, 40), (30.0, 160)]
@@ -93,7 +94,7 @@ for row, name in enumerate(PLAYOUTS):
 ax.set_yticks(range(len(PLAYOUTS)), PLAYOUTS)
 ax.invert_yaxis()
 ax.set_xlabel("time (ms)")
-ax.set_xlim(0, 90)
+ax.set_xlim(0, max(end for _, end, _ in model.segments) + 5)  # prefetch, drawn last, ends last
 ax.set_title("A word start in tiny deltas: speech (green), padding (grey), nothing sent (red)")
 plt.show()
 inserted = pd.DataFrame(inserted).T
@@ -102,6 +103,7 @@ gaps_in = inserted["time inserted into 35 ms of speech (ms)"]
 assert gaps_in["fifo"] == 14.0, "FIFO: the queue runs dry from 16 ms until the frame at 30 ms"
 assert gaps_in.idxmax() == "pad_every_message", "padding every message inserts the most"
 assert gaps_in["prefetch"] == 0.0, "prefetch waits instead (a later start, no gap)"
+assert inserted.loc["prefetch", "first audio after the first arrival (ms)"] == 120.0
 assert inserted.loc["frame_clock", "first audio after the first arrival (ms)"] == 19.0
 
 # %% [markdown]

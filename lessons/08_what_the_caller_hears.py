@@ -163,11 +163,17 @@ print(f"preroll minus forward (jitter): gaps {gap_cut['difference']:.0f} ms "
 assert gap_cut["verdict"] == "fewer"
 assert score_gain["ci_low"] > -0.2 and score_gain["ci_high"] < 0.2, "P.862 barely sees it"
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True, layout="constrained")
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharex=True, sharey=True,
+                         layout="constrained")
 for ax, link in zip(axes, ("tcp", "jitter"), strict=True):
-    for label, rows in runs[runs["link"] == link].groupby("strategy", sort=False):
+    on_link = runs[runs["link"] == link]
+    for label, rows in on_link.groupby("strategy", sort=False):
         ax.scatter(rows["concealed_ms"], rows["mos_lqo_plc"], s=18,
                    color=strategy_color(STRATEGIES[label][0]), label=label)
+    if (on_link["concealed_ms"] == 0).all():  # every dot on one spot: say so
+        scores = on_link["mos_lqo_plc"]
+        ax.annotate(f"all {len(on_link)} runs: no gaps,\nMOS {scores.min():.2f}-{scores.max():.2f}",
+                    (0.5, 0.5), xycoords="axes fraction", ha="center", fontsize=10)
     ax.set_title(f"link: {link}")
     ax.set_xlabel("gaps heard per call (ms)")
 axes[0].set_ylabel("MOS-LQO, concealed (P.862)")

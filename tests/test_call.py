@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from labkit.cli import main as cli_main
-from labkit.live.call import CallResult, loopback_call, with_barge_in
+from labkit.live.call import CallResult, arrivals_side_by_side, loopback_call, with_barge_in
 from labkit.outbound import STRATEGY_NAMES
 from labkit.traces import read, shipped
 
@@ -137,3 +137,29 @@ async def test_a_loopback_call_measures_what_the_simulator_predicts(strategy: st
     gaps = max(measured.concealment_events, simulated.concealment_events)
     tolerance_ms = 2 * TIMER_SLACK_MS * MEASURE_SPEED * (gaps + 1)
     assert abs(measured.concealed_ms - simulated.concealed_ms) <= tolerance_ms
+
+
+def test_arrivals_are_matched_by_byte_where_live_and_simulated_cut_differently() -> None:
+    import pandas as pd
+
+    def media(rows: list[tuple[str, int, int, float]]) -> pd.DataFrame:
+        return pd.DataFrame([{"kind": "media", "item_id": i, "offset": o, "size": n,
+                              "arrived_ms": a} for i, o, n, a in rows])  # fmt: skip
+
+    simulated = media([("a", 0, 400, 50.0), ("a", 400, 400, 100.0), ("b", 0, 160, 300.0)])
+    measured = media([("a", 0, 390, 60.0), ("a", 390, 410, 125.0), ("b", 0, 160, 310.0),
+                      ("c", 0, 8, 400.0)])  # fmt: skip
+    table = arrivals_side_by_side(measured, simulated)
+    # byte 390 of "a" went out in the simulation's first message (bytes 0-399)
+    assert table["simulated_ms"].tolist()[:3] == [50.0, 50.0, 300.0]
+    assert table["difference_ms"].tolist()[:3] == [10.0, 75.0, 10.0]
+    assert pd.isna(table["simulated_ms"].iloc[3])  # never simulated: no match
+    assert table["media_s"].tolist() == [0.0, 390 / 8000, 800 / 8000, 960 / 8000]
+
+
+async def test_a_loopback_call_lands_no_byte_before_the_simulator_says() -> None:
+    result = await loopback_call(shipped("tiny_deltas"), "rechunk", 50, speed=MEASURE_SPEED)
+    arrivals = result.arrivals()
+    assert len(arrivals) == result.measured.media_messages
+    assert arrivals["difference_ms"].notna().all()
+    assert (arrivals["difference_ms"] > -1.0).all()

@@ -132,15 +132,20 @@ def test_strategy_vs_frontier_names_missing_columns() -> None:
         )
 
 
-def test_measured_vs_simulated_draws_a_bar_per_cell() -> None:
-    table = pd.DataFrame(
-        {"measured": [3.0, 120.0, 7.0], "simulated": [2.0, 110.0, 7.0]},
-        index=["underrun events (count)", "underrun (ms)", "max gap (ms)"],
-    )
-    ax = plots.measured_vs_simulated(table)
-    assert len(ax.patches) == 6
-    assert [t.get_text() for t in ax.get_xticklabels()] == list(table.index)
+def test_arrivals_vs_simulation_draws_a_point_per_matched_message_and_the_median() -> None:
+    arrivals = pd.DataFrame({"media_s": [0.0, 0.05, 0.1, 0.15],
+                             "difference_ms": [10.0, 12.0, float("nan"), 30.0]})
+    ax = plots.arrivals_vs_simulation(arrivals)
+    points, median = ax.get_lines()
+    assert list(points.get_ydata()) == [10.0, 12.0, 30.0]  # the unmatched message is left out
+    assert list(median.get_ydata()) == [12.0, 12.0]
     assert has_units(ax.get_xlabel()) and has_units(ax.get_ylabel())
+
+
+def test_arrivals_vs_simulation_refuses_a_call_with_nothing_matched() -> None:
+    with pytest.raises(ValueError, match="no message matched"):
+        plots.arrivals_vs_simulation(pd.DataFrame({"media_s": [0.0],
+                                                   "difference_ms": [float("nan")]}))
 
 
 def test_stale_audio_vs_lead_draws_one_line_per_group() -> None:
@@ -183,3 +188,17 @@ def test_plots_name_the_columns_their_input_lacks() -> None:
         plots.stale_audio_vs_lead(empty)
     with pytest.raises(ValueError, match=r"frontier lacks the column\(s\)"):
         plots.strategy_vs_frontier(empty, empty)
+
+
+def test_latency_vs_underruns_marks_where_each_strategy_starts() -> None:
+    frame = pd.DataFrame({
+        "strategy": ["rechunk"] * 4 + ["paced"] * 4, "threshold_ms": [200, 20, 200, 20] * 2,
+        "concealed_ms": [1.0, 9.0, 3.0, 11.0, 0.0, 50.0, 0.0, 70.0],
+        "mean_lag_ms": [90.0, 10.0, 110.0, 30.0, 60.0, 5.0, 80.0, 5.0],
+    })  # fmt: skip
+    ax = plots.latency_vs_underruns(frame)
+    opened = [line for line in ax.get_lines() if line.get_markerfacecolor() == "none"]
+    starts = sorted((float(line.get_xdata()[0]), float(line.get_ydata()[0]))
+                    for line in opened if len(line.get_xdata()))  # fmt: skip
+    assert starts == [(10.0, 20.0), (60.0, 5.0)]  # each strategy's 20 ms mean, not its 200 ms
+    assert "smallest threshold (20 ms)" in [t.get_text() for t in ax.get_legend().get_texts()]

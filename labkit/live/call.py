@@ -26,7 +26,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.live.peer import CallerScript, PeerRecording, TwilioPeer, speech_ulaw, trace_items
+from labkit.live.peer import (
+    MS_PER_S,
+    CallerScript,
+    PeerRecording,
+    TwilioPeer,
+    speech_ulaw,
+    trace_items,
+)
+from labkit.outbound.base import BYTES_PER_MS
 from labkit.traces import Trace, TraceEvent, TraceLimits, read, write
 
 if TYPE_CHECKING:
@@ -69,8 +77,42 @@ class CallResult:
             {"measured": self.measured.as_row(), "simulated": self.simulated.as_row()}
         )
 
+    def arrivals(self) -> pd.DataFrame:
+        """Each media message the caller received, with when its first byte arrived and when
+        the simulator has that byte arrive (``arrivals_side_by_side``)."""
+        return arrivals_side_by_side(self.schedule, self.simulation.schedule)
+
     def as_json(self) -> dict[str, dict[str, Any]]:
         return {"measured": _json_row(self.measured), "simulated": _json_row(self.simulated)}
+
+
+def arrivals_side_by_side(measured: pd.DataFrame, simulated: pd.DataFrame) -> pd.DataFrame:
+    """Per media message of ``measured`` (in arrival order): ``item_id``, ``offset``, ``size``,
+    ``media_s`` (the audio received before it, s), ``measured_ms``, ``simulated_ms`` (when the
+    simulated message holding the same first byte arrived; NaN if the simulation never sent that
+    byte) and ``difference_ms``. Matched by byte, not by message: a strategy that rechunks may
+    cut the live stream where the simulation did not, since deltas arrive when the wire says."""
+    import numpy as np
+    import pandas as pd
+
+    got = measured[(measured["kind"] == "media") & (measured["size"] > 0)]
+    sent = simulated[(simulated["kind"] == "media") & (simulated["size"] > 0)]
+    by_item = {item: (rows["offset"].to_numpy(), rows["arrived_ms"].to_numpy(dtype=float))
+               for item, rows in sent.groupby("item_id", sort=False)}  # fmt: skip
+    expected = np.full(len(got), math.nan)
+    for k, (item, offset) in enumerate(zip(got["item_id"], got["offset"], strict=True)):
+        if item in by_item:
+            offsets, arrived = by_item[item]
+            holder = int(np.searchsorted(offsets, offset, side="right")) - 1
+            expected[k] = arrived[holder] if holder >= 0 else math.nan
+    sizes = got["size"].to_numpy(dtype=float)
+    table = pd.DataFrame({
+        "item_id": got["item_id"].to_numpy(), "offset": got["offset"].to_numpy(),
+        "size": got["size"].to_numpy(),
+        "media_s": (np.cumsum(sizes) - sizes) / BYTES_PER_MS / MS_PER_S,
+        "measured_ms": got["arrived_ms"].to_numpy(dtype=float), "simulated_ms": expected,
+    })  # fmt: skip
+    return table.assign(difference_ms=table["measured_ms"] - table["simulated_ms"])
 
 
 def _json_row(metrics: Metrics) -> dict[str, Any]:

@@ -5,9 +5,9 @@ Axes carry units.
 The views layer: imports core, never imported by core.
 """
 
+from labkit.plots.compare import arrivals_vs_simulation as arrivals_vs_simulation
 from labkit.plots.compare import gap_distribution as gap_distribution
 from labkit.plots.compare import intervals_by_link as intervals_by_link
-from labkit.plots.compare import measured_vs_simulated as measured_vs_simulated
 from labkit.plots.compare import metric_vs_setting as metric_vs_setting
 from labkit.plots.compare import stale_audio_vs_lead as stale_audio_vs_lead
 from labkit.plots.compare import strategy_vs_frontier as strategy_vs_frontier
@@ -18,6 +18,7 @@ from labkit.plots.sweep import metric_by_link as metric_by_link
 from labkit.plots.sweep import metric_vs_threshold as metric_vs_threshold
 from labkit.plots.sweep import strategy_color as strategy_color
 from labkit.plots.timeline import fifo_playout as fifo_playout
+from labkit.plots.timeline import gaps_text as gaps_text
 from labkit.plots.timeline import packet_timeline as packet_timeline
 from labkit.plots.timeline import playout_gaps as playout_gaps
 from labkit.plots.trace import plot_delta_sizes as plot_delta_sizes

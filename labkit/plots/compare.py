@@ -83,28 +83,30 @@ def strategy_vs_frontier(
     return ax
 
 
-def measured_vs_simulated(
-    table: pd.DataFrame,
+def arrivals_vs_simulation(
+    arrivals: pd.DataFrame,
     ax: Axes | None = None,
     *,
-    ylabel: str = "value (ms or count, per row label)",
     title: str | None = None,
 ) -> Axes:
-    """Grouped bars: a group per metric (the index), a bar per column (measured, simulated)."""
-    if table.empty:
-        raise ValueError("measured_vs_simulated needs at least one metric row")
+    """Each message of a call: how much later (or earlier) it arrived than the simulator said,
+    against its place in the call's audio, with the median as a line. ``arrivals`` is
+    ``CallResult.arrivals()`` (columns ``media_s``, ``difference_ms``). A flat band means the
+    simulator predicts the call up to a constant offset; its width is the call's own jitter."""
+    require_columns(arrivals, {"media_s", "difference_ms"}, "arrivals")
+    matched = arrivals[arrivals["difference_ms"].notna()]
+    if matched.empty:
+        raise ValueError("arrivals_vs_simulation: no message matched a simulated one")
     ax = new_axes(ax)
-    positions = np.arange(len(table.index))
-    width = 0.8 / len(table.columns)
-    for k, column in enumerate(table.columns):
-        ax.bar(positions + k * width, table[column].to_numpy(dtype=float), width, label=str(column))
-    ax.set_xticks(positions + width * (len(table.columns) - 1) / 2, [str(i) for i in table.index])
-    ax.tick_params(axis="x", labelrotation=20)
-    ax.set_xlabel("metric")
-    ax.set_ylabel(ylabel)
-    ax.set_title(
-        title or "Measured on the loopback call vs simulated: equal bars mean the model holds"
-    )
+    ax.plot(matched["media_s"], matched["difference_ms"], ".", markersize=4,
+            color="tab:blue", label="one message")  # fmt: skip
+    median = float(matched["difference_ms"].median())
+    ax.axhline(median, color="0.3", linestyle="--", linewidth=1,
+               label=f"median {median:.0f} ms")  # fmt: skip
+    ax.set_xlabel("audio received before the message (s)")
+    ax.set_ylabel("arrival, measured minus simulated (ms)")
+    ax.set_title(title or "Each message's arrival on the call, against the simulator's")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return ax
 
@@ -116,12 +118,14 @@ def stale_audio_vs_lead(
     x: str = "lead_ms",
     y: str = "stale_ms",
     by: str | None = None,
+    band: tuple[str, str] | None = None,
     title: str | None = None,
 ) -> Axes:
-    """Audio the caller hears after barging in, against the sender's lead; a line per ``by``."""
+    """Audio the caller hears after barging in, against the sender's lead; a line per ``by``,
+    with a shaded band between the columns ``band`` names (e.g. a 95% interval over seeds)."""
     from labkit.plots.sweep import strategy_color
 
-    require_columns(curves, {x, y}, "curves")
+    require_columns(curves, {x, y, *(band or ())}, "curves")
     ax = new_axes(ax)
     groups = curves.groupby(by, sort=False) if by is not None else [("stale audio", curves)]
     # distinct markers, sizes and dashes: lines that coincide stay visible, one over another
@@ -129,8 +133,12 @@ def stale_audio_vs_lead(
     for k, (name, group) in enumerate(groups):
         ordered = group.sort_values(x)
         marker, size, dash = styles[k % len(styles)]
+        color = strategy_color(str(name))
         ax.plot(ordered[x], ordered[y], marker=marker, markersize=size, linestyle=dash,
-                color=strategy_color(str(name)), label=str(name))  # fmt: skip
+                color=color, label=str(name))  # fmt: skip
+        if band is not None:
+            ax.fill_between(ordered[x], ordered[band[0]], ordered[band[1]], color=color,
+                            alpha=0.15, linewidth=0)  # fmt: skip
     ax.set_xlabel("lead (ms)")
     ax.set_ylabel("stale audio heard after barge-in (ms)")
     ax.set_title(title or "Stale audio after a barge-in grows with the sender's lead")

@@ -130,18 +130,28 @@ def latency_vs_underruns(
     latency: str = "mean_lag_ms",
     underruns: str = "concealed_ms",
 ) -> Axes:
-    """Each (strategy, threshold): mean latency against mean underruns, with G.114's 150 ms."""
+    """Each (strategy, threshold): mean latency against mean underruns, with G.114's 150 ms.
+    A line runs through a strategy's thresholds in order; an open circle marks its smallest, so
+    a reader sees which way the threshold grows."""
     ax = new_axes(ax)
     require_columns(frame, {latency, underruns, "strategy", "threshold_ms"}, "sweep frame")
     means = frame.groupby(["strategy", "threshold_ms"], as_index=False)[[latency, underruns]].mean()
     for name, rows in means.groupby("strategy"):
+        rows = rows.sort_values("threshold_ms")
+        color = strategy_color(str(name))
         ax.plot(rows[underruns], rows[latency], marker=".", linestyle="-", label=str(name),
-                color=strategy_color(str(name)))  # fmt: skip
+                color=color)  # fmt: skip
+        ax.plot(rows[underruns].iloc[:1], rows[latency].iloc[:1], "o", markersize=8,
+                markerfacecolor="none", color=color)  # fmt: skip
+    smallest = means["threshold_ms"].min()
+    ax.plot([], [], "o", markersize=8, markerfacecolor="none", color="0.3",
+            label=f"smallest threshold ({smallest:g} ms)")  # fmt: skip
     ax.axhline(G114_MS, color="red", linestyle="--", label="G.114 150 ms")
     ax.set_xlabel(metric_label(underruns))
     ax.set_ylabel("mean lag behind real time (ms)")
     ax.set_title("Latency vs underruns: best points sit low and left, below the G.114 line")
-    ax.legend(fontsize="small")
+    # beside the axes: the G.114 line runs along the top, where a legend inside would sit
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     return ax
 

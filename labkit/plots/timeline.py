@@ -23,6 +23,17 @@ PLAYED_COLOR = "tab:green"
 GAP_COLOR = "tab:red"
 
 
+def gaps_text(gaps_ms: Sequence[float] | np.ndarray | pd.Series) -> str:
+    """"2 gaps, 26 ms", "1 gap, 0.3 ms", "no gaps": a count and total a reader can take in (a
+    gap under 10 ms keeps a decimal, so a real gap never reads as 0 ms)."""
+    values = np.asarray(gaps_ms, dtype=float)
+    if values.size == 0:
+        return "no gaps"
+    total = float(values.sum())
+    shown = f"{total:.1f}" if total < 10 else f"{total:.0f}"
+    return f"{values.size} gap{'s' if values.size > 1 else ''}, {shown} ms"
+
+
 def _media_rows(schedule: pd.DataFrame) -> pd.DataFrame:
     """The media messages that were played, in play order."""
     needed = {"kind", "item_id", "sent_ms", "arrived_ms", "play_start_ms", "play_end_ms"}
@@ -111,7 +122,7 @@ def packet_timeline(
             transform=ax.get_xaxis_transform(),
             facecolors=GAP_COLOR,
             alpha=0.25,
-            label=f"gap ({len(gaps)}, {gaps['gap_ms'].sum():.0f} ms)",
+            label=gaps_text(gaps["gap_ms"]),
         )
     ax.autoscale_view()
     if window_ms is not None:
@@ -168,5 +179,6 @@ def fifo_playout(
     ax.set_title(
         title or "FIFO playout: a message plays when it has arrived and the previous one ended"
     )
-    ax.legend(loc="lower right", fontsize="small")
+    # beside the axes: inside, it would cover some message's bar whatever the data
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     return ax
