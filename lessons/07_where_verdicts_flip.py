@@ -62,7 +62,8 @@ for claim in (c.text for c in CLAIMS):
     flips.append({"claim": claim, "at the defaults": at_default[claim],
                   "differs at": "; ".join(f"{r.parameter}={r.value:g}: {r.result}"
                                           for r in changed.itertuples()) or "nowhere"})
-display(pd.DataFrame(flips).set_index("claim"))
+with pd.option_context("display.max_colwidth", None):  # every value, not cut at 50 characters
+    display(pd.DataFrame(flips).set_index("claim"))
 
 # %% [markdown]
 # ## What the grid says (asserted below)
