@@ -69,12 +69,12 @@ if live:
 # the same trace with the same strategy over a constant link of the measured loopback delay. Both go
 # through the same metric code, so a difference is one of behaviour, not of definitions.
 #
-# Messages and bytes must match exactly. Times cannot: the call's clock starts when the emulated
-# Twilio connects, before the model's first event, so every arrival is late by that start-up
-# (a constant), and the server, the SDK, the emulator and the caller share this machine's event
-# loops, so each message also carries a few ms of real scheduling jitter (times 4, at 4x speed).
-# The left panel matches each received message to the simulated message holding its first byte;
-# the right one compares the spacing of arrivals within an answer.
+# Messages and bytes must match exactly. Times cannot: the caller's clock starts when it connects,
+# the trace's only once the SDK has opened and configured its Realtime session, so every arrival
+# is late by that start-up (a constant); and the server, the SDK, the emulator and the caller
+# share this kernel's one event loop, so each message also carries a few ms of real scheduling
+# jitter (times 4, at 4x speed). The left panel matches each received message to the simulated
+# message holding its first byte; the right one compares the spacing of arrivals within an answer.
 
 # %%
 call = await loopback_call(shipped("tiny_deltas"), "rechunk", 50, speed=4.0,
