@@ -177,7 +177,7 @@ STRATEGIES = {                      # label -> (strategy, threshold_ms)
     "original_report (the report's code)": ("original_report", 50),
 }
 SEEDS = range(20)
-runs = compare(trace, STRATEGIES, links=("tcp", "jitter"), seeds=SEEDS, jobs=2, progress=False)
+runs = compare(trace, STRATEGIES, links=("tcp", "jitter"), seeds=SEEDS, jobs=2)  # a progress bar
 gaps = intervals(runs, "concealed_ms")
 onsets = intervals(runs, "onset_gaps_per_answer")
 table = pd.DataFrame({

@@ -32,7 +32,7 @@ STRATEGIES = ["forward", "rechunk", "paced", "preroll", "adaptive", "original_re
 THRESHOLDS_MS = [20, 50, 100, 150, 200]
 LINKS = ["tcp", "jitter"]
 SEEDS = 20
-runs = sweep(TRACES, STRATEGIES, THRESHOLDS_MS, links=LINKS, seeds=SEEDS, jobs=2, progress=False)
+runs = sweep(TRACES, STRATEGIES, THRESHOLDS_MS, links=LINKS, seeds=SEEDS, jobs=2)  # ~30 s: a bar
 summary = summarize(runs)
 print(f"{len(runs)} runs in {time.perf_counter() - notebook_started:.1f} s")
 for name in TRACES:

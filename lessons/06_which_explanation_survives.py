@@ -113,8 +113,7 @@ assert inserted.loc["frame_clock", "first audio after the first arrival (ms)"] =
 # shared by several hypotheses are simulated once: `labkit.sim.batch.simulate_many`).
 
 # %%
-runs = observation_runs(trace, HYPOTHESES, links=("tcp", "jitter"), seeds=range(20), jobs=2,
-                        progress=False)
+runs = observation_runs(trace, HYPOTHESES, links=("tcp", "jitter"), seeds=range(20), jobs=2)
 predicted = predictions(runs)
 table = predicted.assign(
     onset=[f"{m:.2f} [{lo:.2f}, {hi:.2f}]" for m, (lo, hi)

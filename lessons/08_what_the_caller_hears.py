@@ -119,7 +119,7 @@ STRATEGIES = {
     "preroll 100 ms": ("preroll", 100),
 }
 runs = compare(trace, STRATEGIES, links=("tcp", "jitter"), seeds=range(20), jobs=2,
-               progress=False, mos=("plc", "silence"))
+               mos=("plc", "silence"))  # each run simulated and scored: a progress bar
 scores = pd.concat({mode: intervals(runs, f"mos_lqo_{mode}")[["mean", "ci_low", "ci_high"]]
                     for mode in ("plc", "silence")}, axis=1)
 scores[("gaps", "ms per call")] = runs.groupby(["link", "strategy"], sort=False)[
