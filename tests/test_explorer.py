@@ -208,6 +208,17 @@ def test_labkit_explore_serves_the_same_widgets_on_localhost(tmp_path: object) -
     assert "labkit.views.explorer_app import Explorer" in code
     argv = voila_argv(__import__("pathlib").Path("x.ipynb"), "127.0.0.1", 8866, False)
     assert "--Voila.ip=127.0.0.1" in argv and "--no-browser" in argv and "--port=8866" in argv
+    assert "--MappingKernelManager.cull_idle_timeout=60" in argv  # pages left free their kernel
+    assert "--MappingKernelManager.cull_connected=False" in argv  # an open page keeps its own
+
+
+def test_labkit_explore_refuses_a_kernel_lifetime_that_is_not_positive(
+        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    from labkit.cli import main as cli_main
+
+    for bad in ("0", "-5", "nan", "inf"):
+        assert cli_main(["explore", "--no-browser", "--idle-kernel-s", bad]) == 2
+        assert "--idle-kernel-s must be a finite number > 0" in capsys.readouterr().err
 
 
 @given(st.lists(st.tuples(st.integers(0, 400), st.integers(0, 60)), max_size=40))

@@ -131,10 +131,10 @@ def jupyter_lab(home: Path) -> Iterator[Server]:
 
 
 @contextmanager
-def explore_app(home: Path) -> Iterator[Server]:
-    """``labkit explore --no-browser`` on a free port of 127.0.0.1."""
+def explore_app(home: Path, *options: str) -> Iterator[Server]:
+    """``labkit explore --no-browser [options]`` on a free port of 127.0.0.1."""
     command = [sys.executable, "-m", "labkit", "explore", "--no-browser", "--port",
-               str(free_port())]  # fmt: skip
+               str(free_port()), *options]  # fmt: skip
     with serve(command, isolated_jupyter_env(home), home / "explore-server.log", "/",
                "") as server:  # fmt: skip
         yield server
@@ -297,6 +297,20 @@ def widget_errors(page: Any) -> list[str]:
             .map(e => e.textContent.trim().slice(0, 500)),
     ]""")
     return texts
+
+
+def kernels_of(server: Server) -> list[Any]:
+    """The kernel processes (psutil) the server started, alive now."""
+    import psutil
+
+    kernels = []
+    for child in psutil.Process(server.process.pid).children(recursive=True):
+        try:
+            if "ipykernel" in " ".join(child.cmdline()) and child.status() != "zombie":
+                kernels.append(child)
+        except psutil.NoSuchProcess:  # it ended while we looked
+            pass
+    return kernels
 
 
 # JupyterLab, as a person drives it: the menus.

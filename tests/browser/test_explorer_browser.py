@@ -76,3 +76,30 @@ def test_labkit_explore_serves_the_explorer(page: Any, explore_server: pages.Ser
     page.wait_for_selector(f"{pages.EXPLORER_ROOT} b:has-text('MOS-LQO')", timeout=30_000)
     assert pages.widget_errors(page) == []
     assert "import" not in page.inner_text("body")  # Voila shows no code
+
+
+def test_labkit_explore_shuts_down_the_kernels_of_pages_left(
+        browser: Any, tmp_path_factory: Any) -> None:  # fmt: skip
+    """Voila starts a kernel per page load and keeps it when the page goes (its shutdown request
+    from the page is refused for want of an XSRF token): reloads must not pile kernels up."""
+    import time
+
+    idle_s = 2.0
+
+    def kernels_settle_at(count: int, server: pages.Server) -> bool:
+        deadline = time.monotonic() + 15 * idle_s
+        while len(pages.kernels_of(server)) != count and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return len(pages.kernels_of(server)) == count
+
+    with pages.explore_app(tmp_path_factory.mktemp("explore-cull"), "--idle-kernel-s",
+                           str(idle_s)) as server:  # fmt: skip
+        page = browser.new_page()
+        for _ in range(3):  # a person reloading the page
+            page.goto(server.url("/"))
+            page.wait_for_selector(pages.EXPLORER_ROOT, timeout=60_000)
+        assert kernels_settle_at(1, server), "only the page still open keeps its kernel"
+        time.sleep(3 * idle_s)
+        assert len(pages.kernels_of(server)) == 1, "an open page's kernel is never culled"
+        page.close()
+        assert kernels_settle_at(0, server)
