@@ -294,3 +294,25 @@ def test_an_interrupt_with_the_file_unreadable_still_says_what_it_knows(
     err = capsys.readouterr().err
     assert f"could not read {tmp_path / 'sweep.csv'} back (disk gone); the count below may " in err
     assert "interrupted; 0 of 8 runs are in" in err
+
+
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--seeds", "0"], ["--seeds must be >= 1, got 0"]),
+    (["--strategy", ","], ["--strategy names nothing"]),
+    (["--link", " ", "--playout", ""], ["--link names nothing", "--playout names nothing"]),
+])  # fmt: skip
+def test_an_empty_choice_is_named_once_by_its_flag(
+        flags: list[str], said: list[str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    assert main(["sweep", "tiny_deltas", *flags, "--out", str(tmp_path / "out")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == len(said)  # no second, vaguer message after the first
+    assert all(part in line for part, line in zip(said, lines, strict=True))
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_sweep_grid_names_what_is_empty() -> None:
+    from labkit.sim.sweep_runs import SweepGrid
+
+    with pytest.raises(ValueError, match=r"^sweep: no links, no seeds given"):
+        SweepGrid.of(["forward"], [50.0], [], 0, ["fifo"])

@@ -81,6 +81,12 @@ def run(args: argparse.Namespace) -> int:
     from labkit.sim.sweep_traces import trace_sources
 
     problems = _check_engine(args)
+    named = {"--strategy": _names(args.strategy), "--link": _names(args.link),
+             "--playout": _names(args.playout)}  # fmt: skip
+    problems += [f"{flag} names nothing: give at least one, comma-separated"
+                 for flag, names in named.items() if not names]  # fmt: skip
+    if problems:  # the grid would only restate them
+        return _refuse(problems)
     try:
         thresholds = parse_thresholds(args.thresholds)
         grid = SweepGrid.of(_names(args.strategy), thresholds, _names(args.link), args.seeds,

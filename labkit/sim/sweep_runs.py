@@ -56,11 +56,12 @@ class SweepGrid:
     conceal: str = "plc"
 
     def __post_init__(self) -> None:
-        if not (self.strategies and self.thresholds_ms and self.links and self.playouts
-                and self.seeds):  # fmt: skip
-            raise ValueError(
-                "sweep: traces, strategies, thresholds, links, playouts and seeds must be non-empty"
-            )
+        given = {"strategies": self.strategies, "thresholds": self.thresholds_ms,
+                 "links": self.links, "playouts": self.playouts, "seeds": self.seeds}  # fmt: skip
+        empty = [name for name, values in given.items() if not values]
+        if empty:
+            raise ValueError(f"sweep: no {', no '.join(empty)} given (a sweep needs at least one "
+                             "of each)")  # fmt: skip
         check_names(self.strategies, self.links, self.playouts)
         if self.conceal not in CONCEAL_MODES:
             raise ValueError(f"sweep: unknown conceal {self.conceal!r}; choose one of "
