@@ -114,7 +114,7 @@ def test_cli_prints_measured_and_simulated_json(capsys: pytest.CaptureFixture[st
 
 
 def test_cli_refuses_a_missing_trace(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match="no shipped trace"):
+    with pytest.raises(SystemExit, match="neither a file, a directory nor a shipped trace"):
         cli_main(["call", "--trace", str(tmp_path / "nope.jsonl.gz")])
 
 

@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from labkit.cli.trace_file import readable_trace
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 from labkit.sim.playout import DEFAULT_PLAYOUT, PLAYOUT_NAMES
 
@@ -48,19 +49,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def resolve_trace(text: str) -> Path:
-    """A path to a trace file, or the name of a shipped trace."""
-    path = Path(text)
-    if path.exists():
-        return path
-    from labkit.traces import shipped
-
-    try:
-        return shipped(text)
-    except FileNotFoundError as exc:
-        raise SystemExit(f"labkit call: {text!r} is not a file; {exc}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from labkit.live.call import loopback_call
 
@@ -73,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         options["mark_every_ms"] = args.mark_every_ms
     result = asyncio.run(
         loopback_call(
-            resolve_trace(args.trace),
+            readable_trace("call", args.trace, trace_limits_from_args(args))[0],
             args.strategy,
             args.threshold_ms,
             speed=args.speed,

@@ -12,6 +12,8 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from labkit.cli.ports import port_number
+
 DEFAULT_PORT = 8766
 
 
@@ -24,7 +26,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("trace", metavar="TRACE", help="trace file, or the name of a shipped one")
     parser.add_argument("--speed", type=float, default=1.0, help="replay speed factor")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT,
+                        help=f"default {DEFAULT_PORT}")
     parser.add_argument("--log", metavar="DIR", type=Path, help="write each session's Realtime log")
     parser.add_argument(
         "--close-when-done", action="store_true", help="close each session when its trace ends"
@@ -36,16 +39,16 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from labkit.cli.serve import resolve_trace
+    from labkit.cli.trace_file import readable_trace
     from labkit.live.realtime_emulator import EMULATOR_API_KEY, RealtimeEmulator
-    from labkit.traces import read
+    from labkit.traces import TraceLimits
 
     if not args.speed > 0:
         raise SystemExit(f"labkit emulate: --speed must be > 0, got {args.speed}")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    trace = read(resolve_trace(args.trace))
+    _, trace = readable_trace("emulate", args.trace, TraceLimits())
     emulator = RealtimeEmulator(
         trace,
         speed=args.speed,

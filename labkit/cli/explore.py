@@ -19,6 +19,8 @@ from typing import Any
 
 import nbformat
 
+from labkit.cli.ports import port_number
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8866
 # Voila starts a kernel per page load and keeps it after the page closes: every reload would leave
@@ -79,7 +81,8 @@ def register(subparsers: Any) -> None:
         description="Serve the explorer of lesson 03 as a standalone web page with Voila.",
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"default: {DEFAULT_HOST}")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT,
+                        help=f"default: {DEFAULT_PORT}")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
     parser.add_argument("--idle-kernel-s", type=float, default=IDLE_KERNEL_S,
                         help="shut down the kernel of a closed or reloaded page after it has "

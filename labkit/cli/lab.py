@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.cli.lessons import LESSONS_DIR, REPO_DIR, Lesson, lessons, notebook_text
+from labkit.cli.ports import port_number
 
 LAB_DIR = REPO_DIR / "lab"
 STATE_DIRNAME = ".labkit"  # hidden in JupyterLab's file browser
@@ -201,7 +202,8 @@ def register(subparsers: Any) -> None:
         "JupyterLab there. Copies you edited are kept; --refresh replaces them.",
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"default: {DEFAULT_HOST}")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT,
+                        help=f"default: {DEFAULT_PORT}")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
     parser.add_argument(
         "--refresh", nargs="*", metavar="LESSON",

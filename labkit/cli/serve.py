@@ -12,7 +12,9 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from labkit.cli.ports import port_number
 from labkit.cli.server_limits import add_server_limit_arguments, server_limits_from_args
+from labkit.cli.trace_file import readable_trace
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 from labkit.live.settings import (
     DEFAULT_MARK_EVERY_MS,
@@ -62,7 +64,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--align-frames", action="store_true", help="cut media at 20 ms frames")
     parser.add_argument("--host", default=DEFAULT_HOST)
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT)
     parser.add_argument("--record", metavar="DIR", type=Path, help="write each call's trace here")
     parser.add_argument("--public-url", metavar="URL", help="e.g. https://abc.ngrok.app")
     parser.add_argument("--voice", default=DEFAULT_VOICE)
@@ -89,29 +91,21 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     if ws == "wsproto" and importlib.util.find_spec("wsproto") is None:
         raise SystemExit("labkit serve: --ws wsproto needs the wsproto package "
                          "(pip install -e '.[bench]')")  # fmt: skip
+    limits = trace_limits_from_args(args)
+    replay = readable_trace("serve", args.replay, limits)[0] if args.replay else None
     return ServerSettings.from_env(
         realtime_emulator_url=emulator_url,
         call=call,
-        replay_trace=resolve_trace(args.replay) if args.replay else None,
+        replay_trace=replay,
         replay_speed=args.speed,
         record_dir=args.record,
         public_url=args.public_url,
         voice=args.voice,
         limits=server_limits_from_args(args),
-        trace_limits=trace_limits_from_args(args),
+        trace_limits=limits,
         ws_implementation=ws,
         ws_per_message_deflate=getattr(args, "ws_per_message_deflate", False),
     )
-
-
-def resolve_trace(name_or_path: str) -> Path:
-    """A path to a trace file, or the name of a shipped trace."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    from labkit.traces import shipped
-
-    return shipped(name_or_path)
 
 
 def instructions(settings: ServerSettings, host: str, port: int, model: str) -> str:

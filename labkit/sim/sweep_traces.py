@@ -87,8 +87,9 @@ def _expand(spec: TraceSpec) -> Iterator[TraceSource]:
         try:
             path = shipped(str(spec))
         except (KeyError, ValueError, FileNotFoundError) as exc:
+            names = ", ".join(trace_name(p) for p in shipped()) or "none"
             raise ValueError(f"trace {str(spec)!r} is neither a file, a directory nor a "
-                             f"shipped trace") from exc  # fmt: skip
+                             f"shipped trace (shipped: {names})") from exc  # fmt: skip
     yield TraceSource(trace_name(path), path)
 
 
@@ -111,11 +112,17 @@ def load_all(
         raise ValueError(f"{count}:\n  " + "\n  ".join(problems))
 
 
+def one_trace(spec: TraceSpec) -> TraceSource:
+    """The one trace ``spec`` names: a Trace, a file or a shipped name (ValueError for a
+    directory, or a spec that names no trace)."""
+    if not isinstance(spec, Trace) and Path(spec).is_dir():
+        raise ValueError(f"{str(spec)!r} is a directory; give one trace")
+    (source,) = trace_sources([spec])
+    return source
+
+
 def load_trace(spec: TraceSpec, limits: TraceLimits | None = None) -> tuple[str, Trace]:
     """(name, trace) from a Trace, a path, or the name of a shipped trace; a file is read within
     ``limits`` (``labkit.traces.limits``, the defaults when None)."""
-    path = Path(spec) if not isinstance(spec, Trace) else None
-    if path is not None and path.is_dir():
-        raise ValueError(f"{str(path)!r} is a directory; give one trace")
-    (source,) = trace_sources([spec])
+    source = one_trace(spec)
     return source.name, source.load(limits)

@@ -1,0 +1,51 @@
+"""The commands that serve or replay (``serve``, ``emulate``, ``call``, ``lab``, ``explore``) end a
+bad trace or port with one line naming it, before any server starts: never a traceback."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from labkit.cli import main
+
+TRACE_COMMANDS = [["serve", "--replay"], ["emulate"], ["call", "--trace"]]
+
+
+@pytest.mark.parametrize("command", TRACE_COMMANDS)
+def test_a_trace_that_names_nothing_is_refused_with_the_shipped_names(command: list[str]) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main([*command, "no_such_trace"])
+    said = str(refused.value.code)
+    assert said.startswith(f"labkit {command[0]}: trace 'no_such_trace' is neither a file")
+    assert "tiny_deltas" in said  # what could have been meant
+
+
+@pytest.mark.parametrize("command", TRACE_COMMANDS)
+def test_a_bad_trace_file_is_refused_naming_file_and_line(command: list[str],
+                                                          tmp_path: Path) -> None:  # fmt: skip
+    bad = tmp_path / "bad.jsonl.gz"
+    with gzip.open(bad, "wt") as file:
+        file.write("{not json\n")
+    with pytest.raises(SystemExit) as refused:
+        main([*command, str(bad)])
+    assert str(refused.value.code).startswith(f"labkit {command[0]}: {bad}, line 1: ")
+
+
+@pytest.mark.parametrize("command", TRACE_COMMANDS)
+def test_a_directory_is_not_one_trace(command: list[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main([*command, str(tmp_path)])
+    assert "is a directory; give one trace" in str(refused.value.code)
+
+
+@pytest.mark.parametrize("command", [["serve"], ["emulate", "tiny_deltas"], ["lab"], ["explore"]])
+@pytest.mark.parametrize("port", ["65536", "-1", "http"])
+def test_a_port_out_of_range_is_refused_by_the_command_line(
+        command: list[str], port: str, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    with pytest.raises(SystemExit) as refused:
+        main([*command, f"--port={port}"])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --port:" in err and ("0..65535" in err or "not a port number" in err)
