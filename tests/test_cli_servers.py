@@ -49,3 +49,17 @@ def test_a_port_out_of_range_is_refused_by_the_command_line(
     assert refused.value.code == 2
     err = capsys.readouterr().err
     assert "argument --port:" in err and ("0..65535" in err or "not a port number" in err)
+
+
+def test_emulate_on_a_taken_port_says_so_in_one_line() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as refused:
+            main(["emulate", "tiny_deltas", f"--port={port}"])
+    said = str(refused.value.code)
+    assert said.startswith(f"labkit emulate: cannot serve on 127.0.0.1:{port}: ")
+    assert "address already in use" in said and "\n" not in said

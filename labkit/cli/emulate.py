@@ -67,5 +67,9 @@ def run(args: argparse.Namespace) -> int:
             await asyncio.Event().wait()  # until Ctrl-C
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+        try:
+            asyncio.run(serve())
+        except OSError as exc:  # the port is taken, or not ours to bind
+            raise SystemExit(f"labkit emulate: cannot serve on 127.0.0.1:{args.port}: "
+                             f"{exc.strerror or exc}") from None  # fmt: skip
     return 0
