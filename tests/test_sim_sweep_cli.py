@@ -316,3 +316,20 @@ def test_the_sweep_grid_names_what_is_empty() -> None:
 
     with pytest.raises(ValueError, match=r"^sweep: no links, no seeds given"):
         SweepGrid.of(["forward"], [50.0], [], 0, ["fifo"])
+
+
+def test_a_grid_too_large_to_mean_is_refused_before_it_is_built(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    with pytest.raises(ValueError, match=r"gives 1,000,000,001 thresholds; at most 10,000"):
+        parse_thresholds("0:1e9:1")
+    assert len(parse_thresholds("0:9999:1")) == 10_000
+    assert main(["sweep", "tiny_deltas", "--seeds", "1000000000", "--out",
+                 str(tmp_path / "out")]) == 2  # fmt: skip
+    assert "--seeds must be at most 10,000, got 1,000,000,000" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_simulate_names_a_negative_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["simulate", "tiny_deltas", "--seed", "-1"])
+    assert "argument --seed: must be 0 or more, got -1" in capsys.readouterr().err

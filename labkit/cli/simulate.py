@@ -24,12 +24,23 @@ def register(subparsers: Any) -> None:
     parser.add_argument("trace", help="trace file or shipped trace name")
     add_model_arguments(parser)
     parser.add_argument("--threshold-ms", type=float, default=50.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_number, default=0, help="0 or more (default 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--no-mos", action="store_true",
                         help="skip mos_lqo (P.862 of the caller's audio; ~1 s per minute of audio)")
     add_trace_limit_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def seed_number(text: str) -> int:
+    """A run's seed: a whole number, 0 or more (numpy's generators take no negative seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, many: bool = False) -> None:

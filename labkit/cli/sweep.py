@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from labkit.traces import TraceLimits
 
 LOCAL_CLUSTER = "local"  # --dask with no address
+# Far beyond any sweep a person means (lesson 02 runs 5 thresholds x 20 seeds), and small enough
+# that a slip such as 0:1e9:1 is refused at once instead of filling memory with its grid.
+MAX_THRESHOLDS = 10_000
+MAX_SEEDS = 10_000
 
 
 def register(subparsers: Any) -> None:
@@ -67,6 +71,9 @@ def parse_thresholds(text: str) -> list[float]:
     if step <= 0 or stop < start or start < 0:
         raise ValueError(f"--thresholds {text!r}: need 0 <= START <= STOP and STEP > 0")
     count = int(np.floor((stop - start) / step + 1e-9)) + 1
+    if count > MAX_THRESHOLDS:
+        raise ValueError(f"--thresholds {text!r} gives {count:,} thresholds; at most "
+                         f"{MAX_THRESHOLDS:,} (use a larger STEP)")  # fmt: skip
     return [round(start + k * step, 9) for k in range(count)]
 
 
@@ -126,6 +133,8 @@ def _check_engine(args: argparse.Namespace) -> list[str]:
     for flag, value in (("--seeds", args.seeds), ("--jobs", args.jobs)):
         if value is not None and value < 1:
             problems.append(f"{flag} must be >= 1, got {value}")
+    if args.seeds > MAX_SEEDS:
+        problems.append(f"--seeds must be at most {MAX_SEEDS:,}, got {args.seeds:,}")
     if args.dask not in (None, LOCAL_CLUSTER):
         from labkit.sim.fleet import check_address
 

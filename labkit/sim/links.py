@@ -385,6 +385,12 @@ def make_link(name: str, seed: int | np.random.Generator = 0, **params: float) -
     try:
         return cls(rng, **params)
     except TypeError as exc:
+        taken = link_parameters(name)  # looked up only now: every simulate makes two links
+        unknown = sorted(set(params) - set(taken))
+        if unknown:
+            raise ValueError(f"link {name!r} takes no parameter "
+                             f"{', '.join(map(repr, unknown))}; it takes {', '.join(taken)}"
+                             ) from None  # fmt: skip
         raise ValueError(f"link {name!r}: bad parameters {params}: {exc}") from None
 
 
