@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from labkit.cli.trace_limits import positive, positive_mib
+from labkit.cli.trace_limits import positive, positive_mib, whole_number
 from labkit.live.settings import (
     DEFAULT_MAX_FRAME_BYTES,
     DEFAULT_MAX_STREAMS,
@@ -21,14 +21,7 @@ from labkit.live.settings import (
 positive_seconds = positive("seconds")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
+positive_int = whole_number(1)
 
 
 def frame_kib(text: str) -> int:

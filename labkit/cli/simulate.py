@@ -11,7 +11,11 @@ import math
 import sys
 from typing import Any
 
-from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
+from labkit.cli.trace_limits import (
+    add_trace_limit_arguments,
+    trace_limits_from_args,
+    whole_number,
+)
 from labkit.outbound import STRATEGY_NAMES
 from labkit.sim.links import DEFAULT_LINK, LINK_NAMES
 from labkit.sim.playout import DEFAULT_PLAYOUT, PLAYOUT_NAMES
@@ -32,15 +36,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def seed_number(text: str) -> int:
-    """A run's seed: a whole number, 0 or more (numpy's generators take no negative seed)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+seed_number = whole_number(0)  # numpy's generators take no negative seed
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, many: bool = False) -> None:

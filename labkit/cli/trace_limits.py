@@ -34,6 +34,25 @@ def positive(unit: str) -> Callable[[str], float]:
 positive_mib = positive("MiB")
 
 
+def whole_number(minimum: int, maximum: int | None = None,
+                 what: str = "a whole number") -> Callable[[str], int]:  # fmt: skip
+    """An argparse type: an int of at least ``minimum`` (and at most ``maximum``), or an error
+    saying which bound it missed."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if maximum is not None and not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be {minimum}..{maximum}, got {value}")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+        return value
+
+    return parse
+
+
 def add_trace_limit_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("trace limits (a file over them is refused, naming the line)")
     group.add_argument(
