@@ -7,7 +7,12 @@ the page, from the change event to the first animation frame whose figure pixels
 drawn: not blank). Every change makes settings not seen before (no cache hit): strategies cycle
 within each playout model, so the numbers are the uncached case.
 
-    .venv/bin/python benchmarks/bench_explorer_browser.py [--json out.json] [--ink-min 0.02]
+The probe reads the figure's pixels after each draw into its canvas (``--probe draws``).
+``--probe frames`` reads them every animation frame, as this benchmark first did: hashing the
+canvas each frame keeps the page's one thread busy and delays the image it waits for.
+``--probe both`` runs each probe on a fresh server and kernel, one after the other, to compare.
+
+    .venv/bin/python benchmarks/bench_explorer_browser.py [--json out.json] [--probe both]
 
 Prints median and p90 per trace. Needs /usr/bin/chromium (``apt-get install chromium``).
 """
@@ -19,6 +24,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "browser"))
 
@@ -41,28 +47,18 @@ def changes() -> list[tuple[str, str]]:
     return steps
 
 
-def measure(page: object, trace: str, ink_min: float) -> list[float]:
+def measure(page: object, trace: str, ink_min: float, probe: str) -> list[float]:
     for control, option in (("strategy", STRATEGIES[0]), ("playout", PLAYOUTS[-1]),
                             ("trace", trace)):  # the same start on each trace
-        pages.change_and_time(page, control, option, ink_min=ink_min)
-    return [pages.change_and_time(page, control, option, ink_min=ink_min)
+        pages.change_and_time(page, control, option, ink_min=ink_min, probe=probe)
+    return [pages.change_and_time(page, control, option, ink_min=ink_min, probe=probe)
             for control, option in changes()]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--json", type=Path, help="write the raw latencies here")
-    parser.add_argument("--ink-min", type=float, default=pages.INK_MIN,
-                        help="a figure counts as drawn with this fraction of inked pixels "
-                        f"(default {pages.INK_MIN}; 0 times any new image, blank or not)")
-    args = parser.parse_args()
-    reason = pages.skip_reason()
-    if reason:
-        print(f"cannot run: {reason}", file=sys.stderr)
-        return 2
+def session(browser: Any, probe: str, ink_min: float) -> dict[str, list[float]]:
+    """Latencies per trace, measured with ``probe`` on a fresh server and kernel."""
     results: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory() as home, pages.jupyter_lab(Path(home)) as server, \
-            pages.chromium() as browser:  # fmt: skip
+    with tempfile.TemporaryDirectory() as home, pages.jupyter_lab(Path(home)) as server:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         pages.open_notebook(page, server, "03_explorer.ipynb")
         pages.run_all(page)
@@ -75,19 +71,44 @@ def main() -> int:
             print("after Run All: the first figure is drawn")
         except AssertionError as blank:
             print(f"after Run All: {blank}; a first change draws it")
-            pages.change_and_time(page, "strategy", STRATEGIES[1], ink_min=args.ink_min)
+            pages.change_and_time(page, "strategy", STRATEGIES[1], ink_min=ink_min, probe=probe)
         try:
             for trace in TRACES:
-                results[trace] = measure(page, trace, args.ink_min)
+                results[trace] = measure(page, trace, ink_min, probe)
         except AssertionError:
             shot = Path(tempfile.gettempdir()) / "bench-explorer-failure.png"
             pages.screenshot(page, shot)
             print(f"the page as it was: {shot}", file=sys.stderr)
             raise
-    for trace, latencies in results.items():
-        median, p90 = pages.median_p90(latencies)
-        print(f"{trace:>18}: change -> figure median {median:.0f} ms, p90 {p90:.0f} ms "
-              f"({len(latencies)} changes; min {min(latencies):.0f}, max {max(latencies):.0f})")
+        page.close()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", type=Path, help="write the raw latencies here")
+    parser.add_argument("--ink-min", type=float, default=pages.INK_MIN,
+                        help="a figure counts as drawn with this fraction of inked pixels "
+                        f"(default {pages.INK_MIN}; 0 times any new image, blank or not)")
+    parser.add_argument("--probe", choices=[*pages.PROBES, "both"], default="draws",
+                        help="read the figure after each draw (default) or every frame; both: "
+                        "each on a fresh server, one after the other")
+    args = parser.parse_args()
+    reason = pages.skip_reason()
+    if reason:
+        print(f"cannot run: {reason}", file=sys.stderr)
+        return 2
+    probes = list(pages.PROBES) if args.probe == "both" else [args.probe]
+    results: dict[str, dict[str, list[float]]] = {}
+    with pages.chromium() as browser:
+        for probe in probes:
+            results[probe] = session(browser, probe, args.ink_min)
+    for probe, by_trace in results.items():
+        for trace, latencies in by_trace.items():
+            median, p90 = pages.median_p90(latencies)
+            print(f"{trace:>18} (probe {probe}): change -> figure median {median:.0f} ms, "
+                  f"p90 {p90:.0f} ms ({len(latencies)} changes; min {min(latencies):.0f}, "
+                  f"max {max(latencies):.0f})")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0

@@ -233,3 +233,37 @@ def test_the_overview_joins_touching_pieces_keeping_gaps(pieces: list[tuple[int,
     covered = ((grid[:, None] > intervals[:, 0]) & (grid[:, None] < intervals[:, 1])).any(axis=1)
     in_runs = ((grid[:, None] > runs[:, 0]) & (grid[:, None] < runs[:, 1])).any(axis=1)
     assert np.array_equal(covered, in_runs)
+
+
+def test_the_live_canvas_sends_the_images_matplotlib_would() -> None:
+    """Its own PNG writer, the webagg protocol's images: the same mode and, decoded, the same
+    pixels as matplotlib's get_diff_image, for a first (full) image and for a change (diff)."""
+    import io
+
+    from matplotlib.backends.backend_webagg_core import FigureCanvasWebAggCore
+    from PIL import Image
+
+    from labkit.views.explorer_app import Explorer
+
+    explorer = Explorer(SMALL)
+    explorer.update()
+    canvas = explorer.canvas
+
+    def both(last: np.ndarray, force_full: bool) -> list[tuple[str, np.ndarray]]:
+        sent = []
+        for get_diff_image in (type(canvas).get_diff_image, FigureCanvasWebAggCore.get_diff_image):
+            canvas._last_buff, canvas._force_full, canvas._png_is_old = last, force_full, True
+            png = get_diff_image(canvas)
+            sent.append((canvas._image_mode, np.asarray(Image.open(io.BytesIO(png)))))
+            assert get_diff_image(canvas) is None  # nothing new rendered: nothing to send
+        return sent
+
+    first = canvas._last_buff.copy()
+    (mode, ours), (theirs_mode, theirs) = both(first, force_full=True)
+    assert mode == theirs_mode == "full" and np.array_equal(ours, theirs)
+    assert (ours[:, :, 3] == 255).all()
+    explorer.strategy.value = ("paced", "final")  # new data over the same axes
+    (mode, ours), (theirs_mode, theirs) = both(first, force_full=False)
+    assert mode == theirs_mode == "diff" and np.array_equal(ours, theirs)
+    changed = ours[:, :, 3] > 0
+    assert 0 < changed.mean() < 0.5  # some pixels changed, the axes did not

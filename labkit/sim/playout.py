@@ -500,8 +500,11 @@ class FrameClockPlayout(_Accounting):
         self._queued_bytes -= take
         self._played_bytes += take
         self._last_byte_end_ms = tick_ms + take / BYTES_PER_MS
-        for mark in self._marks:
-            if mark[0] == math.inf and mark[2] <= self._played_bytes:
+        played = self._played_bytes
+        for mark in self._marks:  # in queue-position order: stop at the first not yet played
+            if mark[2] > played:
+                break
+            if mark[0] == math.inf:
                 mark[0] = tick_ms + (mark[2] - first_byte) / BYTES_PER_MS
 
     def _add_piece(self, record: PlayRecord, start_ms: float, data: bytes) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import io
 import math
 import traceback
 from base64 import b64encode
@@ -22,6 +21,7 @@ from typing import Any, cast
 
 import ipywidgets as widgets
 import numpy as np
+import numpy.typing as npt
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -42,6 +42,7 @@ from labkit.views.explorer import (
     trace_names,
 )
 from labkit.views.explorer_figure import FIGSIZE_IN, ExplorerFigure, legend_handles
+from labkit.views.png import rgba_png
 
 AUDIO_AFTER_S = 0.4  # the audio follows the figure once the controls rest this long
 ROOT_CLASS = "labkit-explorer"  # the browser tests find the explorer by it
@@ -327,19 +328,41 @@ def _readout_html(view: ExplorerView) -> str:
 def _live_canvas(figure: Figure) -> Any:
     """An ipympl canvas on ``figure`` (a widget: it lives in the box, draws in the browser)."""
     from ipympl.backend_nbagg import Canvas, FigureManager
-    from PIL import Image
 
     class LiveCanvas(Canvas):  # type: ignore[misc]  # ipympl is untyped
-        """ipympl's canvas, but until a browser shows it the image it keeps (and a saved
-        notebook stores) is a data URL: ipympl keeps bare base64, which the browser loads as a
-        URL, fails on, and then never sizes the canvas: a blank figure after Run All."""
+        """ipympl's canvas with two changes:
+
+        - its PNGs come from labkit.views.png (~10 ms instead of ~30 ms a change);
+        - until a browser shows it, the image it keeps (and a saved notebook stores) is a data
+          URL: ipympl keeps bare base64, which the browser loads as a URL, fails on, and then
+          never sizes the canvas: a blank figure after Run All."""
+
+        # matplotlib's webagg canvas state, which this class reads and writes
+        _png_is_old: bool
+        _force_full: bool
+        _last_buff: npt.NDArray[np.uint32]
+
+        def get_diff_image(self) -> bytes | None:
+            # The webagg protocol (matplotlib.backends.backend_webagg_core): once per new
+            # render, a "full" image, or a "diff" holding only the changed pixels (the rest
+            # transparent) that the browser draws over what it has; full when nothing to diff
+            # against or when the render itself has transparency.
+            if not self._png_is_old:
+                return None
+            rgba = np.asarray(self.get_renderer().buffer_rgba())
+            pixels = rgba.view(np.uint32).squeeze(2)
+            full = (self._force_full or pixels.shape != self._last_buff.shape
+                    or bool((rgba[:, :, 3] != 255).any()))  # fmt: skip
+            self.set_image_mode("full" if full else "diff")
+            shown = pixels if full else np.where(pixels != self._last_buff, pixels, 0)
+            self._last_buff = pixels.copy()
+            self._force_full = self._png_is_old = False
+            return rgba_png(shown.view(np.uint8).reshape((*shown.shape, 4)))
 
         def send_binary(self, data: bytes) -> None:
             if self.syncing_data_url:
                 pixels = self._last_buff.view(dtype=np.uint8).reshape((*self._last_buff.shape, 4))
-                with io.BytesIO() as png:
-                    Image.fromarray(pixels).save(png, format="png")
-                    self._data_url = f"data:image/png;base64,{b64encode(png.getvalue()).decode()}"
+                self._data_url = f"data:image/png;base64,{b64encode(rgba_png(pixels)).decode()}"
             self.send({"data": '{"type": "binary"}'}, buffers=[data])
 
     canvas = LiveCanvas(figure)
