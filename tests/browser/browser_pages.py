@@ -209,9 +209,9 @@ window.__labkit = {
   },
   watch(el) {
     // Count the page's draws into the figure's canvas (ipympl copies each new image into it
-    // with drawImage): the probe then reads pixels once per draw, not once per frame. Hashing
-    // a ~1 Mpixel canvas every frame kept the page's one thread busy ~15 ms a frame, delaying
-    // the very image it waited for.
+    // with drawImage): the probe then reads pixels once per draw, not once per frame. Reading
+    // back and hashing the 1000 x 500 canvas every frame held the page's one thread ~5 ms a
+    // frame (measured), delaying the very image it waited for.
     if (el.__labkitDraws) return el.__labkitDraws;
     const draws = el.__labkitDraws = {count: 0, wake: null};
     const context = el.getContext('2d');
@@ -312,8 +312,8 @@ def change_and_time(page: Any, label: str, option: str, timeout_ms: int = FIGURE
     figure's new pixels (-1 when ``option`` was already picked).
 
     ``probe="draws"`` reads the pixels after each draw into ipympl's canvas; ``"frames"`` reads
-    them every animation frame, as the first benchmark did (that costs the page ~15 ms a frame,
-    which delays the image it waits for: kept to compare)."""
+    them every animation frame, as the first benchmark did (that holds the page's thread ~5 ms a
+    frame, which delays the image it waits for: kept to compare)."""
     if probe not in PROBES:
         raise ValueError(f"probe must be one of {PROBES}, got {probe!r}")
     elapsed: float | None = page.evaluate(
