@@ -5,7 +5,9 @@ directory), opens notebooks/03_explorer.ipynb in Debian's Chromium under Playwri
 Run > Run All Cells, then on each trace picks options in the explorer's dropdowns and times, in
 the page, from the change event to the first animation frame whose figure pixels differ (and are
 drawn: not blank). Every change makes settings not seen before (no cache hit): strategies cycle
-within each playout model, so the numbers are the uncached case.
+within each playout model, so the numbers are the uncached case. Then, per trace, "after a rest":
+strategy switches each made after the controls rested ``REST_S``, when the explorer has computed
+the other strategies' runs (what a person comparing strategies at their own pace gets).
 
 The probe reads the figure's pixels after each draw into its canvas (``--probe draws``).
 ``--probe frames`` reads them every animation frame, as this benchmark first did: hashing the
@@ -33,6 +35,8 @@ import browser_pages as pages
 TRACES = ("tiny_deltas", "long_conversation")
 STRATEGIES = ("forward", "rechunk", "paced", "preroll", "adaptive")
 PLAYOUTS = ("frame_clock", "prefetch", "fifo")
+RESTED_PLAYOUT = "frame_clock_skip"  # not in PLAYOUTS: its runs are new to the rested series
+REST_S = 1.5  # longer than the explorer's rest (0.4 s) and its runs of the other strategies
 
 
 def changes() -> list[tuple[str, str]]:
@@ -55,6 +59,19 @@ def measure(page: object, trace: str, ink_min: float, probe: str) -> list[float]
             for control, option in changes()]
 
 
+def measure_rested(page: Any, ink_min: float, probe: str) -> list[float]:
+    """Strategy switches, each after the controls rested ``REST_S``: the explorer has computed
+    the other strategies meanwhile, so these show kept runs."""
+    pages.change_and_time(page, "playout", RESTED_PLAYOUT, ink_min=ink_min, probe=probe)
+    latencies = []
+    for strategy in STRATEGIES:
+        page.wait_for_timeout(REST_S * 1000)
+        elapsed = pages.change_and_time(page, "strategy", strategy, ink_min=ink_min, probe=probe)
+        if elapsed >= 0:  # -1: it was the strategy shown
+            latencies.append(elapsed)
+    return latencies
+
+
 def session(browser: Any, probe: str, ink_min: float) -> dict[str, list[float]]:
     """Latencies per trace, measured with ``probe`` on a fresh server and kernel."""
     results: dict[str, list[float]] = {}
@@ -75,6 +92,7 @@ def session(browser: Any, probe: str, ink_min: float) -> dict[str, list[float]]:
         try:
             for trace in TRACES:
                 results[trace] = measure(page, trace, ink_min, probe)
+                results[f"{trace}, after a rest"] = measure_rested(page, ink_min, probe)
         except AssertionError:
             shot = Path(tempfile.gettempdir()) / "bench-explorer-failure.png"
             pages.screenshot(page, shot)
@@ -106,7 +124,7 @@ def main() -> int:
     for probe, by_trace in results.items():
         for trace, latencies in by_trace.items():
             median, p90 = pages.median_p90(latencies)
-            print(f"{trace:>18} (probe {probe}): change -> figure median {median:.0f} ms, "
+            print(f"{trace:>30} (probe {probe}): change -> figure median {median:.0f} ms, "
                   f"p90 {p90:.0f} ms ({len(latencies)} changes; min {min(latencies):.0f}, "
                   f"max {max(latencies):.0f})")
     if args.json:

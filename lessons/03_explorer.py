@@ -12,7 +12,9 @@
 # settings; the figure is built once and its artists refilled on every change
 # (`labkit.views.explorer_figure`); the widgets are a thin layer over both
 # (`labkit.views.explorer_app.Explorer`), the same one `labkit explore` serves as a web page. The
-# cells below call the function directly, so they run the same with or without a browser.
+# cells below call the function directly, so they run the same with or without a browser. Once
+# the controls rest, the explorer loads the audio and then computes the other strategies' runs on
+# the same settings, one at a time, so comparing strategies at your own pace shows kept runs.
 
 # %%
 import time

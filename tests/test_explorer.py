@@ -3,6 +3,9 @@ no effect, draws what the metrics count, rejects bad settings by name."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -25,6 +28,7 @@ from labkit.views.explorer import (
 from labkit.views.explorer_figure import ExplorerFigure, _merged, render, rounded_limits
 
 SMALL = ExplorerSettings(trace="bursty", strategy="forward")
+STRATEGIES = 7  # choices of the strategy control
 
 
 def test_explore_is_deterministic_and_cached_per_settings() -> None:
@@ -267,3 +271,45 @@ def test_the_live_canvas_sends_the_images_matplotlib_would() -> None:
     assert mode == theirs_mode == "diff" and np.array_equal(ours, theirs)
     changed = ours[:, :, 3] > 0
     assert 0 < changed.mean() < 0.5  # some pixels changed, the axes did not
+
+
+def test_the_other_strategies_are_each_choice_but_the_shown_one() -> None:
+    from labkit.views.explorer import STRATEGY_CHOICES, other_strategies
+
+    settings = replace(SMALL, strategy="original_report", variant="first", threshold_ms=80)
+    others = other_strategies(settings)
+    assert [(s.strategy, s.variant) for s in others] == [
+        pair for _, pair in STRATEGY_CHOICES if pair != ("original_report", "first")]
+    assert all(replace(s, strategy=settings.strategy, variant=settings.variant) == settings
+               for s in others)  # fmt: skip
+
+
+def test_resting_controls_compute_the_other_strategies_a_change_stops_that() -> None:
+    """Once the controls rest (audio loaded), the other strategies' runs are kept, so switching
+    strategy is a kept run; a run queued for settings the controls left is not computed."""
+    from labkit.views.explorer import other_strategies
+    from labkit.views.explorer_app import AUDIO_AFTER_S, Explorer
+
+    resting = replace(SMALL, seed=4242)  # settings no other test runs: nothing kept before
+
+    async def rest() -> None:
+        explorer = Explorer(resting)
+        explorer.update()
+        await asyncio.sleep(AUDIO_AFTER_S + 0.2)
+        for _ in range(3 * STRATEGIES):  # one run per turn of the loop
+            await asyncio.sleep(0)
+        assert bytes(explorer.audio.value).startswith(b"RIFF")
+
+    asyncio.run(rest())
+    for settings in other_strategies(resting):
+        hits = explore.cache_info().hits
+        explore(settings)
+        assert explore.cache_info().hits == hits + 1, f"{settings.strategy} was not kept"
+
+    moved_on = Explorer(replace(SMALL, seed=4343))
+    left = moved_on.update()
+    moved_on.strategy.value = ("paced", "final")  # no event loop: the change runs at once
+    misses = explore.cache_info().misses
+    assert left is not None and moved_on.view is not left
+    moved_on._prefetch(iter(other_strategies(left.settings)), left)
+    assert explore.cache_info().misses == misses

@@ -39,6 +39,12 @@ DEFAULT_CONCEAL = "plc"
 CONCEAL_LABELS = {"plc": "concealed (G.711 Appendix I)", "silence": "silence"}
 EXPLORER_STRATEGIES = (*STRATEGY_NAMES, "original_report")
 ORIGINAL_REPORT_VARIANTS = ("final", "first")
+# The strategy control's choices: (label, (strategy, variant))
+STRATEGY_CHOICES: list[tuple[str, tuple[str, str]]] = [
+    *((name, (name, "final")) for name in STRATEGY_NAMES),
+    ("original report (final code)", ("original_report", "final")),
+    ("original report (first commit)", ("original_report", "first")),
+]
 RESULTS_CACHED = 64  # runs kept per process: a long_conversation run holds ~1 MB
 COUNTED = ("gaps", "messages")  # units of counts: "1 gap", "2 gaps"
 VIEW_MARGIN_MS = 300.0  # around an answer shown alone
@@ -318,6 +324,14 @@ def explore(settings: ExplorerSettings) -> ExplorerView:
         **settings.strategy_options(),
     )
     return ExplorerView(settings, result, notes(settings))
+
+
+def other_strategies(settings: ExplorerSettings) -> list[ExplorerSettings]:
+    """The settings under each other choice of strategy: what a person comparing strategies
+    asks for next (the explorer computes them while the controls rest)."""
+    return [replace(settings, strategy=strategy, variant=variant)
+            for _, (strategy, variant) in STRATEGY_CHOICES
+            if (strategy, variant) != (settings.strategy, settings.variant)]  # fmt: skip
 
 
 def timeline(result: SimResult) -> Timeline:

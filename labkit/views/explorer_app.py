@@ -5,17 +5,19 @@ both compute alike. The figure is an ipympl canvas whose artists are updated in 
 (labkit/views/explorer_figure.py) and drawn once per change: the browser receives the changed
 pixels, not a new PNG figure inside an output area. Sliders report on release. A redraw is queued
 on the kernel's event loop and reads the controls when it runs, so changes that arrive before it
-runs share it. The audio follows the figure once the controls rest.
+runs share it. The audio follows the figure once the controls rest, and then the runs of the
+other strategies are computed, so that switching strategy shows a kept run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import math
 import traceback
 from base64 import b64encode
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, cast
 
@@ -35,10 +37,12 @@ from labkit.views.explorer import (
     DEFAULT_CONCEAL,
     LINK_CONTROLS,
     LINK_MEANS,
+    STRATEGY_CHOICES,
     THRESHOLD,
     ExplorerSettings,
     ExplorerView,
     explore,
+    other_strategies,
     trace_names,
 )
 from labkit.views.explorer_figure import FIGSIZE_IN, ExplorerFigure, legend_handles
@@ -46,15 +50,6 @@ from labkit.views.png import rgba_png
 
 AUDIO_AFTER_S = 0.4  # the audio follows the figure once the controls rest this long
 ROOT_CLASS = "labkit-explorer"  # the browser tests find the explorer by it
-STRATEGY_CHOICES: list[tuple[str, tuple[str, str]]] = [
-    ("forward", ("forward", "final")),
-    ("rechunk", ("rechunk", "final")),
-    ("paced", ("paced", "final")),
-    ("preroll", ("preroll", "final")),
-    ("adaptive", ("adaptive", "final")),
-    ("original report (final code)", ("original_report", "final")),
-    ("original report (first commit)", ("original_report", "first")),
-]
 WIDE = widgets.Layout(width="98%", max_width="980px")
 HALF = widgets.Layout(width="49%", max_width="480px")
 LABEL_WIDE = {"description_width": "250px"}
@@ -229,20 +224,36 @@ class Explorer:
     def _queue_audio(self, view: ExplorerView) -> None:
         """Load the caller's audio once the controls rest for ``AUDIO_AFTER_S``: 98 s of audio
         is 1.6 MB for the browser to take in, which would hold up the next figure if every
-        passing setting sent its own."""
+        passing setting sent its own. Then compute the other strategies' runs (``_prefetch``)."""
 
         self.mos.value = ""  # a score belongs to the run it was computed for
 
-        def load() -> None:
+        def load(then_prefetch: bool) -> None:
             if self.view is view:
                 self.audio.value = view.wav(self.conceal.value)
+                if then_prefetch:
+                    self._prefetch(iter(other_strategies(view.settings)), view)
 
         if self._audio_timer is not None:
             self._audio_timer.cancel()
         try:
-            self._audio_timer = asyncio.get_running_loop().call_later(AUDIO_AFTER_S, load)
-        except RuntimeError:
-            load()
+            self._audio_timer = asyncio.get_running_loop().call_later(AUDIO_AFTER_S, load, True)
+        except RuntimeError:  # no event loop (a notebook run headless): nothing to wait for
+            load(False)
+
+    def _prefetch(self, todo: Iterator[ExplorerSettings], view: ExplorerView) -> None:
+        """While the controls rest, compute the next run of ``todo`` (``explore`` keeps it), then
+        queue the rest: switching strategy then shows a kept run (~0.1 s sooner on the 98 s
+        trace). One run per turn of the event loop, so a control change waits for one run at
+        most; a change stops the rest (they were for the settings it left)."""
+        if self.view is not view or self._queued:
+            return
+        settings = next(todo, None)
+        if settings is None:
+            return
+        with contextlib.suppress(ValueError):  # settings it cannot run: the control says so
+            explore(settings)
+        asyncio.get_running_loop().call_soon(self._prefetch, todo, view)
 
     def _conceal_changed(self, _change: dict[str, Any]) -> None:
         if self.view is not None:
