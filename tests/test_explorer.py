@@ -306,10 +306,16 @@ def test_resting_controls_compute_the_other_strategies_a_change_stops_that() -> 
         explore(settings)
         assert explore.cache_info().hits == hits + 1, f"{settings.strategy} was not kept"
 
-    moved_on = Explorer(replace(SMALL, seed=4343))
-    left = moved_on.update()
-    moved_on.strategy.value = ("paced", "final")  # no event loop: the change runs at once
-    misses = explore.cache_info().misses
-    assert left is not None and moved_on.view is not left
-    moved_on._prefetch(iter(other_strategies(left.settings)), left)
-    assert explore.cache_info().misses == misses
+    async def move_on() -> None:
+        explorer = Explorer(replace(SMALL, seed=4343))
+        left = explorer.update()
+        explorer.strategy.value = ("paced", "final")
+        misses = explore.cache_info().misses
+        explorer._prefetch(iter(other_strategies(left.settings)), left)  # the change is queued
+        await asyncio.sleep(0)  # the change runs: a new view
+        assert left is not None and explorer.view is not left
+        explorer._prefetch(iter(other_strategies(left.settings)), left)
+        await asyncio.sleep(0)
+        assert explore.cache_info().misses == misses + 1  # the change's own run, nothing else
+
+    asyncio.run(move_on())
