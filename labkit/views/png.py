@@ -33,8 +33,8 @@ def rgba_png(pixels: npt.NDArray[np.uint8]) -> bytes:
     rows = np.empty((height, 1 + 4 * width), dtype=np.uint8)
     rows[:, 0] = NO_FILTER
     rows[:, 1:] = pixels.reshape(height, 4 * width)
-    header = struct.pack(">IIBBBBB", width, height, BIT_DEPTH, RGBA_COLOUR_TYPE,
-                         0, 0, 0)  # compression 0 (zlib), filter method 0, no interlace; fmt: skip
+    # then compression method 0 (zlib), filter method 0, no interlace
+    header = struct.pack(">IIBBBBB", width, height, BIT_DEPTH, RGBA_COLOUR_TYPE, 0, 0, 0)
     return b"".join((PNG_SIGNATURE, _chunk(b"IHDR", header),
                      _chunk(b"IDAT", zlib.compress(rows.data, ZLIB_LEVEL)),
                      _chunk(b"IEND", b"")))  # fmt: skip
