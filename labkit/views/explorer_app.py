@@ -211,7 +211,7 @@ class Explorer:
         self.title.value = f"<b>{html.escape(view.title())}</b>"
         self.notes.value = _note_html(view.notes)
         self.readout.value = _readout_html(view)
-        self._queue_audio(view)
+        self._queue_rest_work(view)
         return view
 
     def _redraw(self) -> None:
@@ -221,7 +221,7 @@ class Explorer:
         self.drawing.update(self.view, window_ms)
         self.drawing.draw()  # one Agg pass, sent to the browser at once (no draw_idle round trip)
 
-    def _queue_audio(self, view: ExplorerView) -> None:
+    def _queue_rest_work(self, view: ExplorerView) -> None:
         """Load the caller's audio once the controls rest for ``AUDIO_AFTER_S``: 98 s of audio
         is 1.6 MB for the browser to take in, which would hold up the next figure if every
         passing setting sent its own. Then compute the other strategies' runs (``_prefetch``)."""
@@ -257,7 +257,7 @@ class Explorer:
 
     def _conceal_changed(self, _change: dict[str, Any]) -> None:
         if self.view is not None:
-            self._queue_audio(self.view)
+            self._queue_rest_work(self.view)
 
     def _score(self, _button: Any = None) -> None:
         """MOS-LQO of the shown run as heard (on request: about 1 s on the 98 s trace)."""
