@@ -82,7 +82,9 @@ assert min(timings_ms) < 2000
 # the whole call, the longest gap, the longest gap at a word onset, or one answer. A control that
 # has no effect on the chosen settings says so above the figure (e.g. `forward` ignores the
 # threshold; the `ideal` link takes no delay). Sliders move in steps you can aim at; the arrow keys
-# move them one step, and their number can be typed.
+# move them one step, and their number can be typed. The figure takes the width the page gives
+# it (from 500 to 1000 px): in a narrow window, or beside JupyterLab's file browser, it narrows
+# instead of losing the end of the call, and it widens again with the window.
 
 # %%
 explorer = Explorer(ExplorerSettings(trace="tiny_deltas", strategy="forward"))

@@ -319,3 +319,86 @@ def test_resting_controls_compute_the_other_strategies_a_change_stops_that() -> 
         assert explore.cache_info().misses == misses + 1  # the change's own run, nothing else
 
     asyncio.run(move_on())
+
+
+def test_changes_in_one_batch_fold_into_the_most_they_need() -> None:
+    """A "show" change (a redraw) then a strategy change (an update), both read before the
+    event loop turns: the update runs, so the figure shows the strategy the control shows."""
+    from labkit.views.explorer_app import Explorer
+
+    async def batch() -> None:
+        explorer = Explorer(SMALL)
+        explorer.update()
+        explorer.window.value = [key for _, key in explorer.window.options][1]
+        explorer.strategy.value = ("paced", "final")
+        await asyncio.sleep(0)
+        assert explorer.view is not None and explorer.view.settings.strategy == "paced"
+        explorer.strategy.value = ("preroll", "final")
+        explorer.window.value = "whole"  # a redraw after an update: still the update
+        await asyncio.sleep(0)
+        assert explorer.view.settings.strategy == "preroll"
+
+    asyncio.run(batch())
+
+
+def test_the_figure_takes_the_width_the_page_gives_it() -> None:
+    """The browser reports the page's width (labkit.views.page_width); the figure narrows to it
+    in 20 px steps, never below 5 in nor above its own 10 in, labels keeping their margin."""
+    from labkit.views.explorer_app import Explorer
+    from labkit.views.explorer_figure import LEFT_IN
+
+    explorer = Explorer(SMALL)
+    explorer.update()
+    assert explorer.figure.get_figwidth() == 10.0  # no browser: as drawn headless
+    for page_px, width_in in ((900, 8.8), (905, 8.8), (5000, 10.0), (200, 5.0)):
+        explorer.page_width.width_px = page_px
+        assert explorer.figure.get_figwidth() == pytest.approx(width_in), page_px
+        assert explorer.canvas.get_width_height() == (round(width_in * 100), 500)
+        left_in = explorer.drawing.detail.get_position().x0 * width_in
+        assert left_in == pytest.approx(LEFT_IN)
+
+
+def test_draws_from_two_threads_never_send_a_half_drawn_figure() -> None:
+    """JupyterLab may deliver the browser's draw requests on a kernel subshell's thread while
+    the notebook's thread redraws and resizes the figure: each full image sent is a whole
+    render (two renders into one Agg buffer sent a figure of a few tick labels)."""
+    import io
+    import threading
+
+    from PIL import Image
+
+    from labkit.views.explorer_app import Explorer
+
+    explorer = Explorer(SMALL)
+    explorer.update()
+    canvas = explorer.canvas
+    full_images: list[bytes] = []
+
+    def keep(_content: object, buffers: list[bytes] | None = None) -> None:
+        if buffers and canvas._current_image_mode == "full":
+            full_images.append(bytes(buffers[0]))
+
+    canvas.send = keep
+    done = threading.Event()
+
+    def browser_draws() -> None:  # ipympl's "draw" request, as a subshell handles it
+        while not done.wait(0.002):  # a request, then the next one once it has the image
+            canvas.manager.handle_json({"type": "draw"})
+
+    other = threading.Thread(target=browser_draws)
+    other.start()
+    try:
+        for width_px in (900, 1010, 700, 1010) * 3:
+            explorer.page_width.width_px = width_px
+    finally:
+        done.set()
+        other.join()
+    assert len(full_images) >= 12
+
+    def ink(png: bytes) -> float:
+        pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        return float((pixels < 230).any(axis=2).mean())
+
+    whole = ink(full_images[-1])
+    assert whole > 0.02
+    assert min(ink(png) for png in full_images) > whole / 2

@@ -6,7 +6,8 @@ both compute alike. The figure is an ipympl canvas whose artists are updated in 
 pixels, not a new PNG figure inside an output area. Sliders report on release. A redraw is queued
 on the kernel's event loop and reads the controls when it runs, so changes that arrive before it
 runs share it. The audio follows the figure once the controls rest, and then the runs of the
-other strategies are computed, so that switching strategy shows a kept run.
+other strategies are computed, so that switching strategy shows a kept run. The figure takes the
+width the page gives it (labkit/views/page_width.py). See notebooks/03_explorer.ipynb.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import asyncio
 import contextlib
 import html
 import math
+import threading
 import traceback
 from base64 import b64encode
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
+from enum import IntEnum
 from typing import Any, cast
 
 import ipywidgets as widgets
@@ -46,6 +49,7 @@ from labkit.views.explorer import (
     trace_names,
 )
 from labkit.views.explorer_figure import FIGSIZE_IN, ExplorerFigure, legend_handles
+from labkit.views.page_width import PageWidth
 from labkit.views.png import rgba_png
 
 AUDIO_AFTER_S = 0.4  # the audio follows the figure once the controls rest this long
@@ -56,6 +60,16 @@ LABEL_WIDE = {"description_width": "250px"}
 LABEL_HALF = {"description_width": "220px"}
 DROPDOWN = widgets.Layout(width="32%", max_width="320px")
 TABLE_STYLE = "border-collapse:collapse;font-size:13px;line-height:1.35"
+MIN_FIGURE_IN = 5.0  # narrower than this the labels crowd: the page clips the figure instead
+FIGURE_FRAME_PX = 10  # ipympl's borders around the canvas, and a little room
+FIGURE_STEP_PX = 20  # widths in steps: a window dragged a few pixels redraws nothing
+
+
+class Work(IntEnum):
+    """What a control change needs done, in order of inclusion: an update redraws as well."""
+
+    REDRAW = 1
+    UPDATE = 2
 
 
 class Explorer:
@@ -68,7 +82,11 @@ class Explorer:
         self.settings = settings or ExplorerSettings()
         self.view: ExplorerView | None = None
         self._muted = False  # set while the code itself moves controls
-        self._queued = False
+        self._pending: Work | None = None  # work queued on an event loop, not yet run
+        self._pending_lock = threading.Lock()
+        # one update at a time, each reading the controls once it runs: two threads' updates
+        # could otherwise finish out of order and leave the older settings shown
+        self._update_lock = threading.RLock()
         self._audio_timer: asyncio.TimerHandle | None = None
         self._build_controls()
         self._build_outputs()
@@ -82,6 +100,7 @@ class Explorer:
             self.window,
             self.title,
             self.legend,
+            self.page_width,
             self.canvas,
             widgets.HBox([self.readout, widgets.VBox([self.audio_label, self.audio,
                                                       self.conceal,
@@ -91,6 +110,7 @@ class Explorer:
         for control in self._inputs():
             control.observe(self._changed, names="value")
         self.window.observe(self._window_changed, names="value")
+        self.page_width.observe(self._width_changed, names="width_px")
 
     # building
 
@@ -128,6 +148,7 @@ class Explorer:
         self.title = widgets.HTML()
         self.legend = widgets.HTML(_legend_html())
         self.canvas = _live_canvas(self.figure)
+        self.page_width = PageWidth()
         self.window = widgets.Dropdown(options=[("whole call", "whole")], value="whole",
                                        description="show", layout=WIDE)  # fmt: skip
         self.notes = widgets.HTML()
@@ -136,7 +157,7 @@ class Explorer:
         self.audio = widgets.Audio(value=b"", format="wav", autoplay=False, controls=True)
         self.conceal = widgets.ToggleButtons(
             options=[(label, mode) for mode, label in CONCEAL_LABELS.items()],
-            value=DEFAULT_CONCEAL, description="gaps heard as", style={"button_width": "190px"},
+            value=DEFAULT_CONCEAL, description="gaps heard as", style={"button_width": "auto"},
         )
         self.conceal.observe(self._conceal_changed, names="value")
         self.score = widgets.Button(description="score it: PESQ MOS-LQO",
@@ -157,27 +178,56 @@ class Explorer:
             return
         if change["owner"] is self.link:  # a new link starts from its own defaults
             self._show_link(self.settings.with_link(change["new"]))
-        self._queue(self.update)
+        self._queue(Work.UPDATE)
 
     def _window_changed(self, _change: dict[str, Any]) -> None:
         if not self._muted and self.view is not None:
-            self._queue(self._redraw)
+            self._queue(Work.REDRAW)
 
-    def _queue(self, work: Callable[[], object]) -> None:
-        """Run ``work`` once the messages already waiting have been read (all changes that
-        came in meanwhile fold into that one run); at once where no event loop runs."""
+    def _width_changed(self, change: dict[str, Any]) -> None:
+        """The page's width changed: the figure takes it (up to its own width), then redraws."""
+        canvas = self.canvas
+        css_px_per_in = self.figure.dpi / canvas.device_pixel_ratio
+        room_px = change["new"] - FIGURE_FRAME_PX
+        room_px -= room_px % FIGURE_STEP_PX
+        width_in = min(max(room_px / css_px_per_in, MIN_FIGURE_IN), FIGSIZE_IN[0])
+        with canvas.lock:
+            if width_in == self.figure.get_figwidth():
+                return
+            self.drawing.set_width(width_in)
+        if self.view is not None:
+            self._queue(Work.REDRAW)
+
+    def _queue(self, work: Work) -> None:
+        """Do ``work`` once the messages already waiting have been read: all changes that came
+        in meanwhile fold into one run, of the most they need (an update also redraws). At
+        once where no event loop runs.
+
+        JupyterLab may deliver widget messages on a kernel subshell's thread, with its own
+        event loop, while the notebook's own thread runs cells and its loop: the work then runs
+        on the loop of whichever thread queued it first, and the pending work is shared."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            work()
+            self._do(work)
             return
-        if not self._queued:
-            self._queued = True
-            loop.call_soon(self._run_queued, work)
+        with self._pending_lock:
+            first = self._pending is None
+            self._pending = work if first else max(cast(Work, self._pending), work)
+        if first:
+            loop.call_soon(self._run_pending)
 
-    def _run_queued(self, work: Callable[[], object]) -> None:
-        self._queued = False
-        work()
+    def _run_pending(self) -> None:
+        with self._pending_lock:
+            work, self._pending = self._pending, None
+        if work is not None:
+            self._do(work)
+
+    def _do(self, work: Work) -> None:
+        if work is Work.UPDATE:
+            self.update()
+        else:
+            self._redraw()
 
     def settings_from_controls(self) -> ExplorerSettings:
         strategy, variant = self.strategy.value
@@ -195,6 +245,10 @@ class Explorer:
     def update(self) -> ExplorerView | None:
         """Recompute for the controls' settings and redraw; a bad setting is said, in place of
         the notes, and the last figure stays."""
+        with self._update_lock:
+            return self._update()
+
+    def _update(self) -> ExplorerView | None:
         try:
             settings = self.settings_from_controls()
             view = explore(settings)
@@ -218,8 +272,9 @@ class Explorer:
         if self.view is None:
             return
         _, window_ms = self.view.timeline.windows().get(self.window.value, (None, None))
-        self.drawing.update(self.view, window_ms)
-        self.drawing.draw()  # one Agg pass, sent to the browser at once (no draw_idle round trip)
+        with self.canvas.lock:  # ipympl may be drawing this figure for the browser meanwhile
+            self.drawing.update(self.view, window_ms)
+            self.drawing.draw()  # one Agg pass, sent to the browser at once (no draw_idle trip)
 
     def _queue_rest_work(self, view: ExplorerView) -> None:
         """Load the caller's audio once the controls rest for ``AUDIO_AFTER_S``: 98 s of audio
@@ -246,7 +301,7 @@ class Explorer:
         queue the rest: switching strategy then shows a kept run (~0.1 s sooner on the 98 s
         trace). One run per turn of the event loop, so a control change waits for one run at
         most; a change stops the rest (they were for the settings it left)."""
-        if self.view is not view or self._queued:
+        if self.view is not view or self._pending is not None:
             return
         settings = next(todo, None)
         if settings is None:
@@ -341,12 +396,27 @@ def _live_canvas(figure: Figure) -> Any:
     from ipympl.backend_nbagg import Canvas, FigureManager
 
     class LiveCanvas(Canvas):  # type: ignore[misc]  # ipympl is untyped
-        """ipympl's canvas with two changes:
+        """ipympl's canvas with three changes:
 
         - its PNGs come from labkit.views.png (~10 ms instead of ~30 ms a change);
         - until a browser shows it, the image it keeps (and a saved notebook stores) is a data
           URL: ipympl keeps bare base64, which the browser loads as a URL, fails on, and then
-          never sizes the canvas: a blank figure after Run All."""
+          never sizes the canvas: a blank figure after Run All;
+        - one thread at a time draws (``lock``): JupyterLab may deliver the browser's "draw"
+          requests on a kernel subshell's thread while the notebook's thread redraws, and two
+          renders into one Agg buffer send the browser a half-drawn figure."""
+
+        def __init__(self, figure: Figure) -> None:
+            self.lock = threading.RLock()  # re-entered: a draw's draw_event draws the data
+            super().__init__(figure)
+
+        def draw(self) -> None:
+            with self.lock:
+                super().draw()
+
+        def blit(self, bbox: Any = None) -> None:
+            with self.lock:
+                super().blit(bbox)
 
         # matplotlib's webagg canvas state, which this class reads and writes
         _png_is_old: bool

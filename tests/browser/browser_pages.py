@@ -455,3 +455,30 @@ def audio_players(page: Any, timeout_ms: int = FIGURE_WAIT_MS) -> int:
         return n > 0 ? n : false;
     }""", timeout=timeout_ms).json_value()
     return count
+
+
+def figure_fit(page: Any) -> dict[str, int]:
+    """The figure's width on the page (CSS px) against the width of ipympl's box around it,
+    which hides what overflows it."""
+    fit: dict[str, int] = page.evaluate("""() => {
+        const canvas = window.__labkit.figure();
+        const box = canvas.closest('.jupyter-matplotlib');
+        return {figure: canvas.offsetWidth, box: box.clientWidth};
+    }""")
+    return fit
+
+
+def wait_for_figure_width(page: Any, check: str,
+                          timeout_ms: int = FIGURE_WAIT_MS) -> dict[str, int]:  # fmt: skip
+    """Wait until ``check`` (JS over ``figure`` and ``box``, as ``figure_fit`` gives them)
+    holds, and the figure is drawn at that size."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    fit = figure_fit(page)
+    while time.monotonic() < deadline:
+        fit = figure_fit(page)
+        holds = page.evaluate(f"({{figure, box}}) => {check}", fit)
+        seen = look(page)
+        if holds and seen and seen["ink"] >= INK_MIN:
+            return fit
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the figure never met {check!r}: {fit}")

@@ -78,6 +78,27 @@ def test_labkit_explore_serves_the_explorer(page: Any, explore_server: pages.Ser
     assert "import" not in page.inner_text("body")  # Voila shows no code
 
 
+def test_the_figure_fits_the_page_as_its_window_narrows_and_widens(
+        browser: Any, explore_server: pages.Server) -> None:  # fmt: skip
+    """ipympl hides what overflows its box: in a narrow window (or beside JupyterLab's file
+    browser) the figure must narrow to fit, on a high-density screen too, and widen back."""
+    page = browser.new_page(viewport={"width": 900, "height": 1000}, device_scale_factor=2)
+    try:
+        page.goto(explore_server.url("/"))
+        page.wait_for_selector(pages.EXPLORER_ROOT, timeout=60_000)
+        pages.install_helpers(page)
+        pages.wait_for_drawn_figure(page)
+        narrow = pages.wait_for_figure_width(page, "figure <= box && figure > box - 40")
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        pages.wait_for_figure_width(page, "figure == 1000")
+        page.set_viewport_size({"width": 700, "height": 1000})
+        narrower = pages.wait_for_figure_width(page, "figure <= box && figure > box - 40")
+        assert narrower["figure"] < narrow["figure"] < 1000
+        assert pages.widget_errors(page) == []
+    finally:
+        page.close()
+
+
 def test_labkit_explore_shuts_down_the_kernels_of_pages_left(
         browser: Any, tmp_path_factory: Any) -> None:  # fmt: skip
     """Voila starts a kernel per page load and keeps it when the page goes (its shutdown request
