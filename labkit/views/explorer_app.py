@@ -55,7 +55,7 @@ from labkit.views.png import rgba_png
 AUDIO_AFTER_S = 0.4  # the audio follows the figure once the controls rest this long
 ROOT_CLASS = "labkit-explorer"  # the browser tests find the explorer by it
 WIDE = widgets.Layout(width="98%", max_width="980px")
-HALF = widgets.Layout(width="49%", max_width="480px")
+HALF = widgets.Layout(width="49%", max_width="480px", min_width="420px")  # narrower: one a row
 LABEL_WIDE = {"description_width": "250px"}
 LABEL_HALF = {"description_width": "220px"}
 DROPDOWN = widgets.Layout(width="32%", max_width="320px")

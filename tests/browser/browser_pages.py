@@ -482,3 +482,12 @@ def wait_for_figure_width(page: Any, check: str,
             return fit
         page.wait_for_timeout(100)
     raise AssertionError(f"the figure never met {check!r}: {fit}")
+
+
+def slider_tracks(page: Any) -> dict[str, int]:
+    """Each slider of the explorer: label -> width of its track (CSS px), what a person drags."""
+    tracks: dict[str, int] = page.evaluate("""() => Object.fromEntries(
+        [...window.__labkit.root().querySelectorAll('.widget-hslider')].map(s => [
+            s.querySelector('label').textContent.trim(),
+            s.querySelector('.slider-container').offsetWidth]))""")
+    return tracks

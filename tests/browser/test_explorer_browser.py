@@ -81,7 +81,8 @@ def test_labkit_explore_serves_the_explorer(page: Any, explore_server: pages.Ser
 def test_the_figure_fits_the_page_as_its_window_narrows_and_widens(
         browser: Any, explore_server: pages.Server) -> None:  # fmt: skip
     """ipympl hides what overflows its box: in a narrow window (or beside JupyterLab's file
-    browser) the figure must narrow to fit, on a high-density screen too, and widen back."""
+    browser) the figure must narrow to fit, on a high-density screen too, and widen back. The
+    link's sliders go one a row there rather than shrink to a sliver."""
     page = browser.new_page(viewport={"width": 900, "height": 1000}, device_scale_factor=2)
     try:
         page.goto(explore_server.url("/"))
@@ -94,6 +95,8 @@ def test_the_figure_fits_the_page_as_its_window_narrows_and_widens(
         page.set_viewport_size({"width": 700, "height": 1000})
         narrower = pages.wait_for_figure_width(page, "figure <= box && figure > box - 40")
         assert narrower["figure"] < narrow["figure"] < 1000
+        tracks = pages.slider_tracks(page)
+        assert len(tracks) >= 8 and min(tracks.values()) >= 80, tracks
         assert pages.widget_errors(page) == []
     finally:
         page.close()
