@@ -402,3 +402,23 @@ def test_draws_from_two_threads_never_send_a_half_drawn_figure() -> None:
     whole = ink(full_images[-1])
     assert whole > 0.02
     assert min(ink(png) for png in full_images) > whole / 2
+
+
+def test_a_change_on_another_thread_is_not_taken_for_the_code_s_own() -> None:
+    """While one thread's code moves controls (their changes are echoes, ignored), a person's
+    change delivered on another thread (a JupyterLab kernel subshell) still counts."""
+    import threading
+
+    from labkit.views.explorer_app import Explorer
+
+    explorer = Explorer(SMALL)
+    explorer.update()
+    explorer._muted = True
+    try:
+        person = threading.Thread(target=lambda: setattr(explorer.strategy, "value",
+                                                         ("paced", "final")))  # fmt: skip
+        person.start()
+        person.join()
+    finally:
+        explorer._muted = False
+    assert explorer.view is not None and explorer.view.settings.strategy == "paced"

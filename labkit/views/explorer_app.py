@@ -81,7 +81,9 @@ class Explorer:
     def __init__(self, settings: ExplorerSettings | None = None) -> None:
         self.settings = settings or ExplorerSettings()
         self.view: ExplorerView | None = None
-        self._muted = False  # set while the code itself moves controls
+        # set while the code itself moves controls, per thread: the changes it causes are
+        # echoes to ignore, but a person's change arriving on another thread meanwhile is not
+        self._quiet = threading.local()
         self._pending: Work | None = None  # work queued on an event loop, not yet run
         self._pending_lock = threading.Lock()
         # one update at a time, each reading the controls once it runs: two threads' updates
@@ -111,6 +113,14 @@ class Explorer:
             control.observe(self._changed, names="value")
         self.window.observe(self._window_changed, names="value")
         self.page_width.observe(self._width_changed, names="width_px")
+
+    @property
+    def _muted(self) -> bool:
+        return bool(getattr(self._quiet, "on", False))
+
+    @_muted.setter
+    def _muted(self, on: bool) -> None:
+        self._quiet.on = on
 
     # building
 
