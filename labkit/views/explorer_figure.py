@@ -69,9 +69,9 @@ class ExplorerFigure:
         self.figure = figure if figure is not None else Figure(figsize=FIGSIZE_IN)
         self.with_legend, self.with_title = with_legend, with_title
         top = 0.91 if with_title else 0.97
-        self.detail = self.figure.add_axes((0.0, 0.36, 1.0, top - 0.36))
-        self.overview = self.figure.add_axes((0.0, 0.1, 1.0, 0.11))
-        self._place_axes()
+        left, width = self._across()
+        self.detail = self.figure.add_axes((left, 0.36, width, top - 0.36))
+        self.overview = self.figure.add_axes((left, 0.1, width, 0.11))
         self._build_detail(self.detail)
         self._build_overview(self.overview)
         self._limits: tuple[float, ...] = ()
@@ -83,19 +83,19 @@ class ExplorerFigure:
                 artist.set_animated(True)
             self.figure.canvas.mpl_connect("draw_event", self._on_full_draw)
 
-    def _place_axes(self) -> None:
-        """Both axes span the figure's width but for margins fixed in inches, so a narrower
-        figure keeps room for its labels."""
+    def _across(self) -> tuple[float, float]:
+        """Where both axes start and how wide they are (figure fractions): the figure's width
+        but for margins fixed in inches, so a narrower figure keeps room for its labels."""
         width_in = float(self.figure.get_figwidth())
-        left, width = LEFT_IN / width_in, 1 - (LEFT_IN + RIGHT_IN) / width_in
-        for ax in (self.detail, self.overview):
-            _, bottom, _, height = ax.get_position().bounds
-            ax.set_position((left, bottom, width, height))
+        return LEFT_IN / width_in, 1 - (LEFT_IN + RIGHT_IN) / width_in
 
     def set_width(self, width_in: float) -> None:
         """Resize the figure to ``width_in`` (its height stays); the next ``draw`` is full."""
         self.figure.set_size_inches(width_in, self.figure.get_figheight(), forward=True)
-        self._place_axes()
+        left, width = self._across()
+        for ax in (self.detail, self.overview):
+            _, bottom, _, height = ax.get_position().bounds
+            ax.set_position((left, bottom, width, height))
         self._background = None  # cached at the old size
 
     def _data_artists(self) -> list[tuple[Axes, Artist]]:

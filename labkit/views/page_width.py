@@ -16,12 +16,10 @@ import traitlets
 
 SETTLE_MS = 150  # a window being dragged wider sends one width when it stops, not one per step
 
-# The browser side (anywidget's module format): the element takes the full width and no
-# height; its width is sent once it stayed SETTLE_MS, and at once when first shown.
+# The browser side (anywidget's module format): the element's width (its layout: the full width,
+# no height) is sent once it stayed SETTLE_MS, and at once when first shown.
 _ESM = """
 function render({ model, el }) {
-  el.style.width = "100%%";
-  el.style.height = "0px";
   let timer = null;
   const send = () => {
     const width = Math.floor(el.getBoundingClientRect().width);
