@@ -214,15 +214,22 @@ def test_labkit_explore_serves_the_same_widgets_on_localhost(tmp_path: object) -
     assert "--Voila.ip=127.0.0.1" in argv and "--no-browser" in argv and "--port=8866" in argv
     assert "--MappingKernelManager.cull_idle_timeout=60" in argv  # pages left free their kernel
     assert "--MappingKernelManager.cull_connected=False" in argv  # an open page keeps its own
+    assert "--preheat_kernel=True" in argv and "--pool_size=1" in argv  # a warm kernel waits
+    cold = voila_argv(__import__("pathlib").Path("x.ipynb"), "127.0.0.1", 8866, False,
+                      warm_kernels=0)  # fmt: skip
+    assert not any("preheat" in arg or "pool_size" in arg for arg in cold)
 
 
-def test_labkit_explore_refuses_a_kernel_lifetime_that_is_not_positive(
+def test_labkit_explore_refuses_a_kernel_lifetime_or_warm_pool_out_of_range(
         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     from labkit.cli import main as cli_main
 
     for bad in ("0", "-5", "nan", "inf"):
         assert cli_main(["explore", "--no-browser", "--idle-kernel-s", bad]) == 2
         assert "--idle-kernel-s must be a finite number > 0" in capsys.readouterr().err
+    for bad in ("-1", "17"):
+        assert cli_main(["explore", "--no-browser", "--warm-kernels", bad]) == 2
+        assert "--warm-kernels must be 0..16" in capsys.readouterr().err
 
 
 @given(st.lists(st.tuples(st.integers(0, 400), st.integers(0, 60)), max_size=40))

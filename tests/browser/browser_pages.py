@@ -135,8 +135,9 @@ def explore_app(home: Path, *options: str) -> Iterator[Server]:
     """``labkit explore --no-browser [options]`` on a free port of 127.0.0.1."""
     command = [sys.executable, "-m", "labkit", "explore", "--no-browser", "--port",
                str(free_port()), *options]  # fmt: skip
-    with serve(command, isolated_jupyter_env(home), home / "explore-server.log", "/",
-               "") as server:  # fmt: skip
+    # ready once a static file answers: asking for "/" would render the page, taking a kernel
+    with serve(command, isolated_jupyter_env(home), home / "explore-server.log",
+               "/voila/static/voila.js", "") as server:  # fmt: skip
         yield server
 
 

@@ -105,8 +105,11 @@ def test_the_figure_fits_the_page_as_its_window_narrows_and_widens(
 def test_labkit_explore_shuts_down_the_kernels_of_pages_left(
         browser: Any, tmp_path_factory: Any) -> None:  # fmt: skip
     """Voila starts a kernel per page load and keeps it when the page goes (its shutdown request
-    from the page is refused for want of an XSRF token): reloads must not pile kernels up."""
+    from the page is refused for want of an XSRF token): reloads must not pile kernels up. The
+    warm kernel (run ahead for the next page load) is kept, and taken by the next load."""
     import time
+
+    from labkit.cli.explore import WARM_KERNELS
 
     idle_s = 2.0
 
@@ -116,14 +119,17 @@ def test_labkit_explore_shuts_down_the_kernels_of_pages_left(
             time.sleep(0.5)
         return len(pages.kernels_of(server)) == count
 
+    assert WARM_KERNELS == 1
     with pages.explore_app(tmp_path_factory.mktemp("explore-cull"), "--idle-kernel-s",
                            str(idle_s)) as server:  # fmt: skip
+        assert kernels_settle_at(1, server), "the warm kernel waits before any page"
         page = browser.new_page()
         for _ in range(3):  # a person reloading the page
             page.goto(server.url("/"))
             page.wait_for_selector(pages.EXPLORER_ROOT, timeout=60_000)
-        assert kernels_settle_at(1, server), "only the page still open keeps its kernel"
+        assert kernels_settle_at(2, server), "the page still open keeps its kernel, and one waits"
+        assert server.log.read_text().count("Using pre-heated kernel") == 3, "each load took one"
         time.sleep(3 * idle_s)
-        assert len(pages.kernels_of(server)) == 1, "an open page's kernel is never culled"
+        assert len(pages.kernels_of(server)) == 2, "an open page's kernel is never culled"
         page.close()
-        assert kernels_settle_at(0, server)
+        assert kernels_settle_at(1, server), "a closed page's kernel goes; the warm one stays"
