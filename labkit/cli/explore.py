@@ -4,9 +4,9 @@ Voila runs a two-cell notebook, written at start into a temporary directory, who
 ``labkit.views.explorer_app.Explorer``: the same widgets and compute as lesson 03, no second copy.
 Voila shows the page without code; the kernel behind it answers the controls. Voila keeps
 ``--warm-kernels`` kernels started and already run through the notebook (its "preheated" pool), so
-a page load takes one whose figure is drawn: the first figure shows in ~2.5 s instead of ~5.5 s
-(most of that was the kernel's start and imports). Binds 127.0.0.1 unless told otherwise. See
-notebooks/03_explorer.ipynb for how to read the figure.
+a page load takes one whose figure is drawn: its first figure shows in ~2.3 s instead of ~5.4 s
+(most of that was the kernel's start and imports; benchmarks/bench_explore_first_figure.py).
+Binds 127.0.0.1 unless told otherwise. See notebooks/03_explorer.ipynb for how to read the figure.
 """
 
 from __future__ import annotations
@@ -103,8 +103,9 @@ def register(subparsers: Any) -> None:
                         "kernel)")  # fmt: skip
     parser.add_argument("--warm-kernels", type=int, default=WARM_KERNELS,
                         help="kernels kept started with the explorer already drawn, each taken "
-                        "by the next page load so its figure shows at once (~200 MB each; "
-                        f"default: {WARM_KERNELS}; 0: start a kernel per page load)")  # fmt: skip
+                        "by the next page load so its figure shows sooner (~2.3 s, not ~5.4; "
+                        f"~200 MB each; default: {WARM_KERNELS}; 0: start a kernel per page "
+                        "load)")  # fmt: skip
     parser.set_defaults(func=run)
 
 
