@@ -109,8 +109,6 @@ def test_labkit_explore_shuts_down_the_kernels_of_pages_left(
     warm kernel (run ahead for the next page load) is kept, and taken by the next load."""
     import time
 
-    from labkit.cli.explore import WARM_KERNELS
-
     idle_s = 2.0
 
     def kernels_settle_at(count: int, server: pages.Server) -> bool:
@@ -119,9 +117,8 @@ def test_labkit_explore_shuts_down_the_kernels_of_pages_left(
             time.sleep(0.5)
         return len(pages.kernels_of(server)) == count
 
-    assert WARM_KERNELS == 1
     with pages.explore_app(tmp_path_factory.mktemp("explore-cull"), "--idle-kernel-s",
-                           str(idle_s)) as server:  # fmt: skip
+                           str(idle_s), "--warm-kernels", "1") as server:  # fmt: skip
         assert kernels_settle_at(1, server), "the warm kernel waits before any page"
         page = browser.new_page()
         for _ in range(3):  # a person reloading the page
