@@ -30,10 +30,7 @@ def first_figure_s(browser: object, server: pages.Server) -> float:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
     try:
         start = time.monotonic()
-        page.goto(server.url("/"))
-        page.wait_for_selector(pages.EXPLORER_ROOT, timeout=120_000)
-        pages.install_helpers(page)
-        pages.wait_for_drawn_figure(page)
+        pages.open_explore_page(page, server, timeout_ms=120_000)
         return time.monotonic() - start
     finally:
         page.close()

@@ -263,6 +263,14 @@ def install_helpers(page: Any) -> None:
     page.evaluate(PAGE_HELPERS)
 
 
+def open_explore_page(page: Any, server: Server, timeout_ms: int = 60_000) -> dict[str, Any]:
+    """Load ``labkit explore``'s page and wait until its figure is drawn; returns the figure."""
+    page.goto(server.url("/"))
+    page.wait_for_selector(EXPLORER_ROOT, timeout=timeout_ms)
+    install_helpers(page)
+    return wait_for_drawn_figure(page)
+
+
 def scroll_to_explorer(page: Any, timeout_ms: int = FIGURE_WAIT_MS) -> None:
     """Scroll the notebook, as a person would, until the explorer is on screen (JupyterLab
     renders only the cells near the view)."""

@@ -63,10 +63,7 @@ def test_a_saved_notebook_reopens_without_widget_errors(page: Any, lab_server: p
 
 
 def test_labkit_explore_serves_the_explorer(page: Any, explore_server: pages.Server) -> None:
-    page.goto(explore_server.url("/"))
-    page.wait_for_selector(pages.EXPLORER_ROOT, timeout=60_000)
-    pages.install_helpers(page)
-    pages.wait_for_drawn_figure(page)
+    pages.open_explore_page(page, explore_server)
     assert pages.audio_players(page) >= 1
     pages.change_and_time(page, "strategy", "paced")
     pages.change_and_time(page, "trace", "long_conversation")
@@ -85,10 +82,7 @@ def test_the_figure_fits_the_page_as_its_window_narrows_and_widens(
     link's sliders go one a row there rather than shrink to a sliver."""
     page = browser.new_page(viewport={"width": 900, "height": 1000}, device_scale_factor=2)
     try:
-        page.goto(explore_server.url("/"))
-        page.wait_for_selector(pages.EXPLORER_ROOT, timeout=60_000)
-        pages.install_helpers(page)
-        pages.wait_for_drawn_figure(page)
+        pages.open_explore_page(page, explore_server)
         narrow = pages.wait_for_figure_width(page, "figure <= box && figure > box - 40")
         page.set_viewport_size({"width": 1400, "height": 1000})
         pages.wait_for_figure_width(page, "figure == 1000")
