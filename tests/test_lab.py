@@ -20,7 +20,11 @@ from labkit.cli.lab import (
     LAB_DIR,
     WIDGETS_PLUGIN,
     CopyStatus,
+    cells_fingerprint,
     jupyter_lab_argv,
+    kernel_metadata,
+    lesson_named,
+    lesson_to_open,
     prepare_working_copies,
     write_jupyterlab_settings,
 )
@@ -63,7 +67,9 @@ def test_first_run_writes_every_lesson_as_its_notebook(tmp_path: Path) -> None:
     statuses = prepare_working_copies(lab)
     assert set(actions(statuses).values()) == {"created"}
     for lesson in lessons():
-        assert (lab / lesson.notebook_file).read_text() == notebook_text(lesson)
+        copy = (lab / lesson.notebook_file).read_text()
+        assert copy == notebook_text(lesson, kernel_metadata())
+        assert cells_fingerprint(copy) == cells_fingerprint(notebook_text(lesson))
     assert set(actions(prepare_working_copies(lab)).values()) == {"current"}
 
 
@@ -120,7 +126,7 @@ def test_refresh_replaces_the_named_copies_and_sets_the_old_ones_aside(tmp_path:
     statuses = actions(prepare_working_copies(lab, refresh=["00_traces"]))
     assert statuses["00_traces"] == "refreshed"
     assert statuses["02_threshold_sweep"] == "kept"
-    assert (lab / "00_traces.ipynb").read_text() == notebook_text(lessons()[0])
+    assert (lab / "00_traces.ipynb").read_text() == notebook_text(lessons()[0], kernel_metadata())
     assert "# my 00_traces" in (lab / ".labkit" / "replaced" / "00_traces-1.ipynb").read_text()
 
     statuses = actions(prepare_working_copies(lab, refresh=[]))
@@ -161,6 +167,8 @@ def test_settings_make_widget_state_saved_and_keep_jupyterlabs_own(tmp_path: Pat
     assert json.loads((settings / "overrides.d" / "labkit.json").read_text()) == {
         WIDGETS_PLUGIN: {"saveState": True},
         "@jupyterlab/notebook-extension:tracker": {"autoStartDefaultKernel": True},
+        "@jupyterlab/apputils-extension:notification": {"fetchNews": "false",
+                                                        "checkForUpdates": False},
     }
     assert (settings / "page_config.json").read_text() == (own / "page_config.json").read_text()
 
@@ -173,6 +181,45 @@ def test_the_command_line_passes_host_port_browser_and_root_through(tmp_path: Pa
     assert "--ServerApp.open_browser=False" in argv and "--allow-root" in argv
     argv = jupyter_lab_argv(tmp_path, tmp_path / "s", "127.0.0.1", 9999, True, as_root=False)
     assert "--ServerApp.open_browser=True" in argv and "--allow-root" not in argv
+
+
+def test_a_lesson_is_named_by_its_name_or_its_number() -> None:
+    found = lessons()
+    explorer = next(lesson for lesson in found if lesson.name == "03_explorer")
+    for wanted in ("03_explorer", "03_explorer.ipynb", "03", "3"):
+        assert lesson_named(found, wanted) == explorer
+    for wanted in ("explorer", "99", "03_explorer.py", "", "-3"):
+        with pytest.raises(ValueError, match=r"no lesson .*\(lessons: 00_traces, 01_"):
+            lesson_named(found, wanted)
+
+
+def test_a_new_lab_opens_on_the_first_lesson_and_a_used_one_where_it_was(tmp_path: Path) -> None:
+    found = lessons()
+    first = prepare_working_copies(tmp_path / "lab")
+    assert lesson_to_open(found, None, first) == found[0]
+    again = prepare_working_copies(tmp_path / "lab")
+    assert lesson_to_open(found, None, again) is None  # JupyterLab restores the tabs left open
+    assert lesson_to_open(found, found[4], again) == found[4]
+    (tmp_path / "lab" / found[0].notebook_file).unlink()
+    one_created = prepare_working_copies(tmp_path / "lab")
+    assert lesson_to_open(found, None, one_created) is None  # not a new lab
+
+
+def test_the_lesson_opened_is_the_address_the_browser_opens(tmp_path: Path) -> None:
+    found = lessons()
+    argv = jupyter_lab_argv(tmp_path, tmp_path / "s", "127.0.0.1", 9999, True, False, found[3])
+    assert f"--LabApp.default_url=/lab/tree/{found[3].notebook_file}" in argv
+    argv = jupyter_lab_argv(tmp_path, tmp_path / "s", "127.0.0.1", 9999, True, False, None)
+    assert not any(arg.startswith("--LabApp.default_url") for arg in argv)
+
+
+def test_an_unknown_lesson_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    command = [sys.executable, "-m", "labkit", "lab", "nope", "--dir", str(lab), "--prepare-only"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("labkit lab: no lesson 'nope' (lessons: 00_traces, ")
+    assert "Traceback" not in done.stderr and not lab.exists()
 
 
 def free_port() -> int:
@@ -209,6 +256,9 @@ def test_labkit_lab_serves_the_working_copies_with_widget_state_saved(tmp_path: 
         settings = get_json(f"{base}/lab/api/settings/{WIDGETS_PLUGIN}?token={token}")
         assert isinstance(settings, dict)
         assert settings["schema"]["properties"]["saveState"]["default"] is True
+        # a new lab: "/" and the printed address open the first lesson
+        with urllib.request.urlopen(f"{base}/?token={token}", timeout=5) as response:
+            assert response.url.startswith(f"{base}/lab/tree/00_traces.ipynb")
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -217,6 +267,8 @@ def test_labkit_lab_serves_the_working_copies_with_widget_state_saved(tmp_path: 
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=SERVER_STOP_S)
     assert "created  00_traces.ipynb" in log.read_text()
+    assert "opening 00_traces.ipynb" in log.read_text()
+    assert re.search(r"http://127\.0\.0\.1:\d+/lab/tree/00_traces\.ipynb\?token=", log.read_text())
 
 
 def wait_for_server(server: subprocess.Popen[bytes], log: Path) -> str:

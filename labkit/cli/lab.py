@@ -6,6 +6,10 @@ copy whose cells you edited is never replaced: it is kept and said so, and ``--r
 (the old copy is moved to ``lab/.labkit/replaced/``). A copy you only ran (outputs, same cells) is
 brought up to date when its lesson changes.
 
+The browser opens on a lesson: the one named (``labkit lab 03``), or the first lesson when this
+run created the working copies (a new lab); otherwise on JupyterLab's own page, which restores the
+tabs left open last time.
+
 Widget state is saved with each notebook (jupyterlab-manager's ``saveState``, made the default in
 the settings directory this command gives JupyterLab), so a saved notebook reopens with its widgets
 instead of "Error displaying widget: model not found". See README.md, "Lessons".
@@ -19,12 +23,13 @@ import json
 import os
 import shutil
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labkit.cli.lessons import LESSONS_DIR, REPO_DIR, Lesson, lessons, notebook_text
+from labkit.cli.lessons import KERNELSPEC, LESSONS_DIR, REPO_DIR, Lesson, lessons, notebook_text
 from labkit.cli.ports import port_number
 
 LAB_DIR = REPO_DIR / "lab"
@@ -32,9 +37,13 @@ STATE_DIRNAME = ".labkit"  # hidden in JupyterLab's file browser
 SETTINGS_DIRNAME = ".jupyterlab-settings"
 WIDGETS_PLUGIN = "@jupyter-widgets/jupyterlab-manager:plugin"
 NOTEBOOK_PLUGIN = "@jupyterlab/notebook-extension:tracker"
+NOTIFICATION_PLUGIN = "@jupyterlab/apputils-extension:notification"
 SETTINGS_OVERRIDES: dict[str, dict[str, Any]] = {
     WIDGETS_PLUGIN: {"saveState": True},  # a saved notebook reopens with its widgets
     NOTEBOOK_PLUGIN: {"autoStartDefaultKernel": True},  # no "Select Kernel" dialog at first open
+    # no "get notified about Jupyter news?" toast over the first lesson, and no requests to
+    # jupyter.org: the lab runs offline
+    NOTIFICATION_PLUGIN: {"fetchNews": "false", "checkForUpdates": False},
 }
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8888
@@ -98,6 +107,21 @@ class WorkingCopies:
         self._built_file.write_text(json.dumps(self.built, indent=1, sort_keys=True) + "\n")
 
 
+def kernel_metadata(kernel_name: str = KERNELSPEC["name"]) -> dict[str, Any]:
+    """The notebook metadata JupyterLab sets once a notebook's kernel starts: the kernelspec it runs
+    and the language the kernel reports. A working copy written with it is not marked changed
+    (and asked to be saved on closing) just for being opened."""
+    from ipykernel.ipkernel import IPythonKernel
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(kernel_name)
+    except NoSuchKernel:
+        return {}  # the lessons' own metadata: JupyterLab asks for a kernel, as it would anyway
+    kernelspec = {"display_name": spec.display_name, "language": spec.language, "name": kernel_name}
+    return {"kernelspec": kernelspec, "language_info": dict(IPythonKernel.language_info)}
+
+
 def prepare_working_copies(
     lab_dir: Path = LAB_DIR,
     refresh: Sequence[str] | None = None,
@@ -108,7 +132,9 @@ def prepare_working_copies(
     to_refresh = _lessons_to_refresh(found, refresh)
     lab_dir.mkdir(parents=True, exist_ok=True)
     copies = WorkingCopies(lab_dir)
-    statuses = [_prepare(copies, lesson, lesson.name in to_refresh) for lesson in found]
+    metadata = kernel_metadata()
+    statuses = [_prepare(copies, lesson, notebook_text(lesson, metadata), lesson.name in to_refresh)
+                for lesson in found]  # fmt: skip
     copies.save_state()
     return statuses
 
@@ -127,8 +153,7 @@ def _lessons_to_refresh(found: list[Lesson], refresh: Sequence[str] | None) -> s
     return wanted
 
 
-def _prepare(copies: WorkingCopies, lesson: Lesson, refresh: bool) -> CopyStatus:
-    text = notebook_text(lesson)
+def _prepare(copies: WorkingCopies, lesson: Lesson, text: str, refresh: bool) -> CopyStatus:
     path = copies.path(lesson)
     if not path.exists():
         copies.write(lesson, text)
@@ -177,10 +202,42 @@ def write_jupyterlab_settings(lab_dir: Path, app_settings_dir: Path | None = Non
     return settings_dir
 
 
+def lesson_named(found: Sequence[Lesson], wanted: str) -> Lesson:
+    """The lesson ``wanted`` names: its name, with or without ``.ipynb`` (``03_explorer``), or its
+    number (``3``, ``03``)."""
+    name = wanted.removesuffix(".ipynb")
+    for lesson in found:
+        number = lesson.name.split("_", 1)[0]
+        if name == lesson.name or (name.isdigit() and number.isdigit()
+                                   and int(name) == int(number)):  # fmt: skip
+            return lesson
+    known = ", ".join(lesson.name for lesson in found)
+    raise ValueError(f"no lesson {wanted!r} (lessons: {known})")
+
+
+def lesson_to_open(
+    found: Sequence[Lesson], named: Lesson | None, statuses: Sequence[CopyStatus]
+) -> Lesson | None:
+    """The lesson the browser opens on: the one named, else the first when every working copy
+    was just created (a new lab), else none (JupyterLab restores the tabs left open)."""
+    if named is not None:
+        return named
+    if found and all(status.action == "created" for status in statuses):
+        return found[0]
+    return None
+
+
+def lesson_url(lesson: Lesson) -> str:
+    """JupyterLab's address of a working copy (relative to the server's base URL)."""
+    return f"/lab/tree/{urllib.parse.quote(lesson.notebook_file)}"
+
+
 def jupyter_lab_argv(
-    lab_dir: Path, settings_dir: Path, host: str, port: int, open_browser: bool, as_root: bool
-) -> list[str]:
-    """The command that starts JupyterLab on the working copies."""
+    lab_dir: Path, settings_dir: Path, host: str, port: int, open_browser: bool, as_root: bool,
+    opened: Lesson | None = None,
+) -> list[str]:  # fmt: skip
+    """The command that starts JupyterLab on the working copies (on lesson ``opened``, if any:
+    the address the browser opens and the terminal prints)."""
     argv = [
         sys.executable, "-m", "jupyterlab",
         f"--ServerApp.root_dir={lab_dir}",
@@ -189,6 +246,8 @@ def jupyter_lab_argv(
         f"--ServerApp.port={port}",
         f"--ServerApp.open_browser={open_browser}",
     ]
+    if opened is not None:
+        argv.append(f"--LabApp.default_url={lesson_url(opened)}")
     if as_root:
         argv.append("--allow-root")  # containers often run as root; Jupyter refuses it otherwise
     return argv
@@ -199,7 +258,13 @@ def register(subparsers: Any) -> None:
         "lab",
         help="JupyterLab on working copies of the lessons (lab/, untracked)",
         description="Write working copies of the lessons into lab/ (gitignored) and start "
-        "JupyterLab there. Copies you edited are kept; --refresh replaces them.",
+        "JupyterLab there, open on LESSON (a new lab: on the first). Copies you edited are "
+        "kept; --refresh replaces them.",
+    )
+    parser.add_argument(
+        "lesson", nargs="?", metavar="LESSON",
+        help="the lesson to open, by name or number (03_explorer, 03 or 3); default: the first "
+        "lesson in a new lab, else the tabs left open last time",
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"default: {DEFAULT_HOST}")
     parser.add_argument("--port", type=port_number, default=DEFAULT_PORT,
@@ -222,7 +287,11 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     lab_dir = args.dir.resolve()
     try:
+        found = lessons()
+        # a wrong name is refused before anything is written
+        named = None if args.lesson is None else lesson_named(found, args.lesson)
         statuses = prepare_working_copies(lab_dir, args.refresh)
+        opened = lesson_to_open(found, named, statuses)
     except (ValueError, FileNotFoundError) as exc:
         print(f"labkit lab: {exc}", file=sys.stderr)
         return 2
@@ -231,9 +300,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {status}")
     if args.prepare_only:
         return 0
+    if opened is not None:
+        print(f"opening {opened.notebook_file}")
     settings_dir = write_jupyterlab_settings(lab_dir)
     as_root = hasattr(os, "geteuid") and os.geteuid() == 0
     open_browser = not args.no_browser
-    argv = jupyter_lab_argv(lab_dir, settings_dir, args.host, args.port, open_browser, as_root)
+    argv = jupyter_lab_argv(lab_dir, settings_dir, args.host, args.port, open_browser, as_root,
+                            opened)  # fmt: skip
     sys.stdout.flush()
     os.execv(argv[0], argv)  # JupyterLab takes this process over: Ctrl-C and signals reach it

@@ -66,11 +66,14 @@ def lesson_notebook(lesson: Lesson) -> Any:
     return notebook
 
 
-def notebook_text(lesson: Lesson) -> str:
-    """The exact text of the lesson's notebook file (what ``nbformat.write`` would write)."""
+def notebook_text(lesson: Lesson, metadata: dict[str, Any] | None = None) -> str:
+    """The exact text of the lesson's notebook file (what ``nbformat.write`` would write), its
+    notebook metadata updated with ``metadata`` (working copies carry their kernel's)."""
     import jupytext
 
-    text: str = jupytext.writes(lesson_notebook(lesson), fmt="ipynb")
+    notebook = lesson_notebook(lesson)
+    notebook.metadata.update(metadata or {})
+    text: str = jupytext.writes(notebook, fmt="ipynb")
     return text if text.endswith("\n") else text + "\n"
 
 

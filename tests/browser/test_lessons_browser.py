@@ -1,5 +1,6 @@
-"""A lesson's long cells as a person sees them in JupyterLab: a progress bar while the runs go, and
-the saved notebook reopens with it (no "Error displaying widget").
+"""The lessons as a person sees them in JupyterLab: a new lab opens on the first lesson; a lesson's
+long cells show a progress bar while the runs go, and the saved notebook reopens with it (no "Error
+displaying widget").
 
 Real ``labkit lab`` on 127.0.0.1, Debian's chromium under Playwright.
 """
@@ -22,6 +23,21 @@ def finished_bars(page: Any) -> list[str]:
         "() => [...document.querySelectorAll('.widget-html-content')].map(e => e.textContent)"
     )
     return [t for t in texts if f"{RUNS}/{RUNS}" in t]
+
+
+def test_a_new_lab_opens_on_the_first_lesson(page: Any, lab_server: pages.Server) -> None:
+    page.goto(lab_server.url("/"))  # where `labkit lab` sends the browser, as its printed URL
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel")
+    assert tab.text_content() == "00_traces.ipynb"
+    heading = page.locator(".jp-Notebook .jp-MarkdownOutput h1").first
+    assert "Traces: what the model delivered" in (heading.text_content() or "")
+    pages.wait_for_kernel_idle(page)
+    page.wait_for_timeout(2000)  # the kernel's info has come and any toast has shown
+    # opened, not changed: closing it asks nothing (the copy carries its kernel's metadata)
+    assert page.locator("#jp-main-dock-panel .lm-TabBar-tab.jp-mod-dirty").count() == 0
+    assert "Jupyter news" not in (page.locator("body").text_content() or "")
+    pages.menu(page, "Kernel", "Shut Down Kernel")  # the other tests count on their own kernels
 
 
 def test_a_long_cell_shows_its_progress_and_the_saved_lesson_reopens_with_it(
