@@ -148,6 +148,58 @@ def test_refresh_of_an_unknown_lesson_and_an_unreadable_copy_are_named(tmp_path:
     assert (lab / "04_live_call.ipynb").read_text() == "{ not json"
 
 
+@pytest.mark.parametrize("state", ["{ not json", "[1, 2]", '{"00_traces": 5}', "\udcff"])
+def test_an_unreadable_state_file_is_named_and_no_edit_is_lost(tmp_path: Path, state: str) -> None:
+    lab = tmp_path / "lab"
+    prepare_working_copies(lab)
+    edit_first_code_cell(lab / "02_threshold_sweep.ipynb", "# mine")
+    edited = (lab / "02_threshold_sweep.ipynb").read_bytes()
+    built = lab / ".labkit" / "built.json"
+    built.write_text(state, encoding="utf-8", errors="surrogateescape")
+    said: list[str] = []
+    statuses = actions(prepare_working_copies(lab, warn=said.append))
+    assert len(said) == 1 and said[0].startswith(f"{built} is unreadable (")
+    assert statuses["02_threshold_sweep"] == "kept"
+    assert (lab / "02_threshold_sweep.ipynb").read_bytes() == edited
+    assert set(statuses.values()) == {"current", "kept"}
+    assert json.loads(built.read_text())["00_traces"]  # written anew
+    said.clear()
+    prepare_working_copies(lab, warn=said.append)
+    assert said == []
+
+
+def test_a_copy_that_is_no_file_of_text_is_kept_and_never_written_through(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    prepare_working_copies(lab)
+    (lab / "01_why_tiny_packets_jitter.ipynb").unlink()
+    (lab / "01_why_tiny_packets_jitter.ipynb").mkdir()
+    (lab / "02_threshold_sweep.ipynb").write_bytes(b"\xff\xfe not text")
+    (lab / "05_barge_in_and_marks.ipynb").unlink()
+    outside = tmp_path / "outside.ipynb"
+    (lab / "05_barge_in_and_marks.ipynb").symlink_to(outside)  # dangling
+    statuses = {s.lesson: s for s in prepare_working_copies(lab)}
+    for name in ("01_why_tiny_packets_jitter", "02_threshold_sweep", "05_barge_in_and_marks"):
+        assert statuses[name].action == "kept"
+        assert "not a readable notebook" in statuses[name].detail
+        assert f"--refresh {name}" in statuses[name].detail
+    assert statuses["00_traces"].action == "current"
+    assert not outside.exists()
+    refreshed = actions(prepare_working_copies(lab, refresh=["01_why_tiny_packets_jitter"]))
+    assert refreshed["01_why_tiny_packets_jitter"] == "refreshed"
+    assert (lab / ".labkit" / "replaced" / "01_why_tiny_packets_jitter-1.ipynb").is_dir()
+    assert (lab / "01_why_tiny_packets_jitter.ipynb").is_file()
+
+
+def test_a_lab_directory_that_is_a_file_is_refused_by_name(tmp_path: Path) -> None:
+    a_file = tmp_path / "lab"
+    a_file.write_text("mine")
+    command = [sys.executable, "-m", "labkit", "lab", "--dir", str(a_file), "--prepare-only"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr == f"labkit lab: {a_file} is not a directory (the working copies go there)\n"
+    assert a_file.read_text() == "mine"
+
+
 def test_the_lab_directory_is_ignored_by_git() -> None:
     if shutil.which("git") is None or not (REPO_DIR / ".git").exists():
         pytest.skip("not a git checkout")

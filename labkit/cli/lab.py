@@ -24,7 +24,7 @@ import os
 import shutil
 import sys
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,16 +73,36 @@ def _source(source: str | list[str]) -> str:
     return source if isinstance(source, str) else "".join(source)
 
 
-class WorkingCopies:
-    """The working copies in ``lab_dir`` and what each was built from (``.labkit/built.json``)."""
+def _warn(message: str) -> None:
+    print(f"labkit lab: {message}", file=sys.stderr)
 
-    def __init__(self, lab_dir: Path) -> None:
+
+class WorkingCopies:
+    """The working copies in ``lab_dir`` and what each was built from (``.labkit/built.json``).
+
+    An unreadable ``built.json`` is said (``warn``) and read as empty: every copy that differs from
+    its lesson is then taken as edited and kept, so nothing is lost."""
+
+    def __init__(self, lab_dir: Path, warn: Callable[[str], None] = _warn) -> None:
         self.lab_dir = lab_dir
         self.state_dir = lab_dir / STATE_DIRNAME
         self._built_file = self.state_dir / "built.json"
-        self.built: dict[str, str] = (
-            json.loads(self._built_file.read_text()) if self._built_file.exists() else {}
-        )
+        self.built = self._read_built(warn)
+
+    def _read_built(self, warn: Callable[[str], None]) -> dict[str, str]:
+        if not self._built_file.exists():
+            return {}
+        try:
+            built = json.loads(self._built_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            problem = str(exc)
+        else:
+            if isinstance(built, dict) and all(isinstance(v, str) for v in built.values()):
+                return built
+            problem = "not an object of lesson names and fingerprints"
+        warn(f"{self._built_file} is unreadable ({problem}): copies that differ from their "
+             "lessons are kept, and it is written anew")  # fmt: skip
+        return {}
 
     def path(self, lesson: Lesson) -> Path:
         return self.lab_dir / lesson.notebook_file
@@ -126,12 +146,15 @@ def prepare_working_copies(
     lab_dir: Path = LAB_DIR,
     refresh: Sequence[str] | None = None,
     lessons_dir: Path = LESSONS_DIR,
+    warn: Callable[[str], None] = _warn,
 ) -> list[CopyStatus]:
     """Create or update the working copies; ``refresh`` names lessons to replace ([]: all)."""
     found = lessons(lessons_dir)
     to_refresh = _lessons_to_refresh(found, refresh)
+    if lab_dir.exists() and not lab_dir.is_dir():
+        raise NotADirectoryError(f"{lab_dir} is not a directory (the working copies go there)")
     lab_dir.mkdir(parents=True, exist_ok=True)
-    copies = WorkingCopies(lab_dir)
+    copies = WorkingCopies(lab_dir, warn)
     metadata = kernel_metadata()
     statuses = [_prepare(copies, lesson, notebook_text(lesson, metadata), lesson.name in to_refresh)
                 for lesson in found]  # fmt: skip
@@ -155,20 +178,20 @@ def _lessons_to_refresh(found: list[Lesson], refresh: Sequence[str] | None) -> s
 
 def _prepare(copies: WorkingCopies, lesson: Lesson, text: str, refresh: bool) -> CopyStatus:
     path = copies.path(lesson)
-    if not path.exists():
+    if not os.path.lexists(path):  # a dangling link is there: never write through it
         copies.write(lesson, text)
         return CopyStatus(lesson.name, "created")
-    current = path.read_text(encoding="utf-8")
+    current = _read_copy(path)
     if refresh:
         old_copy = f"old copy {copies.set_aside(lesson)}" if current != text else ""
         copies.write(lesson, text)
         return CopyStatus(lesson.name, "refreshed", old_copy)
-    try:
-        fingerprint = cells_fingerprint(current)
-    except (ValueError, KeyError, TypeError):
+    fingerprint = _copy_fingerprint(current)
+    if fingerprint is None:
         return CopyStatus(lesson.name, "kept", f"{path} is not a readable notebook; "
                           f"`labkit lab --refresh {lesson.name}` replaces it")
     if fingerprint == cells_fingerprint(text):
+        copies.built[lesson.name] = fingerprint  # unedited: heals a lost built.json
         return CopyStatus(lesson.name, "current")
     if fingerprint == copies.built.get(lesson.name):
         set_aside = copies.set_aside(lesson)  # no edits, but maybe outputs: keep them there
@@ -178,6 +201,25 @@ def _prepare(copies: WorkingCopies, lesson: Lesson, text: str, refresh: bool) ->
         )
     return CopyStatus(lesson.name, "kept", f"your edits differ from the lesson; "
                       f"`labkit lab --refresh {lesson.name}` replaces the copy")
+
+
+def _read_copy(path: Path) -> str | None:
+    """A working copy's text; None when it cannot be read as UTF-8 text (a directory, a dangling
+    link, other bytes)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _copy_fingerprint(text: str | None) -> str | None:
+    """The cells' fingerprint of a working copy's text; None when it is not a notebook."""
+    if text is None:
+        return None
+    try:
+        return cells_fingerprint(text)
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None
 
 
 def write_jupyterlab_settings(lab_dir: Path, app_settings_dir: Path | None = None) -> Path:
@@ -292,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
         named = None if args.lesson is None else lesson_named(found, args.lesson)
         statuses = prepare_working_copies(lab_dir, args.refresh)
         opened = lesson_to_open(found, named, statuses)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:  # an OSError names its file
         print(f"labkit lab: {exc}", file=sys.stderr)
         return 2
     print(f"working copies of the lessons in {lab_dir} (untracked):")
