@@ -1,5 +1,6 @@
 """The commands that serve or replay (``serve``, ``emulate``, ``call``, ``lab``, ``explore``) end a
-bad trace or port with one line naming it, before any server starts: never a traceback."""
+bad trace or port with one line naming it, before any server starts: never a traceback. So do all
+commands with a place to write that cannot be one (``sweep --out``, ``import -o`` too)."""
 
 from __future__ import annotations
 
@@ -63,3 +64,46 @@ def test_emulate_on_a_taken_port_says_so_in_one_line() -> None:
     said = str(refused.value.code)
     assert said.startswith(f"labkit emulate: cannot serve on 127.0.0.1:{port}: ")
     assert "address already in use" in said and "\n" not in said
+
+
+OUTPUT_DIRECTORY_FLAGS = [
+    ["sweep", "tiny_deltas", "--out"],
+    ["lab", "--prepare-only", "--dir"],
+    ["call", "--trace", "tiny_deltas", "--record"],
+    ["call", "--trace", "tiny_deltas", "--realtime-emulator", "--realtime-log"],
+    ["serve", "--record"],
+    ["emulate", "tiny_deltas", "--log"],
+]
+
+
+@pytest.mark.parametrize("command", OUTPUT_DIRECTORY_FLAGS)
+@pytest.mark.parametrize("where", ["a_file", "a_file/below", "dangling/below"])
+def test_a_directory_to_write_that_cannot_be_one_is_refused_before_any_work(
+        command: list[str], where: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    (tmp_path / "a_file").write_text("mine")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    path = tmp_path / where
+    with pytest.raises(SystemExit) as refused:
+        main([*command, str(path)])  # a call or a sweep would run, then fail at its first write
+    assert refused.value.code == 2
+    said = capsys.readouterr().err.splitlines()[-1]
+    assert said.startswith(f"labkit {command[0]}: error: argument {command[-1]}: {path}")
+    reason = {"a_file": "is not a directory", "a_file/below": "which is not a directory",
+              "dangling/below": "is a dangling link"}[where]  # fmt: skip
+    assert said.endswith(reason)
+    assert (tmp_path / "a_file").read_text() == "mine" and not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize("where, reason", [("a_dir", "is a directory; name a file"),
+                                           ("a_file/x.jsonl.gz", "which is not a directory")])
+def test_a_trace_to_import_into_that_cannot_be_a_file_is_refused(
+        where: str, reason: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a_dir").mkdir()
+    (tmp_path / "a_file").write_text("mine")
+    with pytest.raises(SystemExit) as refused:
+        main(["import", str(tmp_path / "log.jsonl"), "-o", str(tmp_path / where)])
+    assert refused.value.code == 2
+    said = capsys.readouterr().err.splitlines()[-1]
+    assert said.startswith(f"labkit import: error: argument -o/--out: {tmp_path / where}")
+    assert said.endswith(reason)

@@ -11,9 +11,9 @@ import argparse
 import asyncio
 import json
 import math
-from pathlib import Path
 from typing import Any
 
+from labkit.cli.output_paths import output_directory
 from labkit.cli.trace_file import readable_trace
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 from labkit.sim.playout import DEFAULT_PLAYOUT, PLAYOUT_NAMES
@@ -41,9 +41,11 @@ def register(subparsers: Any) -> None:
         help="the SDK's own OpenAI model against a local Realtime emulator (not TraceReplayModel)",
     )
     parser.add_argument(
-        "--realtime-log", metavar="DIR", type=Path, help="with --realtime-emulator: write its log"
+        "--realtime-log", metavar="DIR", type=output_directory,
+        help="with --realtime-emulator: write its log",
     )
-    parser.add_argument("--record", metavar="DIR", type=Path, help="record the call's trace here")
+    parser.add_argument("--record", metavar="DIR", type=output_directory,
+                        help="record the call's trace here")
     parser.add_argument("--json", action="store_true", help='print {"measured":..,"simulated":..}')
     add_trace_limit_arguments(parser)
     parser.set_defaults(func=run)

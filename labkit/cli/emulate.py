@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from pathlib import Path
 from typing import Any
 
+from labkit.cli.output_paths import output_directory
 from labkit.cli.ports import port_number
 
 DEFAULT_PORT = 8766
@@ -28,7 +28,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--speed", type=float, default=1.0, help="replay speed factor")
     parser.add_argument("--port", type=port_number, default=DEFAULT_PORT,
                         help=f"default {DEFAULT_PORT}")
-    parser.add_argument("--log", metavar="DIR", type=Path, help="write each session's Realtime log")
+    parser.add_argument("--log", metavar="DIR", type=output_directory,
+                        help="write each session's Realtime log")
     parser.add_argument(
         "--close-when-done", action="store_true", help="close each session when its trace ends"
     )

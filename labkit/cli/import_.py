@@ -11,6 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from labkit.cli.output_paths import output_file
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -21,7 +23,8 @@ def register(subparsers: Any) -> None:
         "and write the v1 trace a session would have recorded.",
     )
     parser.add_argument("log", type=Path, metavar="LOG", help="the log (.jsonl or .jsonl.gz)")
-    parser.add_argument("-o", "--out", type=Path, required=True, metavar="TRACE", help="*.jsonl.gz")
+    parser.add_argument("-o", "--out", type=output_file, required=True, metavar="TRACE",
+                        help="*.jsonl.gz")
     parser.add_argument("--description", help="the trace header's description")
     parser.add_argument("--force", action="store_true", help="overwrite TRACE if it exists")
     parser.set_defaults(func=run)

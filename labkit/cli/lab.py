@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.cli.lessons import KERNELSPEC, LESSONS_DIR, REPO_DIR, Lesson, lessons, notebook_text
+from labkit.cli.output_paths import output_directory
 from labkit.cli.ports import port_number
 
 LAB_DIR = REPO_DIR / "lab"
@@ -151,8 +152,6 @@ def prepare_working_copies(
     """Create or update the working copies; ``refresh`` names lessons to replace ([]: all)."""
     found = lessons(lessons_dir)
     to_refresh = _lessons_to_refresh(found, refresh)
-    if lab_dir.exists() and not lab_dir.is_dir():
-        raise NotADirectoryError(f"{lab_dir} is not a directory (the working copies go there)")
     lab_dir.mkdir(parents=True, exist_ok=True)
     copies = WorkingCopies(lab_dir, warn)
     metadata = kernel_metadata()
@@ -318,7 +317,8 @@ def register(subparsers: Any) -> None:
         "replaced copies are moved to lab/.labkit/replaced/",
     )
     parser.add_argument(
-        "--dir", type=Path, default=LAB_DIR, help="where the working copies go (default: lab/)"
+        "--dir", type=output_directory, default=LAB_DIR,
+        help="where the working copies go (default: lab/)",
     )
     parser.add_argument(
         "--prepare-only", action="store_true", help="write the working copies, do not start"

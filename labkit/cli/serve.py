@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-from pathlib import Path
 from typing import Any
 
+from labkit.cli.output_paths import output_directory
 from labkit.cli.ports import port_number
 from labkit.cli.server_limits import add_server_limit_arguments, server_limits_from_args
 from labkit.cli.trace_file import readable_trace
@@ -65,7 +65,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--align-frames", action="store_true", help="cut media at 20 ms frames")
     parser.add_argument("--host", default=DEFAULT_HOST)
     parser.add_argument("--port", type=port_number, default=DEFAULT_PORT)
-    parser.add_argument("--record", metavar="DIR", type=Path, help="write each call's trace here")
+    parser.add_argument("--record", metavar="DIR", type=output_directory,
+                        help="write each call's trace here")
     parser.add_argument("--public-url", metavar="URL", help="e.g. https://abc.ngrok.app")
     parser.add_argument("--voice", default=DEFAULT_VOICE)
     parser.add_argument("--ws", choices=WS_IMPLEMENTATIONS, default=DEFAULT_WS_IMPLEMENTATION,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from labkit.cli.output_paths import output_directory
 from labkit.cli.simulate import add_model_arguments, parse_params, strategy_options
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 
@@ -54,7 +55,7 @@ def register(subparsers: Any) -> None:
                              "ADDRESS (tcp://HOST:8786); put it after the traces")  # fmt: skip
     parser.add_argument("--dask-timeout-s", type=float, default=5.0,
                         help="how long to wait for the scheduler and a worker (default 5)")
-    parser.add_argument("--out", type=Path, required=True,
+    parser.add_argument("--out", type=output_directory, required=True,
                         help="directory for sweep.csv, summary.csv and PNGs; a rerun with the "
                              "same arguments resumes what is there")  # fmt: skip
     add_trace_limit_arguments(parser)

@@ -1,0 +1,51 @@
+"""Where commands write: ``sweep --out``, ``lab --dir``, ``call --record`` and ``--realtime-log``,
+``serve --record``, ``emulate --log`` (directories) and ``import -o`` (a file). Each is checked
+when the command line is read, so a path that is a file where a directory must be (or that lies
+under a file) ends the command in one line naming the flag, before a call or a sweep has run
+only to fail at its first write."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def directory_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a directory, or be made one; None when it can."""
+    return _problem(path, (path, *path.parents))
+
+
+def output_directory(text: str) -> Path:
+    """An argparse type: a directory to write into (made when first written)."""
+    path = Path(text)
+    problem = directory_problem(path)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return path
+
+
+def output_file(text: str) -> Path:
+    """An argparse type: a file to write (whether one may be replaced is the command's rule)."""
+    path = Path(text)
+    problem = _problem(path, path.parents)
+    if path.is_dir():
+        problem = f"{path} is a directory; name a file"
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return path
+
+
+def _problem(path: Path, ancestors: Sequence[Path]) -> str | None:
+    """What stops ``path`` from being written: the nearest of ``ancestors`` (nearest first) that
+    is there must be a directory."""
+    for ancestor in ancestors:
+        if ancestor.is_symlink() and not ancestor.exists():
+            return f"{path}: {ancestor} is a dangling link"
+        if ancestor.exists():
+            if ancestor.is_dir():
+                return None
+            if ancestor == path:
+                return f"{path} is not a directory"
+            return f"{path} lies under {ancestor}, which is not a directory"
+    return None
