@@ -73,6 +73,8 @@ OUTPUT_DIRECTORY_FLAGS = [
     ["call", "--trace", "tiny_deltas", "--realtime-emulator", "--realtime-log"],
     ["serve", "--record"],
     ["emulate", "tiny_deltas", "--log"],
+    ["synth", "speech", "--out"],
+    ["synth", "traces", "--out"],
 ]
 
 
@@ -88,7 +90,8 @@ def test_a_directory_to_write_that_cannot_be_one_is_refused_before_any_work(
         main([*command, str(path)])  # a call or a sweep would run, then fail at its first write
     assert refused.value.code == 2
     said = capsys.readouterr().err.splitlines()[-1]
-    assert said.startswith(f"labkit {command[0]}: error: argument {command[-1]}: {path}")
+    program = " ".join(command[:2]) if command[0] == "synth" else command[0]
+    assert said.startswith(f"labkit {program}: error: argument {command[-1]}: {path}")
     reason = {"a_file": "is not a directory", "a_file/below": "which is not a directory",
               "dangling/below": "is a dangling link"}[where]  # fmt: skip
     assert said.endswith(reason)

@@ -1,8 +1,8 @@
 """Where commands write: ``sweep --out``, ``lab --dir``, ``call --record`` and ``--realtime-log``,
-``serve --record``, ``emulate --log`` (directories) and ``import -o`` (a file). Each is checked
-when the command line is read, so a path that is a file where a directory must be (or that lies
-under a file) ends the command in one line naming the flag, before a call or a sweep has run
-only to fail at its first write."""
+``serve --record``, ``emulate --log``, ``synth ... --out`` (directories) and ``import -o`` (a
+file). Each is checked when the command line is read, so a path that is a file where a directory
+must be (or that lies under a file) ends the command in one line naming the flag, before a call or
+a sweep has run only to fail at its first write."""
 
 from __future__ import annotations
 

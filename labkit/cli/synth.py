@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from labkit.cli.output_paths import output_directory
+
 DEFAULT_AUDIO_DIR = Path("data/audio")
 DEFAULT_TRACES_DIR = Path("data/traces")
 
@@ -22,12 +24,14 @@ def register(subparsers: Any) -> None:
     speech = commands.add_parser(
         "speech", help="speak the phrases with espeak-ng into 8 kHz mu-law"
     )
-    speech.add_argument("--out", type=Path, default=DEFAULT_AUDIO_DIR, help="default: data/audio")
+    speech.add_argument("--out", type=output_directory, default=DEFAULT_AUDIO_DIR,
+                        help="default: data/audio")
     speech.set_defaults(func=run_speech)
 
     traces = commands.add_parser("traces", help="build the catalog's traces from the phrase audio")
     traces.add_argument("--audio", type=Path, default=DEFAULT_AUDIO_DIR, help="default: data/audio")
-    traces.add_argument("--out", type=Path, default=DEFAULT_TRACES_DIR, help="default: data/traces")
+    traces.add_argument("--out", type=output_directory, default=DEFAULT_TRACES_DIR,
+                        help="default: data/traces")
     traces.add_argument("--only", metavar="NAME", action="append", help="build only this trace")
     traces.set_defaults(func=run_traces)
 
