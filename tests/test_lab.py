@@ -123,7 +123,7 @@ def test_refresh_replaces_the_named_copies_and_sets_the_old_ones_aside(tmp_path:
     prepare_working_copies(lab)
     for name in ("00_traces", "02_threshold_sweep"):
         edit_first_code_cell(lab / f"{name}.ipynb", f"# my {name}")
-    statuses = actions(prepare_working_copies(lab, refresh=["00_traces"]))
+    statuses = actions(prepare_working_copies(lab, refresh=["0"]))  # by number, as `labkit lab 0`
     assert statuses["00_traces"] == "refreshed"
     assert statuses["02_threshold_sweep"] == "kept"
     assert (lab / "00_traces.ipynb").read_text() == notebook_text(lessons()[0], kernel_metadata())
@@ -139,8 +139,9 @@ def test_refresh_replaces_the_named_copies_and_sets_the_old_ones_aside(tmp_path:
 
 def test_refresh_of_an_unknown_lesson_and_an_unreadable_copy_are_named(tmp_path: Path) -> None:
     lab = tmp_path / "lab"
-    with pytest.raises(ValueError, match="no lesson named 07_nope"):
+    with pytest.raises(ValueError, match=r"^--refresh: no lesson '07_nope' \(lessons: 00_traces"):
         prepare_working_copies(lab, refresh=["07_nope"])
+    assert not lab.exists()  # refused before anything is written
     prepare_working_copies(lab)
     (lab / "04_live_call.ipynb").write_text("{ not json")
     status = next(s for s in prepare_working_copies(lab) if s.lesson == "04_live_call")

@@ -164,15 +164,12 @@ def prepare_working_copies(
 def _lessons_to_refresh(found: list[Lesson], refresh: Sequence[str] | None) -> set[str]:
     if refresh is None:
         return set()
-    names = {lesson.name for lesson in found}
     if not refresh:
-        return names
-    wanted = {name.removesuffix(".ipynb") for name in refresh}
-    unknown = sorted(wanted - names)
-    if unknown:
-        known = ", ".join(sorted(names))
-        raise ValueError(f"--refresh: no lesson named {', '.join(unknown)} (lessons: {known})")
-    return wanted
+        return {lesson.name for lesson in found}
+    try:
+        return {lesson_named(found, wanted).name for wanted in refresh}
+    except ValueError as exc:
+        raise ValueError(f"--refresh: {exc}") from None
 
 
 def _prepare(copies: WorkingCopies, lesson: Lesson, text: str, refresh: bool) -> CopyStatus:
@@ -313,8 +310,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
     parser.add_argument(
         "--refresh", nargs="*", metavar="LESSON",
-        help="replace these working copies (all when none is named) with the lessons; "
-        "replaced copies are moved to lab/.labkit/replaced/",
+        help="replace these working copies (all when none is named; by name or number) with "
+        "the lessons; replaced copies are moved to lab/.labkit/replaced/",
     )
     parser.add_argument(
         "--dir", type=output_directory, default=LAB_DIR,
