@@ -363,10 +363,11 @@ def kernels_of(server: Server) -> list[Any]:
 
 
 def open_notebook(page: Any, server: Server, name: str) -> None:
-    """Open ``lab/name`` as a person does, answering the kernel dialog, until its kernel idles."""
+    """Open ``lab/name`` as a person does, answering the kernel dialog, until its kernel idles.
+    Alone: ``reset`` starts from an empty workspace, not with the tabs an earlier test left."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    page.goto(server.url(f"/lab/tree/{name}"))
+    page.goto(server.url(f"/lab/tree/{name}?reset"))
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     # A notebook opened for the first time asks which kernel: a person clicks "Select"
     select = page.locator(".jp-Dialog button", has_text=re.compile("^Select$"))
@@ -375,8 +376,7 @@ def open_notebook(page: Any, server: Server, name: str) -> None:
         select.click()
     except PlaywrightTimeout:
         pass
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                           timeout=60_000)  # fmt: skip
+    wait_for_kernel_idle(page)
     page.wait_for_function(KERNEL_NAMED, timeout=60_000)
 
 
@@ -388,7 +388,8 @@ KERNEL_NAMED = """() => {
 
 
 def wait_for_kernel_idle(page: Any, timeout_ms: int = 60_000) -> None:
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+    """Until the kernel of the notebook in view is idle (tabs behind it have indicators too)."""
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']:visible",
                            timeout=timeout_ms)  # fmt: skip
 
 

@@ -37,7 +37,7 @@ def test_a_new_lab_opens_on_the_first_lesson(page: Any, lab_server: pages.Server
     # opened, not changed: closing it asks nothing (the copy carries its kernel's metadata)
     assert page.locator("#jp-main-dock-panel .lm-TabBar-tab.jp-mod-dirty").count() == 0
     assert "Jupyter news" not in (page.locator("body").text_content() or "")
-    pages.menu(page, "Kernel", "Shut Down Kernel")  # the other tests count on their own kernels
+    pages.menu(page, "Kernel", "Shut Down Kernel")
 
 
 def test_a_long_cell_shows_its_progress_and_the_saved_lesson_reopens_with_it(
