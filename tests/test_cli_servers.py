@@ -5,6 +5,8 @@ commands with a place to write that cannot be one (``sweep --out``, ``import -o`
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,50 @@ def test_a_trace_to_import_into_that_cannot_be_a_file_is_refused(
     said = capsys.readouterr().err.splitlines()[-1]
     assert said.startswith(f"labkit import: error: argument -o/--out: {tmp_path / where}")
     assert said.endswith(reason)
+
+
+SPEED_AND_CALL_SETTINGS = [
+    (command, flag, value, said)
+    for command in (["call", "--trace", "tiny_deltas"], ["serve"], ["emulate", "tiny_deltas"])
+    for flag, value, said in [
+        ("--speed", "inf", "speed must be a finite number > 0, got inf"),
+        ("--speed", "0", "speed must be a finite number > 0, got 0.0"),
+        ("--speed", "fast", "not a number: 'fast'"),
+        ("--threshold-ms", "-1", "threshold_ms must be >= 0, got '-1'"),
+        ("--threshold-ms", "nan", "not a finite number: 'nan'"),
+        ("--mark-every-ms", "0", "mark_every_ms must be > 0 or 'none', got '0'"),
+        ("--strategy", "nope", "'nope'"),
+    ]
+    if flag == "--speed" or command[0] != "emulate"  # the emulator has no call settings
+]
+
+
+@pytest.mark.parametrize("command, flag, value, said", SPEED_AND_CALL_SETTINGS)
+def test_a_call_setting_or_speed_a_call_would_refuse_is_refused_by_the_command_line(
+        command: list[str], flag: str, value: str, said: str,
+        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    # before: a call started, then its handler refused the strategy (a traceback), or the server
+    # started and refused every call; an infinite speed made a call with no audio
+    with pytest.raises(SystemExit) as refused:
+        main([*command, f"{flag}={value}"])
+    assert refused.value.code == 2
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert line.startswith(f"labkit {command[0]}: error: argument {flag}: ")
+    assert said in line
+    if flag == "--strategy":
+        assert "forward" in line and "adaptive" in line  # what could have been meant
+
+
+@pytest.mark.parametrize("at_ms, said", [
+    ("-5", "no agent audio before -5 ms to interrupt"),
+    ("nan", "at_ms must be a finite number of ms, got nan"),
+    ("1e12", "the trace ends at 9296 ms, before 1e+12 ms"),  # the call would wait for it
+])  # fmt: skip
+def test_a_barge_in_outside_the_agents_speech_is_refused_before_the_call(
+        at_ms: str, said: str) -> None:
+    # a subprocess with a deadline: without the check, 1e12 ms is a call that never ends
+    command = [sys.executable, "-m", "labkit", "call", "--trace", "tiny_deltas",
+               f"--barge-in-at-ms={at_ms}"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == f"labkit call: --barge-in-at-ms: with_barge_in: {said}\n"

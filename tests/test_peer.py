@@ -5,6 +5,7 @@ clear) and records what arrived."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -218,7 +219,8 @@ def test_attribution_without_items_makes_one_item_per_generation() -> None:
 
 
 def test_bad_speed_and_unknown_speech_are_refused() -> None:
-    with pytest.raises(ValueError, match="speed"):
-        TwilioPeer("ws://x", speed=0)
+    for speed in (0.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="TwilioPeer: speed must be a finite number > 0"):
+            TwilioPeer("ws://x", speed=speed)
     with pytest.raises(FileNotFoundError, match=r"no speech 'nope'.*sorry"):
         speech_ulaw("nope")

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -457,8 +458,9 @@ async def test_protocol_errors_are_logged_and_the_session_goes_on(
 def test_the_emulator_binds_loopback_only_and_needs_a_positive_speed() -> None:
     with pytest.raises(ValueError, match="loopback"):
         RealtimeEmulator(two_turns(), host="0.0.0.0")
-    with pytest.raises(ValueError, match="speed"):
-        RealtimeEmulator(two_turns(), speed=0)
+    for speed in (0.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="RealtimeEmulator: speed must be a finite number > 0"):
+            RealtimeEmulator(two_turns(), speed=speed)
 
 
 async def test_labkit_emulate_serves_a_trace_to_the_sdk_model(tmp_path: Path) -> None:

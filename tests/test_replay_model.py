@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,7 @@ async def test_connect_returns_at_once_and_close_cancels_the_playback(tmp_path: 
     assert len(asyncio.all_tasks()) == before
 
 
-def test_speed_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="speed"):
-        TraceReplayModel(two_turn_trace(), speed=0)
+@pytest.mark.parametrize("speed", [0.0, -1.0, math.inf, math.nan])
+def test_speed_must_be_a_finite_positive_number(speed: float) -> None:
+    with pytest.raises(ValueError, match="TraceReplayModel: speed must be a finite number > 0"):
+        TraceReplayModel(two_turn_trace(), speed=speed)

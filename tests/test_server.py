@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -206,6 +209,25 @@ def test_an_invalid_parameter_is_named_and_the_default_kept(key: str, value: str
     assert len(problems) == 1 and f"customParameters.{key}" in problems[0]
 
 
+@pytest.mark.parametrize("fields, refused", [
+    ({"strategy": "bogus"}, "unknown outbound strategy 'bogus'"),
+    ({"threshold_ms": -1.0}, "threshold_ms must be a finite number >= 0"),
+    ({"threshold_ms": math.nan}, "threshold_ms must be a finite number >= 0"),
+    ({"mark_every_ms": 0.0}, "mark_every_ms must be > 0 or None"),
+])  # fmt: skip
+def test_call_settings_a_strategy_would_refuse_are_refused_when_made(
+        fields: dict[str, Any], refused: str) -> None:  # fmt: skip
+    # by the strategy's own checks, not at the start of a call when its handler builds it
+    with pytest.raises(ValueError, match=re.escape(refused)):
+        CallSettings(**fields)
+
+
+def test_a_replay_speed_must_be_finite_and_positive(trace_path: Path) -> None:
+    for speed in (0.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="replay_speed must be a finite number > 0"):
+            ServerSettings(replay_trace=trace_path, replay_speed=speed)
+
+
 def test_secrets_come_from_the_environment_and_stay_out_of_repr() -> None:
     env = {"TWILIO_AUTH_TOKEN": TOKEN, "OPENAI_API_KEY": "sk-secret-value"}
     server_settings = ServerSettings.from_env(env)
@@ -253,7 +275,6 @@ def test_serve_says_how_to_get_wsproto_when_it_is_missing(
 ) -> None:
     """wsproto is only in the [bench] extra: without it, --ws wsproto is refused by name."""
     import importlib.util
-    from typing import Any
 
     real_find_spec = importlib.util.find_spec
 

@@ -13,9 +13,18 @@ import json
 import math
 from typing import Any
 
+from labkit.cli.flag_types import checked, replay_speed
 from labkit.cli.output_paths import output_directory
 from labkit.cli.trace_file import readable_trace
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
+from labkit.live.settings import (
+    DEFAULT_MARK_EVERY_MS,
+    DEFAULT_STRATEGY,
+    DEFAULT_THRESHOLD_MS,
+    parse_mark_every_ms,
+    parse_strategy,
+    parse_threshold_ms,
+)
 from labkit.sim.playout import DEFAULT_PLAYOUT, PLAYOUT_NAMES
 
 
@@ -27,13 +36,18 @@ def register(subparsers: Any) -> None:
         "emulator; print the measured metrics next to the simulator's prediction.",
     )
     parser.add_argument("--trace", required=True, help="trace file, or the name of a shipped one")
-    parser.add_argument("--strategy", default="forward", help="outbound strategy (default forward)")
-    parser.add_argument("--threshold-ms", type=float, default=50.0, help="default 50")
+    parser.add_argument("--strategy", type=checked(parse_strategy), default=DEFAULT_STRATEGY,
+                        help=f"outbound strategy (default {DEFAULT_STRATEGY})")
+    parser.add_argument("--threshold-ms", type=checked(parse_threshold_ms),
+                        default=DEFAULT_THRESHOLD_MS, help=f"default {DEFAULT_THRESHOLD_MS:g}")
     parser.add_argument("--playout", choices=PLAYOUT_NAMES, default=DEFAULT_PLAYOUT,
                         help=f"the emulated Twilio's playout model (default {DEFAULT_PLAYOUT})")
-    parser.add_argument("--speed", type=float, default=1.0, help="replay speed (default 1)")
-    parser.add_argument("--barge-in-at-ms", type=float, default=None, help="caller barges in then")
-    parser.add_argument("--mark-every-ms", type=float, default=None, help="mark cadence")
+    parser.add_argument("--speed", type=replay_speed, default=1.0, help="replay speed (default 1)")
+    parser.add_argument("--barge-in-at-ms", type=float, default=None,
+                        help="the caller barges in then (ms into the trace, agent speaking)")
+    parser.add_argument("--mark-every-ms", type=checked(parse_mark_every_ms),
+                        default=DEFAULT_MARK_EVERY_MS,
+                        help="ms of audio per mark, or 'none' for a mark after every media message")
     parser.add_argument("--align-frames", action="store_true", help="send whole 20 ms frames")
     parser.add_argument(
         "--realtime-emulator",
@@ -52,18 +66,21 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labkit.live.call import loopback_call
+    from labkit.live.call import loopback_call, with_barge_in
 
-    if not args.speed > 0:
-        raise SystemExit(f"labkit call: --speed must be > 0, got {args.speed}")
     if args.realtime_log is not None and not args.realtime_emulator:
         raise SystemExit("labkit call: --realtime-log needs --realtime-emulator")
-    options: dict[str, Any] = {"align_frames": args.align_frames}
-    if args.mark_every_ms is not None:
-        options["mark_every_ms"] = args.mark_every_ms
+    path, trace = readable_trace("call", args.trace, trace_limits_from_args(args))
+    if args.barge_in_at_ms is not None:
+        try:  # the call's own rule, asked before any server starts
+            with_barge_in(trace, args.barge_in_at_ms)
+        except ValueError as exc:
+            raise SystemExit(f"labkit call: --barge-in-at-ms: {exc}") from None
+    options: dict[str, Any] = {"align_frames": args.align_frames,
+                               "mark_every_ms": args.mark_every_ms}  # fmt: skip
     result = asyncio.run(
         loopback_call(
-            readable_trace("call", args.trace, trace_limits_from_args(args))[0],
+            path,
             args.strategy,
             args.threshold_ms,
             speed=args.speed,

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 from typing import Any
 
+from labkit.cli.flag_types import replay_speed
 from labkit.cli.output_paths import output_directory
 from labkit.cli.ports import port_number
 
@@ -25,7 +26,7 @@ def register(subparsers: Any) -> None:
         "protocol the openai-agents SDK's own model speaks.",
     )
     parser.add_argument("trace", metavar="TRACE", help="trace file, or the name of a shipped one")
-    parser.add_argument("--speed", type=float, default=1.0, help="replay speed factor")
+    parser.add_argument("--speed", type=replay_speed, default=1.0, help="replay speed factor")
     parser.add_argument("--port", type=port_number, default=DEFAULT_PORT,
                         help=f"default {DEFAULT_PORT}")
     parser.add_argument("--log", metavar="DIR", type=output_directory,
@@ -44,8 +45,6 @@ def run(args: argparse.Namespace) -> int:
     from labkit.live.realtime_emulator import EMULATOR_API_KEY, RealtimeEmulator
     from labkit.traces import TraceLimits
 
-    if not args.speed > 0:
-        raise SystemExit(f"labkit emulate: --speed must be > 0, got {args.speed}")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

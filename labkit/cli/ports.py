@@ -4,7 +4,7 @@ the socket layer. 0: any free port, where the server reports the one it got."""
 
 from __future__ import annotations
 
-from labkit.cli.trace_limits import whole_number
+from labkit.cli.flag_types import whole_number
 
 MAX_PORT = 65535
 

@@ -11,6 +11,7 @@ import argparse
 import importlib.util
 from typing import Any
 
+from labkit.cli.flag_types import checked, replay_speed
 from labkit.cli.output_paths import output_directory
 from labkit.cli.ports import port_number
 from labkit.cli.server_limits import add_server_limit_arguments, server_limits_from_args
@@ -26,6 +27,7 @@ from labkit.live.settings import (
     CallSettings,
     ServerSettings,
     parse_mark_every_ms,
+    parse_threshold_ms,
     strategy_names,
 )
 
@@ -42,7 +44,7 @@ def register(subparsers: Any) -> None:
         "replayed. With TWILIO_AUTH_TOKEN set, every request must carry a valid Twilio signature.",
     )
     parser.add_argument("--replay", metavar="TRACE", help="trace file or shipped trace name")
-    parser.add_argument("--speed", type=float, default=1.0, help="replay speed factor")
+    parser.add_argument("--speed", type=replay_speed, default=1.0, help="replay speed factor")
     parser.add_argument(
         "--realtime-emulator",
         action="store_true",
@@ -55,10 +57,11 @@ def register(subparsers: Any) -> None:
         "process of its own); it must replay the --replay trace at --speed",
     )
     parser.add_argument("--strategy", choices=strategy_names(), default=DEFAULT_STRATEGY)
-    parser.add_argument("--threshold-ms", type=float, default=DEFAULT_THRESHOLD_MS)
+    parser.add_argument("--threshold-ms", type=checked(parse_threshold_ms),
+                        default=DEFAULT_THRESHOLD_MS)  # fmt: skip
     parser.add_argument(
         "--mark-every-ms",
-        type=parse_mark_every_ms,
+        type=checked(parse_mark_every_ms),
         default=DEFAULT_MARK_EVERY_MS,
         help="ms of audio per mark, or 'none' for a mark after every media message",
     )

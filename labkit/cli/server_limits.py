@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from labkit.cli.trace_limits import positive, positive_mib, whole_number
+from labkit.cli.flag_types import positive, whole_number
+from labkit.cli.trace_limits import positive_mib
 from labkit.live.settings import (
     DEFAULT_MAX_FRAME_BYTES,
     DEFAULT_MAX_STREAMS,

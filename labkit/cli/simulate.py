@@ -11,11 +11,8 @@ import math
 import sys
 from typing import Any
 
-from labkit.cli.trace_limits import (
-    add_trace_limit_arguments,
-    trace_limits_from_args,
-    whole_number,
-)
+from labkit.cli.flag_types import whole_number
+from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 from labkit.outbound import STRATEGY_NAMES
 from labkit.sim.links import DEFAULT_LINK, LINK_NAMES
 from labkit.sim.playout import DEFAULT_PLAYOUT, PLAYOUT_NAMES

@@ -4,8 +4,8 @@ reads traces (defaults and reasons: ``labkit.traces.limits``). Not a subcommand.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
+from labkit.cli.flag_types import positive
 from labkit.traces.limits import (
     BYTES_PER_MIB,
     DEFAULT_MAX_LINE_BYTES,
@@ -13,44 +13,7 @@ from labkit.traces.limits import (
     TraceLimits,
 )
 
-
-def positive(unit: str) -> Callable[[str], float]:
-    """An argparse type: a finite number of ``unit`` > 0, or an error naming the unit."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number of {unit}: {text!r}") from None
-        if not 0 < value < float("inf"):
-            raise argparse.ArgumentTypeError(
-                f"must be a finite number of {unit} > 0, got {text!r}"
-            )
-        return value
-
-    return parse
-
-
 positive_mib = positive("MiB")
-
-
-def whole_number(minimum: int, maximum: int | None = None,
-                 what: str = "a whole number") -> Callable[[str], int]:  # fmt: skip
-    """An argparse type: an int of at least ``minimum`` (and at most ``maximum``), or an error
-    saying which bound it missed."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
-        if maximum is not None and not minimum <= value <= maximum:
-            raise argparse.ArgumentTypeError(f"must be {minimum}..{maximum}, got {value}")
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
-        return value
-
-    return parse
 
 
 def add_trace_limit_arguments(parser: argparse.ArgumentParser) -> None:

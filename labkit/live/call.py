@@ -127,9 +127,14 @@ def with_barge_in(trace: Trace, at_ms: float) -> Trace:
     The item whose audio last arrived at or before ``at_ms`` gets an ``audio_interrupted`` event at
     ``at_ms`` and its response delivers nothing more (as the model stops on a real barge-in).
     """
+    if not math.isfinite(at_ms):
+        raise ValueError(f"with_barge_in: at_ms must be a finite number of ms, got {at_ms!r}")
     spoken = [e for e in trace.events if e.type == "audio" and e.t_ms <= at_ms]
     if not spoken:
-        raise ValueError(f"with_barge_in: no agent audio before {at_ms} ms to interrupt")
+        raise ValueError(f"with_barge_in: no agent audio before {at_ms:g} ms to interrupt")
+    if at_ms > trace.duration_ms:  # the call would wait for it after the trace has ended
+        raise ValueError(f"with_barge_in: the trace ends at {trace.duration_ms:.0f} ms, "
+                         f"before {at_ms:g} ms")  # fmt: skip
     last = spoken[-1]
     key, response = last.key, last.response_id
     assert key is not None

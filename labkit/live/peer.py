@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from labkit.live.settings import check_replay_speed
 from labkit.sim.playout import Playout, Segment, make_playout
 from labkit.twilio_messages import (
     ClearMsg,
@@ -271,8 +272,7 @@ class TwilioPeer:
         clock: Callable[[], float] = time.monotonic,
         offer_deflate: bool = False,
     ) -> None:
-        if not speed > 0:
-            raise ValueError(f"TwilioPeer: speed must be > 0, got {speed}")
+        check_replay_speed("TwilioPeer: speed", speed)
         self.url = url
         self.custom_parameters = dict(custom_parameters or {})
         self.caller = caller or CallerScript()

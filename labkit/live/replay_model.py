@@ -49,6 +49,7 @@ from agents.realtime.model_inputs import (
     RealtimeModelSendInterrupt,
 )
 
+from labkit.live.settings import check_replay_speed
 from labkit.traces import Trace, TraceEvent
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,7 @@ class TraceReplayModel(RealtimeModel):
     """Replays ``trace`` into whatever session connects, ``speed`` times faster than recorded."""
 
     def __init__(self, trace: Trace, speed: float = 1.0) -> None:
-        if not speed > 0:
-            raise ValueError(f"TraceReplayModel: speed must be > 0, got {speed}")
+        check_replay_speed("TraceReplayModel: speed", speed)
         self.trace = trace
         self.speed = speed
         self._listeners: list[RealtimeModelListener] = []

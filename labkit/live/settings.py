@@ -46,6 +46,14 @@ WS_IMPLEMENTATIONS = ("websockets-sansio", "websockets", "wsproto")
 DEFAULT_WS_IMPLEMENTATION = "websockets-sansio"
 
 
+def check_replay_speed(what: str, speed: float) -> float:
+    """The one rule for a replay's speed factor (the server's, the replay model's, the Realtime
+    emulator's): a finite number > 0. ``what`` names the value in the error."""
+    if not (math.isfinite(speed) and speed > 0):
+        raise ValueError(f"{what} must be a finite number > 0, got {speed!r}")
+    return speed
+
+
 def strategy_names() -> tuple[str, ...]:
     from labkit.outbound import STRATEGY_NAMES
 
@@ -60,6 +68,13 @@ class CallSettings:
     threshold_ms: float = DEFAULT_THRESHOLD_MS
     mark_every_ms: float | None = DEFAULT_MARK_EVERY_MS  # None: a mark after every media
     align_frames: bool = False
+
+    def __post_init__(self) -> None:
+        # Refused now, by the strategy's own checks (its name, threshold and mark cadence), not
+        # when a call starts and its handler builds the strategy
+        from labkit.outbound import make_strategy
+
+        make_strategy(self.strategy, self.threshold_ms, mark_every_ms=self.mark_every_ms)
 
     def as_parameters(self) -> dict[str, str]:
         """The TwiML ``<Parameter>`` values that reproduce these settings."""
@@ -200,8 +215,7 @@ class ServerSettings:
                 f"ServerSettings.ws_implementation must be one of {', '.join(WS_IMPLEMENTATIONS)}, "
                 f"got {self.ws_implementation!r}"
             )
-        if not self.replay_speed > 0:
-            raise ValueError(f"ServerSettings.replay_speed must be > 0, got {self.replay_speed}")
+        check_replay_speed("ServerSettings.replay_speed", self.replay_speed)
         if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
             raise ValueError(
                 f"ServerSettings.public_url must start with http:// or https://, "

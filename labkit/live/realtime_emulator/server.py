@@ -28,6 +28,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from labkit.live.realtime_emulator.session import EmulatedSession, Event
+from labkit.live.settings import check_replay_speed
 from labkit.traces import Trace
 from labkit.traces.realtime_log import log_line
 
@@ -69,8 +70,7 @@ class RealtimeEmulator:
         compression: bool = False,
         close_when_done: bool = False,
     ) -> None:
-        if not speed > 0:
-            raise ValueError(f"RealtimeEmulator: speed must be > 0, got {speed}")
+        check_replay_speed("RealtimeEmulator: speed", speed)
         if host not in LOOPBACK_HOSTS:
             raise ValueError(
                 f"RealtimeEmulator binds loopback only ({LOOPBACK_HOSTS}), not {host!r}"
