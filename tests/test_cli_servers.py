@@ -159,3 +159,10 @@ def test_a_barge_in_outside_the_agents_speech_is_refused_before_the_call(
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == f"labkit call: --barge-in-at-ms: with_barge_in: {said}\n"
+
+
+def test_a_public_url_that_twilio_cannot_call_is_refused_in_one_line() -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "--public-url", "abc.ngrok.app"])
+    assert refused.value.code == ("labkit serve: ServerSettings.public_url must start with http:// "
+                                  "or https://, got 'abc.ngrok.app'")  # fmt: skip

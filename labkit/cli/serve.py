@@ -140,7 +140,10 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = settings_from_args(args)
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:  # the settings' own rules (a --public-url without http, ...)
+        raise SystemExit(f"labkit serve: {exc}") from None
     if args.realtime_emulator:
         import asyncio
         import contextlib
