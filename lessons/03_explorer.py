@@ -85,6 +85,11 @@ assert min(timings_ms) < 2000
 # move them one step, and their number can be typed. The figure takes the width the page gives
 # it (from 500 to 1000 px): in a narrow window, or beside JupyterLab's file browser, it narrows
 # instead of losing the end of the call, and it widens again with the window.
+#
+# **Your own calls.** The trace menu offers the shipped traces. Add yours, recorded with
+# `labkit serve --record DIR` or converted with `labkit import`, as `Explorer(traces=["DIR"])`
+# (files or directories): they follow the shipped ones, marked "(yours)". `labkit explore DIR`
+# does the same on the web page.
 
 # %%
 explorer = Explorer(ExplorerSettings(trace="tiny_deltas", strategy="forward"))

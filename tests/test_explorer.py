@@ -4,7 +4,9 @@ no effect, draws what the metrics count, rejects bad settings by name."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import matplotlib
 
@@ -230,6 +232,57 @@ def test_labkit_explore_refuses_a_kernel_lifetime_or_warm_pool_out_of_range(
     for bad in ("-1", "17"):
         assert cli_main(["explore", "--no-browser", "--warm-kernels", bad]) == 2
         assert "--warm-kernels must be 0..16" in capsys.readouterr().err
+
+
+def _your_call(directory: Path) -> Path:
+    """A trace of your own, as `labkit serve --record` leaves one: here a copy of a shipped one."""
+    from labkit.traces import shipped
+
+    (directory / "recorded").mkdir()
+    mine = directory / "recorded" / "my_call.jsonl.gz"
+    shutil.copyfile(shipped("bursty"), mine)
+    return mine
+
+
+def test_your_own_traces_are_offered_after_the_shipped_ones_and_explored(tmp_path: Path) -> None:
+    from labkit.views.explorer_app import Explorer
+
+    mine = _your_call(tmp_path)
+    explorer = Explorer(SMALL, traces=[tmp_path / "recorded"])  # a directory of recorded calls
+    labels = [label for label, _ in explorer.trace.options]
+    assert labels[:2] == ["barge_in", "bursty"] and labels[-1] == "my_call (yours)"
+    explorer.trace.value = str(mine.resolve())
+    assert explorer.view is not None and explorer.view.settings.trace == str(mine.resolve())
+    assert explorer.view.title().startswith("my_call: forward over tcp")
+    shipped_twin = explore(replace(SMALL, trace="bursty"))  # the same bytes: the same numbers
+    assert explorer.view.result.metrics == shipped_twin.result.metrics
+    alone = Explorer(replace(SMALL, trace=str(mine)))  # a file named only in the settings
+    assert alone.trace.value == str(mine.resolve()) and alone.trace.label == "my_call (yours)"
+
+
+def test_a_trace_of_yours_that_is_not_one_is_named_with_its_line(tmp_path: Path) -> None:
+    from labkit.views.explorer_app import Explorer
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"labkit_trace": 1}\nnot json\n')
+    with pytest.raises(ValueError, match=rf"{bad}, line \d+: "):
+        Explorer(SMALL, traces=[bad])
+
+
+def test_labkit_explore_offers_your_traces_and_refuses_a_bad_one_before_starting(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    from labkit.cli import main as cli_main
+
+    mine = _your_call(tmp_path)
+    code = "".join(cell["source"] for cell in app_notebook([str(mine)])["cells"]
+                   if cell["cell_type"] == "code")  # fmt: skip
+    assert f"Explorer(traces={[str(mine)]!r})" in code
+    (tmp_path / "recorded" / "broken.jsonl").write_text("{not json\n")
+    assert cli_main(["explore", "--no-browser", str(tmp_path / "recorded")]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith(f"labkit explore: {tmp_path / 'recorded' / 'broken.jsonl'}, line 1: ")
+    assert cli_main(["explore", "--no-browser", "no_such_trace"]) == 2
+    assert "'no_such_trace' is neither a file" in capsys.readouterr().err
 
 
 @given(st.lists(st.tuples(st.integers(0, 400), st.integers(0, 60)), max_size=40))

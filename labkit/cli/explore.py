@@ -6,6 +6,8 @@ Voila shows the page without code; the kernel behind it answers the controls. Vo
 ``--warm-kernels`` kernels started and already run through the notebook (its "preheated" pool), so
 a page load takes one whose figure is drawn: its first figure shows in ~2.3 s instead of ~5.4 s
 (most of that was the kernel's start and imports; benchmarks/bench_explore_first_figure.py).
+The trace menu offers the shipped traces, then the files and directories given on the command line
+(your recorded calls), each read before Voila starts so a bad one is named at once.
 Binds 127.0.0.1 unless told otherwise. See notebooks/03_explorer.ipynb for how to read the figure.
 """
 
@@ -41,20 +43,22 @@ Twilio, green playing; red gaps the carrier conceals, grey padding, yellow the f
 answer). Bottom: the whole call. Lesson 03 (`labkit lab`) explains it step by step."""
 CODE = """from labkit.views.explorer_app import Explorer
 
-explorer = Explorer()
+explorer = Explorer(traces={traces!r})
 explorer.update()
 explorer.box"""
 
 
-def app_notebook() -> dict[str, Any]:
-    """The page Voila serves (nbformat 4.5): a title, how to read it, and the explorer."""
+def app_notebook(traces: list[str] | None = None) -> dict[str, Any]:
+    """The page Voila serves (nbformat 4.5): a title, how to read it, and the explorer, which
+    offers ``traces`` (absolute paths of your trace files) after the shipped ones."""
     notebook: dict[str, Any] = {
         "nbformat": 4, "nbformat_minor": 5,
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
                                     "language": "python"}},
         "cells": [
             {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": INTRO},
-            {"cell_type": "code", "id": "explorer", "metadata": {}, "source": CODE,
+            {"cell_type": "code", "id": "explorer", "metadata": {},
+             "source": CODE.format(traces=list(traces or [])),
              "execution_count": None, "outputs": []},
         ],
     }  # fmt: skip
@@ -91,7 +95,13 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "explore",
         help="the explorer as a web page (Voila), no notebook needed",
-        description="Serve the explorer of lesson 03 as a standalone web page with Voila.",
+        description="Serve the explorer of lesson 03 as a standalone web page with Voila; "
+        "its trace menu offers the shipped traces and yours.",
+    )
+    parser.add_argument(
+        "traces", nargs="*", metavar="TRACE_OR_DIR",
+        help="your traces (files, or directories of them: labkit serve --record DIR, labkit "
+        "import), offered after the shipped ones; each is read before the server starts",
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"default: {DEFAULT_HOST}")
     parser.add_argument("--port", type=port_number, default=DEFAULT_PORT,
@@ -110,9 +120,16 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from labkit.views.explorer import your_traces
+
+    try:  # a bad trace is named (file, line, field) before any server starts
+        yours = [path for _, path in your_traces(args.traces)]
+    except (ValueError, OSError) as exc:
+        print(f"labkit explore: {exc}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="labkit-explore-") as directory:
         notebook = Path(directory) / NOTEBOOK_NAME
-        notebook.write_text(json.dumps(app_notebook(), indent=1) + "\n", encoding="utf-8")
+        notebook.write_text(json.dumps(app_notebook(yours), indent=1) + "\n", encoding="utf-8")
         try:
             argv = voila_argv(notebook, args.host, args.port, not args.no_browser,
                               args.idle_kernel_s, args.warm_kernels)  # fmt: skip

@@ -14,9 +14,10 @@ from __future__ import annotations
 import io
 import math
 import wave
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,8 @@ from labkit.sim.metrics import CONCEALMENT_EPS_MS, ONSET_MS
 from labkit.sim.playout import DEFAULT_PLAYOUT, TWILIO_HYPOTHESES
 from labkit.sim.render import mos_lqo
 from labkit.sim.simulator import PreparedTrace
-from labkit.traces import read, shipped
+from labkit.sim.sweep_traces import one_trace, trace_sources
+from labkit.traces import shipped
 
 FloatArray = npt.NDArray[np.float64]
 BYTES_PER_MS = 8
@@ -263,7 +265,8 @@ class ExplorerView:
         s, m = self.settings, self.result.metrics
         threshold = "" if threshold_meaning(s.strategy) is None else (
             f" {s.threshold_ms:.0f} ms")  # fmt: skip
-        return (f"{s.trace}: {s.strategy}{threshold} over {s.link}, {s.playout} playout: "
+        return (f"{prepared_trace(s.trace).name}: {s.strategy}{threshold} over {s.link}, "
+                f"{s.playout} playout: "
                 f"{m.concealment_events} gaps, {m.concealed_ms:.0f} ms of silence "
                 f"({m.onset_concealment_events} at word onsets)")  # fmt: skip
 
@@ -299,14 +302,32 @@ def wav_bytes(samples: npt.NDArray[np.int16], rate_hz: int = SAMPLE_RATE_HZ) -> 
 
 
 @lru_cache(maxsize=16)
-def prepared_trace(name: str) -> PreparedTrace:
-    """A shipped trace, read and prepared once per process (re-reading would dominate a redraw)."""
-    return prepare(read(shipped(name)), name)
+def prepared_trace(spec: str) -> PreparedTrace:
+    """A trace (a shipped name or a file, as the sweeps read them), read and prepared once per
+    process (re-reading would dominate a redraw)."""
+    source = one_trace(spec)
+    return prepare(source.load(), source.name)
 
 
 def trace_names() -> list[str]:
     """The shipped traces, by name."""
     return sorted(path.name.split(".")[0] for path in shipped())
+
+
+def trace_choices(traces: Sequence[str | Path] = ()) -> list[tuple[str, str]]:
+    """The trace menu's (label, spec): the shipped traces, then ``your_traces(traces)``."""
+    return [(name, name) for name in trace_names()] + your_traces(traces)
+
+
+def your_traces(traces: Sequence[str | Path]) -> list[tuple[str, str]]:
+    """(label, absolute path) of your trace files, and of the traces in your directories
+    (``labkit serve --record DIR``, ``labkit import``), labelled by name; each is read once to
+    check it (a ValueError names every file that is not a trace, with its line and field)."""
+    sources = trace_sources(traces)
+    for source in sources:
+        source.load()
+    return [(f"{source.name} (yours)", str(source.path.resolve()))
+            for source in sources if source.path is not None]  # fmt: skip
 
 
 @lru_cache(maxsize=RESULTS_CACHED)

@@ -19,9 +19,10 @@ import math
 import threading
 import traceback
 from base64 import b64encode
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from enum import IntEnum
+from pathlib import Path
 from typing import Any, cast
 
 import ipywidgets as widgets
@@ -46,7 +47,7 @@ from labkit.views.explorer import (
     ExplorerView,
     explore,
     other_strategies,
-    trace_names,
+    trace_choices,
 )
 from labkit.views.explorer_figure import FIGSIZE_IN, ExplorerFigure, legend_handles
 from labkit.views.page_width import PageWidth
@@ -78,8 +79,15 @@ class Explorer:
     ``update()`` recomputes and redraws now (the notebook calls it once, so nbval sees the
     figure drawn headless); control changes call it through the event loop."""
 
-    def __init__(self, settings: ExplorerSettings | None = None) -> None:
+    def __init__(self, settings: ExplorerSettings | None = None,
+                 traces: Sequence[str | Path] = ()) -> None:  # fmt: skip
+        """``traces``: your own trace files or directories of them (``labkit serve --record``,
+        ``labkit import``), offered after the shipped ones; each is read once to check it."""
         self.settings = settings or ExplorerSettings()
+        self.trace_choices = trace_choices(traces)
+        if self.settings.trace not in {spec for _, spec in self.trace_choices}:
+            self.trace_choices = trace_choices([*traces, self.settings.trace])  # a file of its own
+            self.settings = replace(self.settings, trace=self.trace_choices[-1][1])
         self.view: ExplorerView | None = None
         # set while the code itself moves controls, per thread: the changes it causes are
         # echoes to ignore, but a person's change arriving on another thread meanwhile is not
@@ -126,8 +134,8 @@ class Explorer:
 
     def _build_controls(self) -> None:
         s = self.settings
-        self.trace = widgets.Dropdown(options=trace_names(), value=s.trace, description="trace",
-                                      layout=DROPDOWN)  # fmt: skip
+        self.trace = widgets.Dropdown(options=self.trace_choices, value=s.trace,
+                                      description="trace", layout=DROPDOWN)  # fmt: skip
         self.strategy = widgets.Dropdown(options=STRATEGY_CHOICES, value=(s.strategy, s.variant),
                                          description="strategy", layout=DROPDOWN)  # fmt: skip
         self.playout = widgets.Dropdown(options=PLAYOUT_NAMES, value=s.playout,

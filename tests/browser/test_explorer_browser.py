@@ -75,6 +75,23 @@ def test_labkit_explore_serves_the_explorer(page: Any, explore_server: pages.Ser
     assert "import" not in page.inner_text("body")  # Voila shows no code
 
 
+def test_labkit_explore_offers_your_own_recorded_calls(page: Any, tmp_path: Path) -> None:
+    """`labkit explore DIR`: the calls you recorded are in the trace menu; picking one draws it."""
+    import shutil
+
+    from labkit.traces import shipped
+
+    recorded = tmp_path / "recorded"
+    recorded.mkdir()
+    shutil.copyfile(shipped("multi_turn"), recorded / "my_call.jsonl.gz")
+    (tmp_path / "home").mkdir()
+    with pages.explore_app(tmp_path / "home", str(recorded)) as server:
+        pages.open_explore_page(page, server)
+        pages.change_and_time(page, "trace", "my_call (yours)")
+        pages.wait_for_readout(page, "media messages", r"^[\d,]+ messages$")
+        assert pages.widget_errors(page) == []
+
+
 def test_the_figure_fits_the_page_as_its_window_narrows_and_widens(
         browser: Any, explore_server: pages.Server) -> None:  # fmt: skip
     """ipympl hides what overflows its box: in a narrow window (or beside JupyterLab's file
