@@ -267,6 +267,12 @@ def test_a_trace_of_yours_that_is_not_one_is_named_with_its_line(tmp_path: Path)
     bad.write_text('{"labkit_trace": 1}\nnot json\n')
     with pytest.raises(ValueError, match=rf"{bad}, line \d+: "):
         Explorer(SMALL, traces=[bad])
+    unread = Explorer(SMALL, traces=[bad], read_traces_first=False)  # offered, read when picked
+    assert unread.trace.options[-1] == ("bad (yours)", str(bad.resolve()))
+    unread.update()
+    unread.trace.value = str(bad.resolve())  # said above the figure, the last figure kept
+    assert f"cannot simulate: {bad.resolve()}, line 2: not valid JSON" in unread.notes.value
+    assert unread.view is not None and unread.view.settings.trace == SMALL.trace
 
 
 def test_labkit_explore_offers_your_traces_and_refuses_a_bad_one_before_starting(
@@ -276,7 +282,7 @@ def test_labkit_explore_offers_your_traces_and_refuses_a_bad_one_before_starting
     mine = _your_call(tmp_path)
     code = "".join(cell["source"] for cell in app_notebook([str(mine)])["cells"]
                    if cell["cell_type"] == "code")  # fmt: skip
-    assert f"Explorer(traces={[str(mine)]!r})" in code
+    assert f"Explorer(traces={[str(mine)]!r}, read_traces_first=False)" in code  # read once
     (tmp_path / "recorded" / "broken.jsonl").write_text("{not json\n")
     assert cli_main(["explore", "--no-browser", str(tmp_path / "recorded")]) == 2
     said = capsys.readouterr().err

@@ -43,7 +43,7 @@ Twilio, green playing; red gaps the carrier conceals, grey padding, yellow the f
 answer). Bottom: the whole call. Lesson 03 (`labkit lab`) explains it step by step."""
 CODE = """from labkit.views.explorer_app import Explorer
 
-explorer = Explorer(traces={traces!r})
+explorer = Explorer(traces={traces!r}, read_traces_first=False)  # labkit explore read them
 explorer.update()
 explorer.box"""
 

@@ -80,13 +80,15 @@ class Explorer:
     figure drawn headless); control changes call it through the event loop."""
 
     def __init__(self, settings: ExplorerSettings | None = None,
-                 traces: Sequence[str | Path] = ()) -> None:  # fmt: skip
+                 traces: Sequence[str | Path] = (), read_traces_first: bool = True) -> None:
         """``traces``: your own trace files or directories of them (``labkit serve --record``,
-        ``labkit import``), offered after the shipped ones; each is read once to check it."""
+        ``labkit import``), offered after the shipped ones; each is read once to check it
+        unless ``read_traces_first`` is False (``labkit explore`` read them already)."""
         self.settings = settings or ExplorerSettings()
-        self.trace_choices = trace_choices(traces)
+        self.trace_choices = trace_choices(traces, read_first=read_traces_first)
         if self.settings.trace not in {spec for _, spec in self.trace_choices}:
-            self.trace_choices = trace_choices([*traces, self.settings.trace])  # a file of its own
+            self.trace_choices = trace_choices([*traces, self.settings.trace],
+                                               read_first=read_traces_first)  # a file of its own
             self.settings = replace(self.settings, trace=self.trace_choices[-1][1])
         self.view: ExplorerView | None = None
         # set while the code itself moves controls, per thread: the changes it causes are
