@@ -258,6 +258,9 @@ def test_your_own_traces_are_offered_after_the_shipped_ones_and_explored(tmp_pat
     assert explorer.view.result.metrics == shipped_twin.result.metrics
     alone = Explorer(replace(SMALL, trace=str(mine)))  # a file named only in the settings
     assert alone.trace.value == str(mine.resolve()) and alone.trace.label == "my_call (yours)"
+    shutil.copyfile(mine, tmp_path / "recorded" / "my_other_call.jsonl.gz")
+    with pytest.raises(ValueError, match="is a directory; give one trace"):
+        Explorer(replace(SMALL, trace=str(tmp_path / "recorded")))
 
 
 def test_a_trace_of_yours_that_is_not_one_is_named_with_its_line(tmp_path: Path) -> None:

@@ -327,8 +327,9 @@ def your_traces(traces: Sequence[str | Path], *,
     each is read once to check it (a ValueError names the first file that is not a trace, with
     its line and field): 10-50 ms a trace, skipped where they were read already."""
     sources = trace_sources(traces)
-    for source in sources if read_first else ():
-        source.load()
+    if read_first:
+        for source in sources:
+            source.load()
     return [(f"{source.name} (yours)", str(source.path.resolve()))
             for source in sources if source.path is not None]  # fmt: skip
 

@@ -48,6 +48,7 @@ from labkit.views.explorer import (
     explore,
     other_strategies,
     trace_choices,
+    your_traces,
 )
 from labkit.views.explorer_figure import FIGSIZE_IN, ExplorerFigure, legend_handles
 from labkit.views.page_width import PageWidth
@@ -87,9 +88,13 @@ class Explorer:
         self.settings = settings or ExplorerSettings()
         self.trace_choices = trace_choices(traces, read_first=read_traces_first)
         if self.settings.trace not in {spec for _, spec in self.trace_choices}:
-            self.trace_choices = trace_choices([*traces, self.settings.trace],
-                                               read_first=read_traces_first)  # a file of its own
-            self.settings = replace(self.settings, trace=self.trace_choices[-1][1])
+            # a file named only in the settings: offered too, the others not read again
+            own, *more = your_traces([self.settings.trace], read_first=read_traces_first)
+            if more:
+                raise ValueError(f"explorer: trace {self.settings.trace!r} is a directory; "
+                                 "give one trace (directories go in traces=)")  # fmt: skip
+            self.trace_choices.append(own)
+            self.settings = replace(self.settings, trace=own[1])
         self.view: ExplorerView | None = None
         # set while the code itself moves controls, per thread: the changes it causes are
         # echoes to ignore, but a person's change arriving on another thread meanwhile is not
