@@ -158,7 +158,7 @@ holds = pd.DataFrame({name: pd.Series(values).describe()[["min", "50%", "max"]]
     columns={"min": "shortest hold (ms)", "50%": "median hold (ms)", "max": "longest hold (ms)"})
 display(holds.round(1))
 fig, ax = plt.subplots(figsize=(9, 3), layout="constrained")
-ax.boxplot(list(held.values()), vert=False, tick_labels=list(held))
+ax.boxplot(list(held.values()), orientation="horizontal", tick_labels=list(held))
 ax.set_xlabel("time from a 5 ms probe's arrival to its mark's echo (ms)")
 ax.set_title("What each hypothesis predicts for the probes' mark echoes")
 plt.show()

@@ -103,3 +103,29 @@ def test_every_repo_path_a_lesson_mentions_exists_or_is_written_by_a_lesson() ->
         name, folder = Path(path).name, Path(path).parent.name
         written_by_a_lesson = f'"{name}"' in code and f'"{folder}"' in code
         assert (repo / path).exists() or written_by_a_lesson, f"a lesson mentions {path}"
+
+
+def test_a_notebook_cell_that_shows_a_warning_fails_under_nbval(tmp_path: Path) -> None:
+    """notebooks/conftest.py: nbval's lax mode compares no outputs, so the check is ours."""
+    import subprocess
+    import sys
+
+    import nbformat
+
+    shutil.copy(NOTEBOOKS_DIR / "conftest.py", tmp_path / "conftest.py")
+    cells = ["import sys, warnings",
+             "print('sweep: 40%|####  | 2/5', file=sys.stderr)",  # a progress bar is not a warning
+             "warnings.warn('this call goes away', FutureWarning)"]  # fmt: skip
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbformat.write(notebook, tmp_path / "lesson.ipynb")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")  # not the repo's configuration
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax",
+         "--nbval-current-env", "--rootdir", str(tmp_path), "-c", str(tmp_path / "pytest.ini"),
+         str(tmp_path / "lesson.ipynb")],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    report = result.stdout + result.stderr
+    assert result.returncode == 1, report
+    assert "2 passed" in report and "1 failed" in report, report
+    assert "Cell 2 shows a warning under the cell: FutureWarning: this call goes away" in report
