@@ -47,7 +47,8 @@ def _build_encode_table() -> npt.NDArray[np.uint8]:
     mantissa = (magnitude >> np.minimum(segment + 1, 31)) & 0x0F
     code = np.where(segment >= 8, 0x7F, (segment << 4) | mantissa)
     mask = np.where(negative, 0x7F, 0xFF)
-    return (code ^ mask).astype(np.uint8)
+    encoded: npt.NDArray[np.uint8] = (code ^ mask).astype(np.uint8)
+    return encoded
 
 
 _DECODE_TABLE = _build_decode_table()
@@ -75,7 +76,8 @@ def to_int16(pcm: npt.ArrayLike) -> Int16Array:
         return samples.astype(np.int16, copy=False)
     if np.issubdtype(samples.dtype, np.floating):
         scaled = np.rint(np.clip(samples.astype(np.float64), -1.0, 1.0) * 32767.0)
-        return scaled.astype(np.int16)
+        rounded: npt.NDArray[np.int16] = scaled.astype(np.int16)
+        return rounded
     if np.issubdtype(samples.dtype, np.integer):
         if samples.size and (samples.min() < -32768 or samples.max() > 32767):
             raise ValueError("integer samples outside the int16 range")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
 
@@ -18,7 +19,7 @@ G114_BUDGET_MS = 150.0  # ITU-T G.114 one-way planning target
 
 
 def gap_distribution(
-    gaps_ms: Mapping[str, Sequence[float] | np.ndarray],
+    gaps_ms: Mapping[str, Sequence[float] | npt.NDArray[np.float64]],
     ax: Axes | None = None,
     *,
     xlabel: str = "inter-packet gap (ms)",

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
@@ -23,7 +24,7 @@ PLAYED_COLOR = "tab:green"
 GAP_COLOR = "tab:red"
 
 
-def gaps_text(gaps_ms: Sequence[float] | np.ndarray | pd.Series) -> str:
+def gaps_text(gaps_ms: Sequence[float] | npt.NDArray[np.float64] | pd.Series) -> str:
     """"2 gaps, 26 ms", "1 gap, 0.3 ms", "no gaps": a count and total a reader can take in (a
     gap under 10 ms keeps a decimal, so a real gap never reads as 0 ms)."""
     values = np.asarray(gaps_ms, dtype=float)
@@ -135,9 +136,9 @@ def packet_timeline(
 
 
 def fifo_playout(
-    arrivals_ms: Sequence[float] | np.ndarray,
-    durations_ms: Sequence[float] | np.ndarray,
-    starts_ms: Sequence[float] | np.ndarray,
+    arrivals_ms: Sequence[float] | npt.NDArray[np.float64],
+    durations_ms: Sequence[float] | npt.NDArray[np.float64],
+    starts_ms: Sequence[float] | npt.NDArray[np.float64],
     ax: Axes | None = None,
     *,
     title: str | None = None,

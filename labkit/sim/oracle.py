@@ -74,7 +74,8 @@ def frontier(
 def schedule_frontier(schedule: pd.DataFrame) -> pd.DataFrame:
     """``frontier`` of the media arrivals in a simulated or observed schedule."""
     media = schedule[schedule["kind"] == "media"]
-    items = (media["item_id"].astype(str) + "/" + media["content_index"].astype(str)).to_numpy()
+    keys = zip(media["item_id"], media["content_index"], strict=True)
+    items = [f"{item_id}/{index}" for item_id, index in keys]
     return frontier(
         media["arrived_ms"].to_numpy(dtype=np.float64),
         media["offset"].to_numpy(dtype=np.float64) / BYTES_PER_MS,

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
@@ -56,7 +57,7 @@ class Interval:
         return f"{self.mean:.1f} [{self.low:.1f}, {self.high:.1f}] (n={self.n})"
 
 
-def mean_interval(values: Sequence[float] | np.ndarray) -> Interval:
+def mean_interval(values: Sequence[float] | npt.NDArray[np.float64]) -> Interval:
     """The mean of ``values`` and its 95% t interval (NaN with fewer than two values or NaNs)."""
     data = np.asarray(values, dtype=np.float64)
     n = len(data)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from labkit.audio import resample_to_8k, ulaw_encode
 
@@ -24,6 +25,7 @@ VOICE = "en-us"
 SPEED_WPM = 160
 PHRASES_FILE = "phrases.json"
 AUDIO_SUFFIX = ".ulaw"
+Samples = npt.NDArray[np.int16]  # mono 16-bit PCM
 
 PHRASES: dict[str, str] = {
     "greeting": "Hi, thanks for calling Acme Supply. This is Ava, your virtual assistant.",
@@ -91,7 +93,7 @@ def espeak_version() -> str:
     return words[words.index("text-to-speech:") + 1] if "text-to-speech:" in words else out.strip()
 
 
-def speak(text: str, voice: str = VOICE, speed_wpm: int = SPEED_WPM) -> tuple[np.ndarray, int]:
+def speak(text: str, voice: str = VOICE, speed_wpm: int = SPEED_WPM) -> tuple[Samples, int]:
     """Speak ``text`` with espeak-ng: (int16 mono samples, sample rate in Hz)."""
     with tempfile.TemporaryDirectory() as tmp:
         wav_path = Path(tmp) / "speech.wav"
@@ -103,7 +105,7 @@ def speak(text: str, voice: str = VOICE, speed_wpm: int = SPEED_WPM) -> tuple[np
         return read_wav_mono16(wav_path.read_bytes())
 
 
-def read_wav_mono16(data: bytes) -> tuple[np.ndarray, int]:
+def read_wav_mono16(data: bytes) -> tuple[Samples, int]:
     """Decode a 16-bit mono WAV: (int16 samples, sample rate in Hz)."""
     with wave.open(io.BytesIO(data)) as wav:
         if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
