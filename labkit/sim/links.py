@@ -247,7 +247,7 @@ class PathDelay:
             return np.zeros(0)
         position = np.maximum(times, 0.0) / self.step_ms
         k = position.astype(np.int64)
-        top = int(k.max())
+        top = int(np.max(k))
         if top + 1 >= len(self._delays):
             self._extend_to(top + 2)
         if len(self._grid) != len(self._delays):

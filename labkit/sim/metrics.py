@@ -267,10 +267,10 @@ def _per_item(
 
 def _percentiles(gaps: FloatArray, prefix: str) -> dict[str, float]:
     """Percentiles and max of ``gaps`` (reordered in place) leaving out NaN (unknown times)."""
-    top = float(gaps.max()) if len(gaps) else math.nan
+    top = float(np.max(gaps)) if len(gaps) else math.nan
     if math.isnan(top) and len(gaps):  # max is NaN iff a gap is: filter only then
         gaps = gaps[~np.isnan(gaps)]
-        top = float(gaps.max()) if len(gaps) else math.nan
+        top = float(np.max(gaps)) if len(gaps) else math.nan
     if len(gaps) == 0:
         nan = math.nan
         return {f"{prefix}_p50_ms": nan, f"{prefix}_p95_ms": nan, f"{prefix}_p99_ms": nan,
@@ -353,7 +353,7 @@ def _oracle_min_delay(transit: FloatArray, codes: IntArray, runs: _ItemRuns) -> 
         return 0.0
     worst = _per_item(np.maximum, transit, codes, len(runs.first),
                       runs.first if runs.contiguous else None)  # fmt: skip
-    return float(max((worst - transit[runs.first]).max(), 0.0))
+    return float(max(np.max(worst - transit[runs.first]), 0.0))
 
 
 @dataclass
@@ -413,10 +413,10 @@ def _mark_ranges_all_played(marks: _Marks, media: _Media) -> bool:
     extent = np.empty(len(runs.first), dtype=np.int64)  # bytes played of each item
     extent[:-1] = ends[runs.first[1:] - 1]
     extent[-1] = ends[-1]
-    if extent.max() > ITEM_SHIFT:  # items' byte positions would overlap
+    if np.max(extent) > ITEM_SHIFT:  # items' byte positions would overlap
         return False
     return bool(
-        marks.codes.min() >= 0 and marks.offset.min() >= 0 and marks.size.min() >= 0
+        np.min(marks.codes) >= 0 and np.min(marks.offset) >= 0 and np.min(marks.size) >= 0
         and (marks.offset + marks.size <= extent[marks.codes]).all()
     )  # fmt: skip
 

@@ -58,7 +58,7 @@ def frontier(
     durations = (
         np.zeros(len(late)) if sizes is None else np.asarray(sizes, dtype=np.float64) / BYTES_PER_MS
     )
-    worst_per_item = np.full(codes.max() + 1 if len(codes) else 0, 0.0)
+    worst_per_item = np.full(int(np.max(codes)) + 1 if len(codes) else 0, 0.0)
     np.maximum.at(worst_per_item, codes, late)
     prerolls = np.unique(np.r_[0.0, np.clip(late, 0.0, None)])
     concealed = np.clip(worst_per_item[None, :] - prerolls[:, None], 0.0, None).sum(axis=1)

@@ -372,7 +372,7 @@ def timeline(result: SimResult) -> Timeline:
     answers = _answers(media)
     gaps = _uncovered(np.concatenate([heard, fills]), answers)
     at_onset = _at_onset(gaps, answers)
-    end = max(float(heard[:, 1].max()) if len(heard) else 0.0,
+    end = max(float(np.max(heard[:, 1])) if len(heard) else 0.0,
               float(media["sent_ms"].max()) if len(media["sent_ms"]) else 0.0)  # fmt: skip
     return Timeline(media["sent_ms"], media["arrived_ms"], media["play_start_ms"],
                     media["play_end_ms"], media["media_ms"], media["audio_ms"], heard, fills,
@@ -408,7 +408,7 @@ def _answers(media: dict[str, Any]) -> FloatArray:
     if len(keys) == 0:
         return np.zeros((0, 3))
     _, code = np.unique(keys, return_inverse=True)
-    count = int(code.max()) + 1
+    count = int(np.max(code)) + 1
     first = np.full(count, np.inf)
     last = np.full(count, -np.inf)
     np.minimum.at(first, code, media["play_start_ms"])

@@ -191,7 +191,7 @@ class ExplorerFigure:
         self.onsets.set_verts(_spans(t.answers[:, :2], lo, hi))
         x_limits = rounded_limits(lo / MS_PER_S, hi / MS_PER_S)
         self.detail.set_xlim(*x_limits)
-        bottom, top = (float(media_s.min()), float(tops.max())) if rows.any() else (0.0, 1.0)
+        bottom, top = (float(np.min(media_s)), float(np.max(tops))) if rows.any() else (0.0, 1.0)
         room = 6 if self.with_legend else 1  # above the data, for the legend
         margin = max(top - bottom, 0.05) * Y_MARGIN
         y_limits = rounded_limits(bottom - margin, top + margin * room)
