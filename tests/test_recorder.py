@@ -155,6 +155,7 @@ def test_killed_gzip_recorder_loses_at_most_the_line_being_written(tmp_path: Pat
     assert trace.cut is not None and "line 9" in trace.cut
     assert len(trace.events) == 7
     assert not alive.closed
+    alive.close()  # not left to the collector, which may close the file before the gzip stream
 
 
 def test_closed_recording_rewrites_identically(tmp_path: Path) -> None:

@@ -109,9 +109,11 @@ class TraceRecorder:
     def close(self) -> None:
         if self.closed:
             return
-        if self._out is not self._raw:
-            self._out.close()
-        self._raw.close()
+        try:
+            if self._out is not self._raw:
+                self._out.close()  # the gzip trailer; may fail (a full disk)
+        finally:
+            self._raw.close()  # the file is closed either way
 
     def __enter__(self) -> TraceRecorder:
         return self
