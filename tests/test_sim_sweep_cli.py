@@ -38,6 +38,30 @@ def test_sweep_in_two_processes_equals_sweep_in_one() -> None:
     assert one.equals(two)
 
 
+def _nothing() -> None:
+    pass
+
+
+def test_sweep_workers_are_never_forked_from_the_caller() -> None:
+    """labkit/sim/processes.py: a fork of this (multi-threaded) process could deadlock; workers
+    come from a fork server, so their parent is not this process."""
+    import os
+    import threading
+
+    from labkit.sim.processes import worker_pool
+
+    busy = threading.Event()
+    thread = threading.Thread(target=busy.wait)  # a second thread, as in a Jupyter kernel
+    thread.start()
+    try:
+        with worker_pool(2, _nothing, ()) as pool:
+            parents = {pool.submit(os.getppid).result(timeout=60) for _ in range(4)}
+    finally:
+        busy.set()
+        thread.join()
+    assert os.getpid() not in parents
+
+
 def test_simulate_command_prints_json_metrics(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["simulate", "realtime_jitter", "--strategy", "rechunk", "--threshold-ms", "50",
                  "--link", "stalls", "--playout", "prefetch", "--seed", "3", "--json"])  # fmt: skip

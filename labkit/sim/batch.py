@@ -10,11 +10,11 @@ See notebooks/06_which_explanation_survives.ipynb.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from labkit.sim.metrics import Metrics
+from labkit.sim.processes import worker_pool
 from labkit.sim.simulator import PreparedTrace, prepare, simulate
 from labkit.traces import Trace
 
@@ -122,7 +122,7 @@ def _map_distinct(traces: dict[str, Trace], tasks: Sequence[Task], run: Callable
             done.update(zip(chunk, run(given), strict=True))
             bar.update(len(chunk))
     else:
-        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(traces,)) as pool:
+        with worker_pool(jobs, _init_worker, (traces,)) as pool:
             for chunk, results in zip(chunks, pool.map(run, inputs), strict=True):
                 done.update(zip(chunk, results, strict=True))
                 bar.update(len(chunk))

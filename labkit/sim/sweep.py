@@ -9,13 +9,14 @@ skips the runs already done. See notebooks/02_threshold_sweep.ipynb.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from typing import Any
 
 import pandas as pd
 
 from labkit.sim.links import DEFAULT_LINK
 from labkit.sim.playout import DEFAULT_PLAYOUT
+from labkit.sim.processes import worker_pool
 from labkit.sim.sweep_runs import (
     CHUNKS_PER_JOB,
     Chunk,
@@ -60,7 +61,7 @@ def pool_batches(
         for chunk in chunks:
             yield states[chunk.trace_index].rows(chunk.runs, options)
         return
-    pool = ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(traces,))
+    pool = worker_pool(jobs, _init_worker, (traces,))
     try:
         futures = [pool.submit(_run_chunk, chunk, options) for chunk in chunks]
         for future in as_completed(futures):
