@@ -177,3 +177,10 @@ def test_header_is_written_at_once(tmp_path: Path) -> None:
     with TraceRecorder(path, description="d", recorder=RECORDER_INFO):
         header = json.loads(path.read_text().splitlines()[0])
     assert header["labkit_trace"] == 1 and header["source"] == "recorded"
+
+
+def test_a_header_that_cannot_be_written_leaves_no_file(tmp_path: Path) -> None:
+    path = tmp_path / "call.jsonl.gz"
+    with pytest.raises(TraceFormatError, match=r"line 1: cannot be written as JSON"):
+        TraceRecorder(path, description="a call", recorder={"latency_ms": float("nan")})
+    assert not path.exists()  # the name stays free for the next try; no empty trace is left

@@ -63,11 +63,12 @@ class TraceRecorder:
         self._line = 1
         self._sequence = SequenceCheck(self.path)
         header = make_header("recorded", description, recorder=recorder)
+        first_line = encode_header(header, self.path)  # a header refused leaves no file behind
         self._raw: IO[bytes] = self.path.open("xb")
         self._out: IO[bytes] | gzip.GzipFile = self._raw
         if self.path.name.endswith(".gz"):
             self._out = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0)
-        self._write(encode_header(header, self.path))
+        self._write(first_line)
 
     def record(self, model_event: Any, t_ms: float | None = None) -> TraceEvent | None:
         """Append the trace event for an SDK model event; other event types are ignored.
