@@ -288,13 +288,17 @@ def replay(
 
     for row in range(n):
         kind, now = kinds[row], arrived_ms[row]
-        run_timers(now if sent_ms[row] == now else math.nextafter(now, -math.inf))
+        before = now if sent_ms[row] == now else math.nextafter(now, -math.inf)
+        run_timers(before)
         if kind == MEDIA:
             media_rows.append(row)
             model.receive_media(payloads[row], now)
         elif kind == MARK:
             model.receive_mark(names[row], now)
         elif kind == CLEAR:
+            # the clock runs up to the clear as in the event loop's delivery of it: a frame
+            # clock's tick at that instant plays first when the clear was sent that instant
+            echoes.extend((row_of[name], echo_ms, False) for name, echo_ms in model.advance(before))
             echoes.extend((row_of[name], now, True) for name in model.receive_clear(now))
     run_timers(math.inf)
     start, played, cleared, discarded = [math.nan] * n, [0] * n, [0] * n, [0] * n
