@@ -29,7 +29,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from labkit.sim.playout import BYTES_PER_MS, FRAME_BYTES, Fill, Playout, PlayRecord, Segment
+from labkit.sim.playout import (
+    BYTES_PER_MS,
+    FRAME_BYTES,
+    Fill,
+    Playout,
+    PlayRecord,
+    Segment,
+    deliver_clear,
+    timers_before,
+)  # fmt: skip
 from labkit.sim.sender import CLEAR, MARK, MEDIA
 
 FloatArray = npt.NDArray[np.float64]
@@ -127,7 +136,7 @@ def play_fifo(
             now = float(arrived_ms[epoch_end])
             # a mark due before the clear arrived was echoed then, the rest by the clear; on a
             # tie the clear goes first if it was in flight, else (sent this instant) the mark
-            first = now if sent_ms[epoch_end] == now else math.nextafter(now, -math.inf)
+            first = timers_before(float(sent_ms[epoch_end]), now)
             late = echo_ms[mark_from:mark_to] > first
             echo_ms[mark_from:mark_to][late] = now
             by_clear[mark_from:mark_to] = late
@@ -288,18 +297,16 @@ def replay(
 
     for row in range(n):
         kind, now = kinds[row], arrived_ms[row]
-        before = now if sent_ms[row] == now else math.nextafter(now, -math.inf)
-        run_timers(before)
+        run_timers(timers_before(sent_ms[row], now))
         if kind == MEDIA:
             media_rows.append(row)
             model.receive_media(payloads[row], now)
         elif kind == MARK:
             model.receive_mark(names[row], now)
         elif kind == CLEAR:
-            # the clock runs up to the clear as in the event loop's delivery of it: a frame
-            # clock's tick at that instant plays first when the clear was sent that instant
-            echoes.extend((row_of[name], echo_ms, False) for name, echo_ms in model.advance(before))
-            echoes.extend((row_of[name], now, True) for name in model.receive_clear(now))
+            timer_echoes, clear_echoes = deliver_clear(model, sent_ms[row], now)
+            echoes.extend((row_of[name], echo_ms, False) for name, echo_ms in timer_echoes)
+            echoes.extend((row_of[name], now, True) for name in clear_echoes)
     run_timers(math.inf)
     start, played, cleared, discarded = [math.nan] * n, [0] * n, [0] * n, [0] * n
     end = [math.nan] * n

@@ -102,6 +102,22 @@ class Playout(Protocol):
     def next_event_ms(self) -> float | None: ...
 
 
+def timers_before(sent_ms: float, arrived_ms: float) -> float:
+    """The last instant whose timers fire before a message sent at ``sent_ms`` arrives at
+    ``arrived_ms``. On a tie a message in flight goes first; one sent that very instant goes
+    after them (they fired before it was sent). The one tie rule of every driver."""
+    return arrived_ms if sent_ms == arrived_ms else math.nextafter(arrived_ms, -math.inf)
+
+
+def deliver_clear(
+    model: Playout, sent_ms: float, now: float
+) -> tuple[list[tuple[str, float]], list[str]]:
+    """Hand ``model`` a clear: its clock first runs up to ``timers_before`` the clear (a frame
+    clock's tick there plays; marks due echo as usual), then the clear drops what is queued.
+    Returns those echoes ``(name, echo_ms)`` and the marks the clear itself echoes at ``now``."""
+    return model.advance(timers_before(sent_ms, now)), model.receive_clear(now)
+
+
 def _echoes_due(marks: deque[list[Any]], now: float) -> list[tuple[str, float]]:
     """Release the pending marks (``[echo_ms, name, ...]``, in echo order) due by ``now``."""
     due: list[tuple[str, float]] = []

@@ -37,7 +37,14 @@ from labkit.sim.batch_playout import Pieces
 from labkit.sim.collector import collector_paused
 from labkit.sim.links import DEFAULT_LINK, Link, make_world
 from labkit.sim.metrics import SCHEDULE_COLUMNS, Metrics, compute
-from labkit.sim.playout import DEFAULT_PLAYOUT, Fill, Playout, Segment, make_playout
+from labkit.sim.playout import (
+    DEFAULT_PLAYOUT,
+    Fill,
+    Playout,
+    Segment,
+    deliver_clear,
+    make_playout,
+)  # fmt: skip
 from labkit.sim.prepared import AUDIO, DONE, PreparedTrace, prepare
 from labkit.sim.render import CallerAudio, render_caller
 from labkit.sim.sender import CLEAR, KIND_NAMES, MARK, MEDIA, send_all
@@ -279,14 +286,13 @@ class _Run:
             elif kind == MARK:
                 playout.receive_mark(name, now)
             else:
-                # Timers due before the clear arrived fire first (those due at its instant too
-                # if it was sent that instant: then they fired before it was sent). Delivered
-                # in time order, they already have; delivered at send time, they fire here,
-                # and what they echo is final: no later clear can arrive before this one.
-                before = now if sent == now else math.nextafter(now, -math.inf)
-                for echoed, echo_ms in playout.advance(before):
+                # Timers due before the clear fire first. Delivered in time order, they
+                # already have; delivered at send time, they fire here, and what they echo is
+                # final: no later clear can arrive before this one.
+                timer_echoes, clear_echoes = deliver_clear(playout, sent, now)
+                for echoed, echo_ms in timer_echoes:
                     self._echo_back(echoed, echo_ms)
-                for echoed in playout.receive_clear(now):
+                for echoed in clear_echoes:
                     self._echo_back(echoed, now)
         self.delivered = stop
 
