@@ -230,6 +230,55 @@ def test_results_without_a_manifest_are_never_overwritten(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["sweep.csv"]
 
 
+def _half_done_sweep(directory: Path, line: int, column: str, value: str) -> bytes:
+    """A finished SMALL sweep cut to its first four runs, as an interrupt leaves it, with
+    ``column`` of file line ``line`` set to ``value``; returns the file's bytes."""
+    assert main(["sweep", *SMALL, "--out", str(directory)]) == 0
+    (directory / "summary.csv").unlink()
+    csv = directory / "sweep.csv"
+    lines = csv.read_text().splitlines(keepends=True)[:5]
+    cells = lines[line - 1].rstrip("\n").split(",")
+    cells[lines[0].rstrip("\n").split(",").index(column)] = value
+    lines[line - 1] = ",".join(cells) + "\n"
+    csv.write_text("".join(lines))
+    return csv.read_bytes()
+
+
+@pytest.mark.parametrize(("line", "column", "value", "said"), [
+    (3, "seed", "abc", 'line 3: seed "abc" is not one of this sweep\'s ("0, 1")'),
+    (4, "seed", "", "line 4: seed (empty) is not one of this sweep's"),
+    (2, "seed", "1.5", 'line 2: seed "1.5" is not one of this sweep\'s'),
+    (3, "threshold_ms", "40.0", 'line 3: threshold_ms "40.0" is not one of this sweep\'s '
+                                '("20.0, 60.0")'),
+    (5, "strategy", "paced", 'line 5: strategy "paced" is not one of this sweep\'s'),
+    (2, "trace", "tiny_deltas", 'line 2: trace "tiny_deltas" is not one of this sweep\'s '
+                                '("barge_in")'),
+    (4, "concealed_ms", "1.0ms", 'line 4: concealed_ms "1.0ms" is not a number'),
+    (3, "seed", "0", "line 3: the run of line 2 again"),
+])  # fmt: skip
+def test_rows_that_are_not_this_sweeps_are_refused_by_line_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: int, column: str, value: str,
+    said: str,
+) -> None:  # fmt: skip
+    kept = _half_done_sweep(tmp_path, line, column, value)
+    capsys.readouterr()
+    assert main(["sweep", *SMALL, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"labkit sweep: {tmp_path / 'sweep.csv'}, {said}" in err, err
+    assert "Traceback" not in err
+    assert (tmp_path / "sweep.csv").read_bytes() == kept  # nothing run, nothing lost
+    assert not (tmp_path / "summary.csv").exists()
+
+
+def test_an_empty_value_resumes_as_the_nan_it_was_written_for(tmp_path: Path) -> None:
+    from labkit.sim.sweep_journal import read_runs
+
+    _half_done_sweep(tmp_path, 3, "concealed_ms", "")
+    assert main(["sweep", *SMALL, "--out", str(tmp_path)]) == 0
+    runs = read_runs(tmp_path / "sweep.csv")
+    assert len(runs) == 8 and runs["concealed_ms"].isna().sum() == 1
+
+
 def test_two_traces_of_one_name_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -120,7 +120,10 @@ def run(args: argparse.Namespace) -> int:
     code = _run_batches(args, journal, sources, grid, total)
     if code:
         return code
-    frame = journal.finish(total)
+    try:
+        frame = journal.finish(total)
+    except (ValueError, OSError) as exc:
+        return _refuse([str(exc)])
     summary = summarize(frame)
     summary.to_csv(args.out / "summary.csv", index=False)
     written = write_plots(summary, args.out)

@@ -6,7 +6,8 @@ makes the rows: each trace's name and the SHA-256 of its file, the strategies, t
 links, playouts, seeds and options (not ``--jobs`` nor where the runs ran: they change no
 value). Opening a directory that holds them compares manifests: the same arguments resume
 (runs already in ``sweep.csv`` are skipped), other ones are refused, naming what differs. A last
-line cut short by a crash is dropped on resume, and said so. When every run is in,
+line cut short by a crash is dropped on resume, and said so; any other row that is not one of
+the sweep's runs, held once, with numbers for values, is refused by line and column. When every run is in,
 ``sweep.csv`` is rewritten in the sweep's order (to a new file, then renamed over it), the same
 rows and values, so it equals what an uninterrupted sweep on any engine writes.
 See notebooks/02_threshold_sweep.ipynb.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,11 @@ _SHOWN_CHARS = 160  # of each differing manifest entry in an error
 # (pandas 3.1 parses floats exactly by default and deprecates asking for it)
 _KEY_DTYPES = {"trace": str, "strategy": str, "link": str, "playout": str}
 _EXACT = {} if _pandas_version() >= (3, 1) else {"float_precision": "round_trip"}
+# (a blank line is read as a row, so each row's line in the file is its index + 2)
 _READ_OPTIONS: dict[str, Any] = {"dtype": _KEY_DTYPES, "keep_default_na": False,
-                                 "na_values": [""], **_EXACT}  # fmt: skip
+                                 "na_values": [""], "skip_blank_lines": False,
+                                 **_EXACT}  # fmt: skip
+_FIRST_ROW_LINE = 2  # line 1 is the header
 
 
 def read_runs(path: Path) -> pd.DataFrame:
@@ -111,7 +115,7 @@ class SweepJournal:
         write of a batch and the update of ``done``, or in the middle of the write."""
         if self.path.exists():
             _drop_cut_line(self.path, self.notes)
-            self.done, self.columns = _read_keys(self.path)
+            self.done, self.columns = _read_keys(self.path, self.manifest)
 
     def append(self, rows: Sequence[Row]) -> None:
         """Write ``rows`` at the end of sweep.csv, on disk when this returns."""
@@ -156,8 +160,24 @@ class SweepJournal:
 
 
 def run_key(row: Mapping[Any, Any]) -> RunKey:
-    trace, strategy, threshold, link, playout, seed = (row[column] for column in RUN_COLUMNS)
-    return (str(trace), str(strategy), float(threshold), str(link), str(playout), int(seed))
+    trace, strategy, threshold, link, playout, seed = (
+        _KEY_TYPES[column](row[column]) for column in RUN_COLUMNS
+    )
+    return (trace, strategy, threshold, link, playout, seed)
+
+
+def _seed(value: Any) -> int:
+    number = float(value)  # a whole number, whichever type the column was read as
+    if not number.is_integer():
+        raise ValueError(f"seed {value!r} is not a whole number")
+    return int(number)
+
+
+# how each RUN_COLUMNS value is read: the one rule of a row's key
+_KEY_TYPES: dict[str, Callable[[Any], Any]] = {
+    "trace": str, "strategy": str, "threshold_ms": float, "link": str, "playout": str,
+    "seed": _seed,
+}  # fmt: skip
 
 
 def _check_same(path: Path, manifest: dict[str, Any]) -> None:
@@ -208,13 +228,61 @@ def _read(path: Path, columns: list[str] | None = None, rows: int | None = None,
         raise ValueError(f"{path} does not hold a sweep's rows: {exc}") from None
 
 
-def _read_keys(path: Path) -> tuple[set[RunKey], list[str] | None]:
+def _read_keys(path: Path, manifest: Mapping[str, Any]) -> tuple[set[RunKey], list[str] | None]:
+    """The runs ``path`` holds and its columns, each row checked first: its key is one of the
+    runs ``manifest`` describes, held once, and its values are numbers (or empty: NaN)."""
     if path.stat().st_size == 0:
         return set(), None
-    frame = _read(path, list(RUN_COLUMNS))
-    columns = [str(column) for column in _read(path, rows=0).columns]
-    keys = [run_key(row) for row in frame.to_dict("records")]
-    done = set(keys)
-    if len(done) != len(keys):
-        raise ValueError(f"{path} holds some run twice; it was not written by one sweep")
-    return done, columns
+    frame = _read(path)
+    columns = [str(column) for column in frame.columns]
+    missing = [column for column in RUN_COLUMNS if column not in columns]
+    if missing:
+        raise ValueError(f"{path}, line 1: no {', '.join(missing)} column; not a sweep's rows")
+    _check_numbers(path, frame.drop(columns=list(RUN_COLUMNS)))
+    grid = _grid_values(manifest)
+    lines: dict[RunKey, int] = {}
+    keys = frame[list(RUN_COLUMNS)].itertuples(index=False, name=None)
+    for line, values in enumerate(keys, start=_FIRST_ROW_LINE):
+        key = _run_key_at(f"{path}, line {line}", values, grid)
+        if key in lines:
+            raise ValueError(f"{path}, line {line}: the run of line {lines[key]} again; a sweep "
+                             f"writes each run once")  # fmt: skip
+        lines[key] = line
+    return set(lines), columns
+
+
+def _grid_values(manifest: Mapping[str, Any]) -> dict[str, set[Any]]:
+    """Each key column's values in the sweep ``manifest`` describes."""
+    return {"trace": {name for name, _ in manifest["traces"]},
+            "strategy": set(manifest["strategies"]),
+            "threshold_ms": {float(value) for value in manifest["thresholds_ms"]},
+            "link": set(manifest["links"]), "playout": set(manifest["playouts"]),
+            "seed": {int(value) for value in manifest["seeds"]}}  # fmt: skip
+
+
+def _run_key_at(where: str, values: Sequence[Any], grid: Mapping[str, set[Any]]) -> RunKey:
+    """The run key of one row's ``values`` (RUN_COLUMNS), or a ValueError at ``where`` naming
+    the first field that does not parse or is not one of the sweep's."""
+    for column, value in zip(RUN_COLUMNS, values, strict=True):
+        try:
+            parsed = _KEY_TYPES[column](value)
+        except (TypeError, ValueError):
+            parsed = None
+        if parsed not in grid[column]:
+            choices = ", ".join(str(choice) for choice in sorted(grid[column]))
+            shown = "(empty)" if pd.isna(value) else _shown(str(value))
+            raise ValueError(f"{where}: {column} {shown} is not one of this "
+                             f"sweep's ({_shown(choices)}); not this sweep's rows")  # fmt: skip
+    return run_key(dict(zip(RUN_COLUMNS, values, strict=True)))
+
+
+def _check_numbers(path: Path, values: pd.DataFrame) -> None:
+    """A ValueError naming the first cell of ``values`` that is neither a number nor empty."""
+    for column in values.columns:
+        cells = values[column]
+        numbers = pd.to_numeric(cells, errors="coerce")
+        bad = numbers.isna() & cells.notna()
+        if bad.any():
+            index = int(bad.to_numpy().argmax())
+            raise ValueError(f"{path}, line {index + _FIRST_ROW_LINE}: {column} "
+                             f"{_shown(str(cells.iloc[index]))} is not a number")  # fmt: skip
