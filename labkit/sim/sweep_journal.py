@@ -7,9 +7,9 @@ links, playouts, seeds and options (not ``--jobs`` nor where the runs ran: they 
 value). Opening a directory that holds them compares manifests: the same arguments resume
 (runs already in ``sweep.csv`` are skipped), other ones are refused, naming what differs. A last
 line cut short by a crash is dropped on resume, and said so; any other row that is not one of
-the sweep's runs, held once, with numbers for values, is refused by line and column. When every run is in,
-``sweep.csv`` is rewritten in the sweep's order (to a new file, then renamed over it), the same
-rows and values, so it equals what an uninterrupted sweep on any engine writes.
+the sweep's runs, held once, with numbers for values, is refused by line and column. When every
+run is in, ``sweep.csv`` is rewritten in the sweep's order (to a new file, then renamed over it),
+the same rows and values, so it equals what an uninterrupted sweep on any engine writes.
 See notebooks/02_threshold_sweep.ipynb.
 """
 
