@@ -241,7 +241,7 @@ def test_time_going_back_and_audio_after_done_are_refused(tmp_path: Path) -> Non
         import_log(late)
     cut = tmp_path / "cut.jsonl.gz"
     cut.write_bytes(gzip.compress(log_line(0, response("created")).encode())[:-6])
-    with pytest.raises(TraceFormatError, match="not a whole gzip file"):
+    with pytest.raises(TraceFormatError, match=r"cut.jsonl.gz, line 2: gzip stream cut short"):
         import_log(cut)
 
 
@@ -287,5 +287,5 @@ def test_labkit_import_names_the_bad_line_and_writes_nothing(tmp_path: Path) -> 
     empty = write_log(tmp_path / "empty.jsonl", [log_line(0, {"type": "session.created"})])
     with pytest.raises(SystemExit, match="no event a trace keeps"):
         cli_main(["import", str(empty), "-o", str(out)])
-    with pytest.raises(SystemExit, match="no log file"):
+    with pytest.raises(SystemExit, match=r"missing\.jsonl: no such file"):
         cli_main(["import", str(tmp_path / "missing.jsonl"), "-o", str(out)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -300,6 +301,22 @@ def test_a_directory_of_traces_sweeps_each_in_processes(tmp_path: Path) -> None:
     frame = labkit.sweep([calls], ["preroll"], [60], seeds=2, jobs=2, progress=False)
     named = labkit.sweep(["barge_in", "tiny_deltas"], ["preroll"], [60], seeds=2, progress=False)
     assert frame.equals(named)
+
+
+def test_a_directory_entry_named_like_a_trace_that_is_not_one_is_named_not_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    (traces / "call.jsonl.gz").write_bytes(shipped("barge_in").read_bytes())
+    (traces / "moved.jsonl.gz").symlink_to(tmp_path / "gone.jsonl.gz")
+    os.mkfifo(traces / "pipe.jsonl")
+    assert main(["sweep", str(traces), "--strategy", "forward", "--thresholds", "50:50:1",
+                 "--out", str(tmp_path / "out")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"{traces / 'moved.jsonl.gz'}: a link to nothing" in err
+    assert f"{traces / 'pipe.jsonl'}: not a regular file" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_value_given_twice_is_one_run(tmp_path: Path) -> None:

@@ -19,7 +19,15 @@ import pytest
 
 import labkit.sim.sweep  # noqa: F401  imported before measuring (and the simulator with it)
 from labkit.cli import main
-from labkit.traces import TraceFormatError, TraceLimits, make_header, read, reader, shipped
+from labkit.traces import (
+    TraceFormatError,
+    TraceLimits,
+    import_log,
+    make_header,
+    read,
+    reader,
+    shipped,
+)
 from labkit.traces.limits import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_TRACE_BYTES
 
 MIB = 1 << 20
@@ -112,6 +120,29 @@ def test_sweep_takes_the_limits_too(tmp_path: Path, capsys: pytest.CaptureFixtur
     argv = ["sweep", str(path), "--strategy", "forward", "--thresholds", "50:50:1"]
     code = main([*argv, "--out", str(tmp_path / "out"), "--max-trace-mib", "0.5"])
     assert code == 2 and "trace over the limit of 524288 bytes" in capsys.readouterr().err
+
+
+LOG_LINE = b'{"t_ms": 0, "event": {"type": "session.created"}}\n'
+
+
+def test_a_realtime_log_bomb_stops_at_the_caps_in_labkit_import(tmp_path: Path) -> None:
+    """The log is read as the trace is: line by line, within the same caps (it used to be
+    decompressed whole into memory first)."""
+    path, out = tmp_path / "log.jsonl.gz", tmp_path / "trace.jsonl.gz"
+    path.write_bytes(gzip_of((LOG_LINE, 1), (b" " * MIB, BOMB_MIB)))
+
+    def run_import() -> None:
+        with pytest.raises(SystemExit, match=f"{path}, line 2: line over the limit of {MIB} by"):
+            main(["import", str(path), "-o", str(out), "--max-line-mib", "1"])
+
+    _, peak = peak_bytes(run_import)
+    assert peak < 4 * MIB, f"peak {peak / MIB:.1f} MiB on a {BOMB_MIB} MiB bomb"
+    path.write_bytes(gzip_of((LOG_LINE, 2 * MIB // len(LOG_LINE))))
+    with pytest.raises(TraceFormatError) as caught:
+        import_log(path, limits=TraceLimits(max_trace_bytes=MIB))
+    crossing_line = MIB // len(LOG_LINE) + 1  # the line holding byte number MIB + 1
+    assert caught.value.line == crossing_line and "max_trace_bytes" in caught.value.reason
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("flag", ["--max-trace-mib", "--max-line-mib"])

@@ -6,6 +6,8 @@ import base64
 import gzip
 import json
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -626,3 +628,37 @@ def test_unknown_shipped_name_lists_what_exists() -> None:
     assert str(SHIPPED_DIR) in str(caught.value)
     for path in shipped():
         assert path.name.split(".")[0] in str(caught.value)
+
+
+def _refusal_without_blocking(read_it: Callable[[Path], object], fifo: Path) -> str:
+    """What ``read_it(fifo)`` raises; fails the test if it blocks opening the pipe."""
+    raised: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            read_it(fifo)
+        except BaseException as error:  # handed to the test
+            raised.append(error)
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # blocked in open(): a writer releases it
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(10)
+        pytest.fail(f"{read_it} blocked opening a pipe")
+    assert len(raised) == 1 and isinstance(raised[0], TraceFormatError), raised
+    return str(raised[0])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_pipe_or_a_directory_is_refused_before_it_is_opened(tmp_path: Path) -> None:
+    from labkit.traces.reader import read_lines
+
+    fifo = tmp_path / "pipe.jsonl.gz"
+    os.mkfifo(fifo)
+    said = f"{fifo}: not a regular file (a directory, pipe or device)"
+    assert _refusal_without_blocking(read, fifo) == said
+    assert _refusal_without_blocking(lambda path: list(read_lines(path)), fifo) == said
+    with pytest.raises(TraceFormatError, match="not a regular file"):
+        read(tmp_path)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.cli.output_paths import output_file
+from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 
 
 def register(subparsers: Any) -> None:
@@ -27,6 +28,7 @@ def register(subparsers: Any) -> None:
                         help="*.jsonl.gz")
     parser.add_argument("--description", help="the trace header's description")
     parser.add_argument("--force", action="store_true", help="overwrite TRACE if it exists")
+    add_trace_limit_arguments(parser)  # the log is read within the same caps as a trace
     parser.set_defaults(func=run)
 
 
@@ -37,9 +39,11 @@ def run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.force:
         raise SystemExit(f"labkit import: {args.out} exists; not overwriting it (use --force)")
     if not args.log.is_file():
-        raise SystemExit(f"labkit import: no log file {args.log}")
+        what = "not a regular file" if args.log.exists() else "no such file"
+        raise SystemExit(f"labkit import: {args.log}: {what}")
     try:
-        imported = import_log(args.log, description=args.description)
+        imported = import_log(args.log, description=args.description,
+                              limits=trace_limits_from_args(args))  # fmt: skip
     except TraceFormatError as error:
         raise SystemExit(f"labkit import: {error}") from None
     trace = imported.trace

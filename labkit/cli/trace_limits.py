@@ -22,13 +22,13 @@ def add_trace_limit_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-trace-mib",
         type=positive_mib,
         default=DEFAULT_MAX_TRACE_BYTES / BYTES_PER_MIB,
-        help="largest trace, decompressed, in MiB (default %(default)g)",
+        help="largest trace (or log), decompressed, in MiB (default %(default)g)",
     )
     group.add_argument(
         "--max-line-mib",
         type=positive_mib,
         default=DEFAULT_MAX_LINE_BYTES / BYTES_PER_MIB,
-        help="longest line (one event) of a trace, in MiB (default %(default)g)",
+        help="longest line (one event) of a trace (or log), in MiB (default %(default)g)",
     )
 
 

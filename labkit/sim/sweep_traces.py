@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.traces import Trace, TraceLimits, read, shipped
+from labkit.traces.reader import check_regular_file
 
 TRACE_SUFFIXES = (".jsonl.gz", ".jsonl")
 _HASH_BLOCK_BYTES = 1 << 20
@@ -78,11 +79,16 @@ def _expand(spec: TraceSpec) -> Iterator[TraceSource]:
         return
     path = Path(spec)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.name.endswith(TRACE_SUFFIXES) and p.is_file())
+        files = sorted(p for p in path.iterdir() if p.name.endswith(TRACE_SUFFIXES))
         if not files:
             raise ValueError(f"directory {str(path)!r} holds no *.jsonl or *.jsonl.gz trace")
+        # named, not skipped: a trace left out would quietly change every summary
+        problems = [problem for file in files if (problem := _not_a_trace_file(file))]
+        if problems:
+            raise ValueError("; ".join(problems))
         yield from (TraceSource(trace_name(file), file) for file in files)
         return
+    check_regular_file(path)
     if not path.exists():
         try:
             path = shipped(str(spec))
@@ -126,3 +132,15 @@ def load_trace(spec: TraceSpec, limits: TraceLimits | None = None) -> tuple[str,
     ``limits`` (``labkit.traces.limits``, the defaults when None)."""
     source = one_trace(spec)
     return source.name, source.load(limits)
+
+
+
+def _not_a_trace_file(path: Path) -> str | None:
+    """Why ``path``, named like a trace, cannot be read as one; None if it can be."""
+    if not path.exists():
+        return f"{path}: a link to nothing (or a loop of links), not a trace file"
+    try:
+        check_regular_file(path)
+    except ValueError as error:
+        return str(error)
+    return None

@@ -37,10 +37,38 @@ def read(
     ``trace.cut`` says where it was. Every other problem raises TraceFormatError either way,
     including a file or a line over ``limits`` (see ``labkit.traces.limits`` for the defaults).
     """
-    path = Path(path)
+    path = check_regular_file(path)
     with path.open("rb") as raw:
         lines = _Lines(raw, path, limits, gzipped=path.name.endswith(".gz"))
         return _parse(lines, path, salvage=salvage)
+
+
+def read_lines(
+    path: str | Path, *, limits: TraceLimits = _DEFAULT_LIMITS
+) -> Iterator[tuple[int, bytes]]:
+    """``(line number, line)`` for every line of the file at ``path``, newline removed, read
+    as it decompresses (a name ending in ``.gz``) within ``limits``: the trace reader's lines
+    for other files of JSON lines (Realtime logs: ``labkit.traces.realtime_log``). A last line
+    without a newline is a line too; a gzip stream cut short is a TraceFormatError."""
+    path = check_regular_file(path)
+    with path.open("rb") as raw:
+        lines = _Lines(raw, path, limits, gzipped=path.name.endswith(".gz"))
+        for line in lines:
+            yield lines.count, line
+        if lines.gzip_cut:
+            raise TraceFormatError(path, lines.count + 1, "gzip stream cut short")
+        if lines.tail:
+            yield lines.count + 1, lines.tail
+
+
+def check_regular_file(path: str | Path) -> Path:
+    """``path``, or a TraceFormatError when it names something that is not a regular file: a
+    directory, or a pipe or device, which would block the reader or never end. (A missing
+    file raises FileNotFoundError when opened.)"""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise TraceFormatError(path, None, "not a regular file (a directory, pipe or device)")
+    return path
 
 
 class _Corrupt(Exception):

@@ -44,7 +44,6 @@ naming the file, the line and the field. See notebooks/00_traces.ipynb and the R
 from __future__ import annotations
 
 import binascii
-import gzip
 import json
 import math
 from base64 import b64decode
@@ -59,8 +58,12 @@ import numpy as np
 from labkit.audio import ulaw_encode
 from labkit.traces.errors import TraceFormatError
 from labkit.traces.event import TraceEvent, audio_event, item_event, make_header, turn_event
+from labkit.traces.limits import TraceLimits
+from labkit.traces.reader import read_lines
 from labkit.traces.trace import Trace
 from labkit.traces.validation import SequenceCheck, json_type_name
+
+_DEFAULT_LIMITS = TraceLimits()
 
 MS_PER_S = 1000.0
 GA, BETA = "ga", "beta"
@@ -255,13 +258,17 @@ class EventImporter:
         return self._converter
 
 
-def import_log(path: str | Path, *, description: str | None = None) -> LogImport:
-    """Read the Realtime log at ``path`` (``.gz`` allowed) as a v1 trace (``source: recorded``)."""
+def import_log(
+    path: str | Path, *, description: str | None = None, limits: TraceLimits = _DEFAULT_LIMITS
+) -> LogImport:
+    """Read the Realtime log at ``path`` (``.gz`` allowed) as a v1 trace (``source: recorded``),
+    line by line as it decompresses, within the trace reader's ``limits`` (a gzip bomb stops at
+    the cap, naming the line)."""
     path = Path(path)
     importer = EventImporter(path)
     clock = _LogClock(path)
     events = []
-    for number, obj in _log_objects(path):
+    for number, obj in _log_objects(path, limits):
         if obj.get("direction", "server") == "client":
             continue
         _check_direction(obj, path, number)
@@ -340,15 +347,9 @@ def _check_direction(obj: Mapping[str, Any], path: Path, line: int) -> None:
         )
 
 
-def _log_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _log_objects(path: Path, limits: TraceLimits) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, JSON object) for every line of the log."""
-    raw = path.read_bytes()
-    if path.name.endswith(".gz"):
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as error:
-            raise TraceFormatError(path, None, f"not a whole gzip file ({error})") from None
-    for number, line in enumerate(raw.split(b"\n"), start=1):
+    for number, line in read_lines(path, limits=limits):
         if not line.strip():
             continue  # a trailing newline, or blank lines between events
         try:
