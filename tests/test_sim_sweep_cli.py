@@ -74,6 +74,21 @@ def test_simulate_command_prints_json_metrics(capsys: pytest.CaptureFixture[str]
     assert row["audio_ms"] > 0
 
 
+def test_simulate_json_is_strict_json_when_a_metric_is_not_a_number(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labkit.traces import Trace, make_header, turn_event, write
+
+    header = make_header("synthetic", "an answer with no audio", generator={"test": "json"})
+    path = tmp_path / "silent.jsonl.gz"
+    write(Trace(header, [turn_event("turn_started", 0, "r1"), turn_event("turn_ended", 10, "r1")]),
+          path)  # fmt: skip
+    assert main(["simulate", str(path), "--json"]) == 0
+    text = capsys.readouterr().out
+    row = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in {text}"))
+    assert row["mean_time_to_first_audio_ms"] is None and row["messages"] == 0
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -26,7 +26,8 @@ def register(subparsers: Any) -> None:
     add_model_arguments(parser)
     parser.add_argument("--threshold-ms", type=float, default=50.0)
     parser.add_argument("--seed", type=seed_number, default=0, help="0 or more (default 0)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object (null where a metric is not a number)")
     parser.add_argument("--no-mos", action="store_true",
                         help="skip mos_lqo (P.862 of the caller's audio; ~1 s per minute of audio)")
     add_trace_limit_arguments(parser)
@@ -122,10 +123,13 @@ def run(args: argparse.Namespace) -> int:
 
         row["mos_lqo"] = mos_lqo(result, args.conceal)
     if args.json:
-        print(json.dumps(row, allow_nan=True))
+        from labkit.sim.metrics import json_row
+
+        print(json.dumps(json_row(row), allow_nan=False))
     else:
         width = max(len(k) for k in row)
         for key, value in row.items():
             text = f"{value:.2f}" if isinstance(value, float) else str(value)
             print(f"{key:<{width}}  {text}")
     return 0
+

@@ -83,7 +83,10 @@ class CallResult:
         return arrivals_side_by_side(self.schedule, self.simulation.schedule)
 
     def as_json(self) -> dict[str, dict[str, Any]]:
-        return {"measured": _json_row(self.measured), "simulated": _json_row(self.simulated)}
+        from labkit.sim.metrics import json_row
+
+        return {"measured": json_row(self.measured.as_row()),
+                "simulated": json_row(self.simulated.as_row())}
 
 
 def arrivals_side_by_side(measured: pd.DataFrame, simulated: pd.DataFrame) -> pd.DataFrame:
@@ -113,12 +116,6 @@ def arrivals_side_by_side(measured: pd.DataFrame, simulated: pd.DataFrame) -> pd
         "measured_ms": got["arrived_ms"].to_numpy(dtype=float), "simulated_ms": expected,
     })  # fmt: skip
     return table.assign(difference_ms=table["measured_ms"] - table["simulated_ms"])
-
-
-def _json_row(metrics: Metrics) -> dict[str, Any]:
-    """NaN is not JSON: it becomes null."""
-    row = metrics.as_row()
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
 def with_barge_in(trace: Trace, at_ms: float) -> Trace:

@@ -135,6 +135,13 @@ class Metrics:
         return row
 
 
+def json_row(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` as strict JSON takes it (jq, JavaScript): a value that is not a finite number
+    (NaN where a metric has nothing to measure, e.g. a call with no audio) becomes null."""
+    return {key: None if isinstance(value, float) and not math.isfinite(value) else value
+            for key, value in row.items()}  # fmt: skip
+
+
 def wire_sizes(kind: list[str], size: IntArray, names: list[str]) -> int:
     """Total JSON text length of the messages as labkit's Twilio codec writes them."""
     kinds = np.asarray(kind, dtype=object)
