@@ -85,6 +85,14 @@ def test_bad_link_input_names_what_is_wrong() -> None:
         make_link("constant", delay=3)
 
 
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "3", None])
+def test_a_seed_that_is_not_a_whole_number_is_named_as_the_seed(seed: object) -> None:
+    with pytest.raises(ValueError, match=f"^seed must be a whole number >= 0, got {seed!r}$"):
+        make_world("tcp", seed)  # type: ignore[arg-type]
+    first_arrivals = [make_world("tcp", seed).fwd.send(0.0) for seed in (np.int64(3), 3)]
+    assert first_arrivals[0] == first_arrivals[1]  # a numpy integer is the same seed
+
+
 @pytest.mark.parametrize("per_message_ms", [0.0, 0.3])
 @pytest.mark.parametrize("name", LINK_NAMES)
 def test_bulk_arrivals_equal_one_send_at_a_time(name: str, per_message_ms: float) -> None:

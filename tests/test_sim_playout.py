@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -227,6 +228,26 @@ def test_unknown_playout_or_parameter_is_a_clear_error() -> None:
         make_playout("twilio")
     with pytest.raises(ValueError, match="depth"):
         make_playout("fifo", depth=3)
+
+
+@pytest.mark.parametrize(("name", "params", "said"), [
+    ("prefetch", {"depth_ms": math.nan}, "depth_ms must be a finite number >= 0"),
+    ("prefetch", {"max_wait_ms": math.inf}, "max_wait_ms one > 0, got depth_ms=60.0, "
+                                            "max_wait_ms=inf"),
+    ("fixed", {"delay_ms": math.nan}, "delay_ms must be a finite number >= 0"),
+    ("fixed", {"talkspurt_gap_ms": math.nan}, "talkspurt_gap_ms one > 0, got 100.0 and nan"),
+    ("frame_clock_skip", {"max_skipped_ticks": 1.5}, "a whole max_skipped_ticks >= 0"),
+    ("frame_clock", {"max_skipped_ticks": math.nan}, "a whole max_skipped_ticks >= 0"),
+    ("frame_clock", {"phase_ms": math.nan}, "0 <= phase_ms < 20.0"),
+])  # fmt: skip
+def test_a_parameter_that_is_not_a_finite_number_in_range_is_refused(
+    name: str, params: dict[str, float], said: str
+) -> None:
+    """NaN compares false with everything, so "refuse if below 0" let it through into the
+    model's schedule; a fraction of a tick was silently truncated."""
+    with pytest.raises(ValueError, match=re.escape(said)):
+        make_playout(name, **params)
+    assert make_playout("frame_clock_skip", max_skipped_ticks=2.0).max_skipped_ticks == 2
 
 
 @settings(max_examples=80, deadline=None)

@@ -29,6 +29,7 @@ notebooks/01_why_tiny_packets_jitter.ipynb.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -409,6 +410,7 @@ def make_world(name: str, seed: int, params: dict[str, float] | None = None) -> 
     and the sender loop's (``SENDER_PARAMS``, defaulting to the link's ``sender_defaults``).
     Each part draws from its own random stream, so changing one leaves the others' draws alone."""
     cls = check_link_name(name)
+    seed = check_seed(seed)
     path = dict(params or {})
     sender = {**cls.sender_defaults,
               **{key: path.pop(key) for key in SENDER_PARAMS if key in path}}  # fmt: skip
@@ -419,6 +421,17 @@ def make_world(name: str, seed: int, params: dict[str, float] | None = None) -> 
     fwd = make_link(name, seed, **path)
     back = make_link(name, np.random.default_rng(seed + ECHO_SEED_OFFSET), **path)
     return World(loop, fwd, back)
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` as an int, or a ValueError: a run's seed is a whole number >= 0."""
+    try:
+        whole = operator.index(seed)  # type: ignore[arg-type]  # refused below if not an index
+    except TypeError:
+        whole = -1
+    if whole < 0 or isinstance(seed, bool):
+        raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
+    return whole
 
 
 def link_parameters(name: str) -> dict[str, Any]:

@@ -102,6 +102,15 @@ class Playout(Protocol):
     def next_event_ms(self) -> float | None: ...
 
 
+def _at_least(value: float, low: float) -> bool:
+    """A finite number >= ``low`` (NaN and infinities are not parameters)."""
+    return math.isfinite(value) and value >= low
+
+
+def _above(value: float, low: float) -> bool:
+    return math.isfinite(value) and value > low
+
+
 def timers_before(sent_ms: float, arrived_ms: float) -> float:
     """The last instant whose timers fire before a message sent at ``sent_ms`` arrives at
     ``arrived_ms``. On a tie a message in flight goes first; one sent that very instant goes
@@ -253,10 +262,10 @@ class PrefetchPlayout(FifoPlayout):
 
     def __init__(self, depth_ms: float = 60.0, max_wait_ms: float = 120.0) -> None:
         super().__init__()
-        if depth_ms < 0 or max_wait_ms <= 0:
+        if not (_at_least(depth_ms, 0.0) and _above(max_wait_ms, 0.0)):
             raise ValueError(
-                f"prefetch playout: depth_ms must be >= 0 and max_wait_ms > 0, "
-                f"got depth_ms={depth_ms}, max_wait_ms={max_wait_ms}"
+                f"prefetch playout: depth_ms must be a finite number >= 0 and max_wait_ms one "
+                f"> 0, got depth_ms={depth_ms}, max_wait_ms={max_wait_ms}"
             )
         self.depth_ms = depth_ms
         self.max_wait_ms = max_wait_ms
@@ -322,9 +331,10 @@ class FixedPlayout(FifoPlayout):
 
     def __init__(self, delay_ms: float = 100.0, talkspurt_gap_ms: float = 500.0) -> None:
         super().__init__()
-        if delay_ms < 0 or talkspurt_gap_ms <= 0:
-            raise ValueError(f"fixed playout: delay_ms must be >= 0 and talkspurt_gap_ms > 0, "
-                             f"got {delay_ms} and {talkspurt_gap_ms}")  # fmt: skip
+        if not (_at_least(delay_ms, 0.0) and _above(talkspurt_gap_ms, 0.0)):
+            raise ValueError(f"fixed playout: delay_ms must be a finite number >= 0 and "
+                             f"talkspurt_gap_ms one > 0, got {delay_ms} and "
+                             f"{talkspurt_gap_ms}")  # fmt: skip
         self.delay_ms = delay_ms
         self.talkspurt_gap_ms = talkspurt_gap_ms
         self._anchor_ms = math.nan
@@ -364,8 +374,9 @@ class FrameClockPlayout(_Accounting):
         if partial not in ("pad", "skip"):
             raise ValueError(f"frame clock playout: partial must be 'pad' or 'skip', "
                              f"got {partial!r}")  # fmt: skip
-        if max_skipped_ticks < 0 or not (math.isfinite(phase_ms) and 0 <= phase_ms < FRAME_MS):
-            raise ValueError(f"frame clock playout: need max_skipped_ticks >= 0 and "
+        whole_ticks = _at_least(max_skipped_ticks, 0) and float(max_skipped_ticks).is_integer()
+        if not (whole_ticks and _at_least(phase_ms, 0.0) and phase_ms < FRAME_MS):
+            raise ValueError(f"frame clock playout: need a whole max_skipped_ticks >= 0 and "
                              f"0 <= phase_ms < {FRAME_MS}, got {max_skipped_ticks}, {phase_ms}")
         self.name = "frame_clock" if partial == "pad" else "frame_clock_skip"
         self.partial = partial
