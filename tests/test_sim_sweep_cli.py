@@ -32,6 +32,19 @@ def test_sweep_gives_one_row_per_run_matching_simulate() -> None:
     assert row["messages"].item() == direct.messages
 
 
+def test_one_name_or_threshold_given_alone_is_one_not_its_letters(tmp_path: Path) -> None:
+    from labkit.views.explorer import your_traces
+
+    alone = labkit.sweep("barge_in", "rechunk", 50, "tcp", seeds=2, playouts="fifo",
+                         progress=False)  # fmt: skip
+    listed = labkit.sweep(["barge_in"], ["rechunk"], [50.0], ["tcp"], seeds=2,
+                          playouts=["fifo"], progress=False)  # fmt: skip
+    pd.testing.assert_frame_equal(alone, listed, check_exact=True)
+    path = tmp_path / "mine.jsonl.gz"
+    path.write_bytes(shipped("barge_in").read_bytes())
+    assert your_traces(str(path)) == your_traces([path]) == [("mine (yours)", str(path))]
+
+
 def test_sweep_in_two_processes_equals_sweep_in_one() -> None:
     args = (["tiny_deltas"], ["forward", "preroll"], [30, 60, 90], ["correlated"])
     one = labkit.sweep(*args, seeds=1, jobs=1, progress=False)

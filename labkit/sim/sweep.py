@@ -28,7 +28,14 @@ from labkit.sim.sweep_runs import (
     plan_chunks,
     runs_frame,
 )
-from labkit.sim.sweep_traces import TraceSource, TraceSpec, load_all, load_trace, trace_sources
+from labkit.sim.sweep_traces import (
+    TraceSource,
+    TraceSpec,
+    load_all,
+    load_trace,
+    trace_sources,
+    trace_specs,
+)
 from labkit.traces import Trace, TraceLimits
 
 __all__ = ["SweepGrid", "TraceSpec", "check_names", "load_trace", "pool_batches", "progress_bar",
@@ -71,12 +78,12 @@ def pool_batches(
 
 
 def sweep(
-    traces: Iterable[TraceSpec],
-    strategies: Iterable[str],
-    thresholds_ms: Iterable[float],
-    links: Iterable[str] = (DEFAULT_LINK,),
+    traces: TraceSpec | Iterable[TraceSpec],
+    strategies: str | Iterable[str],
+    thresholds_ms: float | Iterable[float],
+    links: str | Iterable[str] = (DEFAULT_LINK,),
     seeds: int | Iterable[int] = 1,
-    playouts: Iterable[str] = (DEFAULT_PLAYOUT,),
+    playouts: str | Iterable[str] = (DEFAULT_PLAYOUT,),
     jobs: int = 1,
     progress: bool = True,
     link_params: dict[str, float] | None = None,
@@ -91,7 +98,8 @@ def sweep(
     every metric. ``labkit.sim.summary.summarize`` turns it into means and intervals over seeds.
 
     ``traces`` are Trace objects, files, directories (every trace directly inside) or shipped
-    names. ``seeds`` is a count (seeds 0..N-1) or the seeds themselves; ``jobs > 1`` runs in
+    names. One trace, strategy, threshold, link or playout may be given alone, not in a list.
+    ``seeds`` is a count (seeds 0..N-1) or the seeds themselves; ``jobs > 1`` runs in
     processes. ``dask=True`` runs on a Dask ``LocalCluster`` of ``jobs`` worker processes, a
     string on the Dask scheduler at that address (``labkit.sim.fleet``): same rows.
     ``strategy_options`` maps a strategy name to its options (e.g. ``{"original_report":
@@ -101,7 +109,7 @@ def sweep(
     ``mos`` adds ``mos_lqo`` (P.862 of the caller's audio, gaps rendered with ``conceal``; about
     a second per minute of audio: labkit/sim/render.py).
     """
-    specs = list(traces)
+    specs = trace_specs(traces)
     if not specs:
         raise ValueError("sweep: traces must be non-empty")
     grid = SweepGrid.of(strategies, thresholds_ms, links, seeds, playouts,

@@ -69,15 +69,19 @@ class SweepGrid:
 
     @classmethod
     def of(
-        cls, strategies: Iterable[str], thresholds_ms: Iterable[float], links: Iterable[str],
-        seeds: int | Iterable[int], playouts: Iterable[str], **options: Any,
+        cls, strategies: str | Iterable[str], thresholds_ms: float | Iterable[float],
+        links: str | Iterable[str], seeds: int | Iterable[int], playouts: str | Iterable[str],
+        **options: Any,
     ) -> SweepGrid:  # fmt: skip
-        """A grid from ``sweep``'s arguments: ``seeds`` a count (0..N-1) or the seeds. A value
-        given twice counts once (a run is one row)."""
+        """A grid from ``sweep``'s arguments: ``seeds`` a count (0..N-1) or the seeds; a single
+        name or threshold is one (not the letters of a name). A value given twice counts once
+        (a run is one row)."""
         seed_list = range(seeds) if isinstance(seeds, int) else seeds
         options["strategy_options"] = options.get("strategy_options") or {}
-        return cls(_once(strategies), _once(float(t) for t in thresholds_ms), _once(links),
-                   _once(playouts), _once(seed_list), **options)  # fmt: skip
+        thresholds = _one_or_many(thresholds_ms)
+        return cls(_once(_one_or_many(strategies)), _once(float(t) for t in thresholds),
+                   _once(_one_or_many(links)), _once(_one_or_many(playouts)), _once(seed_list),
+                   **options)  # fmt: skip
 
     def combos(self) -> list[tuple[str, float, str, str]]:
         return list(itertools.product(self.strategies, self.thresholds_ms, self.links,
@@ -96,6 +100,11 @@ class SweepGrid:
 
 def _once(values: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(values))
+
+
+def _one_or_many(values: Any) -> Iterable[Any]:
+    """``values``, or a one-item tuple of it when it is a single name or number."""
+    return (values,) if isinstance(values, str | int | float) else values
 
 
 @dataclass(frozen=True)

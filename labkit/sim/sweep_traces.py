@@ -54,12 +54,18 @@ def trace_name(path: Path) -> str:
     return path.name.removesuffix(".gz").removesuffix(".jsonl")
 
 
-def trace_sources(specs: Iterable[TraceSpec]) -> list[TraceSource]:
-    """Each spec as a source: a Trace, a file, a directory (its traces, sorted) or a shipped
-    name. Raises ValueError naming every spec that is none of these and every duplicated name."""
+def trace_specs(specs: TraceSpec | Iterable[TraceSpec]) -> list[TraceSpec]:
+    """``specs`` as a list; one spec given alone (not the letters of a name) is a list of one."""
+    return [specs] if isinstance(specs, str | Path | Trace) else list(specs)
+
+
+def trace_sources(specs: TraceSpec | Iterable[TraceSpec]) -> list[TraceSource]:
+    """Each spec (or the one spec) as a source: a Trace, a file, a directory (its traces,
+    sorted) or a shipped name. Raises ValueError naming every spec that is none of these and
+    every duplicated name."""
     sources: list[TraceSource] = []
     problems: list[str] = []
-    for spec in specs:
+    for spec in trace_specs(specs):
         try:
             sources.extend(_expand(spec))
         except ValueError as exc:

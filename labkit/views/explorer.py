@@ -314,13 +314,13 @@ def trace_names() -> list[str]:
     return sorted(path.name.split(".")[0] for path in shipped())
 
 
-def trace_choices(traces: Sequence[str | Path] = (), *,
+def trace_choices(traces: str | Path | Sequence[str | Path] = (), *,
                   read_first: bool = True) -> list[tuple[str, str]]:  # fmt: skip
     """The trace menu's (label, spec): the shipped traces, then ``your_traces(traces)``."""
     return [(name, name) for name in trace_names()] + your_traces(traces, read_first=read_first)
 
 
-def your_traces(traces: Sequence[str | Path], *,
+def your_traces(traces: str | Path | Sequence[str | Path], *,
                 read_first: bool = True) -> list[tuple[str, str]]:  # fmt: skip
     """(label, absolute path) of your trace files, and of the traces in your directories
     (``labkit serve --record DIR``, ``labkit import``), labelled by name. With ``read_first``

@@ -81,7 +81,8 @@ class Explorer:
     figure drawn headless); control changes call it through the event loop."""
 
     def __init__(self, settings: ExplorerSettings | None = None,
-                 traces: Sequence[str | Path] = (), read_traces_first: bool = True) -> None:
+                 traces: str | Path | Sequence[str | Path] = (),
+                 read_traces_first: bool = True) -> None:
         """``traces``: your own trace files or directories of them (``labkit serve --record``,
         ``labkit import``), offered after the shipped ones; each is read once to check it
         unless ``read_traces_first`` is False (``labkit explore`` read them already)."""
