@@ -42,7 +42,11 @@ def register(subparsers: Any) -> None:
                         default=DEFAULT_THRESHOLD_MS, help=f"default {DEFAULT_THRESHOLD_MS:g}")
     parser.add_argument("--playout", choices=PLAYOUT_NAMES, default=DEFAULT_PLAYOUT,
                         help=f"the emulated Twilio's playout model (default {DEFAULT_PLAYOUT})")
-    parser.add_argument("--speed", type=replay_speed, default=1.0, help="replay speed (default 1)")
+    parser.add_argument("--speed", type=replay_speed, default=1.0,
+                        help="replay speed (default 1, as a phone call runs; faster shrinks every "
+                        "timer's margin in real ms, so with --realtime-emulator a busy machine "
+                        "can make a flush timer split a message the simulation sends whole: "
+                        "notebooks/04_live_call.ipynb)")  # fmt: skip
     parser.add_argument("--barge-in-at-ms", type=float, default=None,
                         help="the caller barges in then (ms into the trace, agent speaking)")
     parser.add_argument("--mark-every-ms", type=checked(parse_mark_every_ms),
