@@ -35,7 +35,7 @@ def test_sweep_gives_one_row_per_run_matching_simulate() -> None:
 def test_one_name_or_threshold_given_alone_is_one_not_its_letters(tmp_path: Path) -> None:
     from labkit.views.explorer import your_traces
 
-    alone = labkit.sweep("barge_in", "rechunk", 50, "tcp", seeds=2, playouts="fifo",
+    alone = labkit.sweep("barge_in", "rechunk", np.int64(50), "tcp", seeds=2, playouts="fifo",
                          progress=False)  # fmt: skip
     listed = labkit.sweep(["barge_in"], ["rechunk"], [50.0], ["tcp"], seeds=2,
                           playouts=["fifo"], progress=False)  # fmt: skip

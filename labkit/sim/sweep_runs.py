@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,7 +105,7 @@ def _once(values: Iterable[Any]) -> tuple[Any, ...]:
 
 def _one_or_many(values: Any) -> Iterable[Any]:
     """``values``, or a one-item tuple of it when it is a single name or number."""
-    return (values,) if isinstance(values, str | int | float) else values
+    return (values,) if isinstance(values, str | numbers.Real) else values  # numpy's too
 
 
 @dataclass(frozen=True)
