@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from labkit.sim.sweep_runs import RUN_COLUMNS, Row, RunKey, SweepGrid, runs_frame
@@ -283,6 +284,6 @@ def _check_numbers(path: Path, values: pd.DataFrame) -> None:
         numbers = pd.to_numeric(cells, errors="coerce")
         bad = numbers.isna() & cells.notna()
         if bad.any():
-            index = int(bad.to_numpy().argmax())
+            index = int(np.argmax(bad.to_numpy()))
             raise ValueError(f"{path}, line {index + _FIRST_ROW_LINE}: {column} "
                              f"{_shown(str(cells.iloc[index]))} is not a number")  # fmt: skip
