@@ -132,4 +132,3 @@ def run(args: argparse.Namespace) -> int:
             text = f"{value:.2f}" if isinstance(value, float) else str(value)
             print(f"{key:<{width}}  {text}")
     return 0
-

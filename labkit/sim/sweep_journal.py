@@ -264,6 +264,7 @@ def _grid_values(manifest: Mapping[str, Any]) -> dict[str, set[Any]]:
 def _run_key_at(where: str, values: Sequence[Any], grid: Mapping[str, set[Any]]) -> RunKey:
     """The run key of one row's ``values`` (RUN_COLUMNS), or a ValueError at ``where`` naming
     the first field that does not parse or is not one of the sweep's."""
+    key = []
     for column, value in zip(RUN_COLUMNS, values, strict=True):
         try:
             parsed = _KEY_TYPES[column](value)
@@ -274,7 +275,9 @@ def _run_key_at(where: str, values: Sequence[Any], grid: Mapping[str, set[Any]])
             shown = "(empty)" if pd.isna(value) else _shown(str(value))
             raise ValueError(f"{where}: {column} {shown} is not one of this "
                              f"sweep's ({_shown(choices)}); not this sweep's rows")  # fmt: skip
-    return run_key(dict(zip(RUN_COLUMNS, values, strict=True)))
+        key.append(parsed)
+    trace, strategy, threshold, link, playout, seed = key
+    return (trace, strategy, threshold, link, playout, seed)
 
 
 def _check_numbers(path: Path, values: pd.DataFrame) -> None:

@@ -140,7 +140,6 @@ def load_trace(spec: TraceSpec, limits: TraceLimits | None = None) -> tuple[str,
     return source.name, source.load(limits)
 
 
-
 def _not_a_trace_file(path: Path) -> str | None:
     """Why ``path``, named like a trace, cannot be read as one; None if it can be."""
     if not path.exists():

@@ -40,6 +40,9 @@ class TraceLimits:
         return cls(_mib_to_bytes(max_trace_mib), _mib_to_bytes(max_line_mib))
 
 
+DEFAULT_LIMITS = TraceLimits()  # what a reader applies when given none
+
+
 def _mib_to_bytes(mib: float) -> int:
     if not mib > 0:
         raise ValueError(f"a trace limit must be > 0 MiB, got {mib}")

@@ -17,18 +17,17 @@ from typing import IO, Any
 
 from labkit.traces.errors import TraceFormatError
 from labkit.traces.event import TraceEvent
-from labkit.traces.limits import TraceLimits
+from labkit.traces.limits import DEFAULT_LIMITS, TraceLimits
 from labkit.traces.trace import Trace
 from labkit.traces.validation import SequenceCheck, check_header, event_from_json
 
 _GZIP_WBITS = 31  # zlib: expect a gzip header and trailer (CRC and length are checked)
 _READ_BYTES = 1 << 16  # bytes read from the file at a time
 _PIECE_BYTES = 1 << 16  # most bytes one decompression step may produce: a bomb inflates slowly
-_DEFAULT_LIMITS = TraceLimits()
 
 
 def read(
-    path: str | Path, *, salvage: bool = False, limits: TraceLimits = _DEFAULT_LIMITS
+    path: str | Path, *, salvage: bool = False, limits: TraceLimits = DEFAULT_LIMITS
 ) -> Trace:
     """Read the trace at ``path``; a name ending in ``.gz`` is gunzipped as it is read.
 
@@ -44,7 +43,7 @@ def read(
 
 
 def read_lines(
-    path: str | Path, *, limits: TraceLimits = _DEFAULT_LIMITS
+    path: str | Path, *, limits: TraceLimits = DEFAULT_LIMITS
 ) -> Iterator[tuple[int, bytes]]:
     """``(line number, line)`` for every line of the file at ``path``, newline removed, read
     as it decompresses (a name ending in ``.gz``) within ``limits``: the trace reader's lines

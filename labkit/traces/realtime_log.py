@@ -58,12 +58,10 @@ import numpy as np
 from labkit.audio import ulaw_encode
 from labkit.traces.errors import TraceFormatError
 from labkit.traces.event import TraceEvent, audio_event, item_event, make_header, turn_event
-from labkit.traces.limits import TraceLimits
+from labkit.traces.limits import DEFAULT_LIMITS, TraceLimits
 from labkit.traces.reader import read_lines
 from labkit.traces.trace import Trace
 from labkit.traces.validation import SequenceCheck, json_type_name
-
-_DEFAULT_LIMITS = TraceLimits()
 
 MS_PER_S = 1000.0
 GA, BETA = "ga", "beta"
@@ -259,7 +257,7 @@ class EventImporter:
 
 
 def import_log(
-    path: str | Path, *, description: str | None = None, limits: TraceLimits = _DEFAULT_LIMITS
+    path: str | Path, *, description: str | None = None, limits: TraceLimits = DEFAULT_LIMITS
 ) -> LogImport:
     """Read the Realtime log at ``path`` (``.gz`` allowed) as a v1 trace (``source: recorded``),
     line by line as it decompresses, within the trace reader's ``limits`` (a gzip bomb stops at
