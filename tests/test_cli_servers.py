@@ -68,6 +68,23 @@ def test_emulate_on_a_taken_port_says_so_in_one_line() -> None:
     assert "address already in use" in said and "\n" not in said
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "bad..host"])
+def test_serve_where_it_cannot_listen_says_so_in_one_line_before_its_instructions(
+        host: str, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """A taken port or a host no resolver takes printed the whole how-to-call-me text, then
+    uvicorn's error or a UnicodeError traceback."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--replay", "tiny_deltas", "--host", host, f"--port={port}"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"labkit serve: cannot listen on {host}:{port}: ")
+    assert err.count("\n") == 1
+
+
 OUTPUT_DIRECTORY_FLAGS = [
     ["sweep", "tiny_deltas", "--out"],
     ["lab", "--prepare-only", "--dir"],
@@ -101,11 +118,13 @@ def test_a_directory_to_write_that_cannot_be_one_is_refused_before_any_work(
 
 
 @pytest.mark.parametrize("where, reason", [("a_dir", "is a directory; name a file"),
-                                           ("a_file/x.jsonl.gz", "which is not a directory")])
+                                           ("a_file/x.jsonl.gz", "which is not a directory"),
+                                           ("dangling.jsonl.gz", "is a dangling link")])
 def test_a_trace_to_import_into_that_cannot_be_a_file_is_refused(
         where: str, reason: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "a_dir").mkdir()
     (tmp_path / "a_file").write_text("mine")
+    (tmp_path / "dangling.jsonl.gz").symlink_to(tmp_path / "nowhere")  # the write followed it
     with pytest.raises(SystemExit) as refused:
         main(["import", str(tmp_path / "log.jsonl"), "-o", str(tmp_path / where)])
     assert refused.value.code == 2
@@ -166,3 +185,13 @@ def test_a_public_url_that_twilio_cannot_call_is_refused_in_one_line() -> None:
         main(["serve", "--public-url", "abc.ngrok.app"])
     assert refused.value.code == ("labkit serve: ServerSettings.public_url must start with http:// "
                                   "or https://, got 'abc.ngrok.app'")  # fmt: skip
+
+
+@pytest.mark.parametrize("command", [*OUTPUT_DIRECTORY_FLAGS, ["import", "log.jsonl", "-o"]])
+def test_an_empty_path_to_write_is_refused_not_taken_for_here(
+        command: list[str], capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """``--out ""`` is Path(""), the current directory: a sweep filled it unasked."""
+    with pytest.raises(SystemExit) as refused:
+        main([*command, ""])
+    assert refused.value.code == 2
+    assert "an empty path; name a" in capsys.readouterr().err.splitlines()[-1]

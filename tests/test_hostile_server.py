@@ -14,6 +14,7 @@ import contextlib
 import datetime
 import math
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,15 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from labkit import traces
 from labkit import twilio_messages as tm
-from labkit.live.handler import DROPS_LOGGED_PER_REASON, TwilioHandler
-from labkit.live.settings import DEFAULT_MAX_FRAME_BYTES, ServerLimits
+from labkit.live.handler import (
+    DROPS_LOGGED_PER_REASON,
+    LATENESS_SAMPLES_KEPT,
+    HandlerStats,
+    TwilioHandler,
+)
+from labkit.live.models import ModelChoice
+from labkit.live.recording import CallRecordings
+from labkit.live.settings import DEFAULT_MAX_FRAME_BYTES, ServerLimits, ServerSettings
 from labkit.traces.recorder import TraceRecorder, create_recorder, trace_file_stem
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -456,3 +464,86 @@ def test_the_readme_promises_what_the_server_does() -> None:
     bad_input = bad_input[: bad_input.index("\n## ", 1)]
     assert "1 MiB" in bad_input and "1009" in bad_input and DEFAULT_MAX_FRAME_BYTES == 1 << 20
     assert "any oversize frame" not in bad_input
+
+
+def test_counting_the_record_directory_never_stops_the_other_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cap's count listed the directory on the event loop as each call started: with
+    200,000 traces there, ~1 s in which every call's timers and sends waited. It runs in a
+    thread now, and calls starting together share one count."""
+    counts: list[float] = []
+
+    def slow_count(self: CallRecordings) -> int:
+        counts.append(time.monotonic())
+        time.sleep(0.5)  # a large directory, listed
+        return 0
+
+    monkeypatch.setattr(CallRecordings, "used_bytes", slow_count)
+    models = ModelChoice(ServerSettings(replay_trace=traces.shipped("barge_in")))
+    recordings = CallRecordings(tmp_path, 10**9, models)
+
+    async def starts_and_a_call_beside() -> tuple[list[Any], float]:
+        loop = asyncio.get_running_loop()
+        worst_s = 0.0
+
+        async def beside() -> None:  # a call's timer, due every 20 ms meanwhile
+            nonlocal worst_s
+            for _ in range(20):
+                due = loop.time() + 0.02
+                await asyncio.sleep(0.02)
+                worst_s = max(worst_s, loop.time() - due)
+
+        opened = await asyncio.gather(recordings.open("MZa"), recordings.open("MZb"), beside())
+        return opened[:2], worst_s
+
+    opened, worst_s = asyncio.run(starts_and_a_call_beside())
+    for recorder in opened:
+        assert recorder is not None
+        recorder.close()
+    assert len(counts) == 1, "two calls starting together count once"
+    assert worst_s < 0.25, f"a timer beside waited {worst_s:.2f} s for the count"
+
+
+def test_a_calls_timer_lateness_is_kept_in_bounded_memory() -> None:
+    """Each 20 ms timer firing appended a float for the whole call (an hour's call: 180,000),
+    kept for 256 finished calls and sent whole by /stats. Now: the count, the maximum, and a
+    uniform sample of at most LATENESS_SAMPLES_KEPT firings."""
+    stats = HandlerStats()
+    firings = 3 * LATENESS_SAMPLES_KEPT
+    for n in range(firings):
+        stats.add_timer_lateness(float(n))
+    assert stats.timer_firings == firings and stats.timer_lateness_max_ms == firings - 1
+    kept = stats.timer_lateness_ms
+    assert len(kept) == LATENESS_SAMPLES_KEPT and len(set(kept)) == LATENESS_SAMPLES_KEPT
+    assert sum(value >= LATENESS_SAMPLES_KEPT for value in kept) > LATENESS_SAMPLES_KEPT // 2
+    as_json = stats.as_json()
+    assert as_json["timer_firings"] == firings and "_sampler" not in as_json
+
+
+def test_a_text_frame_that_is_not_utf8_is_one_warning_line_not_an_error(tmp_path: Path) -> None:
+    """uvicorn's websockets-sansio layer closes such a socket but logged an ERROR with a
+    traceback, for any caller to repeat; beside it, a healthy call stays exact."""
+    mask = b"\x01\x02\x03\x04"
+    data = b'{"event":"\xff"}'
+    frame = bytes([0x81, 0x80 | len(data)]) + mask + bytes(
+        byte ^ mask[k % 4] for k, byte in enumerate(data))  # fmt: skip
+
+    async def send_raw(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /media-stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\n\r\n")  # fmt: skip
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)  # 101 Switching Protocols
+        writer.write(frame)
+        answer = await asyncio.wait_for(reader.read(4096), 10)
+        while b"\x88" not in answer:  # until the server's close frame
+            answer += await asyncio.wait_for(reader.read(4096), 10)
+        writer.close()
+
+    with hostile_server(tmp_path) as live, live.healthy_beside():
+        live.run(send_raw(live.server.port))  # answered with a close frame
+        live.run(quiet(live))
+    assert live.log.crashes() == []
+    (line,) = live.log.matching("not UTF-8")
+    assert line.startswith("WARNING") and not any(r.exc_info for r in live.log.records)

@@ -129,3 +129,28 @@ def test_a_notebook_cell_that_shows_a_warning_fails_under_nbval(tmp_path: Path) 
     assert result.returncode == 1, report
     assert "2 passed" in report and "1 failed" in report, report
     assert "Cell 2 shows a warning under the cell: FutureWarning: this call goes away" in report
+
+
+def test_lessons_build_and_check_name_a_notebook_they_cannot_use(tmp_path: Path) -> None:
+    """A notebook that was a directory or not UTF-8 ended ``labkit lessons`` in a traceback, and
+    build wrote through a dangling link to wherever it pointed."""
+    from labkit.cli.lessons import build_notebooks, stale_notebooks
+
+    lessons_dir, notebooks_dir = tmp_path / "lessons", tmp_path / "notebooks"
+    lessons_dir.mkdir()
+    source = Path(__file__).parents[1] / "lessons" / "00_traces.py"
+    (lessons_dir / source.name).write_bytes(source.read_bytes())
+    assert build_notebooks(lessons_dir, notebooks_dir) == 1  # makes notebooks/ when missing
+    notebook = notebooks_dir / "00_traces.ipynb"
+    notebook.write_bytes(b"\xff\xfe")
+    assert stale_notebooks(lessons_dir, notebooks_dir) == [
+        f"{notebook} differs from what {lessons_dir / source.name} builds"]  # fmt: skip
+    notebook.unlink()
+    notebook.symlink_to(tmp_path / "elsewhere.ipynb")
+    with pytest.raises(ValueError, match="is a link; a built notebook is a file of its own"):
+        build_notebooks(lessons_dir, notebooks_dir)
+    assert not (tmp_path / "elsewhere.ipynb").exists()
+    (lessons_dir / "01_broken.py").write_bytes(b"# %%\n\xff\n")
+    notebook.unlink()
+    with pytest.raises(ValueError, match=r"01_broken.py is not UTF-8 text"):
+        build_notebooks(lessons_dir, notebooks_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from typing import Any
 
 import pytest
@@ -407,3 +408,20 @@ def test_adaptive_does_not_mistake_return_path_jitter_for_starvation() -> None:
         start = play_item(strategy, twilio, f"item{n}", start, bursty_item()) + 3_000.0
     assert twilio.gaps_ms == []  # nothing starved
     assert strategy.hold_ms < 60.0  # so nothing should be learned beyond the echoes' noise
+
+
+@pytest.mark.parametrize(("name", "options", "said"), [
+    ("rechunk", {"align_frames": "no"}, "option align_frames must be True or False, got 'no'"),
+    ("forward", {"mark_every_ms": "100"}, "option mark_every_ms must be a number, got '100'"),
+    ("adaptive", {"history": 2.5}, "option history must be a whole number, got 2.5"),
+    ("adaptive", {"percentile": "95"}, "option percentile must be a number, got '95'"),
+    ("paced", {"frame_ms": None}, "option frame_ms may not be None"),
+])  # fmt: skip
+def test_an_option_of_the_wrong_type_is_named_not_coerced(
+    name: str, options: dict[str, Any], said: str
+) -> None:
+    """``align_frames="no"`` was taken as True (a string is truthy), and the others failed
+    inside Python (``must be real number, not str``) without naming the option."""
+    with pytest.raises(ValueError, match=f"strategy '{name}': " + re.escape(said)):
+        make_strategy(name, 50, **options)
+    assert make_strategy("adaptive", 50, history=4.0, mark_every_ms=None).name == "adaptive"

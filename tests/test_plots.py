@@ -202,3 +202,24 @@ def test_latency_vs_underruns_marks_where_each_strategy_starts() -> None:
                     for line in opened if len(line.get_xdata()))  # fmt: skip
     assert starts == [(10.0, 20.0), (60.0, 5.0)]  # each strategy's 20 ms mean, not its 200 ms
     assert "smallest threshold (20 ms)" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_sweep_plots_and_summaries_name_what_they_lack_instead_of_drawing_nothing() -> None:
+    """An empty frame failed with ``KeyError: 'strategy'``; a strategy or link not in the frame
+    drew empty axes without a word; a misspelt metric was dropped from the summary unsaid."""
+    from labkit.sim import sweep
+    from labkit.sim.summary import paired_difference, summarize
+
+    runs = sweep("barge_in", ["forward", "preroll"], [50, 100], ["tcp"], seeds=2, progress=False)
+    with pytest.raises(ValueError, match="sweep frame lacks the column"):
+        plots.metric_vs_threshold(pd.DataFrame())
+    with pytest.raises(ValueError, match=r"no rows for strategy 'paced'; the frame has forward"):
+        plots.metric_vs_threshold(runs, strategies=["paced"])
+    with pytest.raises(ValueError, match=r"metric_by_link: no rows for link 'jitter'"):
+        plots.metric_by_link(runs, links=["jitter"])
+    with pytest.raises(ValueError, match=r"summarize: metrics: no column 'concealed_msec'"):
+        summarize(runs, metrics=("concealed_ms", "concealed_msec"))
+    with pytest.raises(ValueError, match=r"paired_difference: no column 'nope'"):
+        paired_difference(runs, "nope", "strategy", "preroll", "forward")
+    assert "mos_lqo_mean" not in summarize(runs)  # the default list keeps what the runs have
+    assert len(plots.metric_by_link(runs)) == 1

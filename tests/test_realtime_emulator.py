@@ -28,6 +28,7 @@ from websockets.exceptions import InvalidStatus
 
 from labkit.live.models import initial_model_settings
 from labkit.live.realtime_emulator import EMULATOR_API_KEY, EmulatedSession, RealtimeEmulator
+from labkit.live.realtime_emulator import server as emulator_server
 from labkit.live.settings import ServerSettings
 from labkit.traces import Trace, TraceEvent, audio_event, item_event, make_header, read, shipped
 from labkit.traces import turn_event as turn
@@ -50,7 +51,7 @@ def two_turns(*, interrupt_second: bool = False) -> Trace:
         events.append(turn("turn_started", t0, response))
         events.append(
             TraceEvent(
-                t0 + 1,
+                t0,
                 "transcript_delta",
                 {"response_id": response, "item_id": item, "delta": "hi"},
             )
@@ -499,3 +500,17 @@ async def test_labkit_emulate_serves_a_trace_to_the_sdk_model(tmp_path: Path) ->
     assert emulate.returncode == 0, output
     assert audio == b"".join(e.audio for e in read(shipped("bursty")).audio_events())
     assert (tmp_path / "session-1.jsonl").is_file()
+
+
+async def test_a_long_running_emulator_keeps_only_its_latest_sessions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every session was kept for the server's life: ~4 KiB more per call, without end, behind
+    ``labkit serve --realtime-emulator``."""
+    monkeypatch.setattr(emulator_server, "SESSIONS_KEPT", 2)
+    async with RealtimeEmulator(two_turns()) as emulator:
+        for _ in range(3):
+            async with connect(emulator.url, additional_headers={
+                    "Authorization": f"Bearer {EMULATOR_API_KEY}"}) as ws:  # fmt: skip
+                await ws.recv()  # session.created: the session is being served
+        assert [session.number for session in emulator.sessions] == [2, 3]

@@ -179,6 +179,8 @@ BAD_LINES = [
     ('{"event": {"type": "response.created", "response": {}}}', "missing field 't_ms'"),
     ('{"t_ms": "5", "event": {}}', "field 't_ms' must be a finite number, got string"),
     ('{"t_ms": -1, "event": {}}', "field 't_ms' must be >= 0"),
+    ('{"t_ms": 1' + "0" * 400 + ', "event": {}}', "field 't_ms' is not a finite time"),
+    ('{"t_ms": NaN, "event": {}}', "field 't_ms' is not a finite time"),
     ('{"t_ms": 5, "received_at": 9, "event": {}}', "by 't_ms' alone"),
     ('{"t_ms": 5}', "field 'event' must be a JSON object, got missing"),
     ('{"t_ms": 5, "direction": "sideways", "event": {}}', "field 'direction'"),

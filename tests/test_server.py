@@ -6,6 +6,7 @@ import asyncio
 import math
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from labkit import traces
 from labkit import twilio_messages as tm
 from labkit.cli import build_parser
 from labkit.cli.serve import settings_from_args
-from labkit.live.server import create_app, serve_in_background
+from labkit.live.server import MAX_WEBHOOK_BODY_BYTES, create_app, serve_in_background
 from labkit.live.settings import CallSettings, ServerLimits, ServerSettings, strategy_names
 from labkit.traces import Trace, TraceLimits, audio_event, item_event, make_header
 
@@ -118,6 +119,38 @@ async def test_webhook_refuses_a_signature_over_other_parameters(trace_path: Pat
         settings(trace_path, twilio_auth_token=TOKEN), {"X-Twilio-Signature": forged}
     )
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize("host", ["x:99999", "x:abc", "[::1", "x:-1"])
+async def test_a_host_no_url_can_hold_is_refused_not_a_server_error(
+    trace_path: Path, host: str
+) -> None:
+    """Twilio's validator raised ValueError on such a Host (its port, its brackets): a 500 and a
+    traceback in the log for every request any client cared to send."""
+    app_settings = settings(trace_path, twilio_auth_token=TOKEN)
+    headers = {"Host": host, "X-Twilio-Signature": sign("http://testserver/incoming-call", FORM)}
+    response = await post_call(app_settings, headers)
+    assert response.status_code == 403
+
+
+async def test_a_webhook_body_beyond_any_twilio_form_is_refused_unread(trace_path: Path) -> None:
+    """The form parser held any body in memory before the signature was checked: 300 MiB of form
+    cost the server 300 MiB. Now 64 KiB is the most it reads (a declared length, or a chunked
+    body as it streams in)."""
+    transport = httpx.ASGITransport(app=create_app(settings(trace_path, twilio_auth_token=TOKEN)))
+    big = {"Pad": "x" * (MAX_WEBHOOK_BODY_BYTES + 1)}
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        declared = await client.post("/incoming-call", data=big)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(MAX_WEBHOOK_BODY_BYTES // 1024 + 2):
+                yield b"Pad=" + b"x" * 1020
+
+        streamed = await client.post("/incoming-call", content=chunks(), headers={
+            "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        signed = await client.post("/incoming-call", data=FORM, headers={
+            "X-Twilio-Signature": sign("http://testserver/incoming-call", FORM)})  # fmt: skip
+    assert (declared.status_code, streamed.status_code, signed.status_code) == (413, 413, 200)
 
 
 async def test_health_reports_the_model(trace_path: Path) -> None:

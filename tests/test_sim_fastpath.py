@@ -45,7 +45,8 @@ def make_trace(items: list[tuple[list[tuple[float, int]], bool, float]]) -> Trac
         t += pause
         for gap, size in deltas:
             t += gap
-            events.append(audio_event(t, f"resp{k}", f"item{k}", 0, bytes([k + 1]) * size))
+            if size:  # 0: time passes, no delta (a trace holds no empty one: TRACE_FORMAT.md)
+                events.append(audio_event(t, f"resp{k}", f"item{k}", 0, bytes([k + 1]) * size))
         kind = "audio_interrupted" if interrupted else "audio_done"
         events.append(item_event(kind, t, f"item{k}", 0))
     return Trace(make_header("synthetic", "test"), events)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 import pytest
 
@@ -124,3 +127,41 @@ def test_bulk_jitter_arrivals_equal_one_send_at_a_time_for_bursts(
     assert bulk.arrivals_ms(np.array(sent)).tolist() == [one.send(t) for t in sent]
     later = (np.array(sent[:5]) + sent[-1]).tolist()
     assert bulk.arrivals_ms(later).tolist() == [one.send(t) for t in later]
+
+
+@pytest.mark.parametrize(("name", "params", "said"), [
+    ("constant", {"delay_ms": math.nan}, "link 'constant': delay_ms must be a finite number >= 0 "
+                                         "and <= 600000, got nan"),
+    ("constant", {"delay_ms": math.inf}, "delay_ms must be a finite number >= 0 and <= 600000"),
+    ("stalls", {"rate_per_s": math.nan}, "rate_per_s must be a finite number >= 0 and <= 1000"),
+    ("stalls", {"rate_per_s": math.inf}, "rate_per_s must be a finite number >= 0 and <= 1000"),
+    ("stalls", {"max_stall_ms": math.inf}, "max_stall_ms must be a finite number >= 100 and <= "),
+    ("stalls", {"min_stall_ms": True}, "min_stall_ms must be a finite number >= 0 and <= 600000, "
+                                       "got True"),
+    ("tcp", {"tau_ms": 5e-324}, "tau_ms must be a finite number >= 0.001 and <= 600000, got "),
+    ("tcp", {"per_message_ms": "1"}, "per_message_ms must be a finite number >= 0 and <= 600000, "
+                                     "got '1'"),
+    ("tcp", {"stall_rate_per_s": 1e12}, "stall_rate_per_s must be a finite number >= 0 and <= "),
+    ("tcp", {"send_cost_ms": 1e9}, "send_cost_ms must be a finite number >= 0 and <= 600000"),
+    ("jitter", {"mean_ms": 1e300, "p99_ms": 1e301}, "mean_ms must be a finite number > 0 and <="),
+])  # fmt: skip
+def test_a_world_parameter_out_of_its_model_is_refused_by_name(
+    name: str, params: dict[str, float], said: str
+) -> None:
+    """NaN passed "refuse if below 0" (a NaN delay made every metric NaN; a NaN freeze rate meant
+    no freezes); inf bounds crashed inside numpy; a vanishing tau_ms broke the grid's index; an
+    absurd rate of pauses, or a send cost of days, stepped through them forever."""
+    with pytest.raises(ValueError, match=re.escape(said)):
+        make_world(name, 0, params)
+
+
+def test_a_path_grid_beyond_its_cap_is_refused_naming_tau_ms() -> None:
+    """The path is held as a grid of 16 points per tau_ms: a tiny tau_ms over a long call, or a
+    message sent days into one, took gigabytes before any error."""
+    world = make_world("tcp", 0, {"tau_ms": 0.05})
+    world.fwd.send(1_000.0)
+    said = "tau_ms=0.05 samples the path every 0.003125 ms, so reaching 20 s of the call"
+    with pytest.raises(ValueError, match=re.escape(said)):
+        world.fwd.send(20_000.0)
+    with pytest.raises(ValueError, match="more than 4,000,000 points"):
+        world.back.arrivals_ms(np.array([1.0, 20_000.0]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -296,3 +297,43 @@ def _close_plays(a: list[object], b: list[object]) -> bool:
         ):
             return False
     return True
+
+
+@pytest.mark.parametrize("name", ["frame_clock", "frame_clock_skip"])
+def test_a_frame_clock_plays_audio_queued_after_the_last_mark(name: str) -> None:
+    """A call may end with audio after its last mark (an answer cut off before its audio_done,
+    marks thinned out). The model's ticks run only when a driver calls it, so it must name
+    a time to be called while audio is queued, or that audio never plays."""
+    model = make_playout(name)
+    model.receive_media(b"\x01" * 200, 0.0)  # a frame at 0, 40 bytes for the tick at 20 (or 40)
+    due = model.next_event_ms()
+    assert due == (25.0 if name == "frame_clock" else 45.0)
+    assert model.advance(due) == []
+    assert model.played_bytes == 200 and model.next_event_ms() is None
+    assert b"".join(segment[2] for segment in model.segments) == b"\x01" * 200
+
+
+def test_a_partial_frame_waits_out_a_huge_max_skipped_ticks_in_one_step() -> None:
+    """Skipped ticks passed one Python step each: waiting out 10**12 of them never ended."""
+    model = make_playout("frame_clock_skip", max_skipped_ticks=10**12)
+    model.receive_media(b"\x01" * 80, 0.0)
+    outcome: list[float] = []
+    worker = threading.Thread(target=lambda: outcome.append(_play_out(model)), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "the skipped ticks are still being stepped through"
+    assert outcome == [10**12 * 20.0]  # the partial frame plays at the tick after its waits
+    assert model.fills == [(10**12 * 20.0 + 10.0, 10**12 * 20.0 + 20.0)]
+
+
+def _play_out(model: object) -> float:
+    model.advance(math.inf)  # type: ignore[attr-defined]
+    return float(model.plays[0].start_ms)  # type: ignore[attr-defined]
+
+
+def test_fifo_takes_no_parameter_so_a_string_cannot_make_it_pad() -> None:
+    """``playout_params={"pad_to_frame": "no"}`` turned fifo into pad_every_message (a truthy
+    string): 22 s of padding concealed on a trace fifo plays clean."""
+    for name in ("fifo", "pad_every_message"):
+        with pytest.raises(ValueError, match=f"playout '{name}': bad parameters"):
+            make_playout(name, pad_to_frame="no")

@@ -127,3 +127,22 @@ def test_shipped_runs_render_every_answer() -> None:
     heard = simulate(trace, "preroll", 100).render()
     assert len(heard.answers) == len(trace.items)
     assert heard.audio.duration_ms >= trace.audio_ms
+
+
+def test_an_answer_heard_inside_another_answers_pause_is_never_concealed_over() -> None:
+    """Item a plays 25 ms, item b 50 ms, then a resumes: a's layout spans b's audio as a pause.
+    That pause was taken for a gap to conceal, so "plc" overwrote all of b with a's concealment
+    (the metrics said nothing was concealed)."""
+    a = bytes(0x10 + k % 50 for k in range(400))
+    b = bytes(0x90 + k % 50 for k in range(400))
+    trace = Trace(make_header("synthetic", "a resumes after b"), [
+        audio_event(0, "r", "a", 0, a[:200]), audio_event(1, "r", "b", 0, b),
+        audio_event(2, "r", "a", 0, a[200:]), item_event("audio_done", 3, "a", 0),
+        item_event("audio_done", 4, "b", 0)])  # fmt: skip
+    run = simulate(trace, "forward", 0, "ideal")
+    assert run.metrics.concealed_ms == 0.0
+    for conceal in ("plc", "silence"):
+        heard = render_caller(run, conceal)
+        assert heard.erasures == [], conceal
+        expected = np.concatenate([ulaw_decode(a[:200]), ulaw_decode(b), ulaw_decode(a[200:])])
+        np.testing.assert_array_equal(heard.samples, expected)

@@ -13,6 +13,7 @@ import labkit
 from labkit.outbound import STRATEGY_NAMES, make_strategy
 from labkit.sim import PLAYOUT_NAMES, measure, simulate
 from labkit.sim.oracle import frontier, schedule_frontier
+from labkit.sim.simulator import simulate_event_driven
 from labkit.traces import Trace, audio_event, item_event, make_header, read, shipped
 
 BYTES_PER_MS = 8
@@ -169,3 +170,19 @@ def test_oracle_frontier_ends_at_d_star_and_matches_fifo_at_zero_preroll() -> No
 
 def test_top_level_simulate_is_the_simulator() -> None:
     assert labkit.simulate is simulate
+
+
+@pytest.mark.parametrize("playout", ["frame_clock", "frame_clock_skip"])
+def test_a_call_that_ends_mid_answer_plays_what_twilio_holds_on_every_playout(
+    playout: str,
+) -> None:
+    """The trace ends before the answer's audio_done (the caller hung up, a salvaged trace):
+    forwarding sent 40 ms with no mark after it. Twilio still plays it, so the answer is heard
+    and has a time to first audio, on both simulator paths. (The frame clocks played nothing:
+    their ticks ran only when a mark was due.)"""
+    trace = Trace(make_header("synthetic", "test"),
+                  [audio_event(0.0, "resp0", "item0", 0, b"\x55" * 320)])  # fmt: skip
+    for run in (simulate, simulate_event_driven):
+        metrics = run(trace, "forward", 0, "ideal", playout).metrics
+        assert (metrics.played_bytes, metrics.bytes) == (320, 320), run.__name__
+        assert metrics.time_to_first_audio_ms == [0.0], run.__name__

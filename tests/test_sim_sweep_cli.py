@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,33 @@ def test_one_name_or_threshold_given_alone_is_one_not_its_letters(tmp_path: Path
     path = tmp_path / "mine.jsonl.gz"
     path.write_bytes(shipped("barge_in").read_bytes())
     assert your_traces(str(path)) == your_traces([path]) == [("mine (yours)", str(path))]
+
+
+@pytest.mark.parametrize(("given", "said"), [
+    ({"strategy_options": {"rechunkk": {"flush_interval_ms": 0}}},
+     "sweep: strategy_options: unknown outbound strategy 'rechunkk'"),
+    ({"strategy_options": {"rechunk": 5}}, "strategy_options['rechunk'] must be a dict"),
+    ({"link_params": [1]}, "sweep: link_params must be a dict, got [1]"),
+    ({"thresholds_ms": ["abc"]}, "sweep: thresholds_ms must be numbers, got 'abc'"),
+    ({"seeds": 2.5}, "seeds must be a count or the seeds themselves, got 2.5"),
+    ({"seeds": -1}, "seeds: a count of seeds must be >= 0, got -1"),
+    ({"seeds": [0, -3]}, "seed must be a whole number >= 0, got -3"),
+    ({"jobs": 1.5}, "sweep: jobs must be a whole number from 1 to 64, got 1.5"),
+])  # fmt: skip
+def test_sweep_arguments_of_the_wrong_kind_are_named(given: dict[str, Any], said: str) -> None:
+    """A misspelt strategy's options applied to nothing, silently; the others failed inside
+    Python (``could not convert string to float``, ``'float' object cannot be interpreted as
+    an integer``) without naming the argument."""
+    args: dict[str, Any] = {"traces": "tiny_deltas", "strategies": "rechunk",
+                            "thresholds_ms": 50, "links": "ideal", "seeds": 1,
+                            "progress": False, **given}  # fmt: skip
+    with pytest.raises(ValueError, match=re.escape(said)):
+        labkit.sweep(**args)
+
+
+def test_a_numpy_count_of_seeds_is_a_count() -> None:
+    frame = labkit.sweep("barge_in", "forward", 50, "ideal", seeds=np.int64(3), progress=False)
+    assert frame["seed"].tolist() == [0, 1, 2]
 
 
 def test_sweep_in_two_processes_equals_sweep_in_one() -> None:
@@ -451,3 +479,58 @@ def test_simulate_names_a_negative_seed(capsys: pytest.CaptureFixture[str]) -> N
     with pytest.raises(SystemExit):
         main(["simulate", "tiny_deltas", "--seed", "-1"])
     assert "argument --seed: must be 0 or more, got -1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("spec", "said"), [
+    ("20:1e309:10", "START, STOP and STEP must be finite numbers"),
+    ("nan:nan:nan", "START, STOP and STEP must be finite numbers"),
+    ("20:20:1e309", "START, STOP and STEP must be finite numbers"),
+    ("0:1e308:1e-300", "gives inf thresholds; at most 10,000"),
+    ("0:700000:100000", "STOP is at most 600000 ms"),
+])  # fmt: skip
+def test_a_threshold_range_beyond_numbers_is_named_as_the_flag(spec: str, said: str) -> None:
+    """``1e309`` overflowed inside int() (a traceback), NaN gave "cannot convert float NaN to
+    integer", a step of inf made the threshold NaN after the sweep had started."""
+    with pytest.raises(ValueError, match=re.escape(f"--thresholds {spec!r}")) as refused:
+        parse_thresholds(spec)
+    assert said in str(refused.value)
+
+
+def test_too_many_jobs_and_a_nameless_trace_file_are_refused_before_any_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """--jobs 1000 started a worker of ~100 MB per chunk; a hidden ``.jsonl.gz`` in a directory
+    swept as the trace "", which read back as no name, so the sweep could never resume."""
+    out = tmp_path / "out"
+    assert main(["sweep", "tiny_deltas", "--jobs", "1000", "--out", str(out)]) == 2
+    assert "--jobs must be at most 64, got 1,000" in capsys.readouterr().err
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    for name in (".jsonl.gz", "b.jsonl.gz"):
+        (calls / name).write_bytes(shipped("barge_in").read_bytes())
+    assert main(["sweep", str(calls), "--strategy", "forward", "--thresholds", "20:20:1",
+                 "--out", str(out)]) == 2  # fmt: skip
+    said = capsys.readouterr().err
+    assert f"{calls / '.jsonl.gz'}: a trace file needs a name before .jsonl or .jsonl.gz" in said
+    assert not out.exists()
+
+
+def test_ctrl_c_anywhere_in_a_command_is_one_line_and_exit_130(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """An interrupt outside a sweep's runs (its start, its summary, a server, a call) ended in a
+    traceback; a sweep's workers printed theirs too."""
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("labkit.cli.simulate.run", interrupted)
+    assert main(["simulate", "tiny_deltas"]) == 130
+    assert capsys.readouterr().err == "labkit simulate: interrupted\n"
+    from labkit.sim.processes import worker_pool
+
+    with worker_pool(1, _nothing, ()) as pool:  # the caller handles Ctrl-C; workers ignore it
+        assert pool.submit(_sigint_handler).result(timeout=60) == "ignored"
+
+
+def _sigint_handler() -> str:
+    import signal
+
+    return "ignored" if signal.getsignal(signal.SIGINT) == signal.SIG_IGN else "handled"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import wave
 from dataclasses import replace
@@ -17,7 +18,7 @@ from labkit.synth.arrivals import ArrivalModel, arrival_offsets_ms, split_into_d
 from labkit.synth.build import build_trace
 from labkit.synth.catalog import CATALOG, BargeIn, TraceSpec, spec_named
 from labkit.synth.speech import EspeakNotFoundError, espeak_binary, read_wav_mono16, speak_ulaw
-from labkit.traces import read, write
+from labkit.traces import read, shipped, write
 
 PHRASE_AUDIO = {
     "hello": bytes(range(256)) * 40,  # 10240 B = 1280 ms
@@ -256,3 +257,21 @@ def test_trace_plots_draw_on_the_given_axes_with_units() -> None:
         len(trace.sizes(k)) for k in trace.items
     )
     plt.close(fig)
+
+
+def test_synth_replaces_its_own_trace_but_never_someone_elses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out`` over a directory holding a file of a catalog trace's name replaced it with only
+    "wrote 1 traces" said."""
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = out / "tiny_deltas.jsonl.gz"
+    mine.write_bytes(gzip.compress(b"my own notes\n"))
+    args = ["synth", "traces", "--only", "tiny_deltas", "--out", str(out)]
+    assert main(args) == 1
+    assert f"{mine} exists and is not labkit synth's 'tiny_deltas' trace" in capsys.readouterr().err
+    assert gzip.decompress(mine.read_bytes()) == b"my own notes\n"
+    mine.unlink()
+    assert main(args) == 0 and main(args) == 0  # made, then made again over itself
+    assert mine.read_bytes() == shipped("tiny_deltas").read_bytes()

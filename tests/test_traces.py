@@ -6,6 +6,7 @@ import base64
 import gzip
 import json
 import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -497,9 +498,8 @@ def test_write_refuses_invalid_trace_and_leaves_the_old_file(tmp_path: Path) -> 
     path = tmp_path / "t.jsonl"
     write(sample_trace(), path)
     before = path.read_bytes()
-    bad = Trace(
-        HEADER, [audio_event(5, "r", "i", 0, b"\x01"), audio_event(4, "r", "i", 0, b"\x01")]
-    )
+    bad = Trace(HEADER, [audio_event(5, "r", "i", 0, b"\x01")])
+    bad.events.append(audio_event(4, "r", "i", 0, b"\x01"))  # after it was checked
     with pytest.raises(TraceFormatError, match=r"line 3: .t_ms. decreases"):
         write(bad, path, overwrite=True)
     assert path.read_bytes() == before
@@ -518,9 +518,37 @@ def test_write_refuses_invalid_trace_and_leaves_the_old_file(tmp_path: Path) -> 
     ],
 )
 def test_write_refuses_events_the_reader_would_refuse(tmp_path: Path, event: TraceEvent) -> None:
+    trace = Trace(HEADER, [])
+    trace.events.append(event)  # after it was checked: the writer checks again
     with pytest.raises(TraceFormatError, match="line 2"):
-        write(Trace(HEADER, [event]), tmp_path / "t.jsonl")
+        write(trace, tmp_path / "t.jsonl")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("events", "said"), [
+    ([TraceEvent(float("nan"), "x")], "line 2: 't_ms' must be finite, got nan"),
+    ([audio_event(0, "r", "i", 0, b"\x01"), audio_event(float("inf"), "r", "i", 0, b"\x01")],
+     "line 3: 't_ms' must be finite, got inf"),
+    ([audio_event(-1, "r", "i", 0, b"\x01")], "line 2: 't_ms' must be >= 0, got -1"),
+    ([audio_event(5, "r", "i", 0, b"\x01"), audio_event(4, "r", "i", 0, b"\x01")],
+     "line 3: 't_ms' decreases: 4 after 5"),
+    ([audio_event(0, "r", "i", "0", b"\x01")],  # type: ignore[arg-type]
+     "line 2: 'audio' field 'content_index' must be an integer, got string"),
+    ([audio_event(0, "r", "i", 0, b"")], "line 2: 'audio' is empty"),
+    ([audio_event(0, "r", "i", 0, b"\x01"), item_event("audio_done", 1, "i", 0),
+      audio_event(2, "r", "i", 0, b"\x01")], "line 4: audio for item 'i' (content_index 0) after"),
+])  # fmt: skip
+def test_a_trace_built_in_memory_meets_the_rules_a_file_meets(
+    events: list[TraceEvent], said: str
+) -> None:
+    """A trace made in code went straight to the simulator unchecked: a NaN time hung the
+    default link's event loop, an infinite one was dropped, a string content_index played
+    nothing, and audio after its item's end played, each without a word."""
+    with pytest.raises(TraceFormatError, match=re.escape(f"trace built in memory (events[0] is "
+                                                         f"line 2), {said}")):  # fmt: skip
+        Trace(HEADER, events)
+    with pytest.raises(TypeError, match="events must be a list of TraceEvent, got tuple"):
+        Trace(HEADER, tuple(events))  # type: ignore[arg-type]
 
 
 def test_write_fills_the_version_fields_of_a_bare_header(tmp_path: Path) -> None:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 SUBCOMMAND_MODULES = (
     "synth", "simulate", "sweep", "serve", "call", "emulate", "import_", "lessons", "lab",
     "explore",
@@ -42,7 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback (a sweep keeps its rows)
+        print(f"labkit {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `labkit simulate ... | head -1`: the reader is gone; so are we
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # flushing at exit fails
+        return EXIT_BROKEN_PIPE
     return code
 
 

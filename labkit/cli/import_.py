@@ -49,8 +49,11 @@ def run(args: argparse.Namespace) -> int:
     trace = imported.trace
     if not trace.events:
         raise SystemExit(f"labkit import: {args.log} holds no event a trace keeps; nothing written")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write(trace, args.out, overwrite=args.force)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write(trace, args.out, overwrite=args.force)
+    except OSError as error:  # the disk, not the log: nothing was written
+        raise SystemExit(f"labkit import: cannot write {args.out}: {error}") from None
     names = "+".join(sorted(imported.dialects)) or "no audio"
     print(f"{args.out}: {trace!r} ({names} event names, {imported.audio_format} output)")
     if imported.skipped:

@@ -56,7 +56,10 @@ def lesson_notebook(lesson: Lesson) -> Any:
     import jupytext
     import nbformat
 
-    notebook = jupytext.read(lesson.source, fmt=JUPYTEXT_FORMAT)
+    try:
+        notebook = jupytext.read(lesson.source, fmt=JUPYTEXT_FORMAT)
+    except UnicodeDecodeError:
+        raise ValueError(f"{lesson.source} is not UTF-8 text") from None
     notebook.metadata.clear()
     notebook.metadata.update(kernelspec=dict(KERNELSPEC), language_info={"name": "python"})
     for index, cell in enumerate(notebook.cells):
@@ -87,7 +90,7 @@ def stale_notebooks(
         path = notebooks_dir / lesson.notebook_file
         if not path.exists():
             problems.append(f"{path} is missing (built from {lesson.source})")
-        elif path.read_text(encoding="utf-8") != notebook_text(lesson):
+        elif _text(path) != notebook_text(lesson):
             problems.append(f"{path} differs from what {lesson.source} builds")
     expected = {lesson.notebook_file for lesson in found}
     for path in sorted(notebooks_dir.glob("*.ipynb")):
@@ -99,15 +102,26 @@ def stale_notebooks(
 def build_notebooks(lessons_dir: Path = LESSONS_DIR, notebooks_dir: Path = NOTEBOOKS_DIR) -> int:
     """Write every lesson's notebook; returns how many files changed."""
     changed = 0
+    notebooks_dir.mkdir(parents=True, exist_ok=True)
     for lesson in lessons(lessons_dir):
         path = notebooks_dir / lesson.notebook_file
         text = notebook_text(lesson)
-        if path.exists() and path.read_text(encoding="utf-8") == text:
+        if path.is_symlink():  # writing would go wherever it points
+            raise ValueError(f"{path} is a link; a built notebook is a file of its own")
+        if path.exists() and _text(path) == text:
             continue
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path}")
         changed += 1
     return changed
+
+
+def _text(path: Path) -> str | None:
+    """A built notebook's text; None when it is not UTF-8 (it differs from any build)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def register(subparsers: Any) -> None:
@@ -124,13 +138,21 @@ def register(subparsers: Any) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    changed = build_notebooks()
+    try:
+        changed = build_notebooks()
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # a lesson or notebook unreadable
+        print(f"labkit lessons build: {exc}", file=sys.stderr)
+        return 2
     print(f"{changed} notebook(s) written, the others already matched their lessons")
     return 0
 
 
 def run_check(args: argparse.Namespace) -> int:
-    problems = stale_notebooks()
+    try:
+        problems = stale_notebooks()
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        print(f"labkit lessons check: {exc}", file=sys.stderr)
+        return 2
     for problem in problems:
         print(f"labkit lessons check: {problem}", file=sys.stderr)
     if problems:

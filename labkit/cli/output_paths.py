@@ -18,6 +18,8 @@ def directory_problem(path: Path) -> str | None:
 
 def output_directory(text: str) -> Path:
     """An argparse type: a directory to write into (made when first written)."""
+    if not text:  # Path("") is the current directory: a sweep would fill it unasked
+        raise argparse.ArgumentTypeError("an empty path; name a directory (. for this one)")
     path = Path(text)
     problem = directory_problem(path)
     if problem is not None:
@@ -27,10 +29,14 @@ def output_directory(text: str) -> Path:
 
 def output_file(text: str) -> Path:
     """An argparse type: a file to write (whether one may be replaced is the command's rule)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path; name a file")
     path = Path(text)
     problem = _problem(path, path.parents)
     if path.is_dir():
         problem = f"{path} is a directory; name a file"
+    elif path.is_symlink() and not path.exists():  # a write would follow it, or fail on it
+        problem = f"{path} is a dangling link"
     if problem is not None:
         raise argparse.ArgumentTypeError(problem)
     return path

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 from typing import Any
 
 from labkit.cli.flag_types import checked, replay_speed
 from labkit.cli.output_paths import output_directory
-from labkit.cli.ports import port_number
+from labkit.cli.ports import cannot_listen, port_number
 from labkit.cli.server_limits import add_server_limit_arguments, server_limits_from_args
 from labkit.cli.trace_file import readable_trace
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
@@ -144,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
     except ValueError as exc:  # the settings' own rules (a --public-url without http, ...)
         raise SystemExit(f"labkit serve: {exc}") from None
+    if (problem := cannot_listen(args.host, args.port)) is not None:
+        print(f"labkit serve: {problem}", file=sys.stderr)
+        return 2
     if args.realtime_emulator:
         import asyncio
         import contextlib

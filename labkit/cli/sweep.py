@@ -10,6 +10,7 @@ See notebooks/02_threshold_sweep.ipynb and README.md ("Fleet sweeps on Dask").
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 from labkit.cli.output_paths import output_directory
 from labkit.cli.simulate import add_model_arguments, parse_params, strategy_options
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
+from labkit.sim.processes import MAX_JOBS
 
 if TYPE_CHECKING:
     from labkit.sim.sweep_journal import SweepJournal
@@ -32,6 +34,7 @@ LOCAL_CLUSTER = "local"  # --dask with no address
 # that a slip such as 0:1e9:1 is refused at once instead of filling memory with its grid.
 MAX_THRESHOLDS = 10_000
 MAX_SEEDS = 10_000
+MAX_THRESHOLD_MS = 600_000.0  # ten minutes of buffer: Twilio's own limit
 
 
 def register(subparsers: Any) -> None:
@@ -69,13 +72,19 @@ def parse_thresholds(text: str) -> list[float]:
         start, stop, step = (float(p) for p in parts)
     except ValueError:
         raise ValueError(f"--thresholds {text!r} is not START:STOP:STEP (numbers, ms)") from None
+    if not all(math.isfinite(value) for value in (start, stop, step)):
+        raise ValueError(f"--thresholds {text!r}: START, STOP and STEP must be finite numbers")
     if step <= 0 or stop < start or start < 0:
         raise ValueError(f"--thresholds {text!r}: need 0 <= START <= STOP and STEP > 0")
-    count = int(np.floor((stop - start) / step + 1e-9)) + 1
+    steps = (stop - start) / step  # may overflow to inf: "0:1e308:1e-300"
+    count = int(np.floor(steps + 1e-9)) + 1 if math.isfinite(steps) else math.inf
     if count > MAX_THRESHOLDS:
         raise ValueError(f"--thresholds {text!r} gives {count:,} thresholds; at most "
                          f"{MAX_THRESHOLDS:,} (use a larger STEP)")  # fmt: skip
-    return [round(start + k * step, 9) for k in range(count)]
+    if stop > MAX_THRESHOLD_MS:
+        raise ValueError(f"--thresholds {text!r}: STOP is at most {MAX_THRESHOLD_MS:g} ms "
+                         f"(ten minutes of buffer, Twilio's own limit)")  # fmt: skip
+    return [round(start + k * step, 9) for k in range(int(count))]
 
 
 def _names(text: str) -> list[str]:
@@ -139,6 +148,8 @@ def _check_engine(args: argparse.Namespace) -> list[str]:
             problems.append(f"{flag} must be >= 1, got {value}")
     if args.seeds > MAX_SEEDS:
         problems.append(f"--seeds must be at most {MAX_SEEDS:,}, got {args.seeds:,}")
+    if args.jobs is not None and args.jobs > MAX_JOBS:  # the library's own bound, said up front
+        problems.append(f"--jobs must be at most {MAX_JOBS}, got {args.jobs:,}")
     if args.dask not in (None, LOCAL_CLUSTER):
         from labkit.sim.fleet import check_address
 

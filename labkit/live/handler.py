@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -71,6 +72,9 @@ CLOSE_POLICY_VIOLATION = 1008  # no valid start in time
 CLOSE_MESSAGE_TOO_BIG = 1009  # what the WebSocket layer sends for a frame over max_frame_bytes
 CLOSE_INTERNAL_ERROR = 1011
 DROPS_LOGGED_PER_REASON = 3  # per call; the rest are counted and summed up at the end
+# Timer lateness kept per call: ~50 firings a second would hold an hour's call as 180,000 floats
+# (and /stats would send them all); a uniform sample of this many gives its percentiles.
+LATENESS_SAMPLES_KEPT = 4096
 ItemKey = tuple[str, int]
 
 
@@ -89,15 +93,33 @@ class HandlerStats:
     marks_credited_bytes: int = 0  # bytes passed to the playback tracker
     caller_bytes_to_model: int = 0
     caller_frames_after_model_ended: int = 0  # heard while the tail played: nowhere to send them
-    timer_lateness_ms: list[float] = field(default_factory=list)  # real ms late, per firing
+    # real ms late: a uniform sample of the firings (all of them up to LATENESS_SAMPLES_KEPT)
+    timer_lateness_ms: list[float] = field(default_factory=list)
+    timer_firings: int = 0
+    timer_lateness_max_ms: float = 0.0
     dropped: Counter[str] = field(default_factory=Counter)
     session_errors: int = 0
     close_code: int | None = None  # the WebSocket close code the peer's side reported, if any
     start_timed_out: bool = False
+    _sampler: random.Random = field(default_factory=lambda: random.Random(0), repr=False,
+                                    compare=False)  # fmt: skip
+
+    def add_timer_lateness(self, late_ms: float) -> None:
+        """One timer firing ``late_ms`` late: counted, and kept in the sample (reservoir
+        sampling, Vitter's algorithm R: every firing equally likely to be kept)."""
+        self.timer_firings += 1
+        self.timer_lateness_max_ms = max(self.timer_lateness_max_ms, late_ms)
+        if len(self.timer_lateness_ms) < LATENESS_SAMPLES_KEPT:
+            self.timer_lateness_ms.append(late_ms)
+            return
+        slot = self._sampler.randrange(self.timer_firings)
+        if slot < LATENESS_SAMPLES_KEPT:
+            self.timer_lateness_ms[slot] = late_ms
 
     def as_json(self) -> dict[str, object]:
         """Every field as plain JSON values (``dropped``: reason -> count)."""
-        out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)
+                                  if not f.name.startswith("_")}  # fmt: skip
         out["dropped"] = dict(self.dropped)
         out["timer_lateness_ms"] = list(self.timer_lateness_ms)
         return out
@@ -195,6 +217,8 @@ class TwilioHandler:
                 self._drop("before_start", f"{type(message).__name__} before start")
 
     async def _bridge(self, start: tm.StartMsg) -> None:
+        if self.recordings is not None:  # before the call's clock starts: counting takes a while
+            self._recorder = await self.recordings.open(start.stream_sid)
         self._begin_call(start)
         self.model = self.models.new_model()
         runner = RealtimeRunner(self._agent(), model=self.model)
@@ -224,8 +248,6 @@ class TwilioHandler:
         call = self.call_settings
         self.strategy = build_strategy(call)
         self._t0_s = self._loop.time()
-        if self.recordings is not None:
-            self._recorder = self.recordings.open(start.stream_sid)
         log.info("call %s started: %s, %s", shown(self.stream_sid), call, self.models.description)
 
     def _agent(self) -> RealtimeAgent[Any]:
@@ -330,8 +352,11 @@ class TwilioHandler:
         code = self.stats.close_code
         if code == CLOSE_MESSAGE_TOO_BIG:
             cap = self.settings.limits.max_frame_bytes
-            log.warning("call %s ended: a frame over %d bytes (--max-frame-kib), close code %d",
-                        shown(self.stream_sid), cap, code)  # fmt: skip
+            # the server's WebSocket layer closes so over a frame beyond the cap; a client may
+            # also close with this code itself, so the log names both
+            log.warning("call %s ended with close code %d (message too big): a frame over %d "
+                        "bytes (--max-frame-kib), or the caller's side closed so",
+                        shown(self.stream_sid), code, cap)  # fmt: skip
         else:
             log.info("call %s: Twilio disconnected (close code %s)", shown(self.stream_sid), code)
 
@@ -432,7 +457,7 @@ class TwilioHandler:
             now_ms = self._now_ms()
             if now_ms < deadline_ms:
                 continue  # woken early by new work
-            self.stats.timer_lateness_ms.append((now_ms - deadline_ms) / self.clock_speed)
+            self.stats.add_timer_lateness((now_ms - deadline_ms) / self.clock_speed)
             await self._send(self._strategy().poll(now_ms))
             if self._strategy().next_deadline() == deadline_ms:
                 log.error("strategy %s did not advance its deadline", self.call_settings.strategy)

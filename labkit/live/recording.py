@@ -5,11 +5,14 @@ the UTC start time, a readable prefix of the stream sid and a digest of the whol
 (``labkit.traces.recorder.trace_file_stem``), with a counter when two calls would still share a
 name: no trace is ever overwritten or written by two calls. When the directory holds
 ``record_max_bytes`` or more (checked as each call starts), calls go unrecorded and one log line
-says so, until space is freed. See notebooks/04_live_call.ipynb.
+says so, until space is freed. The directory is counted in a thread, never on the event loop:
+listing a directory of many traces takes seconds, and every other call must go on meanwhile.
+See notebooks/04_live_call.ipynb.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import os
@@ -33,10 +36,11 @@ class CallRecordings:
         self.max_bytes = max_bytes
         self.models = models
         self.full = False  # the cap was reached (logged once); cleared when space is freed
+        self._count: asyncio.Future[int] | None = None  # the count under way, if any
 
-    def open(self, stream_sid: str) -> TraceRecorder | None:
+    async def open(self, stream_sid: str) -> TraceRecorder | None:
         """A recorder for a call that starts now, or None (logged) when it cannot record."""
-        if self._over_cap():
+        if await self._over_cap():
             return None
         started = datetime.datetime.now(datetime.UTC)
         info = {
@@ -62,10 +66,16 @@ class CallRecordings:
             return 0
         return sum(entry.stat().st_size for entry in entries if entry.is_file())
 
-    def _over_cap(self) -> bool:
+    async def _used_bytes_off_loop(self) -> int:
+        """``used_bytes`` in a thread; calls starting while a count is under way share it."""
+        if self._count is None or self._count.done():
+            self._count = asyncio.ensure_future(asyncio.to_thread(self.used_bytes))
+        return await asyncio.shield(self._count)
+
+    async def _over_cap(self) -> bool:
         if self.max_bytes is None:
             return False
-        used = self.used_bytes()
+        used = await self._used_bytes_off_loop()
         if used < self.max_bytes:
             if self.full:
                 log.warning("record directory %s is under its cap again: calls are recorded",

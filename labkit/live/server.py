@@ -42,7 +42,7 @@ import hmac
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import uvicorn
 from fastapi import FastAPI, Request, Response, WebSocket
@@ -70,6 +70,7 @@ FINISHED_CALLS_KEPT = 256
 # uvicorn's own limits, stated rather than inherited (README, "Bad input").
 KEEP_ALIVE_TIMEOUT_S = 5  # an idle HTTP connection between requests is closed after this
 MAX_REQUEST_HEAD_BYTES = 16 * 1024  # h11: a larger request head is refused (400)
+MAX_WEBHOOK_BODY_BYTES = 64 * 1024  # Twilio's webhook form is ~2 KB; a larger body is refused (413)
 WS_PING_INTERVAL_S = 20.0  # uvicorn pings every WebSocket...
 WS_PING_TIMEOUT_S = 20.0  # ...and closes one that does not answer in time
 
@@ -112,8 +113,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.post(WEBHOOK_PATH)
     async def incoming_call(request: Request) -> Response:
         if validator is not None:
-            form = await request.form()
-            params = {key: str(value) for key, value in form.items()}
+            params = await _webhook_form(request)
+            if params is None:
+                log.warning("webhook refused: a body over %d bytes", MAX_WEBHOOK_BODY_BYTES)
+                return JSONResponse({"detail": "request body too large"}, status_code=413)
             url = public_http_url(request.url, request.headers, settings.public_url)
             if not _signed(validator, url, params, request.headers.get(SIGNATURE_HEADER)):
                 log.warning("webhook refused: missing or invalid %s", SIGNATURE_HEADER)
@@ -257,7 +260,24 @@ def _signed(
 ) -> bool:
     if not signature:
         return False
-    return bool(validator.validate(url, dict(params), signature))
+    try:
+        return bool(validator.validate(url, dict(params), signature))
+    except ValueError:  # a Host header no URL can hold (port 99999, "[::1"): nothing signed it
+        return False
+
+
+async def _webhook_form(request: Request) -> dict[str, str] | None:
+    """The webhook's urlencoded form, read within MAX_WEBHOOK_BODY_BYTES; None beyond it (the
+    form parser would hold a body of any size in memory first)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_WEBHOOK_BODY_BYTES:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_WEBHOOK_BODY_BYTES:
+            return None
+    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
 # ---------------------------------------------------------------------- running it
@@ -280,6 +300,21 @@ class BackgroundServer:
         return f"ws://{self.host}:{self.port}{MEDIA_STREAM_PATH}"
 
 
+class ClientFrameNotUtf8(logging.Filter):
+    """uvicorn's websockets-sansio layer logs a caller's text frame that is not UTF-8 as an
+    ERROR with a traceback, though it handles it (the connection closes): a caller's mistake,
+    so one WARNING line, as for every other."""
+
+    UVICORN_MESSAGE = "Invalid UTF-8 sequence received from client."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == self.UVICORN_MESSAGE:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text, record.args = None, None, ()
+            record.msg = "a caller sent a text frame that is not UTF-8: its connection is closed"
+        return True
+
+
 class _QuietServer(uvicorn.Server):
     """uvicorn without its signal handlers: Ctrl-C stays with the notebook or the test runner."""
 
@@ -294,6 +329,9 @@ def uvicorn_config(
     """uvicorn for ``create_app``'s app, with every limit set from its settings or stated here."""
     settings: ServerSettings = app.state.settings
     limits = settings.limits
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, ClientFrameNotUtf8) for f in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(ClientFrameNotUtf8())
     # The codec caps Twilio frames at 64 KiB; the socket allows up to max_frame_bytes so that an
     # oversized frame reaches the handler's policy (dropped and counted) instead of ending the
     # call. A frame over max_frame_bytes ends its call: it would be held whole before any check.
@@ -302,6 +340,10 @@ def uvicorn_config(
         host=host,
         port=port,
         log_level=log_level,
+        # The process's logging is the application's (labkit serve sets it up; a notebook or a
+        # test has its own): uvicorn's own config would replace the handlers on its loggers at
+        # every server start, and its records would bypass them.
+        log_config=None,
         lifespan="off",
         http=request_deadline_protocol(limits.request_timeout_s),
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,

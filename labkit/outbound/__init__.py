@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import numbers
 from typing import Any
 
 from labkit.outbound.base import (
@@ -74,8 +75,34 @@ def make_strategy(name: str, threshold_ms: float, **options: Any) -> OutboundStr
     if unknown:
         raise ValueError(f"strategy {name!r} does not take option(s) {', '.join(unknown)}; "
                          f"it takes: {', '.join(accepted)}")
+    annotations = {p.name: str(p.annotation) for p in
+                   inspect.signature(cls).parameters.values()}  # fmt: skip
+    for option, value in options.items():
+        problem = _option_problem(annotations[option], value)
+        if problem is not None:
+            raise ValueError(f"strategy {name!r}: option {option} {problem}, got {value!r}")
+        if annotations[option] == "int":  # 4.0 is the whole number 4
+            options[option] = int(value)
     strategy: OutboundStrategy = cls(threshold_ms, **options)
     return strategy
+
+
+def _option_problem(annotation: str, value: Any) -> str | None:
+    """Why ``value`` is not of the option's declared type (its annotation's text), or None. A
+    string "no" is not False, and "100" is not a number."""
+    kinds = {kind.strip() for kind in annotation.split("|")}
+    if value is None:
+        return None if "None" in kinds else "may not be None"
+    if "bool" in kinds:
+        return None if isinstance(value, bool) else "must be True or False"
+    if kinds & {"int", "float"}:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return "must be a number"
+        if "float" not in kinds and not float(value).is_integer():
+            return "must be a whole number"
+    if "str" in kinds and not isinstance(value, str):
+        return "must be a string"
+    return None
 
 
 __all__ = [

@@ -65,10 +65,11 @@ def metric_vs_threshold(
     legend: bool = True,
 ) -> Axes:
     """``metric`` (mean over seeds, 95% band) against each strategy's threshold."""
-    ax = new_axes(ax)
     summary = as_summary(frame, metric)
-    mean, low, high = f"{metric}_mean", f"{metric}_ci_low", f"{metric}_ci_high"
     names = strategies or sorted(summary["strategy"].unique(), key=_strategy_order)
+    _require_rows(summary, "strategy", names, "metric_vs_threshold")
+    ax = new_axes(ax)
+    mean, low, high = f"{metric}_mean", f"{metric}_ci_low", f"{metric}_ci_high"
     x_max = float(summary["threshold_ms"].max())
     x_min = float(summary["threshold_ms"].min())
     for name in names:
@@ -111,7 +112,9 @@ def metric_by_link(
     import matplotlib.pyplot as plt
 
     summary = as_summary(frame, metric)
+    require_columns(summary, {"link"}, "sweep frame")
     names = list(links or summary["link"].unique())
+    _require_rows(summary, "link", names, "metric_by_link")
     if axes is None:
         fig, created = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.0),
                                     sharey=True, layout="constrained", squeeze=False)  # fmt: skip
@@ -167,3 +170,12 @@ def _ignores_threshold(name: str) -> bool:
         return threshold_meaning(name) is None
     except ValueError:  # not a labkit strategy (a user's own, summarised by name)
         return False
+
+
+def _require_rows(summary: pd.DataFrame, column: str, names: Sequence[str], plot: str) -> None:
+    """Every ``column`` value to draw has rows (an empty panel says nothing, not "zero")."""
+    have = set(summary[column]) if column in summary.columns else set()
+    missing = [name for name in names if name not in have]
+    if not names or missing:
+        raise ValueError(f"{plot}: no rows for {column} {', '.join(map(repr, missing)) or '(none)'}"
+                         f"; the frame has {', '.join(sorted(map(str, have))) or 'no rows'}")

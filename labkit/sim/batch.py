@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labkit.sim.metrics import Metrics
-from labkit.sim.processes import worker_pool
+from labkit.sim.processes import check_jobs, worker_pool
 from labkit.sim.simulator import PreparedTrace, prepare, simulate
 from labkit.traces import Trace
 
@@ -105,8 +105,7 @@ def _map_distinct(traces: dict[str, Trace], tasks: Sequence[Task], run: Callable
     """``run`` over each distinct task (in chunks, in ``jobs`` processes), answers in order."""
     from tqdm.auto import tqdm
 
-    if jobs < 1:
-        raise ValueError(f"simulate_many: jobs must be >= 1, got {jobs}")
+    check_jobs("simulate_many", jobs)
     unknown = sorted({task.trace for task in tasks} - set(traces))
     if unknown:
         raise ValueError(f"simulate_many: tasks name unknown trace(s) {unknown}")

@@ -26,6 +26,7 @@ See notebooks/06_which_explanation_survives.ipynb.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ from labkit.sim.batch import Task, simulate_many
 from labkit.sim.links import TcpLink
 from labkit.sim.metrics import Metrics
 from labkit.sim.summary import Interval, mean_interval
+from labkit.sim.sweep_runs import one_or_many, seed_tuple
 from labkit.traces import Trace
 
 STUTTER_ONSET_GAPS_PER_ANSWER = 0.5  # at least one gap in the first 200 ms of every other answer
@@ -124,28 +126,40 @@ HYPOTHESES = (
 
 
 def onset_gaps_per_answer(metrics: Metrics) -> float:
-    """Gaps within the first 200 ms of an answer, per answer."""
+    """Gaps within the first 200 ms of an answer, per answer (NaN when no answer was heard:
+    nothing to judge, not a clean call)."""
     answers = len(metrics.time_to_first_audio_ms)
-    return metrics.onset_concealment_events / answers if answers else 0.0
+    return metrics.onset_concealment_events / answers if answers else math.nan
 
 
 def gap_ms_per_audio_s(metrics: Metrics) -> float:
-    """Gaps heard inside answers, in ms per second of audio."""
-    return metrics.concealed_ms / (metrics.audio_ms / 1000.0) if metrics.audio_ms else 0.0
+    """Gaps heard inside answers, in ms per second of audio (NaN with no audio)."""
+    return metrics.concealed_ms / (metrics.audio_ms / 1000.0) if metrics.audio_ms else math.nan
+
+
+def judged_trace(trace: Trace, seeds: int | Iterable[int]) -> tuple[int, ...]:
+    """The seeds of a judgement on ``trace``; a ValueError when there is nothing to judge."""
+    if not trace.audio_ms:
+        raise ValueError("the trace has no audio: no observation can be judged on it")
+    seed_list = seed_tuple(seeds)
+    if not seed_list:
+        raise ValueError("no seeds given: a judgement needs at least one (20 give its interval)")
+    return seed_list
 
 
 def observation_runs(
-    trace: Trace, hypotheses: Sequence[Hypothesis] = HYPOTHESES, links: Sequence[str] = ("tcp",),
-    seeds: Iterable[int] = range(20), observations: Sequence[Observation] = OBSERVATIONS,
+    trace: Trace, hypotheses: Sequence[Hypothesis] = HYPOTHESES,
+    links: str | Sequence[str] = ("tcp",), seeds: int | Iterable[int] = range(20),
+    observations: Sequence[Observation] = OBSERVATIONS,
     link_params: dict[str, float] | None = None, loop_overrides: dict[str, float] | None = None,
     jobs: int = 1, progress: bool = True,
 ) -> pd.DataFrame:  # fmt: skip
     """One row per hypothesis, link, observation and seed: the two metrics predictions read.
     Runs shared by several hypotheses (same sender and playout) are simulated once."""
     meta, tasks = [], []
-    seed_list = list(seeds)
+    seed_list = judged_trace(trace, seeds)
     for hypothesis in hypotheses:
-        for link in links:
+        for link in one_or_many(links):
             for observation in observations:
                 params = {**(link_params or {}),
                           **hypothesis.loop(observation.runtime, loop_overrides)}  # fmt: skip

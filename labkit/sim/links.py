@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import lfilter
 
+from labkit.sim.params import MAX_EVENTS_PER_S, check_number
 from labkit.sim.sender_loop import SENDER_PARAMS, SenderLoop
 
 LINK_NAMES = ("tcp", "correlated", "ideal", "constant", "jitter", "stalls")
@@ -48,6 +49,9 @@ SendTimes = list[float] | FloatArray  # send times in order, as a list or an arr
 DRAW_BLOCK = 512  # random numbers drawn per numpy call: per-message numpy calls dominate otherwise
 PATH_GRID_PER_TAU = 16  # the path delay is sampled 16 times per correlation time
 PATH_BLOCK = 1024  # grid points drawn at a time
+# The grid is held whole (~40 bytes a point): 4 M points are 35 h of a call at the default
+# tau_ms (500 ms), 4 min at tau_ms = 1 ms. Beyond them a run is refused, not left to swap.
+MAX_PATH_POINTS = 4_000_000
 # np.exp is within a few ulps (~1e-15 relative) of math.exp: a margin a million times wider
 EXP_SCREEN_REL_TOL = 1e-9
 SENDER_SEED_OFFSET = 2_000_003  # the sender loop draws from its own stream
@@ -61,11 +65,8 @@ class Link:
     sender_defaults: ClassVar[dict[str, float]] = {}
 
     def __init__(self, rng: np.random.Generator, per_message_ms: float = 0.0) -> None:
-        if not (math.isfinite(per_message_ms) and per_message_ms >= 0):
-            raise ValueError(f"link {self.name!r}: per_message_ms must be >= 0, "
-                             f"got {per_message_ms!r}")  # fmt: skip
         self.rng = rng
-        self.per_message_ms = per_message_ms
+        self.per_message_ms = check_number(f"link {self.name!r}", "per_message_ms", per_message_ms)
         self._last_arrival_ms = -math.inf
         self._count = 0  # messages sent so far
         self._lead_ms = -math.inf  # max over messages sent of (due - index * per_message_ms)
@@ -147,9 +148,7 @@ class ConstantLink(Link):
 
     def __init__(self, rng: np.random.Generator, delay_ms: float = 50.0, **base: float) -> None:
         super().__init__(rng, **base)
-        if delay_ms < 0:
-            raise ValueError(f"link 'constant': delay_ms must be >= 0, got {delay_ms}")
-        self.delay_ms = delay_ms
+        self.delay_ms = check_number("link 'constant'", "delay_ms", delay_ms)
 
     def _delay_ms(self, now: float) -> float:
         return self.delay_ms
@@ -160,7 +159,9 @@ class ConstantLink(Link):
 
 def lognormal_params(mean_ms: float, p99_ms: float) -> tuple[float, float]:
     """(mu, sigma) of the log of a lognormal delay with the given mean and 99th percentile."""
-    if not 0 < mean_ms < p99_ms:
+    mean_ms = check_number("link delay", "mean_ms", mean_ms, above=True)
+    p99_ms = check_number("link delay", "p99_ms", p99_ms, above=True)
+    if not mean_ms < p99_ms:
         raise ValueError(f"link delay: need 0 < mean_ms < p99_ms, got {mean_ms} and {p99_ms}")
     log_ratio = math.log(p99_ms / mean_ms)
     discriminant = Z_P99**2 - 2 * log_ratio
@@ -221,8 +222,8 @@ class PathDelay:
 
     def __init__(self, rng: np.random.Generator, mean_ms: float, p99_ms: float,
                  tau_ms: float) -> None:  # fmt: skip
-        if not (math.isfinite(tau_ms) and tau_ms > 0):
-            raise ValueError(f"link path delay: tau_ms must be > 0, got {tau_ms!r}")
+        # a microsecond at least: a smaller one underflows the grid step
+        tau_ms = check_number("link path delay", "tau_ms", tau_ms, at_least=1e-3)
         self.mu, self.sigma = lognormal_params(mean_ms, p99_ms)
         self.tau_ms = tau_ms
         self.step_ms = tau_ms / PATH_GRID_PER_TAU
@@ -236,9 +237,9 @@ class PathDelay:
     def at(self, now: float) -> float:
         """The delay of a message sent at ``now``."""
         position = max(now, 0.0) / self.step_ms
+        if position + 1 >= len(self._delays):
+            self._extend_to(self._points_to_reach(position, now))
         k = int(position)
-        if k + 1 >= len(self._delays):
-            self._extend_to(k + 2)
         left = self._delays[k]
         return left + (self._delays[k + 1] - left) * (position - k)
 
@@ -247,16 +248,25 @@ class PathDelay:
         if len(times) == 0:
             return np.zeros(0)
         position = np.maximum(times, 0.0) / self.step_ms
+        last = float(np.max(position))
+        if last + 1 >= len(self._delays):
+            self._extend_to(self._points_to_reach(last, float(np.max(times))))
         k = position.astype(np.int64)
-        top = int(np.max(k))
-        if top + 1 >= len(self._delays):
-            self._extend_to(top + 2)
         if len(self._grid) != len(self._delays):
             self._grid = np.array(self._delays)
         grid = self._grid
         left = grid[k]
         delays: FloatArray = left + (grid[k + 1] - left) * (position - k)
         return delays
+
+    def _points_to_reach(self, position: float, now: float) -> int:
+        """Grid points up to the one after ``position`` (the time ``now``), within the cap."""
+        if not position + 2 <= MAX_PATH_POINTS:
+            raise ValueError(
+                f"link path delay: tau_ms={self.tau_ms:g} samples the path every "
+                f"{self.step_ms:g} ms, so reaching {now / 1000:.4g} s of the call takes more "
+                f"than {MAX_PATH_POINTS:,} points; use a larger tau_ms or a shorter call")
+        return int(position) + 2
 
     def _extend_to(self, points: int) -> None:
         """Draw grid points up to ``points``, in whole blocks: the same numbers however the
@@ -331,15 +341,12 @@ class StallLink(Link):
         **base: float,
     ) -> None:
         super().__init__(rng, **base)
-        if delay_ms < 0 or rate_per_s < 0 or not 0 <= min_stall_ms <= max_stall_ms:
-            raise ValueError(
-                "link 'stalls': need delay_ms >= 0, rate_per_s >= 0, 0 <= min_stall_ms <= "
-                f"max_stall_ms; got {delay_ms}, {rate_per_s}, {min_stall_ms}, {max_stall_ms}"
-            )
-        self.delay_ms = delay_ms
-        self.rate_per_s = rate_per_s
-        self.min_stall_ms = min_stall_ms
-        self.max_stall_ms = max_stall_ms
+        owner = "link 'stalls'"
+        self.delay_ms = check_number(owner, "delay_ms", delay_ms)
+        self.rate_per_s = check_number(owner, "rate_per_s", rate_per_s, at_most=MAX_EVENTS_PER_S)
+        self.min_stall_ms = check_number(owner, "min_stall_ms", min_stall_ms)
+        self.max_stall_ms = check_number(owner, "max_stall_ms", max_stall_ms,
+                                         at_least=self.min_stall_ms)  # fmt: skip
         self._stall_start_ms = -math.inf
         self._stall_end_ms = -math.inf
         self._draw_next_stall(0.0)

@@ -439,12 +439,15 @@ class FrameClockPlayout(_Accounting):
         return _echoes_due(self._marks, now)
 
     def next_event_ms(self) -> float | None:
-        """When the next mark echo falls due: the clock's ticks need no call of their own (with
-        nothing new arriving, what they play is fixed), only the echoes do."""
+        """When the next mark echo falls due, or when the last queued byte will have played. The
+        ticks between need no call of their own (with nothing new arriving, what they play is
+        fixed); but a call may end with audio queued after its last mark, and that audio plays."""
+        queued_ms = self._projected_echo_ms(self._received_bytes) if self._queued_bytes else None
         if not self._marks:
-            return None
+            return queued_ms
         echo_ms, _, position = self._marks[0]
-        return echo_ms if echo_ms < math.inf else self._projected_echo_ms(position)
+        mark_ms = echo_ms if echo_ms < math.inf else self._projected_echo_ms(position)
+        return mark_ms if queued_ms is None or mark_ms < queued_ms else queued_ms
 
     def _projected_echo_ms(self, position: int) -> float:
         """When the byte before queue position ``position`` will have played, if nothing else
@@ -483,7 +486,12 @@ class FrameClockPlayout(_Accounting):
                 self._play_frame(tick_ms, full * FRAME_BYTES)
                 self._last_tick, self._next_tick = tick + full - 1, tick + full
                 continue
-            self._tick(tick, tick_ms)  # less than a frame queued: pad it, or skip the tick
+            skips = self._skips_before(tick, tick_ms, until_ms, inclusive)
+            if skips:  # less than a frame queued, and it may wait: the ticks pass at once
+                self._skipped += skips
+                self._next_tick = tick + skips
+                continue
+            self._tick(tick, tick_ms)  # less than a frame queued: pad it
             self._next_tick = tick + 1
 
     def _ticks_before(self, tick: int, tick_ms: float, until_ms: float, inclusive: bool) -> int:
@@ -496,20 +504,24 @@ class FrameClockPlayout(_Accounting):
             count += 1
         return max(count, 0)
 
+    def _skips_before(self, tick: int, tick_ms: float, until_ms: float, inclusive: bool) -> int:
+        """How many ticks from ``tick`` a partial frame still skips before ``until_ms``: one
+        step for them all (``max_skipped_ticks`` may be large)."""
+        if self.partial == "pad" or self._queued_bytes >= FRAME_BYTES:
+            return 0
+        waits = self.max_skipped_ticks - self._skipped
+        if waits <= 0 or until_ms == math.inf:
+            return max(waits, 0)
+        return min(waits, self._ticks_before(tick, tick_ms, until_ms, inclusive))
+
     def _tick(self, tick: int, tick_ms: float) -> None:
-        queued = self._queued_bytes
-        if queued >= FRAME_BYTES:
-            take = FRAME_BYTES
-        elif self.partial == "pad" or self._skipped >= self.max_skipped_ticks:
-            take = queued
-        else:
-            self._skipped += 1  # the tick is skipped: nothing is sent, the carrier conceals
-            return
+        """A tick with less than a frame queued that waits no longer: the rest of it is padded
+        with silence. (A skipped tick sends nothing: the carrier conceals it.)"""
+        take = self._queued_bytes
         self._last_tick = tick
         self._skipped = 0
         self._play_frame(tick_ms, take)
-        if take < FRAME_BYTES:
-            self.fills.append((tick_ms + take / BYTES_PER_MS, tick_ms + FRAME_MS))
+        self.fills.append((tick_ms + take / BYTES_PER_MS, tick_ms + FRAME_MS))
 
     def _play_frame(self, tick_ms: float, take: int) -> None:
         at = 0
@@ -566,8 +578,9 @@ class FrameClockPlayout(_Accounting):
 def make_playout(name: str, **params: Any) -> Playout:
     """A fresh playout model by name (PLAYOUT_NAMES), with its parameters."""
     factories: dict[str, Any] = {
-        "fifo": FifoPlayout,
-        "pad_every_message": lambda **p: FifoPlayout(pad_to_frame=True, **p),
+        # neither takes a parameter: pad_to_frame is which of the two it is, not a setting
+        "fifo": lambda: FifoPlayout(),
+        "pad_every_message": lambda: FifoPlayout(pad_to_frame=True),
         "prefetch": PrefetchPlayout,
         "fixed": FixedPlayout,
         "frame_clock": lambda **p: FrameClockPlayout(partial="pad", **p),

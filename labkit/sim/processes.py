@@ -12,9 +12,22 @@ See notebooks/02_threshold_sweep.ipynb.
 from __future__ import annotations
 
 import multiprocessing
+import numbers
+import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
+
+MAX_JOBS = 64  # each worker holds ~100 MB: beyond this, memory runs out long before cores do
+
+
+def check_jobs(owner: str, jobs: object) -> int:
+    """``jobs`` as a count of worker processes, or a ValueError naming ``owner``."""
+    count = int(jobs) if isinstance(jobs, numbers.Integral) and not isinstance(jobs, bool) else 0
+    if not 1 <= count <= MAX_JOBS:
+        raise ValueError(f"{owner}: jobs must be a whole number from 1 to {MAX_JOBS}, "
+                         f"got {jobs!r}")  # fmt: skip
+    return count
 
 
 def start_method() -> str:
@@ -27,5 +40,12 @@ def worker_pool(
 ) -> ProcessPoolExecutor:
     """``jobs`` worker processes, each set up by ``initializer(*initargs)`` (sent pickled)."""
     context = multiprocessing.get_context(start_method())
-    return ProcessPoolExecutor(jobs, mp_context=context, initializer=initializer,
-                               initargs=initargs)  # fmt: skip
+    return ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                               initargs=(initializer, *initargs))  # fmt: skip
+
+
+def _start_worker(initializer: Callable[..., None], *initargs: Any) -> None:
+    # Ctrl-C reaches the whole process group: the caller stops the sweep (its rows are kept);
+    # a worker would only print a traceback and die mid-chunk
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    initializer(*initargs)

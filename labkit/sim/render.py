@@ -94,11 +94,15 @@ def render_caller(result: PlayedRun, conceal: str = "plc") -> CallerAudio:
     total = max((start + len(pcm) for _, start, pcm, _ in layout), default=0)
     samples = np.zeros(total, dtype=np.int16)
     gaps: list[Span] = []
+    heard: list[Span] = []
     for _, start, pcm, inserted in layout:
-        samples[start : start + len(pcm)] = pcm
+        # an answer's audio, not its gaps: another answer may play in them (its item resumed)
+        for begin, end in _minus([(0, len(pcm))], inserted):
+            samples[start + begin : start + end] = pcm[begin:end]
+            heard.append((start + begin, start + end))
         gaps += [(start + begin, start + end) for begin, end in inserted]
     fills = _fill_spans(result, total)
-    erasures = _minus(sorted(gaps), fills)
+    erasures = _minus(_minus(sorted(gaps), fills), _merged(heard))
     if conceal == "plc" and erasures:
         samples = plc_conceal(samples, erasures)
     answers = [Answer(key, start, _without(pcm, inserted), samples[start : start + len(pcm)],

@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from labkit.sim.params import MAX_EVENTS_PER_S, check_number
+
 MS_PER_S = 1000.0
 DRAW_BLOCK = 512  # random numbers drawn per numpy call
 SENDER_PARAMS = ("lateness_ms", "stall_rate_per_s", "stall_ms", "send_cost_ms")
@@ -42,14 +44,12 @@ class SenderLoop:
         stall_ms: float = 0.0,
         send_cost_ms: float = 0.0,
     ) -> None:
-        for what, value in (("lateness_ms", lateness_ms), ("stall_rate_per_s", stall_rate_per_s),
-                            ("stall_ms", stall_ms), ("send_cost_ms", send_cost_ms)):  # fmt: skip
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"sender loop: {what} must be a finite number >= 0, got {value!r}")
-        self.lateness_ms = float(lateness_ms)
-        self.stall_rate_per_s = float(stall_rate_per_s)
-        self.stall_ms = float(stall_ms)
-        self.send_cost_ms = float(send_cost_ms)
+        owner = "sender loop"
+        self.lateness_ms = check_number(owner, "lateness_ms", lateness_ms)
+        self.stall_rate_per_s = check_number(owner, "stall_rate_per_s", stall_rate_per_s,
+                                             at_most=MAX_EVENTS_PER_S)  # fmt: skip
+        self.stall_ms = check_number(owner, "stall_ms", stall_ms)
+        self.send_cost_ms = check_number(owner, "send_cost_ms", send_cost_ms)
         self._stall_rng, self._late_rng = rng.spawn(2)
         self._stall_state_at_start = self._stall_rng.bit_generator.state
         self._lateness_draws: list[float] = []

@@ -25,6 +25,7 @@ from labkit.sim.hypotheses import (
     UNCERTAIN,
     YES,
     gap_ms_per_audio_s,
+    judged_trace,
     onset_gaps_per_answer,
 )
 from labkit.sim.links import DEFAULT_LINK
@@ -158,13 +159,14 @@ def _setting(trace: Trace, parameter: Parameter, value: float,
     return "base", {parameter.name: value}
 
 
-def sensitivity(trace: Trace, seeds: Iterable[int], parameters: Sequence[Parameter] = PARAMETERS,
-                link: str = DEFAULT_LINK, playout: str = "fifo", runs: Sequence[Run] = RUNS,
+def sensitivity(trace: Trace, seeds: int | Iterable[int],
+                parameters: Sequence[Parameter] = PARAMETERS, link: str = DEFAULT_LINK,
+                playout: str = "fifo", runs: Sequence[Run] = RUNS,
                 claims: Sequence[Claim] = CLAIMS, jobs: int = 1, progress: bool = True,
                 ) -> pd.DataFrame:  # fmt: skip
     """One row per parameter, value and claim: ``result`` (yes / no / uncertain) and the
     interval it was judged on. Each parameter varies alone; the others keep their defaults."""
-    seed_list = list(seeds)
+    seed_list = judged_trace(trace, seeds)
     traces: dict[str, Trace] = {"base": trace}
     points, tasks = [], []
     for parameter in parameters:

@@ -73,11 +73,19 @@ def mean_interval(values: Sequence[float] | npt.NDArray[np.float64]) -> Interval
     return Interval(mean, mean - half, mean + half, n)
 
 
-def summarize(runs: pd.DataFrame, metrics: Sequence[str] = SUMMARY_METRICS,
+def summarize(runs: pd.DataFrame, metrics: Sequence[str] | None = None,
               by: Sequence[str] = SETTING_COLUMNS) -> pd.DataFrame:  # fmt: skip
-    """One row per setting: ``n_seeds`` and ``<metric>_mean``, ``_ci_low``, ``_ci_high``."""
-    present = [metric for metric in metrics if metric in runs.columns]
+    """One row per setting: ``n_seeds`` and ``<metric>_mean``, ``_ci_low``, ``_ci_high``.
+    ``metrics``: those named, each a column of ``runs``; by default the SUMMARY_METRICS it has
+    (``mos_lqo`` only with ``--mos``)."""
+    if metrics is None:
+        present = [metric for metric in SUMMARY_METRICS if metric in runs.columns]
+    else:
+        _require(runs, metrics, "summarize: metrics")
+        present = list(metrics)
     keys = [column for column in by if column in runs.columns]
+    if not keys:
+        raise ValueError(f"summarize: the runs have none of the setting columns {list(by)}")
     rows = []
     for setting, group in runs.groupby(keys, sort=True, dropna=False):
         values = setting if isinstance(setting, tuple) else (setting,)
@@ -97,6 +105,7 @@ def paired_difference(runs: pd.DataFrame, metric: str, column: str, a: object, b
     """Mean and 95% interval over seeds of ``metric`` at ``column == a`` minus at
     ``column == b``, the other settings of ``runs`` being equal (``runs`` holds one row per
     seed for each of the two)."""
+    _require(runs, (metric, column, "seed"), "paired_difference")
     left = runs[runs[column] == a].set_index("seed")[metric]
     right = runs[runs[column] == b].set_index("seed")[metric]
     if not left.index.is_unique or not right.index.is_unique:
@@ -106,3 +115,11 @@ def paired_difference(runs: pd.DataFrame, metric: str, column: str, a: object, b
     if len(both) == 0:
         raise ValueError(f"paired_difference: no seed has both {column}={a!r} and {b!r}")
     return mean_interval((left[both] - right[both]).to_numpy(dtype=np.float64))
+
+
+def _require(runs: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """A misspelt metric or column is named, with what there is (never silently dropped)."""
+    missing = [column for column in columns if column not in runs.columns]
+    if missing:
+        raise ValueError(f"{what}: no column {', '.join(map(repr, missing))} in the runs; they "
+                         f"have {', '.join(map(str, runs.columns))}")  # fmt: skip

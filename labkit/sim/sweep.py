@@ -16,7 +16,7 @@ import pandas as pd
 
 from labkit.sim.links import DEFAULT_LINK
 from labkit.sim.playout import DEFAULT_PLAYOUT
-from labkit.sim.processes import worker_pool
+from labkit.sim.processes import check_jobs, worker_pool
 from labkit.sim.sweep_runs import (
     CHUNKS_PER_JOB,
     Chunk,
@@ -58,8 +58,7 @@ def pool_batches(
 ) -> Iterator[list[Row]]:  # fmt: skip
     """The rows of every run not in ``done``, a chunk's rows at a time as chunks finish, from
     ``jobs`` processes (this one when 1). Traces are read here, once, and sent to each process."""
-    if jobs < 1:
-        raise ValueError(f"sweep: jobs must be >= 1, got {jobs}")
+    check_jobs("sweep", jobs)
     traces = [(source.name, trace) for source, trace in load_all(sources, limits)]
     chunks = plan_chunks([name for name, _ in traces], grid, CHUNKS_PER_JOB * jobs, done)
     options = grid.options()
@@ -115,8 +114,7 @@ def sweep(
     grid = SweepGrid.of(strategies, thresholds_ms, links, seeds, playouts,
                         link_params=link_params, playout_params=playout_params,
                         strategy_options=strategy_options, mos=mos, conceal=conceal)  # fmt: skip
-    if jobs < 1:
-        raise ValueError(f"sweep: jobs must be >= 1, got {jobs}")
+    check_jobs("sweep", jobs)
     sources = trace_sources(specs)
     bar = progress_bar(len(sources) * grid.runs_per_trace, progress)
     rows: list[Row] = []

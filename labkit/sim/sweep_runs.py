@@ -20,13 +20,13 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from labkit.sim.links import LINK_NAMES
+from labkit.sim.links import LINK_NAMES, check_seed
 from labkit.sim.playout import PLAYOUT_NAMES
 from labkit.sim.render import CONCEAL_MODES, mos_lqo
 from labkit.sim.simulator import MetricsMemo, PreparedTrace, prepare, simulate, sweep_metrics
@@ -64,6 +64,7 @@ class SweepGrid:
             raise ValueError(f"sweep: no {', no '.join(empty)} given (a sweep needs at least one "
                              "of each)")  # fmt: skip
         check_names(self.strategies, self.links, self.playouts)
+        _check_options(self.strategy_options, self.link_params, self.playout_params)
         if self.conceal not in CONCEAL_MODES:
             raise ValueError(f"sweep: unknown conceal {self.conceal!r}; choose one of "
                              f"{', '.join(CONCEAL_MODES)}")  # fmt: skip
@@ -77,12 +78,11 @@ class SweepGrid:
         """A grid from ``sweep``'s arguments: ``seeds`` a count (0..N-1) or the seeds; a single
         name or threshold is one (not the letters of a name). A value given twice counts once
         (a run is one row)."""
-        seed_list = range(seeds) if isinstance(seeds, int) else seeds
         options["strategy_options"] = options.get("strategy_options") or {}
-        thresholds = _one_or_many(thresholds_ms)
-        return cls(_once(_one_or_many(strategies)), _once(float(t) for t in thresholds),
-                   _once(_one_or_many(links)), _once(_one_or_many(playouts)), _once(seed_list),
-                   **options)  # fmt: skip
+        thresholds = (_threshold(t) for t in one_or_many(thresholds_ms))
+        return cls(_once(one_or_many(strategies)), _once(thresholds),
+                   _once(one_or_many(links)), _once(one_or_many(playouts)),
+                   _once(seed_tuple(seeds)), **options)  # fmt: skip
 
     def combos(self) -> list[tuple[str, float, str, str]]:
         return list(itertools.product(self.strategies, self.thresholds_ms, self.links,
@@ -103,7 +103,44 @@ def _once(values: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(values))
 
 
-def _one_or_many(values: Any) -> Iterable[Any]:
+def seed_tuple(seeds: int | Iterable[int]) -> tuple[int, ...]:
+    """``seeds`` as the seeds: a count N (a Python or numpy integer) means 0..N-1; each seed is
+    checked (``links.check_seed``). A ValueError names what is wrong."""
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        if seeds < 0:
+            raise ValueError(f"seeds: a count of seeds must be >= 0, got {seeds!r}")
+        return tuple(range(int(seeds)))
+    if isinstance(seeds, str | bytes | numbers.Number) or not isinstance(seeds, Iterable):
+        raise ValueError(f"seeds must be a count or the seeds themselves, got {seeds!r}")
+    return tuple(check_seed(seed) for seed in seeds)
+
+
+def _threshold(value: Any) -> float:
+    """A threshold of the grid as a float (each strategy then checks its own range)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"sweep: thresholds_ms must be numbers, got {value!r}")
+    return float(value)
+
+
+def _check_options(strategy_options: Any, link_params: Any, playout_params: Any) -> None:
+    """Options are mappings, and strategy options are keyed by strategies' names."""
+    from labkit.outbound import strategy_class
+
+    for name, value in (("strategy_options", strategy_options), ("link_params", link_params),
+                        ("playout_params", playout_params)):  # fmt: skip
+        if value is not None and not isinstance(value, Mapping):
+            raise ValueError(f"sweep: {name} must be a dict, got {value!r}")
+    for strategy, options in strategy_options.items():
+        try:
+            strategy_class(strategy)
+        except ValueError as exc:  # a misspelt name's options would apply to nothing
+            raise ValueError(f"sweep: strategy_options: {exc}") from None
+        if not isinstance(options, Mapping):
+            raise ValueError(f"sweep: strategy_options[{strategy!r}] must be a dict of options, "
+                             f"got {options!r}")  # fmt: skip
+
+
+def one_or_many(values: Any) -> Iterable[Any]:
     """``values``, or a one-item tuple of it when it is a single name or number."""
     return (values,) if isinstance(values, str | numbers.Real) else values  # numpy's too
 

@@ -95,6 +95,8 @@ def _expand(spec: TraceSpec) -> Iterator[TraceSource]:
         yield from (TraceSource(trace_name(file), file) for file in files)
         return
     check_regular_file(path)
+    if path.exists() and (problem := _not_a_trace_file(path)):
+        raise ValueError(problem)
     if not path.exists():
         try:
             path = shipped(str(spec))
@@ -144,6 +146,8 @@ def _not_a_trace_file(path: Path) -> str | None:
     """Why ``path``, named like a trace, cannot be read as one; None if it can be."""
     if not path.exists():
         return f"{path}: a link to nothing (or a loop of links), not a trace file"
+    if not trace_name(path):  # its rows would have an empty trace name, which reads back as none
+        return f"{path}: a trace file needs a name before .jsonl or .jsonl.gz"
     try:
         check_regular_file(path)
     except ValueError as error:

@@ -194,5 +194,20 @@ def write_catalog_trace(spec: TraceSpec, audio_dir: Path, out_dir: Path) -> Path
     audio = load_phrase_audio(audio_dir, sorted(set(spec.turns)))
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / spec.file_name
+    if path.exists() and not _made_here(path, spec):  # someone's file of the same name
+        raise ValueError(f"{path} exists and is not labkit synth's {spec.name!r} trace; "
+                         f"not replacing it (move it away, or write to another --out)")  # fmt: skip
     write(build_trace(spec, audio, phrases), path, overwrite=True)  # regenerates, byte for byte
     return path
+
+
+def _made_here(path: Path, spec: TraceSpec) -> bool:
+    """Whether ``path`` is a trace this generator made for ``spec`` (so may be made again)."""
+    from labkit.traces import TraceFormatError, read
+
+    try:
+        generator = read(path).header.get("generator")
+    except (TraceFormatError, OSError):
+        return False
+    return (isinstance(generator, dict) and generator.get("name") == GENERATOR_NAME
+            and generator.get("trace") == spec.name)  # fmt: skip

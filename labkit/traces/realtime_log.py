@@ -312,15 +312,17 @@ class _LogClock:
                 self.path, line, f"field {key!r}: every line must time itself by {self.key!r} alone"
             )
         value = obj[key]
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
+        if isinstance(value, bool) or not isinstance(value, int | float):
             got = json_type_name(value)
             raise TraceFormatError(
                 self.path, line, f"field {key!r} must be a finite number, got {got}"
             )
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # a JSON integer beyond any float
+            finite = False
+        if not finite:
+            raise TraceFormatError(self.path, line, f"field {key!r} is not a finite time")
         if key == "t_ms" and value < 0:
             raise TraceFormatError(self.path, line, f"field 't_ms' must be >= 0, got {value}")
         t_ms = float(value) if key == "t_ms" else self._since_first_ms(float(value))

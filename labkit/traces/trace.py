@@ -15,6 +15,9 @@ import numpy.typing as npt
 
 from labkit.audio import BYTES_PER_MS, Audio
 from labkit.traces.event import ItemKey, TraceEvent
+from labkit.traces.validation import check_events
+
+IN_MEMORY = "trace built in memory (events[0] is line 2)"  # where its errors are: no file
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,14 @@ class Trace:
     header: dict[str, Any]
     events: list[TraceEvent]
     cut: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        # A trace built in memory (retimed, synthesised, by a user) meets the rules a file
+        # meets: a NaN or decreasing time would otherwise hang or silently skew a simulation.
+        if not isinstance(self.events, list):
+            raise TypeError(f"Trace: events must be a list of TraceEvent, "
+                            f"got {type(self.events).__name__}")  # fmt: skip
+        check_events(self.events, IN_MEMORY)
 
     @property
     def description(self) -> str:

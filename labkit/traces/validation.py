@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 import math
 from base64 import b64decode
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +180,12 @@ class SequenceCheck:
         self._last_t_ms = event.t_ms
         if event.type == "audio_done" and key is not None:
             self._done.add(key)
+
+
+def check_events(events: Iterable[TraceEvent], path: str | Path) -> None:
+    """Every event as the writer checks it, and the rules across them (line 2 is the first
+    event, as in the file the events would be written to)."""
+    sequence = SequenceCheck(path)
+    for line, event in enumerate(events, start=2):
+        check_event(event, path, line)
+        sequence.check(event, line)

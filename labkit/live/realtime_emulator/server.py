@@ -46,6 +46,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 MS_PER_S = 1000.0
 CLOSE_NORMAL = 1000
 CLOSE_INTERNAL_ERROR = 1011
+SESSIONS_KEPT = 256  # the latest sessions, for tests and loopback calls: not every one, forever
 MAX_CLIENT_FRAME_BYTES = 1 << 20  # a 1 MiB append is ~2 minutes of mu-law: far beyond any chunk
 
 
@@ -163,6 +164,7 @@ class RealtimeEmulator:
             self.trace, number=next(self._numbers), audio_b64=self._audio_b64.__getitem__
         )
         self.sessions.append(session)
+        del self.sessions[:-SESSIONS_KEPT]
         try:
             with self._log_file(session) as log_file:
                 await _Connection(self, connection, session, log_file).run()
