@@ -13,6 +13,7 @@ reference tables would. The difference is below one quantisation step and inaudi
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,6 +117,11 @@ class Audio:
     rate_hz: int = SAMPLE_RATE_HZ
 
     def __post_init__(self) -> None:
+        whole = isinstance(self.rate_hz, numbers.Integral) and not isinstance(self.rate_hz, bool)
+        if not (whole and self.rate_hz >= 1):
+            raise ValueError(f"Audio: rate_hz must be a whole number of Hz >= 1, "
+                             f"got {self.rate_hz!r}")  # fmt: skip
+        object.__setattr__(self, "rate_hz", int(self.rate_hz))
         object.__setattr__(self, "samples", to_int16(np.asarray(self.samples).reshape(-1)))
 
     @classmethod
@@ -124,6 +130,9 @@ class Audio:
 
     @classmethod
     def silence(cls, duration_ms: float) -> Audio:
+        if not (math.isfinite(duration_ms) and duration_ms >= 0):
+            raise ValueError(f"Audio.silence: duration_ms must be a finite number >= 0, "
+                             f"got {duration_ms!r}")  # fmt: skip
         count = round(duration_ms * SAMPLE_RATE_HZ / 1000)
         return cls(np.zeros(count, dtype=np.int16), SAMPLE_RATE_HZ)
 

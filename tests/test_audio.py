@@ -141,3 +141,13 @@ def test_quiet_audio_is_not_normalised_to_full_scale() -> None:
     with wave.open(io.BytesIO(quiet.play().data)) as wav:
         frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
     assert np.abs(frames).max() < 200
+
+
+@pytest.mark.parametrize("rate", [0, -8000, 8000.5, True])
+def test_audio_refuses_a_rate_that_is_not_a_whole_positive_number(rate: object) -> None:
+    """Audio(samples, 0) was made, then failed in its repr with ZeroDivisionError."""
+    with pytest.raises(ValueError, match="rate_hz must be a whole number of Hz >= 1"):
+        Audio(np.zeros(8, dtype=np.int16), rate)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="duration_ms must be a finite number >= 0, got -5"):
+        Audio.silence(-5)
+    assert Audio(np.zeros(8, dtype=np.int16), np.int64(16000)).rate_hz == 16000

@@ -20,7 +20,8 @@ TRACE_COMMANDS = [["serve", "--replay"], ["emulate"], ["call", "--trace"]]
 def test_a_trace_that_names_nothing_is_refused_with_the_shipped_names(command: list[str]) -> None:
     with pytest.raises(SystemExit) as refused:
         main([*command, "no_such_trace"])
-    said = str(refused.value.code)
+    said = str(refused.value)  # the refusal's line (exit code 2, as argparse's own)
+    assert refused.value.code == 2
     assert said.startswith(f"labkit {command[0]}: trace 'no_such_trace' is neither a file")
     assert "tiny_deltas" in said  # what could have been meant
 
@@ -33,14 +34,14 @@ def test_a_bad_trace_file_is_refused_naming_file_and_line(command: list[str],
         file.write("{not json\n")
     with pytest.raises(SystemExit) as refused:
         main([*command, str(bad)])
-    assert str(refused.value.code).startswith(f"labkit {command[0]}: {bad}, line 1: ")
+    assert str(refused.value).startswith(f"labkit {command[0]}: {bad}, line 1: ")
 
 
 @pytest.mark.parametrize("command", TRACE_COMMANDS)
 def test_a_directory_is_not_one_trace(command: list[str], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as refused:
         main([*command, str(tmp_path)])
-    assert "is a directory; give one trace" in str(refused.value.code)
+    assert "is a directory; give one trace" in str(refused.value)
 
 
 @pytest.mark.parametrize("command", [["serve"], ["emulate", "tiny_deltas"], ["lab"], ["explore"]])
@@ -63,7 +64,7 @@ def test_emulate_on_a_taken_port_says_so_in_one_line() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(SystemExit) as refused:
             main(["emulate", "tiny_deltas", f"--port={port}"])
-    said = str(refused.value.code)
+    said = str(refused.value)
     assert said.startswith(f"labkit emulate: cannot serve on 127.0.0.1:{port}: ")
     assert "address already in use" in said and "\n" not in said
 
@@ -176,14 +177,15 @@ def test_a_barge_in_outside_the_agents_speech_is_refused_before_the_call(
     command = [sys.executable, "-m", "labkit", "call", "--trace", "tiny_deltas",
                f"--barge-in-at-ms={at_ms}"]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and done.stdout == ""
+    assert done.returncode == 2 and done.stdout == ""  # a refusal's code, as argparse's
     assert done.stderr == f"labkit call: --barge-in-at-ms: with_barge_in: {said}\n"
 
 
 def test_a_public_url_that_twilio_cannot_call_is_refused_in_one_line() -> None:
     with pytest.raises(SystemExit) as refused:
         main(["serve", "--public-url", "abc.ngrok.app"])
-    assert refused.value.code == ("labkit serve: ServerSettings.public_url must start with http:// "
+    assert refused.value.code == 2
+    assert str(refused.value) == ("labkit serve: ServerSettings.public_url must start with http:// "
                                   "or https://, got 'abc.ngrok.app'")  # fmt: skip
 
 

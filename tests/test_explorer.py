@@ -253,7 +253,7 @@ def test_your_own_traces_are_offered_after_the_shipped_ones_and_explored(tmp_pat
     assert labels[:2] == ["barge_in", "bursty"] and labels[-1] == "my_call (yours)"
     explorer.trace.value = str(mine.resolve())
     assert explorer.view is not None and explorer.view.settings.trace == str(mine.resolve())
-    assert explorer.view.title().startswith("my_call: forward over tcp")
+    assert explorer.view.title().startswith("my_call (yours): forward over tcp")
     shipped_twin = explore(replace(SMALL, trace="bursty"))  # the same bytes: the same numbers
     assert explorer.view.result.metrics == shipped_twin.result.metrics
     alone = Explorer(replace(SMALL, trace=str(mine)))  # a file named only in the settings
@@ -287,9 +287,12 @@ def test_labkit_explore_offers_your_traces_and_refuses_a_bad_one_before_starting
                    if cell["cell_type"] == "code")  # fmt: skip
     assert f"Explorer(traces={[str(mine)]!r}, read_traces_first=False)" in code  # read once
     (tmp_path / "recorded" / "broken.jsonl").write_text("{not json\n")
+    (tmp_path / "recorded" / "empty.jsonl").write_text("")
     assert cli_main(["explore", "--no-browser", str(tmp_path / "recorded")]) == 2
-    said = capsys.readouterr().err
-    assert said.startswith(f"labkit explore: {tmp_path / 'recorded' / 'broken.jsonl'}, line 1: ")
+    said = capsys.readouterr().err  # every bad one, as a sweep says it (it named the first)
+    assert said.startswith("labkit explore: 2 of 3 traces cannot be read:\n")
+    assert f"  {tmp_path / 'recorded' / 'broken.jsonl'}, line 1: " in said
+    assert f"  {tmp_path / 'recorded' / 'empty.jsonl'}, line 1: " in said
     assert cli_main(["explore", "--no-browser", "no_such_trace"]) == 2
     assert "'no_such_trace' is neither a file" in capsys.readouterr().err
 
@@ -491,3 +494,17 @@ def test_a_change_on_another_thread_is_not_taken_for_the_code_s_own() -> None:
     finally:
         explorer._muted = False
     assert explorer.view is not None and explorer.view.settings.strategy == "paced"
+
+
+def test_the_title_names_the_variant_counts_in_the_singular_and_shows_a_short_gap() -> None:
+    """Both variants of the report's buffer had the same title; one gap read "1 gaps"; a gap
+    of 0.05 ms read "0 ms of silence"."""
+    from labkit.views.explorer import explore
+
+    first = explore(replace(SMALL, strategy="original_report", variant="first")).title()
+    final = explore(replace(SMALL, strategy="original_report", variant="final")).title()
+    assert "original report (first commit) 50 ms" in first
+    assert "original report (final code) 50 ms" in final
+    call = explore(ExplorerSettings(trace="tiny_deltas_call"))  # one gap of 0.05 ms, seed 0
+    assert call.result.metrics.concealment_events == 1
+    assert "1 gap, <1 ms of silence" in call.title()

@@ -227,6 +227,25 @@ def test_settings_make_widget_state_saved_and_keep_jupyterlabs_own(tmp_path: Pat
     assert (settings / "page_config.json").read_text() == (own / "page_config.json").read_text()
 
 
+@pytest.mark.parametrize("what", ["a file", "a link"])
+def test_the_settings_directory_is_rebuilt_when_it_is_not_one(tmp_path: Path, what: str) -> None:
+    """``lab/.labkit/.jupyterlab-settings`` as a file ended ``labkit lab`` in NotADirectoryError;
+    as a link, in "Cannot call rmtree on a symbolic link". Ours, rebuilt on every start: the file
+    or link goes (never what a link points to)."""
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep.json").write_text("{}")
+    settings = tmp_path / "lab" / ".labkit" / ".jupyterlab-settings"
+    settings.parent.mkdir(parents=True)
+    if what == "a file":
+        settings.write_text("not a directory")
+    else:
+        settings.symlink_to(target)
+    made = write_jupyterlab_settings(tmp_path / "lab", app_settings_dir=tmp_path / "none")
+    assert made == settings and not made.is_symlink() and (made / "overrides.d").is_dir()
+    assert (target / "keep.json").read_text() == "{}"
+
+
 def test_the_command_line_passes_host_port_browser_and_root_through(tmp_path: Path) -> None:
     argv = jupyter_lab_argv(tmp_path, tmp_path / "s", "127.0.0.1", 9999, False, as_root=True)
     assert argv[:3] == [sys.executable, "-m", "jupyterlab"]

@@ -223,3 +223,9 @@ def test_sweep_plots_and_summaries_name_what_they_lack_instead_of_drawing_nothin
         paired_difference(runs, "nope", "strategy", "preroll", "forward")
     assert "mos_lqo_mean" not in summarize(runs)  # the default list keeps what the runs have
     assert len(plots.metric_by_link(runs)) == 1
+    two_links = sweep("barge_in", "paced", [20, 60], ["tcp", "jitter"], seeds=1, progress=False)
+    with pytest.raises(ValueError, match=r"the rows hold 2 links \(jitter, tcp\); pick one"):
+        plots.metric_vs_threshold(two_links)  # drawn as one zig-zag line through both
+    with pytest.raises(ValueError, match=r"latency_vs_underruns: the rows hold 2 links"):
+        plots.latency_vs_underruns(two_links)
+    assert len(plots.metric_by_link(two_links)) == 2

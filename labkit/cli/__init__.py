@@ -14,6 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from labkit.cli.refusal import Refusal
+
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 SUBCOMMAND_MODULES = (
@@ -47,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         code: int = args.func(args)
+    except Refusal as refusal:  # the command's own "no": its line, then argparse's exit code
+        print(refusal.message, file=sys.stderr)
+        raise
     except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback (a sweep keeps its rows)
         print(f"labkit {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

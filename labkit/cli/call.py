@@ -15,6 +15,7 @@ from typing import Any
 
 from labkit.cli.flag_types import checked, replay_speed
 from labkit.cli.output_paths import output_directory
+from labkit.cli.refusal import Refusal
 from labkit.cli.trace_file import readable_trace
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 from labkit.live.settings import (
@@ -73,13 +74,13 @@ def run(args: argparse.Namespace) -> int:
     from labkit.live.call import loopback_call, with_barge_in
 
     if args.realtime_log is not None and not args.realtime_emulator:
-        raise SystemExit("labkit call: --realtime-log needs --realtime-emulator")
+        raise Refusal("labkit call: --realtime-log needs --realtime-emulator")
     path, trace = readable_trace("call", args.trace, trace_limits_from_args(args))
     if args.barge_in_at_ms is not None:
         try:  # the call's own rule, asked before any server starts
             with_barge_in(trace, args.barge_in_at_ms)
         except ValueError as exc:
-            raise SystemExit(f"labkit call: --barge-in-at-ms: {exc}") from None
+            raise Refusal(f"labkit call: --barge-in-at-ms: {exc}") from None
     options: dict[str, Any] = {"align_frames": args.align_frames,
                                "mark_every_ms": args.mark_every_ms}  # fmt: skip
     result = asyncio.run(

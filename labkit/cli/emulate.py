@@ -14,6 +14,7 @@ from typing import Any
 from labkit.cli.flag_types import replay_speed
 from labkit.cli.output_paths import output_directory
 from labkit.cli.ports import port_number
+from labkit.cli.refusal import Refusal
 
 DEFAULT_PORT = 8766
 
@@ -70,6 +71,6 @@ def run(args: argparse.Namespace) -> int:
         try:
             asyncio.run(serve())
         except OSError as exc:  # the port is taken, or not ours to bind
-            raise SystemExit(f"labkit emulate: cannot serve on 127.0.0.1:{args.port}: "
-                             f"{exc.strerror or exc}") from None  # fmt: skip
+            raise Refusal(f"labkit emulate: cannot serve on 127.0.0.1:{args.port}: "
+                          f"{exc.strerror or exc}") from None  # fmt: skip
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.cli.output_paths import output_file
+from labkit.cli.refusal import Refusal
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 
 
@@ -37,23 +38,23 @@ def run(args: argparse.Namespace) -> int:
     from labkit.traces.realtime_log import import_log
 
     if args.out.exists() and not args.force:
-        raise SystemExit(f"labkit import: {args.out} exists; not overwriting it (use --force)")
+        raise Refusal(f"labkit import: {args.out} exists; not overwriting it (use --force)")
     if not args.log.is_file():
         what = "not a regular file" if args.log.exists() else "no such file"
-        raise SystemExit(f"labkit import: {args.log}: {what}")
+        raise Refusal(f"labkit import: {args.log}: {what}")
     try:
         imported = import_log(args.log, description=args.description,
                               limits=trace_limits_from_args(args))  # fmt: skip
     except TraceFormatError as error:
-        raise SystemExit(f"labkit import: {error}") from None
+        raise Refusal(f"labkit import: {error}") from None
     trace = imported.trace
     if not trace.events:
-        raise SystemExit(f"labkit import: {args.log} holds no event a trace keeps; nothing written")
+        raise Refusal(f"labkit import: {args.log} holds no event a trace keeps; nothing written")
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         write(trace, args.out, overwrite=args.force)
     except OSError as error:  # the disk, not the log: nothing was written
-        raise SystemExit(f"labkit import: cannot write {args.out}: {error}") from None
+        raise Refusal(f"labkit import: cannot write {args.out}: {error}") from None
     names = "+".join(sorted(imported.dialects)) or "no audio"
     print(f"{args.out}: {trace!r} ({names} event names, {imported.audio_format} output)")
     if imported.skipped:

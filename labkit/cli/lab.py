@@ -230,8 +230,10 @@ def write_jupyterlab_settings(lab_dir: Path, app_settings_dir: Path | None = Non
 
         app_settings_dir = Path(get_app_dir()) / "settings"
     settings_dir = lab_dir / STATE_DIRNAME / SETTINGS_DIRNAME
-    if settings_dir.exists():
-        shutil.rmtree(settings_dir)  # ours, rebuilt on every start
+    if settings_dir.is_symlink() or settings_dir.is_file():
+        settings_dir.unlink()  # ours, rebuilt on every start: a link is removed, not followed
+    elif settings_dir.exists():
+        shutil.rmtree(settings_dir)
     if app_settings_dir.is_dir():
         shutil.copytree(app_settings_dir, settings_dir)
     overrides_d = settings_dir / "overrides.d"
@@ -341,7 +343,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if opened is not None:
         print(f"opening {opened.notebook_file}")
-    settings_dir = write_jupyterlab_settings(lab_dir)
+    try:
+        settings_dir = write_jupyterlab_settings(lab_dir)
+    except OSError as exc:
+        print(f"labkit lab: {exc}", file=sys.stderr)
+        return 2
     as_root = hasattr(os, "geteuid") and os.geteuid() == 0
     open_browser = not args.no_browser
     argv = jupyter_lab_argv(lab_dir, settings_dir, args.host, args.port, open_browser, as_root,

@@ -15,6 +15,7 @@ from typing import Any
 from labkit.cli.flag_types import checked, replay_speed
 from labkit.cli.output_paths import output_directory
 from labkit.cli.ports import cannot_listen, port_number
+from labkit.cli.refusal import Refusal
 from labkit.cli.server_limits import add_server_limit_arguments, server_limits_from_args
 from labkit.cli.trace_file import readable_trace
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
@@ -87,15 +88,15 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     call = CallSettings(args.strategy, args.threshold_ms, args.mark_every_ms, args.align_frames)
     emulator_url = getattr(args, "realtime_emulator_url", None)
     if emulator_url is not None and args.realtime_emulator:
-        raise SystemExit("labkit serve: --realtime-emulator starts its own emulator; "
-                         "--realtime-emulator-url uses one already running: pick one")  # fmt: skip
+        raise Refusal("labkit serve: --realtime-emulator starts its own emulator; "
+                      "--realtime-emulator-url uses one already running: pick one")  # fmt: skip
     if emulator_url is not None and not emulator_url.startswith(("ws://", "wss://")):
-        raise SystemExit(f"labkit serve: --realtime-emulator-url must be a ws:// URL, "
-                         f"got {emulator_url!r}")  # fmt: skip
+        raise Refusal(f"labkit serve: --realtime-emulator-url must be a ws:// URL, "
+                      f"got {emulator_url!r}")  # fmt: skip
     ws = getattr(args, "ws", DEFAULT_WS_IMPLEMENTATION)
     if ws == "wsproto" and importlib.util.find_spec("wsproto") is None:
-        raise SystemExit("labkit serve: --ws wsproto needs the wsproto package "
-                         "(pip install -e '.[bench]')")  # fmt: skip
+        raise Refusal("labkit serve: --ws wsproto needs the wsproto package "
+                      "(pip install -e '.[bench]')")  # fmt: skip
     limits = trace_limits_from_args(args)
     replay = readable_trace("serve", args.replay, limits)[0] if args.replay else None
     return ServerSettings.from_env(
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
     except ValueError as exc:  # the settings' own rules (a --public-url without http, ...)
-        raise SystemExit(f"labkit serve: {exc}") from None
+        raise Refusal(f"labkit serve: {exc}") from None
     if (problem := cannot_listen(args.host, args.port)) is not None:
         print(f"labkit serve: {problem}", file=sys.stderr)
         return 2

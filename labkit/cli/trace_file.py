@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from labkit.cli.refusal import Refusal
 from labkit.traces import Trace, TraceLimits
 
 
@@ -19,6 +20,6 @@ def readable_trace(command: str, spec: str, limits: TraceLimits) -> tuple[Path, 
         source = one_trace(spec)
         trace = source.load(limits)
     except (ValueError, OSError) as exc:  # TraceFormatError is a ValueError
-        raise SystemExit(f"labkit {command}: {exc}") from None
+        raise Refusal(f"labkit {command}: {exc}") from None
     assert source.path is not None  # a string names a file, never a Trace object
     return source.path, trace

@@ -66,6 +66,7 @@ def metric_vs_threshold(
 ) -> Axes:
     """``metric`` (mean over seeds, 95% band) against each strategy's threshold."""
     summary = as_summary(frame, metric)
+    _require_one_world(summary, ("trace", "link", "playout"), "metric_vs_threshold")
     names = strategies or sorted(summary["strategy"].unique(), key=_strategy_order)
     _require_rows(summary, "strategy", names, "metric_vs_threshold")
     ax = new_axes(ax)
@@ -133,11 +134,12 @@ def latency_vs_underruns(
     latency: str = "mean_lag_ms",
     underruns: str = "concealed_ms",
 ) -> Axes:
-    """Each (strategy, threshold): mean latency against mean underruns, with G.114's 150 ms.
-    A line runs through a strategy's thresholds in order; an open circle marks its smallest, so
-    a reader sees which way the threshold grows."""
-    ax = new_axes(ax)
+    """Each (strategy, threshold): mean latency against mean underruns (over seeds and traces),
+    with G.114's 150 ms. A line runs through a strategy's thresholds in order; an open circle
+    marks its smallest, so a reader sees which way the threshold grows. One link and playout."""
     require_columns(frame, {latency, underruns, "strategy", "threshold_ms"}, "sweep frame")
+    _require_one_world(frame, ("link", "playout"), "latency_vs_underruns")
+    ax = new_axes(ax)
     means = frame.groupby(["strategy", "threshold_ms"], as_index=False)[[latency, underruns]].mean()
     for name, rows in means.groupby("strategy"):
         rows = rows.sort_values("threshold_ms")
@@ -179,3 +181,13 @@ def _require_rows(summary: pd.DataFrame, column: str, names: Sequence[str], plot
     if not names or missing:
         raise ValueError(f"{plot}: no rows for {column} {', '.join(map(repr, missing)) or '(none)'}"
                          f"; the frame has {', '.join(sorted(map(str, have))) or 'no rows'}")
+
+
+def _require_one_world(frame: pd.DataFrame, columns: Sequence[str], plot: str) -> None:
+    """One line per strategy means one world: rows of two links (or traces, or playouts) would
+    be drawn as one line zig-zagging between them."""
+    for column in columns:
+        if column in frame.columns and frame[column].nunique() > 1:
+            values = ", ".join(sorted(map(str, frame[column].unique())))
+            raise ValueError(f"{plot}: the rows hold {frame[column].nunique()} {column}s "
+                             f"({values}); pick one (metric_by_link draws a panel per link)")

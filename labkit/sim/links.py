@@ -167,8 +167,8 @@ def lognormal_params(mean_ms: float, p99_ms: float) -> tuple[float, float]:
     discriminant = Z_P99**2 - 2 * log_ratio
     if discriminant < 0:
         raise ValueError(
-            f"link delay: p99_ms/mean_ms = {p99_ms / mean_ms:.1f} is too heavy a tail for a "
-            f"lognormal (at most {math.exp(Z_P99**2 / 2):.1f})"
+            f"link delay: p99_ms/mean_ms = {p99_ms / mean_ms:.2f} is too heavy a tail for a "
+            f"lognormal (at most {math.exp(Z_P99**2 / 2):.2f})"
         )
     sigma = Z_P99 - math.sqrt(discriminant)
     return math.log(mean_ms) - sigma**2 / 2, sigma

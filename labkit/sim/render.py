@@ -31,6 +31,9 @@ from labkit.sim.playout import Fill
 
 SAMPLES_PER_MS = SAMPLE_RATE_HZ // 1000
 CONCEAL_MODES = ("plc", "silence")
+# What the caller hears is held whole (2 bytes a sample, and its WAV as much again): a call whose
+# answers lie days apart in its trace would take gigabytes. Beyond this it is refused.
+MAX_RENDER_MS = 4 * 60 * 60 * 1000
 ItemKey = tuple[str, int]
 Span = tuple[int, int]  # half-open sample range
 
@@ -92,6 +95,10 @@ def render_caller(result: PlayedRun, conceal: str = "plc") -> CallerAudio:
                          f"{', '.join(CONCEAL_MODES)}")  # fmt: skip
     layout = _layout(result)
     total = max((start + len(pcm) for _, start, pcm, _ in layout), default=0)
+    if total > MAX_RENDER_MS * SAMPLES_PER_MS:
+        span_h = total / SAMPLE_RATE_HZ / 3600
+        raise ValueError(f"render: the caller's audio would span {span_h:.1f} h from the call's "
+                         f"start; labkit renders at most {MAX_RENDER_MS / 3_600_000:g} h")
     samples = np.zeros(total, dtype=np.int16)
     gaps: list[Span] = []
     heard: list[Span] = []

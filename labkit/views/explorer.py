@@ -32,7 +32,7 @@ from labkit.sim.metrics import CONCEALMENT_EPS_MS, ONSET_MS
 from labkit.sim.playout import DEFAULT_PLAYOUT, TWILIO_HYPOTHESES
 from labkit.sim.render import mos_lqo
 from labkit.sim.simulator import PreparedTrace
-from labkit.sim.sweep_traces import one_trace, trace_sources
+from labkit.sim.sweep_traces import load_all, one_trace, trace_sources
 from labkit.traces import shipped
 
 FloatArray = npt.NDArray[np.float64]
@@ -265,9 +265,16 @@ class ExplorerView:
         s, m = self.settings, self.result.metrics
         threshold = "" if threshold_meaning(s.strategy) is None else (
             f" {s.threshold_ms:.0f} ms")  # fmt: skip
-        return (f"{prepared_trace(s.trace).name}: {s.strategy}{threshold} over {s.link}, "
-                f"{s.playout} playout: "
-                f"{m.concealment_events} gaps, {m.concealed_ms:.0f} ms of silence "
+        trace = prepared_trace(s.trace).name
+        if s.trace not in trace_names():  # a file of yours may share a shipped trace's name
+            trace += " (yours)"
+        strategy = dict((choice, label) for label, choice in STRATEGY_CHOICES).get(
+            (s.strategy, s.variant), s.strategy)  # fmt: skip
+        gaps = m.concealment_events
+        # a gap shorter than half a millisecond is still a gap: not "1 gap, 0 ms"
+        silence = "<1" if 0 < m.concealed_ms < 0.5 else f"{m.concealed_ms:.0f}"
+        return (f"{trace}: {strategy}{threshold} over {s.link}, {s.playout} playout: "
+                f"{gaps} gap{'' if gaps == 1 else 's'}, {silence} ms of silence "
                 f"({m.onset_concealment_events} at word onsets)")  # fmt: skip
 
     def wav(self, conceal: str = DEFAULT_CONCEAL) -> bytes:
@@ -324,12 +331,12 @@ def your_traces(traces: str | Path | Sequence[str | Path], *,
                 read_first: bool = True) -> list[tuple[str, str]]:  # fmt: skip
     """(label, absolute path) of your trace files, and of the traces in your directories
     (``labkit serve --record DIR``, ``labkit import``), labelled by name. With ``read_first``
-    each is read once to check it (a ValueError names the first file that is not a trace, with
-    its line and field): 10-50 ms a trace, skipped where they were read already."""
+    each is read once to check it (a ValueError names every file that is not a trace, with its
+    line and field): 10-50 ms a trace, skipped where they were read already."""
     sources = trace_sources(traces)
     if read_first:
-        for source in sources:
-            source.load()
+        for _ in load_all(sources):  # as a sweep reads them: each bad one named
+            pass
     return [(f"{source.name} (yours)", str(source.path.resolve()))
             for source in sources if source.path is not None]  # fmt: skip
 

@@ -310,10 +310,16 @@ class Explorer:
         self.mos.value = ""  # a score belongs to the run it was computed for
 
         def load(then_prefetch: bool) -> None:
-            if self.view is view:
+            if self.view is not view:
+                return
+            try:
                 self.audio.value = view.wav(self.conceal.value)
-                if then_prefetch:
-                    self._prefetch(iter(other_strategies(view.settings)), view)
+            except (ValueError, MemoryError) as exc:  # said; never another run's audio kept
+                self.audio.value = b""
+                self.notes.value = _note_html([f"cannot render the audio: {exc}"], error=True)
+                return
+            if then_prefetch:
+                self._prefetch(iter(other_strategies(view.settings)), view)
 
         if self._audio_timer is not None:
             self._audio_timer.cancel()
@@ -345,7 +351,11 @@ class Explorer:
         if self.view is None:
             return
         self.mos.value = "<i>scoring...</i>"
-        score = self.view.mos(self.conceal.value)
+        try:
+            score = self.view.mos(self.conceal.value)
+        except (ValueError, MemoryError) as exc:  # a call too long to render: said in place
+            self.mos.value = f"<i>cannot score: {html.escape(str(exc))}</i>"
+            return
         if math.isnan(score):
             self.mos.value = "<i>no answer long enough to score</i>"
             return
