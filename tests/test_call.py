@@ -163,3 +163,18 @@ async def test_a_loopback_call_lands_no_byte_before_the_simulator_says() -> None
     assert len(arrivals) == result.measured.media_messages
     assert arrivals["difference_ms"].notna().all()
     assert (arrivals["difference_ms"] > -1.0).all()
+
+
+async def test_a_call_the_server_could_not_carry_is_an_error_not_a_measurement(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A call ended by an error on the server (here: the strategy cannot be built) was reported
+    as measured: 0 bytes against the simulation's thousands, and exit code 0."""
+    from labkit.live import handler
+
+    def broken(call: object) -> object:
+        raise RuntimeError("no strategy today")
+
+    monkeypatch.setattr(handler, "build_strategy", broken)
+    with pytest.raises(RuntimeError, match="the server's call ended by RuntimeError: no strategy"):
+        await loopback_call(shipped("tiny_deltas"), "forward", 0, speed=SPEED)

@@ -514,3 +514,61 @@ async def test_a_long_running_emulator_keeps_only_its_latest_sessions(
                     "Authorization": f"Bearer {EMULATOR_API_KEY}"}) as ws:  # fmt: skip
                 await ws.recv()  # session.created: the session is being served
         assert [session.number for session in emulator.sessions] == [2, 3]
+
+
+def test_a_session_update_of_a_shape_no_client_sends_is_refused_and_the_session_goes_on(
+) -> None:
+    """``"audio": 5`` was merged, then the next append raised TypeError and the connection ended
+    with 1011 and no error event; a 600-deep session exhausted the stack in the merge; NaN was
+    merged and echoed as JSON no strict client reads; a client's own event names each took a
+    counter and every error a list entry, without bound."""
+    session = started(two_turns())
+    deep: dict[str, Any] = {}
+    for _ in range(600):
+        deep = {"x": deep}
+    for update, code in [({"audio": 5}, "invalid_type"),
+                         ({"audio": {"input": None}}, "invalid_type"),
+                         ({"audio": {"type": "x"}}, "invalid_type"),
+                         ({"deep": deep}, "invalid_request_error")]:  # fmt: skip
+        text = json.dumps({"type": "session.update", "session": {"type": "realtime", **update}})
+        (reply,) = session.receive(text, 1.0)
+        assert reply["type"] == "error" and reply["error"]["code"] == code, update
+    assert session.receive('{"type": "session.update", "session": {"speed": NaN}}', 1.0)[0][
+        "error"]["code"] == "invalid_json"  # fmt: skip
+    append = {"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\x00" * 4).decode()}
+    assert session.receive(json.dumps(append), 2.0) == []  # the session still takes audio
+    for n in range(150):
+        session.receive(json.dumps({"type": f"mine.{n}"}), 3.0)
+    assert session.client_events["(other)"] == 150 and len(session.client_events) < 10
+    assert len(session.protocol_errors) == 100 and session.protocol_errors_dropped > 50
+
+
+async def test_old_logs_are_never_overwritten_and_a_duplicate_key_header_is_a_401(
+    tmp_path: Path,
+) -> None:
+    """A log directory holding session-1.jsonl from an earlier run failed every new session after
+    its handshake (1011); two Authorization headers raised inside the handshake (HTTP 500)."""
+    (tmp_path / "session-1.jsonl").write_text("an earlier run's log\n")
+    key = {"Authorization": f"Bearer {EMULATOR_API_KEY}"}
+    async with RealtimeEmulator(two_turns(), log_dir=tmp_path) as emulator:
+        async with connect(emulator.url, additional_headers=key) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(emulator.url, additional_headers=[
+                ("Authorization", f"Bearer {EMULATOR_API_KEY}"),
+                ("Authorization", "Bearer sk-not-a-key")])  # fmt: skip
+        assert refused.value.response.status_code == 401
+    assert (tmp_path / "session-1.jsonl").read_text() == "an earlier run's log\n"
+    assert "session.created" in (tmp_path / "session-2.jsonl").read_text()
+
+
+def test_a_response_cancelled_before_its_first_delta_sends_nothing_more() -> None:
+    """Cancelled between response.created and its first audio, the response still sent its
+    item and its audio.done (with an empty response_id), after its own response.done."""
+    events = [turn("turn_started", 0.0, "r1"), audio_event(50.0, "r1", "i1", 0, b"\x01" * 160),
+              item_event("audio_done", 100.0, "i1", 0), turn("turn_ended", 110.0, "r1")]
+    session = started(Trace(make_header("synthetic", "cancelled early"), events))
+    assert [event["type"] for event in session.replay_due(10.0)] == ["response.created"]
+    cancelled = session.receive(json.dumps({"type": "response.cancel"}), 20.0)
+    assert [event["type"] for event in cancelled] == ["response.done"]
+    assert session.replay_due(1000.0) == []

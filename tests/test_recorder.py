@@ -184,3 +184,26 @@ def test_a_header_that_cannot_be_written_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(TraceFormatError, match=r"line 1: cannot be written as JSON"):
         TraceRecorder(path, description="a call", recorder={"latency_ms": float("nan")})
     assert not path.exists()  # the name stays free for the next try; no empty trace is left
+
+
+def test_an_event_missing_a_field_or_of_the_wrong_type_is_skipped_and_recording_goes_on(
+    tmp_path: Path,
+) -> None:
+    """An event the SDK never makes (no response_id, str audio, a time that is no number)
+    raised out of record(), so record_session stopped for the rest of the call; int audio
+    was written as that many zero bytes."""
+    from types import SimpleNamespace
+
+    path = tmp_path / "t.jsonl"
+    good = model_events.RealtimeModelAudioEvent(
+        data=b"\x01" * 8, response_id="r", item_id="i", content_index=0)  # fmt: skip
+    with TraceRecorder(path, description="", recorder={}, clock=FakeClock()) as recorder:
+        assert recorder.record(SimpleNamespace(type="transcript_delta", item_id="i")) is None
+        assert recorder.record(SimpleNamespace(type="audio", data=5, response_id="r",
+                                               item_id="i", content_index=0)) is None  # fmt: skip
+        assert recorder.record(good, t_ms="abc") is None  # type: ignore[arg-type]
+        assert recorder.record(good) is not None
+    assert [reason.split(":")[0] for reason in recorder.skipped] == [
+        "transcript_delta", "audio", "audio"]  # fmt: skip
+    assert "audio data must be bytes, got int" in recorder.skipped[1]
+    assert [(event.type, event.audio) for event in read(path).events] == [("audio", b"\x01" * 8)]

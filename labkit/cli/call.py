@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import math
+import sys
 from typing import Any
 
 from labkit.cli.flag_types import checked, replay_speed
@@ -83,21 +84,25 @@ def run(args: argparse.Namespace) -> int:
             raise Refusal(f"labkit call: --barge-in-at-ms: {exc}") from None
     options: dict[str, Any] = {"align_frames": args.align_frames,
                                "mark_every_ms": args.mark_every_ms}  # fmt: skip
-    result = asyncio.run(
-        loopback_call(
-            path,
-            args.strategy,
-            args.threshold_ms,
-            speed=args.speed,
-            playout=args.playout,
-            barge_in_at_ms=args.barge_in_at_ms,
-            trace_limits=trace_limits_from_args(args),
-            realtime_emulator=args.realtime_emulator,
-            realtime_log_dir=args.realtime_log,
-            record_dir=args.record,
-            **options,
+    try:
+        result = asyncio.run(
+            loopback_call(
+                path,
+                args.strategy,
+                args.threshold_ms,
+                speed=args.speed,
+                playout=args.playout,
+                barge_in_at_ms=args.barge_in_at_ms,
+                trace_limits=trace_limits_from_args(args),
+                realtime_emulator=args.realtime_emulator,
+                realtime_log_dir=args.realtime_log,
+                record_dir=args.record,
+                **options,
+            )
         )
-    )
+    except RuntimeError as exc:  # the call itself failed: nothing measured to compare
+        print(f"labkit call: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
         return 0

@@ -224,6 +224,8 @@ async def loopback_call(
             recording = await asyncio.wait_for(peer.run(), timeout_s)
             finished = server.app.state.finished_calls
             handler_stats = await _last_call_stats(finished)
+    if getattr(handler_stats, "failure", None):  # what was measured is no call to compare
+        raise RuntimeError(f"loopback call: the server's call ended by {handler_stats.failure}")
     result = _compare(trace, call, playout, playout_params, speed, recording, handler_stats)
     if emulator is not None and emulator.sessions:
         result.realtime = emulator.sessions[-1]

@@ -101,6 +101,7 @@ class HandlerStats:
     session_errors: int = 0
     close_code: int | None = None  # the WebSocket close code the peer's side reported, if any
     start_timed_out: bool = False
+    failure: str | None = None  # what ended the call, when an error did (its close code: 1011)
     _sampler: random.Random = field(default_factory=lambda: random.Random(0), repr=False,
                                     compare=False)  # fmt: skip
 
@@ -186,8 +187,8 @@ class TwilioHandler:
         except (_Disconnected, WebSocketDisconnect):  # also while sending: a hang-up, no error
             self._log_disconnect()
         except Exception as exc:  # never let one call's failure escape into the server
-            log.error("call %s ended by %s: %s", shown(self.stream_sid), type(exc).__name__,
-                      escaped(str(exc)))  # fmt: skip
+            self.stats.failure = f"{type(exc).__name__}: {escaped(str(exc))}"
+            log.error("call %s ended by %s", shown(self.stream_sid), self.stats.failure)
             await self._close_websocket(CLOSE_INTERNAL_ERROR)
         finally:
             self._log_drops_summary()

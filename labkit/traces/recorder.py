@@ -78,16 +78,20 @@ class TraceRecorder:
         """
         if getattr(model_event, "type", None) == "raw_model_event":  # a session event wrapper
             model_event = model_event.data
-        t_ms = self._now_ms() if t_ms is None else t_ms
-        t_ms = max(float(t_ms), self._last_t_ms)
-        event = to_trace_event(model_event, t_ms)
-        if event is None:
-            return None
         try:
+            t_ms = self._now_ms() if t_ms is None else t_ms
+            t_ms = max(float(t_ms), self._last_t_ms)
+            event = to_trace_event(model_event, t_ms)
+            if event is None:
+                return None
             line = encode_event(event, self.path, self._line + 1)
             self._sequence.check(event, self._line + 1)
         except TraceFormatError as error:
             self.skipped.append(error.reason)
+            return None
+        except (TypeError, ValueError, AttributeError) as error:  # an event missing a field,
+            # a time that is no number: skipped like any bad event, the recording goes on
+            self.skipped.append(f"{getattr(model_event, 'type', '?')!s:.40}: {error}")
             return None
         self._last_t_ms = t_ms
         self._line += 1
@@ -165,12 +169,15 @@ def to_trace_event(model_event: Any, t_ms: float) -> TraceEvent | None:
     """The trace event for an SDK model event at ``t_ms``, or None for types a trace omits."""
     kind = getattr(model_event, "type", None)
     if kind == "audio":
+        data = model_event.data
+        if not isinstance(data, bytes | bytearray | memoryview):  # bytes(5) is five zero bytes
+            raise TypeError(f"audio data must be bytes, got {type(data).__name__}")
         return audio_event(
             t_ms,
             model_event.response_id,
             model_event.item_id,
             model_event.content_index,
-            bytes(model_event.data),
+            bytes(data),
         )
     if kind in ("audio_done", "audio_interrupted"):
         return item_event(kind, t_ms, model_event.item_id, model_event.content_index)

@@ -27,6 +27,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from labkit.live.log_text import escaped
 from labkit.live.realtime_emulator.session import EmulatedSession, Event
 from labkit.live.settings import check_replay_speed
 from labkit.traces import Trace
@@ -142,7 +143,8 @@ class RealtimeEmulator:
             return self._refuse(
                 connection, HTTPStatus.NOT_FOUND, f"no Realtime endpoint at {path!r:.80}"
             )
-        if request.headers.get("Authorization") != f"Bearer {EMULATOR_API_KEY}":
+        # get_all: two Authorization headers made get() raise, a 500 with a traceback
+        if request.headers.get_all("Authorization") != [f"Bearer {EMULATOR_API_KEY}"]:
             return self._refuse(
                 connection,
                 HTTPStatus.UNAUTHORIZED,
@@ -173,11 +175,23 @@ class RealtimeEmulator:
 
     @contextlib.contextmanager
     def _log_file(self, session: EmulatedSession) -> Any:
+        """The session's log, a new file (``session-N.jsonl``, the next N no earlier log holds:
+        an old log is never overwritten); None when there is no log or it cannot be made (said
+        once: the session is served all the same)."""
         if self.log_dir is None:
             yield None
             return
-        path = self.log_dir / f"session-{session.number}.jsonl"
-        with path.open("x", encoding="utf-8") as handle:  # "x": never overwrite an old log
+        for attempt in itertools.count(session.number):
+            try:
+                handle = (self.log_dir / f"session-{attempt}.jsonl").open("x", encoding="utf-8")
+                break
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                log.error("Realtime emulator session %d: not logged: %s", session.number, exc)
+                yield None
+                return
+        with handle:
             yield handle
 
 
@@ -231,7 +245,8 @@ class _Connection:
             for error in session.protocol_errors[errors_before:]:
                 log.warning(
                     "Realtime emulator session %d: client %s refused (%s): %s",
-                    session.number, error.event_type, error.code, error.message,
+                    session.number, escaped(error.event_type, 60), error.code,
+                    escaped(error.message),
                 )  # fmt: skip
             if session.replay_started and self.start_s is None:
                 self.start_s = self.loop.time()
@@ -265,8 +280,25 @@ class _Connection:
         t_ms = self._now_ms()
         for event in events:
             text = json.dumps(event, separators=(",", ":"))
-            if self.log_file is not None:
-                self.log_file.write(log_line(t_ms, event))
+            self._log(log_line(t_ms, event))
             await self.connection.send(text)
         if self.log_file is not None:
-            self.log_file.flush()
+            try:
+                self.log_file.flush()
+            except OSError as exc:
+                self._stop_logging(exc)
+
+    def _log(self, line: str) -> None:
+        """A line of the session's log: a disk that fills stops the log, never the session
+        (the log's last line may then be cut; ``labkit import`` names it)."""
+        if self.log_file is None:
+            return
+        try:
+            self.log_file.write(line)
+        except OSError as exc:
+            self._stop_logging(exc)
+
+    def _stop_logging(self, exc: OSError) -> None:
+        log.error("Realtime emulator session %d: its log stopped (the session goes on): %s",
+                  self.session.number, exc)  # fmt: skip
+        self.log_file = None

@@ -37,6 +37,13 @@ BYTES_PER_MS = 8  # mu-law 8 kHz: what every v1 trace holds
 PCM16_BYTES_PER_MS = 48  # 24 kHz, 2 bytes a sample
 DEFAULT_MODEL = "gpt-realtime"
 NAMES = SERVER_EVENT_NAMES[GA]  # what the SDK's model accepts (it validates GA types only)
+# What one client may make a session hold: its errors (the first kept, the rest counted), a
+# session.update's size and depth (each update is merged and echoed whole), the session's size.
+PROTOCOL_ERRORS_KEPT = 100
+MAX_SESSION_UPDATE_CHARS = 64 * 1024
+MAX_SESSION_DEPTH = 16
+MAX_SESSION_CHARS = 256 * 1024
+OTHER_TYPES = "(other)"  # the count of client event types the protocol does not have
 
 # What the session starts as, before the client's session.update: the GA API's defaults
 # (pcm16 at 24 kHz both ways, server VAD). The client asks for mu-law, as a Twilio bridge does.
@@ -142,7 +149,8 @@ class EmulatedSession:
         self.input_audio_bytes = 0
         self.truncations: list[ClientTruncation] = []
         self.cancelled_responses: list[str | None] = []
-        self.protocol_errors: list[ProtocolError] = []
+        self.protocol_errors: list[ProtocolError] = []  # the first PROTOCOL_ERRORS_KEPT
+        self.protocol_errors_dropped = 0
         self.replay_notes: list[str] = []  # where the trace asks what the SDK will not reproduce
         self._audio_b64 = audio_b64 or (lambda i: base64.b64encode(trace.events[i].audio).decode())
         self._cursor = 0
@@ -152,6 +160,12 @@ class EmulatedSession:
         self._current: _Response | None = None
         self._last_audio: ItemKey | None = None
         self._uncommitted_bytes = 0
+        # each item's response, from the trace: an item cancelled before its first delta was
+        # never announced, and its audio_done must go with the rest of its response
+        self._item_responses: dict[str, str | None] = {}
+        for trace_event in trace.events:
+            if trace_event.item_id is not None and trace_event.response_id is not None:
+                self._item_responses.setdefault(trace_event.item_id, trace_event.response_id)
 
     # ------------------------------------------------------------------ session lifecycle
 
@@ -181,20 +195,35 @@ class EmulatedSession:
             client_event_id = (
                 event.get("event_id") if isinstance(event.get("event_id"), str) else None
             )
-            self.client_events[event_type] += 1
+            known = event_type in CLIENT_EVENT_TYPES or event_type in UNSUPPORTED
+            self.client_events[event_type if known else OTHER_TYPES] += 1  # a client's own names
+            if event_type == "session.update" and len(text) > MAX_SESSION_UPDATE_CHARS:
+                raise ClientEventError("invalid_request_error", f"session.update of {len(text)} "
+                                       f"chars; at most {MAX_SESSION_UPDATE_CHARS}")  # fmt: skip
             return self._handle(event_type, event, t_ms)
         except ClientEventError as error:
-            self.protocol_errors.append(
-                ProtocolError(t_ms, event_type, error.code, error.message, error.param)
-            )
+            self._note_error(ProtocolError(t_ms, event_type[:60], error.code, error.message,
+                                           error.param))  # fmt: skip
             return [self._error(error, client_event_id)]
+        except Exception as exc:  # a case no rule foresaw: refused, and the session goes on
+            unforeseen = ClientEventError("server_error", f"the emulator could not handle this "
+                                          f"{event_type[:60]} event ({type(exc).__name__})")
+            self._note_error(ProtocolError(t_ms, event_type[:60], unforeseen.code,
+                                           unforeseen.message))  # fmt: skip
+            return [self._error(unforeseen, client_event_id)]
+
+    def _note_error(self, error: ProtocolError) -> None:
+        if len(self.protocol_errors) < PROTOCOL_ERRORS_KEPT:
+            self.protocol_errors.append(error)
+        else:
+            self.protocol_errors_dropped += 1
 
     def refuse_binary(self, size: int, t_ms: float) -> list[Event]:
         """A binary frame: the Realtime API speaks JSON text frames only."""
         error = ClientEventError(
             "invalid_request_error", f"binary frame of {size} bytes; send JSON text"
         )
-        self.protocol_errors.append(ProtocolError(t_ms, "(binary)", error.code, error.message))
+        self._note_error(ProtocolError(t_ms, "(binary)", error.code, error.message))
         return [self._error(error, None)]
 
     def _handle(self, event_type: str, event: Mapping[str, Any], t_ms: float) -> list[Event]:
@@ -238,6 +267,7 @@ class EmulatedSession:
                 f"session.type must be 'realtime' (the GA API), got {session.get('type')!r:.40}",
                 "session.type",
             )
+        _check_session_shape(session)
         requested = output_format_of(session)
         if requested not in (None, ULAW):
             raise ClientEventError(
@@ -246,7 +276,12 @@ class EmulatedSession:
                 "output (use audio/pcmu)",
                 "session.audio.output.format",
             )
-        _merge(self.config, session)
+        merged = copy.deepcopy(self.config)
+        _merge(merged, session)
+        if len(json.dumps(merged)) > MAX_SESSION_CHARS:
+            raise ClientEventError("invalid_request_error", f"the session would hold more than "
+                                   f"{MAX_SESSION_CHARS} chars of configuration")  # fmt: skip
+        self.config = merged
         self.replay_started = True
         return [self._event("session.updated", session=copy.deepcopy(self.config))]
 
@@ -453,8 +488,8 @@ class EmulatedSession:
 
     def _is_cancelled(self, event: TraceEvent) -> bool:
         response_id = event.response_id
-        if response_id is None and (item := self._items.get(event.item_id or "")) is not None:
-            response_id = item.response_id  # audio_done names only the item
+        if response_id is None:  # audio_done names only the item, perhaps never announced
+            response_id = self._item_responses.get(event.item_id or "")
         response = self._responses.get(response_id)
         return response is not None and response.cancelled
 
@@ -527,7 +562,7 @@ class EmulatedSession:
 
 def _parse(text: str) -> dict[str, Any]:
     try:
-        event = json.loads(text)
+        event = json.loads(text, parse_constant=_not_json)
     except (ValueError, RecursionError):
         raise ClientEventError("invalid_json", f"not JSON ({len(text)} chars)") from None
     if not isinstance(event, dict):
@@ -535,6 +570,47 @@ def _parse(text: str) -> dict[str, Any]:
     if not isinstance(event.get("type"), str):
         raise ClientEventError("missing_type", "a client event needs a string 'type'", "type")
     return event
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")  # NaN, Infinity: strict clients cannot read them
+
+
+def _check_session_shape(session: Mapping[str, Any]) -> None:
+    """The session's audio settings are objects where the protocol has objects, and no value
+    nests deeper than MAX_SESSION_DEPTH (merging and echoing it is recursive)."""
+    audio = session.get("audio")
+    checks = [("session.audio", "audio" in session, audio)]
+    if isinstance(audio, Mapping):
+        checks += [(f"session.audio.{way}", way in audio, audio.get(way))
+                   for way in ("input", "output")]  # fmt: skip
+    for param, given, value in checks:
+        if given and not isinstance(value, Mapping):
+            raise ClientEventError("invalid_type", f"{param} must be an object", param)
+    if isinstance(audio, Mapping) and "type" in audio:
+        raise ClientEventError("invalid_type", "session.audio has no 'type'", "session.audio")
+    for way in ("input", "output"):
+        fmt = audio.get(way, {}).get("format") if isinstance(audio, Mapping) else None
+        if fmt is not None and not isinstance(fmt, Mapping | str):
+            param = f"session.audio.{way}.format"
+            raise ClientEventError("invalid_type", f"{param} must be an object", param)
+    if _depth(session) > MAX_SESSION_DEPTH:
+        raise ClientEventError("invalid_request_error", f"session nests deeper than "
+                               f"{MAX_SESSION_DEPTH} levels", "session")  # fmt: skip
+
+
+def _depth(value: Any) -> int:
+    """How deep ``value`` nests (iteratively: a deep value must not exhaust the stack here)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        deepest = max(deepest, level)
+        if level > MAX_SESSION_DEPTH:
+            break
+        children = item.values() if isinstance(item, Mapping) else (
+            item if isinstance(item, list) else ())  # fmt: skip
+        todo += [(child, level + 1) for child in children]
+    return deepest
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object"}
