@@ -53,7 +53,9 @@ def test_one_name_or_threshold_given_alone_is_one_not_its_letters(tmp_path: Path
     ({"link_params": [1]}, "sweep: link_params must be a dict, got [1]"),
     ({"thresholds_ms": ["abc"]}, "sweep: thresholds_ms must be numbers, got 'abc'"),
     ({"seeds": 2.5}, "seeds must be a count or the seeds themselves, got 2.5"),
-    ({"seeds": -1}, "seeds: a count of seeds must be >= 0, got -1"),
+    ({"seeds": -1}, "seeds: a count of seeds must be from 0 to 10,000, got -1"),
+    ({"seeds": 10**9}, "seeds: a count of seeds must be from 0 to 10,000, got 1000000000"),
+    ({"seeds": range(10**9)}, "seeds: at most 10,000 seeds"),
     ({"seeds": [0, -3]}, "seed must be a whole number >= 0, got -3"),
     ({"jobs": 1.5}, "sweep: jobs must be a whole number from 1 to 64, got 1.5"),
 ])  # fmt: skip

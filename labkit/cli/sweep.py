@@ -22,6 +22,7 @@ from labkit.cli.output_paths import output_directory
 from labkit.cli.simulate import add_model_arguments, parse_params, strategy_options
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 from labkit.sim.processes import MAX_JOBS
+from labkit.sim.sweep_runs import MAX_SEEDS
 
 if TYPE_CHECKING:
     from labkit.sim.sweep_journal import SweepJournal
@@ -33,7 +34,6 @@ LOCAL_CLUSTER = "local"  # --dask with no address
 # Far beyond any sweep a person means (lesson 02 runs 5 thresholds x 20 seeds), and small enough
 # that a slip such as 0:1e9:1 is refused at once instead of filling memory with its grid.
 MAX_THRESHOLDS = 10_000
-MAX_SEEDS = 10_000
 MAX_THRESHOLD_MS = 600_000.0  # ten minutes of buffer: Twilio's own limit
 
 

@@ -34,6 +34,7 @@ from labkit.traces import Trace
 
 CHUNKS_PER_JOB = 8  # enough pieces that processes finish together
 MAX_RUNS_PER_CHUNK = 256  # a worker's rows come back at least this often (progress, resume)
+MAX_SEEDS = 10_000  # more is a slip: seeds=10**9 would build its grid until memory ran out
 RUN_COLUMNS = ("trace", "strategy", "threshold_ms", "link", "playout", "seed")  # a row's key
 SORT_COLUMNS = ["trace", "strategy", "link", "playout", "threshold_ms", "seed"]
 Run = tuple[str, float, str, str, int]  # strategy, threshold_ms, link, playout, seed
@@ -107,12 +108,17 @@ def seed_tuple(seeds: int | Iterable[int]) -> tuple[int, ...]:
     """``seeds`` as the seeds: a count N (a Python or numpy integer) means 0..N-1; each seed is
     checked (``links.check_seed``). A ValueError names what is wrong."""
     if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
-        if seeds < 0:
-            raise ValueError(f"seeds: a count of seeds must be >= 0, got {seeds!r}")
-        return tuple(range(int(seeds)))
+        count = int(seeds)
+        if not 0 <= count <= MAX_SEEDS:
+            raise ValueError(f"seeds: a count of seeds must be from 0 to {MAX_SEEDS:,}, "
+                             f"got {seeds!r}")  # fmt: skip
+        return tuple(range(count))
     if isinstance(seeds, str | bytes | numbers.Number) or not isinstance(seeds, Iterable):
         raise ValueError(f"seeds must be a count or the seeds themselves, got {seeds!r}")
-    return tuple(check_seed(seed) for seed in seeds)
+    chosen = tuple(check_seed(seed) for seed in itertools.islice(seeds, MAX_SEEDS + 1))
+    if len(chosen) > MAX_SEEDS:
+        raise ValueError(f"seeds: at most {MAX_SEEDS:,} seeds")
+    return chosen
 
 
 def _threshold(value: Any) -> float:
