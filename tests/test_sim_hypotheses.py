@@ -29,3 +29,14 @@ def test_no_seeds_is_refused_and_one_link_given_alone_is_one_link() -> None:
         sensitivity(trace, 0, parameters=PARAMETERS[:1], progress=False)
     runs = observation_runs(trace, HYPOTHESES[:1], links="tcp", seeds=1, progress=False)
     assert set(runs["link"]) == {"tcp"} and len(runs) == 3  # one per observation
+
+
+def test_compare_takes_one_link_alone_and_a_count_of_seeds() -> None:
+    """``links="tcp"`` compared over the links t, c, p; no seeds gave an empty frame unsaid."""
+    from labkit.sim.compare import compare
+
+    trace = read(shipped("barge_in"))
+    rows = compare(trace, {"forward": ("forward", 0.0)}, links="tcp", seeds=2, progress=False)
+    assert rows["link"].tolist() == ["tcp", "tcp"] and rows["seed"].tolist() == [0, 1]
+    with pytest.raises(ValueError, match="compare: no seeds given"):
+        compare(trace, {"forward": ("forward", 0.0)}, seeds=[], progress=False)

@@ -18,6 +18,7 @@ import pandas as pd
 from labkit.sim.batch import Task, score_many, simulate_many
 from labkit.sim.hypotheses import gap_ms_per_audio_s, onset_gaps_per_answer
 from labkit.sim.summary import mean_interval, paired_difference
+from labkit.sim.sweep_runs import one_or_many, seed_tuple
 from labkit.traces import Trace
 
 Contender = tuple[str, float] | tuple[str, float, dict[str, Any]]  # name, threshold[, options]
@@ -26,8 +27,8 @@ Contender = tuple[str, float] | tuple[str, float, dict[str, Any]]  # name, thres
 def compare(
     trace: Trace,
     contenders: Mapping[str, Contender],
-    links: Sequence[str] = ("tcp", "jitter"),
-    seeds: Iterable[int] = range(20),
+    links: str | Sequence[str] = ("tcp", "jitter"),
+    seeds: int | Iterable[int] = range(20),
     playout: str = "fifo",
     link_params: dict[str, float] | None = None,
     playout_params: dict[str, Any] | None = None,
@@ -37,9 +38,11 @@ def compare(
 ) -> pd.DataFrame:
     """One row per link, strategy label and seed: every metric plus the two rates, and with
     ``mos`` (concealment modes, e.g. ``("plc", "silence")``) a ``mos_lqo_<mode>`` column each."""
-    seed_list = list(seeds)
+    seed_list = seed_tuple(seeds)  # a count, or the seeds; checked as a sweep checks them
+    if not seed_list:
+        raise ValueError("compare: no seeds given")
     meta, tasks = [], []
-    for link in links:
+    for link in one_or_many(links):
         for label, spec in contenders.items():
             name, threshold = spec[0], spec[1]
             options = spec[2] if len(spec) > 2 else {}
