@@ -106,9 +106,9 @@ plot_trace_timeline(bursty, ax=left)
 plot_trace_timeline(realtime, ax=right);
 
 # %% [markdown]
-# The bursty curves climb four to eight times steeper than the diagonal; the near real-time ones
-# stay just above it, wobbling by the jitter. Same speech, very different cushions: that difference,
-# not the packet size, is what notebook 01 tests.
+# The bursty curves climb about five times steeper than the diagonal (the model allows 4-8x); the
+# near real-time ones stay just above it, wobbling by the jitter. Same speech, very different
+# cushions: that difference, not the packet size, is what notebook 01 tests.
 #
 # ## How big are the deltas?
 #

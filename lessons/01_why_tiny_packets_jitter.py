@@ -211,9 +211,10 @@ display(difference.round(1))
 # interval), at moments when the path's delay rises faster than the cushion Twilio holds. A
 # pre-roll and the adaptive buffer remove even those; pacing with a lead *adds* gaps, because it
 # holds back audio Twilio could already have queued; and the report's
-# code leaves *more* gaps than forwarding: at each word start its loop flushes the first fragment it
-# has (20 ms or so), then holds the next 400 bytes, so the caller hears the fragment, a gap, then
-# the word. The mechanism is in its code (lesson 05 shows it message by message).
+# code leaves *more* gaps than forwarding: at some word starts (about one answer in five, where its
+# 50 ms wake falls) its loop flushes the fragment it holds (about 20 ms), then holds the next 400
+# bytes, so the caller hears the fragment, a gap, then the word. The mechanism is in its code
+# (lesson 05 shows it message by message).
 #
 # **Under the stress model (`jitter`)** forwarding underruns in every seed: with thousands of
 # messages, some message is always the slow one, and everything behind it waits ("the slowest of

@@ -167,9 +167,9 @@ plt.show()
 # So the report's explanation (tiny packets) and its cure (50 ms messages) are not what its
 # observations point to once the code and a model of one connection are in place. Something the
 # lab does not model, or an assumption it makes, must differ: lesson 07 varies the assumptions
-# one by one and shows where verdicts flip (slow generation near real time makes forwarding stutter
-# on every model; nothing makes the JS sender clean while the Python one stutters except a
-# Python-only cause).
+# one by one and shows where verdicts flip (generation near real time makes forwarding stutter over
+# the default world, `tcp` with FIFO playout, though not under a prefetching playout; nothing makes
+# the JS sender clean while the Python one stutters except a Python-only cause).
 
 # %%
 consistent = found[found["verdict"] == "consistent"]
@@ -212,7 +212,8 @@ assert by[("b' frame clock, skip", "tcp", three)] == "no"
 # 3. **The model's delivery: how fast, in what sizes?** Record the Realtime events of real calls
 #    (`labkit serve --record`, or `labkit import` a raw WebSocket log). Every verdict here rests on
 #    synthetic delivery timing; lesson 07 shows that near real time (1.0-1.25x) forwarding stutters
-#    under every model, so the measured speed at word starts matters more than any other number.
+#    over the default world (`tcp`, FIFO playout), so the measured speed at word starts matters more
+#    than any other number.
 #
 # ## The fix that was merged: an inbound warm-up
 #

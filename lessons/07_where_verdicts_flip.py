@@ -73,17 +73,18 @@ with pd.option_context("display.max_colwidth", None):  # every value, not cut at
 #   the lab's most robust verdict.
 # - **"Pacing with a 100 ms lead leaves more gaps than forwarding" holds almost everywhere and
 #   flips when the model delivers at real time**, where forwarding has no cushion to lose either
-#   and a lead then helps; on a very short path twenty seeds cannot tell.
+#   and a lead then helps; on a very short path (20 ms) or a very slowly drifting one (2000 ms)
+#   twenty seeds cannot tell.
 # - **"Forwarding each delta stutters at word starts" is false at the defaults and flips to true
 #   when the model delivers near real time (1.0-1.25x), when the path's delay changes within tens
 #   of ms (a correlation time of 10 ms: nearly independent per-message delay, the stress model),
 #   or when the mean path delay reaches 200 ms.** The sender's loop (its stalls, its per-message
 #   cost) never makes it true in the range tried.
 # - **"The report's 50 ms rechunk is clean" is false or undecided nearly everywhere**; it is
-#   clean only when the model delivers 4x faster than real time, where forwarding is clean too.
+#   clean only when the model delivers 4x faster than real time.
 # - **"The report's rechunk leaves fewer gaps than forwarding" is false at the defaults** and true
-#   only where per-message delay is nearly independent (10 ms correlation) or the path is very
-#   slow (200 ms mean).
+#   only where per-message delay is nearly independent (10 ms correlation); at a very slow path
+#   (200 ms mean) twenty seeds cannot tell.
 
 # %%
 def results(claim, parameter=None):

@@ -184,9 +184,9 @@ plt.show()
 # %% [markdown]
 # ## The same answer under each playout hypothesis
 #
-# Lesson 06 left Twilio's playout undecided between FIFO and a frame clock (padding every message
-# is ruled out as broken audio throughout). Forwarding and the pre-roll on the stress model, one
-# seed, each hypothesis, rendered with concealment: listen for the word starts.
+# Lesson 06 left Twilio's playout undecided between FIFO and the frame clocks (padding every
+# message makes the whole call broken audio, lesson 06). Forwarding and the pre-roll on the stress
+# model, one seed, each hypothesis, rendered with concealment: listen for the word starts.
 
 # %%
 rows = []

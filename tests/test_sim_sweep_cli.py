@@ -536,3 +536,14 @@ def _sigint_handler() -> str:
     import signal
 
     return "ignored" if signal.getsignal(signal.SIGINT) == signal.SIG_IGN else "handled"
+
+
+def test_a_difference_within_rounding_noise_of_zero_is_no_difference() -> None:
+    """Lesson 02 counted the report's code as leaving "more" gaps on one setting where every
+    seed's difference was ~1e-12 ms: the same gaps summed in another order."""
+    from labkit.sim.summary import Interval, direction
+
+    assert direction(Interval(2e-12, 1e-12, 3e-12, 20)) == "no difference shown"
+    assert direction(Interval(-5.0, -8.0, -2.0, 20)) == "fewer"
+    assert direction(Interval(5.0, 2.0, 8.0, 20)) == "more"
+    assert direction(Interval(0.0, -1.0, 1.0, 20)) == "no difference shown"

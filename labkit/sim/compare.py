@@ -17,7 +17,7 @@ import pandas as pd
 
 from labkit.sim.batch import Task, score_many, simulate_many
 from labkit.sim.hypotheses import gap_ms_per_audio_s, onset_gaps_per_answer
-from labkit.sim.summary import mean_interval, paired_difference
+from labkit.sim.summary import direction, mean_interval, paired_difference
 from labkit.sim.sweep_runs import one_or_many, seed_tuple
 from labkit.traces import Trace
 
@@ -88,8 +88,7 @@ def versus(frame: pd.DataFrame, metric: str, baseline: str) -> pd.DataFrame:
                 continue
             pair = runs[runs["strategy"].isin([label, baseline])]
             interval = paired_difference(pair, metric, "strategy", label, baseline)
-            verdict = ("fewer" if interval.high < 0 else "more" if interval.low > 0
-                       else "no difference shown")  # fmt: skip
+            verdict = direction(interval)
             rows.append({"link": link, "strategy": label, "difference": interval.mean,
                          "ci_low": interval.low, "ci_high": interval.high,
                          "verdict": verdict})  # fmt: skip

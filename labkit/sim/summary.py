@@ -100,6 +100,20 @@ def summarize(runs: pd.DataFrame, metrics: Sequence[str] | None = None,
     return pd.DataFrame(rows)
 
 
+# Differences within this of zero are zero: the same gaps summed in another order differ in
+# their last bits (1e-12 ms), and an interval of [1e-12, 3e-12] is no evidence of "more".
+NOISE = 1e-6
+FEWER, MORE, NO_DIFFERENCE = "fewer", "more", "no difference shown"
+
+
+def direction(interval: Interval) -> str:
+    """``fewer`` when a paired difference's interval lies wholly below zero, ``more`` wholly
+    above, else ``no difference shown`` (the one rule of every such verdict in the lessons)."""
+    if interval.high < -NOISE:
+        return FEWER
+    return MORE if interval.low > NOISE else NO_DIFFERENCE
+
+
 def paired_difference(runs: pd.DataFrame, metric: str, column: str, a: object, b: object,
                       ) -> Interval:  # fmt: skip
     """Mean and 95% interval over seeds of ``metric`` at ``column == a`` minus at
