@@ -7,6 +7,7 @@ notebooks/01_why_tiny_packets_jitter.ipynb and notebooks/02_threshold_sweep.ipyn
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import numbers
@@ -58,8 +59,16 @@ def threshold_meaning(name: str) -> str | None:
 
 def strategy_options(name: str) -> tuple[str, ...]:
     """The keyword options strategy ``name`` accepts (besides threshold_ms)."""
+    return tuple(_option_types(name))
+
+
+@functools.cache
+def _option_types(name: str) -> dict[str, str]:
+    """Each keyword option of strategy ``name`` with its annotation's text (read once: a sweep
+    makes a strategy per run)."""
     parameters = inspect.signature(strategy_class(name)).parameters.values()
-    return tuple(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
+    return {p.name: str(p.annotation) for p in parameters
+            if p.kind is inspect.Parameter.KEYWORD_ONLY}  # fmt: skip
 
 
 def make_strategy(name: str, threshold_ms: float, **options: Any) -> OutboundStrategy:
@@ -70,13 +79,11 @@ def make_strategy(name: str, threshold_ms: float, **options: Any) -> OutboundStr
     the learning parameters of adaptive. An option a strategy does not take is a ValueError.
     """
     cls = strategy_class(name)
-    accepted = strategy_options(name)
-    unknown = sorted(set(options) - set(accepted))
+    annotations = _option_types(name)
+    unknown = sorted(set(options) - set(annotations))
     if unknown:
         raise ValueError(f"strategy {name!r} does not take option(s) {', '.join(unknown)}; "
-                         f"it takes: {', '.join(accepted)}")
-    annotations = {p.name: str(p.annotation) for p in
-                   inspect.signature(cls).parameters.values()}  # fmt: skip
+                         f"it takes: {', '.join(annotations)}")
     for option, value in options.items():
         problem = _option_problem(annotations[option], value)
         if problem is not None:

@@ -231,7 +231,7 @@ def _parse(lines: _Lines, path: Path, *, salvage: bool) -> Trace:
             cut = f"{path}, line {last_number}: last line cut short ({garbled.reason})"
     if builder.header is None:
         raise TraceFormatError(path, 1, "missing header: the file is empty")
-    return Trace(builder.header, builder.events, cut=cut)
+    return Trace(builder.header, builder.events, cut=cut, checked=True)
 
 
 def _add_last(
