@@ -118,6 +118,42 @@ def test_a_directory_to_write_that_cannot_be_one_is_refused_before_any_work(
     assert (tmp_path / "a_file").read_text() == "mine" and not (tmp_path / "nowhere").exists()
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("command", OUTPUT_DIRECTORY_FLAGS)
+def test_a_directory_nothing_can_be_made_in_is_refused_before_any_work(
+        command: list[str], capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    # /proc admits no new entry, even to root (for whom os.access says yes)
+    path = "/proc/labkit-out/below"
+    with pytest.raises(SystemExit) as refused:
+        main([*command, path])
+    assert refused.value.code == 2
+    said = capsys.readouterr().err.splitlines()[-1]
+    program = " ".join(command[:2]) if command[0] == "synth" else command[0]
+    assert said.startswith(f"labkit {program}: error: ")
+    assert f"argument {command[-1]}: {path}: nothing can be made in /proc (" in said
+
+
+def test_the_write_probe_leaves_nothing_behind(tmp_path: Path) -> None:
+    from labkit.cli.output_paths import output_directory, output_file
+
+    (tmp_path / "made").mkdir()
+    assert output_directory(str(tmp_path / "made")) == tmp_path / "made"
+    assert output_directory(str(tmp_path / "new" / "deeper")) == tmp_path / "new" / "deeper"
+    assert output_file(str(tmp_path / "x.jsonl.gz")) == tmp_path / "x.jsonl.gz"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["made"]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_trace_to_import_where_nothing_can_be_made_is_refused(
+        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    with pytest.raises(SystemExit) as refused:
+        main(["import", "/proc/no-log.jsonl", "-o", "/proc/labkit.jsonl.gz"])
+    assert refused.value.code == 2
+    said = capsys.readouterr().err.splitlines()[-1]
+    assert said.startswith("labkit import: error: argument -o/--out: /proc/labkit.jsonl.gz: "
+                           "nothing can be made in /proc (")
+
+
 @pytest.mark.parametrize("where, reason", [("a_dir", "is a directory; name a file"),
                                            ("a_file/x.jsonl.gz", "which is not a directory"),
                                            ("dangling.jsonl.gz", "is a dangling link")])

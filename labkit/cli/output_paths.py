@@ -2,11 +2,15 @@
 ``serve --record``, ``emulate --log``, ``synth ... --out`` (directories) and ``import -o`` (a
 file). Each is checked when the command line is read, so a path that is a file where a directory
 must be (or that lies under a file) ends the command in one line naming the flag, before a call or
-a sweep has run only to fail at its first write."""
+a sweep has run only to fail at its first write. So is a directory this process cannot write in
+(read-only, another user's, a kernel filesystem such as /proc): a temporary directory is made in
+the nearest one there and removed at once, the one test that root, read-only mounts and
+/proc all answer truthfully (``os.access`` says yes to root everywhere)."""
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,8 +54,18 @@ def _problem(path: Path, ancestors: Sequence[Path]) -> str | None:
             return f"{path}: {ancestor} is a dangling link"
         if ancestor.exists():
             if ancestor.is_dir():
-                return None
+                return _unwritable(path, ancestor)
             if ancestor == path:
                 return f"{path} is not a directory"
             return f"{path} lies under {ancestor}, which is not a directory"
+    return None
+
+
+def _unwritable(path: Path, directory: Path) -> str | None:
+    """Why nothing can be made in ``directory`` (the nearest of ``path``'s that is there)."""
+    try:
+        Path(tempfile.mkdtemp(prefix=".labkit-probe-", dir=directory)).rmdir()
+    except OSError as exc:
+        where = "it" if directory == path else str(directory)
+        return f"{path}: nothing can be made in {where} ({exc.strerror or exc})"
     return None
