@@ -2,9 +2,10 @@
 
 Sans-I/O. Twilio sends one ``media`` message per 20 ms frame (160 B) stamped with its media time
 (ms since the stream started). ``InboundBuffer`` rebuilds the caller's timeline from those stamps
-and cuts it into ``chunk_bytes`` pieces (default 50 ms = 400 B). Like the SDK's Twilio example after
-its fix, the first ``warmup_chunks`` chunks (default 3, i.e. 150 ms) are held and released together
-as one piece, so the model's VAD starts on a short cushion instead of a single frame.
+and cuts it into exact ``chunk_bytes`` pieces (default 50 ms = 400 B). The first ``warmup_chunks``
+chunks (default 3, i.e. 150 ms) are held and released together as one piece, so the model's VAD
+starts on a short cushion instead of a single frame: the idea of the SDK example's fix (#2033),
+whose code sends 480 B pieces and a 160-200 ms first piece instead (labkit/sdk_example_inbound.py).
 See notebooks/05_barge_in_and_marks.ipynb.
 
 Timeline rules (Twilio's WebSocket is TCP, so frames arrive in order; a timestamp that goes

@@ -27,6 +27,7 @@ import pandas as pd
 from IPython.display import display
 
 from labkit.inbound import InboundBuffer
+from labkit.sdk_example_inbound import first_send
 from labkit.sim import simulate
 from labkit.sim.hypotheses import (
     HYPOTHESES,
@@ -218,26 +219,43 @@ assert by[("b' frame clock, skip", "tcp", three)] == "no"
 # ## The fix that was merged: an inbound warm-up
 #
 # What was merged for issue #1906 (PR #2033, `shared/reference/pr2033_merged_inbound_warmup_...`)
-# changes only the *caller's* audio on its way to the model: the first three 50 ms chunks are held
-# and sent together. `labkit.inbound.InboundBuffer` does the same. Here is what it changes:
+# changes only the *caller's* audio on its way to the model: the first sends are held in a start-up
+# buffer and released together once it holds 3 x 400 B. Read as its code runs, not as its
+# description reads (`labkit.sdk_example_inbound` models it line by line):
+#
+# - the handler sends its buffer *whole* once it holds at least 400 B; Twilio's frames are 160 B,
+#   so each send is 480 B (60 ms), not 400 B;
+# - a loop wakes every 50 ms and sends a partial buffer when more than 100 ms passed since the last
+#   send. The last send's time starts when the handler is created, before the OpenAI session is
+#   entered, so the first wake after the caller's first frame sends 160 or 320 B, by where the
+#   loop's wakes fall against Twilio's frames (an unknown phase, so all phases below).
+#
+# When does the model first get the caller's audio, with the warm-up and before it?
 
 # %%
-def first_sends(warmup_chunks):
-    buffer, sends = InboundBuffer(warmup_chunks=warmup_chunks), []
-    for frame in range(20):  # 400 ms of caller audio in Twilio's 20 ms frames
-        for piece in buffer.push(b"\x7f" * 160, frame * 20):
-            sends.append({"at caller ms": frame * 20 + 20, "bytes": len(piece)})
-    return pd.DataFrame(sends)
-
-
-with_warmup, without = first_sends(3), first_sends(0)
-display(pd.concat({"merged (3 chunks)": with_warmup.head(3), "before (none)": without.head(3)},
-                  axis=1))
-assert with_warmup["bytes"].iloc[0] == 3 * 400 and without["bytes"].iloc[0] == 400
-assert with_warmup["at caller ms"].iloc[0] - without["at caller ms"].iloc[0] == 100
+PHASES_MS = np.arange(0.0, 50.0, 0.5)  # where the flush loop's wakes fall, uniform over 50 ms
+sends = pd.DataFrame(
+    [{"wake phase (ms)": phase,
+      "merged: first send (ms)": (merged := first_send(3, phase)).at_ms,
+      "merged: bytes": merged.bytes,
+      "before: first send (ms)": (before := first_send(0, phase)).at_ms,
+      "before: bytes": before.bytes}
+     for phase in PHASES_MS])  # fmt: skip
+sends["later by (ms)"] = sends["merged: first send (ms)"] - sends["before: first send (ms)"]
+display(sends.groupby(["merged: bytes", "before: bytes"])
+        .agg(phases=("wake phase (ms)", "size"), later_by_ms=("later by (ms)", "mean")))
+later = sends["later by (ms)"]
+print(f"the model hears the caller {later.min():.0f}-{later.max():.0f} ms later "
+      f"({later.mean():.0f} ms on average over the phases); its first piece holds "
+      f"{sends['merged: bytes'].min() / 8:.0f}-{sends['merged: bytes'].max() / 8:.0f} ms of audio")
+assert set(sends["merged: bytes"]) == {1280, 1440, 1600}  # never exactly 3 x 400 B
+assert later.min() >= 100 and later.max() <= 180 and 130 <= later.mean() <= 140
+# labkit's own handler cuts exact 400 B pieces; its warm-up is exactly 150 ms
+assert [len(piece) for piece in InboundBuffer().push(bytes(1200), 0)] == [1200]
 
 # %% [markdown]
-# The model hears the caller 100 ms later, in one 150 ms piece instead of three 50 ms pieces.
+# The model hears the caller 100-180 ms later (about 136 ms on average over the loop's phase), in
+# one 160-200 ms piece instead of a 20-60 ms one.
 # **Nothing in the lab lets this affect the audio sent to the caller**: every outbound model here
 # (strategies, links, playouts) takes the model's deltas and the echoes as its only inputs, so
 # outbound runs with and without the warm-up are the same runs. The one route by which it could
