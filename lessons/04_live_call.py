@@ -232,7 +232,8 @@ for playout in PLAYOUTS:
 
 # %% [markdown]
 # **How to read a real result.** Both halves equally smooth and the same length: `fifo` (or a clock
-# that pads only when dry, which real-time-paced whole frames never meet) holds, and a stutter is a
+# that pads only when dry, which real-time-paced whole frames meet only at a phrase's final
+# partial frame) holds, and a stutter is a
 # queue running dry (fix with a pre-roll). The tiny half about four times longer: Twilio pads
 # every message, and whole-frame messages (`align_frames=True`) are required. Experiment 1 then
 # separates FIFO from a frame clock. Anything else is a behaviour the lab lacks: record it

@@ -11,7 +11,7 @@
 # 3. **The original report's buffer, from its code.** Its first commit leaked marks; on barge-in
 #    both commits flush the buffer, then send `clear`, and credit the clear's echoes. What does
 #    each cost, and do our strategies do any of it? (The PR's *description* also shows a `clear` on
-#    `audio_done`; neither commit has one, and the lab models the code.)
+#    `audio_end`; neither commit has one, and the lab models the code.)
 #
 # Every experiment names its link: `tcp` (one connection, the default world), `constant` (a fixed
 # 50 ms, for the derivations) and `jitter` (the stress model of independent per-message delay).
@@ -232,7 +232,7 @@ assert (honored["truncated at (ms)"] == no_rule["truncated at (ms)"]).all()
 assert (honored["truncated at (ms)"] <= honored["heard by the barge-in (ms)"]).all()
 lag_ms = honored["heard by the barge-in (ms)"] - honored["truncated at (ms)"]
 print(
-    f"the model truncates {lag_ms.min():.0f}-{lag_ms.max():.0f} ms "
+    f"seed 0, across the strategies: the model truncates {lag_ms.min():.0f}-{lag_ms.max():.0f} ms "
     f"before what the caller had heard "
     f"(unechoed marks); without the rule the tracker is then told of "
     f"{no_rule['credited after the clear (ms)'].min():.0f}-"
@@ -358,7 +358,7 @@ predicted_leak = (deltas_per_flush - 1) * len(threshold_flushes)
 assert abs(leaks.loc["report, first commit", "leaked_marks"] - predicted_leak) < (
     0.15 * predicted_leak)
 assert leaks.loc["report, final commit", "leaked_marks"] == 0
-# its code never clears on audio_done: without a barge-in every byte it sent is played
+# its code never clears on audio_end: without a barge-in every byte it sent is played
 for label in ("report, first commit", "report, final commit"):
     assert leaks.loc[label, "tail_cut_bytes"] == 0, label
     assert leaks.loc[label, "played_bytes"] == leaks.loc[label, "sent_bytes"], label
@@ -370,8 +370,10 @@ assert (ours["credited_unplayed_bytes"] == 0).all(), "ours: every byte credited 
 
 # %% [markdown]
 # **At a barge-in.** Both commits flush the buffer and then send `clear`: the flushed bytes travel
-# only to be dropped, and the marks sent with them (and any still pending) are echoed at once by
-# the `clear` and credited, so the model is told the caller heard audio that never played. Measured
+# only to be dropped. The final commit sends the buffered deltas' marks with that flush; the
+# first commit sends none with it (line 151 flushes with no mark), so there only marks sent
+# earlier are pending. The `clear` echoes every pending mark at once and both commits credit the
+# echoes, so the model is told the caller heard audio that never played. Measured
 # with the caller barging in at five points of `tiny_deltas` (`labkit.live.call.with_barge_in`),
 # on `tcp`:
 
@@ -435,7 +437,7 @@ print("silence after the first message of each answer (ms):", silence.round(1).t
 # **What the data says.** The first commit's leak is exactly the arithmetic above: one mark sent
 # per threshold flush of about ten deltas, so the pending ledger grows by the rest on every flush
 # and never drains, and the tracker is told of a small fraction of the audio sent. The final
-# commit leaks nothing. Neither cuts tails: its code never sends `clear` on `audio_done` (an
+# commit leaks nothing. Neither cuts tails: its code never sends `clear` on `audio_end` (an
 # earlier version of this lab modelled the PR's description and wrongly said it did). At a
 # barge-in both commits send their buffer only to have the `clear` behind it drop it, and credit
 # the echoes of marks whose audio never played (the SDK example's bug, plus the flushed audio).

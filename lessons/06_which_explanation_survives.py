@@ -151,8 +151,10 @@ plt.show()
 # **No hypothesis predicts all three observations, on either link.** In detail (asserted below):
 #
 # - **On one connection (`tcp`) forwarding each delta does not stutter** under the documented FIFO
-#   (observation 1 fails): the report's deltas arrive 1.5-3x faster than real time, so Twilio's
-#   queue builds a cushion within a few deltas and the path's slow drift rarely empties it.
+#   (observation 1 fails) on the synthetic `tiny_deltas_call`: the report's logged delta sizes, at
+#   an *assumed* 1.5-3x real time (the report gives no timing), so Twilio's queue builds a cushion
+#   within a few deltas and the path's slow drift rarely empties it. Near real time (1.0-1.25x)
+#   forwarding does stutter (lesson 07): this verdict is only as good as that assumption.
 # - **Every hypothesis in which the Python and the JS sender behave alike predicts the same for
 #   observations 1 and 2**, so none can have the Python example stutter and the JS one be clean.
 #   Under the stress model all of them but prefetch have both stutter; prefetch, which re-buffers

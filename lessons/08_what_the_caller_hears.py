@@ -103,8 +103,9 @@ assert not views["preroll 100 ms, concealed"].inserted, "the pre-roll plays it w
 
 # %% [markdown]
 # The concealed gap is not silence: it replays the last pitch period of the fragment before it,
-# fading after 10 ms. That is the repetition the report heard. The pre-roll plays the same words
-# without the gap.
+# fading after 10 ms. *If* the carrier conceals as G.711 Appendix I does (Twilio documents no
+# concealment, and the report's audio was never recorded), this is how a gap sounds: a repeated
+# "h-h-", as the report describes. The pre-roll plays the same words without the gap.
 #
 # ## Scores over twenty seeds
 #
