@@ -7,12 +7,14 @@ files), and a scheduler that does not answer refused within seconds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -232,6 +234,30 @@ def test_a_scheduler_that_does_not_answer_fails_within_seconds(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_service_that_is_not_dask_is_refused_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    # speaks first, as SSH does: Dask reads its banner as a frame count (2.8 EiB to allocate)
+    with socket.socket() as banner:
+        banner.bind(("127.0.0.1", 0))
+        banner.listen()
+        address = f"tcp://127.0.0.1:{banner.getsockname()[1]}"
+
+        def greet() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    peer, _ = banner.accept()
+                    peer.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+
+        threading.Thread(target=greet, daemon=True).start()
+        code = sweep_cli("tiny_deltas", "--dask", address, "--dask-timeout-s", str(TIMEOUT_S),
+                         "--out", str(tmp_path / "out"))  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"labkit sweep: what answers at {address} is not a Dask scheduler" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_scheduler_without_workers_is_refused(tmp_path: Path) -> None:
     cluster = distributed.LocalCluster(n_workers=0, protocol="tcp", host="127.0.0.1",
                                        dashboard_address=LOOPBACK_ANY_PORT,
@@ -274,6 +300,10 @@ def test_workers_without_labkit_are_refused_by_name(scheduler: str) -> None:
         (["--dask", "tiny_deltas", "barge_in"],
          "--dask 'tiny_deltas' is not a Dask scheduler address (tcp://HOST:PORT) (put --dask"),
         (["tiny_deltas", "--dask", "--dask-timeout-s", "0"], "--dask-timeout-s must be > 0"),
+        (["tiny_deltas", "--dask", "inproc://x:1"],
+         "'inproc://x:1': labkit reaches a Dask scheduler over tcp:// or tls://"),
+        (["tiny_deltas", "--dask", "tcp://127.0.0.1:99999"],
+         "'tcp://127.0.0.1:99999': a port is 1 to 65535"),
     ],
 )
 def test_bad_dask_arguments_exit_2(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labkit.sim.metrics import Metrics
-from labkit.sim.processes import check_jobs, worker_pool
+from labkit.sim.processes import check_jobs, running_pool
 from labkit.sim.simulator import PreparedTrace, prepare, simulate
 from labkit.traces import Trace
 
@@ -121,7 +121,7 @@ def _map_distinct(traces: dict[str, Trace], tasks: Sequence[Task], run: Callable
             done.update(zip(chunk, run(given), strict=True))
             bar.update(len(chunk))
     else:
-        with worker_pool(jobs, _init_worker, (traces,)) as pool:
+        with running_pool(jobs, _init_worker, (traces,)) as pool:
             for chunk, results in zip(chunks, pool.map(run, inputs), strict=True):
                 done.update(zip(chunk, results, strict=True))
                 bar.update(len(chunk))

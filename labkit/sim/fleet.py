@@ -47,7 +47,10 @@ from labkit.traces import Trace, TraceLimits
 CONNECT_TIMEOUT_S = 5.0  # to reach a scheduler, and for it to have a worker
 LOCAL_HOST = "127.0.0.1"  # a LocalCluster listens on loopback only
 KEPT_TRACES_PER_WORKER = 8
-_ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://\S+|[^\s/:]+:\d+")  # tcp://host:8786, host:8786
+# tcp://host:8786, tls://host:8786 (with Dask's TLS configuration), host:8786
+_ADDRESS = re.compile(r"(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<host>[^\s/]+):(?P<port>\d+)")
+SCHEMES = ("tcp", "tls")  # what labkit's docs and tests cover; Dask's others need more setup
+MAX_PORT = 65535
 
 
 class FleetError(RuntimeError):
@@ -56,8 +59,14 @@ class FleetError(RuntimeError):
 
 def check_address(address: str) -> None:
     """A ValueError unless ``address`` looks like a scheduler's (``tcp://HOST:PORT``)."""
-    if not _ADDRESS.fullmatch(address):
+    found = _ADDRESS.fullmatch(address)
+    if not found:
         raise ValueError(f"{address!r} is not a Dask scheduler address (tcp://HOST:PORT)")
+    if (found["scheme"] or "tcp") not in SCHEMES:
+        raise ValueError(f"{address!r}: labkit reaches a Dask scheduler over "
+                         f"{' or '.join(f'{scheme}://' for scheme in SCHEMES)}")  # fmt: skip
+    if not 1 <= int(found["port"]) <= MAX_PORT:
+        raise ValueError(f"{address!r}: a port is 1 to {MAX_PORT}")
 
 
 @contextmanager
@@ -85,6 +94,9 @@ def dask_client(
         reason = str(exc) or "no handshake"
         raise FleetError(f"no Dask scheduler answered at {address} within {timeout_s:g} s "
                          f"({reason})") from None  # fmt: skip
+    except Exception as exc:  # a peer that is not a scheduler fails in Dask's own ways
+        raise FleetError(f"what answers at {address} is not a Dask scheduler that labkit can use "
+                         f"({type(exc).__name__}: {str(exc)[:200]})") from None  # fmt: skip
     with client:
         _check_workers(client, address, timeout_s)
         yield client

@@ -14,8 +14,9 @@ from __future__ import annotations
 import multiprocessing
 import numbers
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 MAX_JOBS = 64  # each worker holds ~100 MB: beyond this, memory runs out long before cores do
@@ -42,6 +43,36 @@ def worker_pool(
     context = multiprocessing.get_context(start_method())
     return ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
                                initargs=(initializer, *initargs))  # fmt: skip
+
+
+@contextmanager
+def running_pool(
+    jobs: int, initializer: Callable[..., None], initargs: tuple[Any, ...]
+) -> Iterator[ProcessPoolExecutor]:
+    """``worker_pool`` for a ``with`` block: closed when the block ends, and *ended* when it ends
+    early (an error, Ctrl-C, a caller that stops reading): runs not started are dropped and
+    running ones stopped, not waited for, since no one will read their results (a chunk of
+    sweep runs can take minutes)."""
+    pool = worker_pool(jobs, initializer, initargs)
+    try:
+        yield pool
+    except BaseException:
+        _end_now(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _end_now(pool: ProcessPoolExecutor) -> None:
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
+    workers = list((pool._processes or {}).values())  # the only handle before 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join()
 
 
 def _start_worker(initializer: Callable[..., None], *initargs: Any) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from labkit.sim.links import DEFAULT_LINK
 from labkit.sim.playout import DEFAULT_PLAYOUT
-from labkit.sim.processes import check_jobs, worker_pool
+from labkit.sim.processes import check_jobs, running_pool
 from labkit.sim.sweep_runs import (
     CHUNKS_PER_JOB,
     Chunk,
@@ -67,13 +67,10 @@ def pool_batches(
         for chunk in chunks:
             yield states[chunk.trace_index].rows(chunk.runs, options)
         return
-    pool = worker_pool(jobs, _init_worker, (traces,))
-    try:
+    with running_pool(jobs, _init_worker, (traces,)) as pool:  # ended if the caller stops early
         futures = [pool.submit(_run_chunk, chunk, options) for chunk in chunks]
         for future in as_completed(futures):
             yield future.result()
-    finally:  # also when the caller stops early: runs not started are dropped
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def sweep(
