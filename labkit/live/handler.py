@@ -31,6 +31,11 @@ escaped (``labkit.live.log_text``). A socket with no valid ``start`` within
 reaches the handler: the WebSocket layer ends the call with 1009, logged with the close code.
 A ``stop`` before ``start`` ends the call cleanly. On ``stop``, disconnect or a session failure,
 the session is closed and every task of the call is cancelled and awaited before ``run`` returns.
+
+Recording (``--record``) never disturbs the call: a recording failure (a full disk) is logged once,
+naming the file and the error, and recording stops (``stats.recording_failure``); what was written
+stays readable by ``read(path, salvage=True)``. Events the trace cannot hold are skipped, logged
+by the recorder and counted in ``stats.recording_skipped``.
 See notebooks/04_live_call.ipynb and notebooks/05_barge_in_and_marks.ipynb.
 """
 
@@ -102,6 +107,8 @@ class HandlerStats:
     close_code: int | None = None  # the WebSocket close code the peer's side reported, if any
     start_timed_out: bool = False
     failure: str | None = None  # what ended the call, when an error did (its close code: 1011)
+    recording_failure: str | None = None  # what stopped the call's recording early, if anything
+    recording_skipped: int = 0  # model events the recording left out (the trace cannot hold them)
     _sampler: random.Random = field(default_factory=lambda: random.Random(0), repr=False,
                                     compare=False)  # fmt: skip
 
@@ -263,9 +270,13 @@ class TwilioHandler:
             self.strategy.close()
         self._forget_item_audio()
         self._ended_items.clear()
-        if self._recorder is not None:
-            self._recorder.close()
-            self._recorder = None
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            try:
+                recorder.close()
+            except Exception as exc:  # a full disk at the very end: the call is over anyway
+                self._recording_failed(recorder, exc)
+            self.stats.recording_skipped = recorder.skipped_count
 
     # ------------------------------------------------------------------ Twilio -> model
 
@@ -397,9 +408,27 @@ class TwilioHandler:
                 log.warning("call %s: session error event: %s", shown(self.stream_sid),
                             escaped(str(event.error)))  # fmt: skip
             elif event.type == "raw_model_event" and self._recorder is not None:
-                self._recorder.record(event.data, self._now_ms())
+                self._record(self._recorder, event.data)
         self._model_ended = True
         await self._hang_up_when_heard()
+
+    def _record(self, recorder: TraceRecorder, model_event: Any) -> None:
+        """Record one model event; a failure stops the recording, never the call."""
+        try:
+            recorder.record(model_event, self._now_ms())
+        except Exception as exc:
+            self._recording_failed(recorder, exc)
+            self._recorder = None
+        self.stats.recording_skipped = recorder.skipped_count
+
+    def _recording_failed(self, recorder: TraceRecorder, exc: Exception) -> None:
+        """Log the failure (the one line of it), then close the file, ignoring a second one."""
+        recorder.abandon()  # already done by a recorder whose write failed; idempotent
+        if self.stats.recording_failure is not None:
+            return
+        self.stats.recording_failure = f"{type(exc).__name__}: {escaped(str(exc))}"
+        log.error("call %s: recording %s stopped (the call goes on): %s", shown(self.stream_sid),
+                  recorder.path, self.stats.recording_failure)  # fmt: skip
 
     async def _on_model_audio(self, item_id: str, content_index: int, data: bytes) -> None:
         self.stats.model_audio_bytes += len(data)

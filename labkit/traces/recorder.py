@@ -5,13 +5,26 @@ core stays free of it. A recorder killed mid-call leaves a file that ``read(path
 reads up to the line being written. No API key is ever taken, so none can be written.
 A recorder only ever creates its file (exclusive creation): it never overwrites a trace, and no
 two recorders write one file. ``create_recorder`` picks a name no other call has in a directory.
+
+Failures: a write that fails (a full disk, a file size limit) raises its OSError once; the
+recorder then stops at once (``failure`` says why, ``closed`` is true): the file is closed with
+nothing more written to it, so what reached the disk stays readable by ``read(path,
+salvage=True)``, and a second failure while closing is ignored. If even the header cannot be
+written, the constructor raises (the OSError names the file) and removes the file it created, which
+holds nothing; a file it did not create is never removed. An event the trace cannot hold (audio
+after its item's audio_done, a field of the wrong type...) is skipped: the first
+``SKIPS_LOGGED`` are logged one by one (the path, the event type and why; never a payload) and
+kept in ``skipped``, the rest only counted (``skipped_count``) and summed up in one line on close.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gzip
 import hashlib
+import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -30,12 +43,16 @@ from labkit.traces.event import (
 from labkit.traces.validation import SequenceCheck
 from labkit.traces.writer import encode_event, encode_header
 
+log = logging.getLogger(__name__)
+
 _SECRET_WORDS = ("key", "secret", "token", "password", "auth")
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 NAME_PREFIX_CHARS = 40  # the readable part of a file name taken from the label
 NAME_DIGEST_HEX = 16  # 64 bits of SHA-256 of the whole label: distinct labels, distinct names
 MAX_NAME_ATTEMPTS = 1000  # counter suffixes tried when calls share a label and a second
 TRACE_SUFFIX = ".jsonl.gz"
+SKIPS_LOGGED = 10  # per recording; the rest are counted and summed up when it closes
+REASON_CHARS = 200  # a skip's reason is cut to this in the log
 
 
 class TraceRecorder:
@@ -56,7 +73,12 @@ class TraceRecorder:
     ) -> None:
         _refuse_secrets(recorder)
         self.path = Path(path)
-        self.skipped: list[str] = []  # events left out because the trace would be invalid
+        # events left out because the trace would be invalid: the first SKIPS_LOGGED reasons
+        # ("<event type>: <why>"), and how many in all
+        self.skipped: list[str] = []
+        self.skipped_count = 0
+        self.failure: str | None = None  # the write failure that stopped the recording, if any
+        self._skips_summed_up = False
         self._clock = clock
         self._start_s = clock()
         self._last_t_ms = 0.0
@@ -66,9 +88,19 @@ class TraceRecorder:
         first_line = encode_header(header, self.path)  # a header refused leaves no file behind
         self._raw: IO[bytes] = self.path.open("xb")
         self._out: IO[bytes] | gzip.GzipFile = self._raw
-        if self.path.name.endswith(".gz"):
-            self._out = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0)
-        self._write(first_line)
+        created: os.stat_result | None = None
+        try:
+            created = os.fstat(self._raw.fileno())  # to know the file at the path is still ours
+            if self.path.name.endswith(".gz"):
+                self._out = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0)
+            self._write(first_line)
+        except BaseException as exc:
+            self.abandon()
+            if created is not None:
+                _remove_if_same_file(self.path, created)  # no whole header: it holds nothing
+            if isinstance(exc, OSError) and exc.filename is None:
+                exc.filename = str(self.path)  # the caller has no recorder to ask which file
+            raise
 
     def record(self, model_event: Any, t_ms: float | None = None) -> TraceEvent | None:
         """Append the trace event for an SDK model event; other event types are ignored.
@@ -87,11 +119,11 @@ class TraceRecorder:
             line = encode_event(event, self.path, self._line + 1)
             self._sequence.check(event, self._line + 1)
         except TraceFormatError as error:
-            self.skipped.append(error.reason)
+            self._skip(model_event, error.reason)
             return None
         except (TypeError, ValueError, AttributeError) as error:  # an event missing a field,
             # a time that is no number: skipped like any bad event, the recording goes on
-            self.skipped.append(f"{getattr(model_event, 'type', '?')!s:.40}: {error}")
+            self._skip(model_event, str(error))
             return None
         self._last_t_ms = t_ms
         self._line += 1
@@ -101,24 +133,67 @@ class TraceRecorder:
     def _now_ms(self) -> float:
         return (self._clock() - self._start_s) * 1000.0
 
+    def _skip(self, model_event: Any, reason: str) -> None:
+        """Count a skipped event; log its type and reason (never its payload) while few."""
+        self.skipped_count += 1
+        if self.skipped_count > SKIPS_LOGGED:
+            return
+        kind = _log_safe(str(getattr(model_event, "type", "?")), 40)
+        self.skipped.append(f"{kind}: {reason}")
+        last = self.skipped_count == SKIPS_LOGGED
+        more = "; more skips are counted, summed up at the end" if last else ""
+        log.warning("recording %s: skipped one %s event (the trace cannot hold it): %s%s",
+                    self.path, kind, _log_safe(reason, REASON_CHARS), more)  # fmt: skip
+
+    def _sum_up_skips(self) -> None:
+        if self._skips_summed_up:
+            return
+        self._skips_summed_up = True
+        if self.skipped_count > SKIPS_LOGGED:
+            log.warning("recording %s: %d more events skipped (%d in all)", self.path,
+                        self.skipped_count - SKIPS_LOGGED, self.skipped_count)  # fmt: skip
+
     def _write(self, line: bytes) -> None:
-        self._out.write(line)
-        self._out.flush()  # GzipFile.flush is a zlib sync flush: whole lines reach the disk
-        if self._out is not self._raw:
-            self._raw.flush()
+        try:
+            self._out.write(line)
+            self._out.flush()  # GzipFile.flush is a zlib sync flush: whole lines reach the disk
+            if self._out is not self._raw:
+                self._raw.flush()
+        except OSError as exc:  # a full disk: nothing more is written, what is there stays
+            self.failure = f"{type(exc).__name__}: {exc}"
+            self.abandon()
+            raise
 
     @property
     def closed(self) -> bool:
         return self._raw.closed
 
     def close(self) -> None:
+        """Finish the file (the gzip trailer) and close it. A failure to (a full disk) raises its
+        OSError once, the file closed all the same; closing again does nothing."""
         if self.closed:
             return
         try:
             if self._out is not self._raw:
                 self._out.close()  # the gzip trailer; may fail (a full disk)
+            self._raw.close()  # flushes: may fail too
+        except OSError as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
+            self.abandon()  # the file is closed either way
+            raise
         finally:
-            self._raw.close()  # the file is closed either way
+            self._sum_up_skips()
+
+    def abandon(self) -> None:
+        """Stop at once after a failure: close the file, writing nothing more (no gzip trailer
+        after a line that did not reach the disk whole), ignoring any error. Idempotent."""
+        with contextlib.suppress(OSError, ValueError):
+            self._raw.close()  # what is still buffered may fail again: ignored, closed anyway
+        if self._out is not self._raw:
+            # the raw file is closed: the trailer's writes fail, nothing reaches the file
+            with contextlib.suppress(OSError, ValueError):
+                self._out.close()
+        self._sum_up_skips()
 
     def __enter__(self) -> TraceRecorder:
         return self
@@ -191,6 +266,22 @@ def to_trace_event(model_event: Any, t_ms: float) -> TraceEvent | None:
         }
         return TraceEvent(t_ms, kind, fields)
     return None
+
+
+def _remove_if_same_file(path: Path, created: os.stat_result) -> None:
+    """Remove ``path`` if it is still the file ``created`` describes, never another one."""
+    with contextlib.suppress(OSError):
+        now = os.lstat(path)
+        if (now.st_dev, now.st_ino) == (created.st_dev, created.st_ino):
+            path.unlink()
+
+
+def _log_safe(text: str, limit: int) -> str:
+    """``text`` for a log line: cut to ``limit`` characters, non-printables escaped."""
+    cut = text[:limit]
+    if not cut.isprintable():
+        cut = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in cut)
+    return cut + ("..." if len(text) > limit else "")
 
 
 def _refuse_secrets(recorder: dict[str, Any]) -> None:

@@ -14,9 +14,14 @@ transcripts) are written as they arrive, timed from the call to ``record_session
 line at a time, so a server killed mid-call leaves a trace ``read(path, salvage=True)`` reads. The
 file is closed when the session's events end or raise, or by ``close()`` (or ``with``) if you break
 out of the loop early. Recording never disturbs the call: a recording failure is logged once and
-recording stops, the events keep flowing. The session's output audio format is learnt from its
-``session.created``/``session.updated`` events: mu-law is written as is, pcm16 (the SDK's default)
-becomes mu-law 8 kHz (``labkit.traces.realtime_log.UlawConverter``). No API key is ever seen.
+recording stops, the events keep flowing (``failure`` says why). A write that fails (a full disk)
+writes nothing more: what reached the file stays readable by ``read(path, salvage=True)``; if
+even the header cannot be written, the file (which holds nothing) is removed and the session goes
+on unrecorded. Events a trace cannot hold are skipped and logged (the first few one by one, then
+a count; never their audio); ``skipped_count`` counts them. The session's output audio format is
+learnt from its ``session.created``/``session.updated`` events: mu-law is written as is, pcm16
+(the SDK's default) becomes mu-law 8 kHz (``labkit.traces.realtime_log.UlawConverter``). No API
+key is ever seen.
 The SDK is not imported: events are recognised by ``.type``, as ``TraceRecorder`` does.
 See notebooks/04_live_call.ipynb and the README's "Your own traces".
 """
@@ -52,15 +57,25 @@ class SessionRecorder:
         description: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.path = _target(Path(path))
-        self.recorder = TraceRecorder(
-            self.path,
-            description=description or "recorded from an openai-agents RealtimeSession",
-            recorder=_recorder_info(),
-            clock=clock,
-        )
+        self.path = Path(path)
         self.converter = UlawConverter()
         self.failure: str | None = None  # why recording stopped early, if it did
+        self.recorder: TraceRecorder | None = None  # None: the recording could not start
+        try:
+            self.path = _target(self.path)
+            self.recorder = TraceRecorder(
+                self.path,
+                description=description or "recorded from an openai-agents RealtimeSession",
+                recorder=_recorder_info(),
+                clock=clock,
+            )
+        except FileExistsError:  # a trace is never overwritten: the caller named a taken file
+            raise
+        except OSError as exc:  # no space even for the header: the session goes on unrecorded
+            why = str(exc)
+            if exc.filename == str(self.path) and exc.errno is not None:  # named in the log line
+                why = f"[Errno {exc.errno}] {exc.strerror}"
+            self._stop(f"{type(exc).__name__}: {why}")
         self._events: AsyncIterator[Any] = aiter(session)
 
     def __aiter__(self) -> SessionRecorder:
@@ -72,11 +87,16 @@ class SessionRecorder:
         except BaseException:  # the session ended, failed, or the task was cancelled
             self.close()
             raise
-        if not self.recorder.closed:
-            self._record(event)
+        if self.recorder is not None and not self.recorder.closed:
+            self._record(self.recorder, event)
         return event
 
-    def _record(self, event: Any) -> None:
+    @property
+    def skipped_count(self) -> int:
+        """Events the trace could not hold, skipped (each logged, or counted past the first few)."""
+        return 0 if self.recorder is None else self.recorder.skipped_count
+
+    def _record(self, recorder: TraceRecorder, event: Any) -> None:
         if getattr(event, "type", None) != "raw_model_event":
             return
         model_event = event.data
@@ -84,9 +104,9 @@ class SessionRecorder:
             if getattr(model_event, "type", None) == "raw_server_event":
                 self._learn_format(model_event.data)
             elif getattr(model_event, "type", None) == "audio":
-                self._record_audio(model_event)
+                self._record_audio(recorder, model_event)
             else:
-                self.recorder.record(model_event)
+                recorder.record(model_event)
         except Exception as exc:  # a full disk must not end the caller's call
             self._stop(f"{type(exc).__name__}: {exc}")
 
@@ -97,20 +117,32 @@ class SessionRecorder:
         if fmt is not None and fmt != self.converter.audio_format:
             self.converter = UlawConverter(fmt)  # ValueError (a-law): recording stops
 
-    def _record_audio(self, model_event: Any) -> None:
+    def _record_audio(self, recorder: TraceRecorder, model_event: Any) -> None:
         key = (model_event.item_id, model_event.content_index)
         data = self.converter.convert(key, bytes(model_event.data))
         if data:
-            self.recorder.record(dataclasses.replace(model_event, data=data))
+            recorder.record(dataclasses.replace(model_event, data=data))
 
     def _stop(self, reason: str) -> None:
-        self.failure = reason
-        log.error("recording %s stopped (the call goes on): %s", self.path, reason)
+        """Log the first failure (only that one) and finish what can be finished."""
+        if self.failure is None:
+            self.failure = reason
+            if self.recorder is None:
+                log.error("recording %s not started (the call goes on, unrecorded): %s",
+                          self.path, reason)  # fmt: skip
+            else:
+                log.error("recording %s stopped (the call goes on): %s", self.path, reason)
         self.close()
 
     def close(self) -> None:
-        """Finish the file (idempotent)."""
-        self.recorder.close()
+        """Finish the file (idempotent). A failure to is logged (once), never raised."""
+        recorder = self.recorder
+        if recorder is None or recorder.closed:
+            return
+        try:
+            recorder.close()
+        except OSError as exc:  # the recorder closed the file anyway, writing nothing more
+            self._stop(f"{type(exc).__name__}: {exc}")
 
     def __enter__(self) -> SessionRecorder:
         return self
