@@ -351,6 +351,19 @@ def test_two_traces_of_one_name_are_refused(
     assert str(tmp_path / "tuesday" / "call.jsonl.gz") in err
 
 
+def test_one_file_under_two_names_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "calls").mkdir()
+    call = tmp_path / "calls" / "call.jsonl.gz"
+    call.write_bytes(shipped("barge_in").read_bytes())
+    (tmp_path / "calls" / "again.jsonl.gz").symlink_to(call)
+    assert main(["sweep", str(tmp_path / "calls"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'calls' / 'again.jsonl.gz'} and {call} are one file (a link)" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_directory_of_traces_sweeps_each_in_processes(tmp_path: Path) -> None:
     calls = tmp_path / "calls"
     calls.mkdir()

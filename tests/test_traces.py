@@ -373,7 +373,9 @@ def test_rejects_gzip_cut_short(tmp_path: Path) -> None:
     _, packed = gz_bytes(good_lines())
     path = tmp_path / "t.jsonl.gz"
     path.write_bytes(packed[:-4])  # only the trailer's length is missing: all lines decode
-    rejection(path, 10, "gzip", "cut short")
+    error = rejection(path, 10, "gzip", "cut short")
+    assert "after 9 whole lines (a recording cut short, or still being written; " in str(error)
+    assert "read(path, salvage=True) keeps the whole lines" in str(error)
 
 
 def test_rejects_gzip_cut_in_the_middle(tmp_path: Path) -> None:

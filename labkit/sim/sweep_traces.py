@@ -70,6 +70,7 @@ def trace_sources(specs: TraceSpec | Iterable[TraceSpec]) -> list[TraceSource]:
             sources.extend(_expand(spec))
         except ValueError as exc:
             problems.append(str(exc))
+    problems.extend(_same_files(sources))
     counts = Counter(source.name for source in sources)
     for name in sorted(name for name, count in counts.items() if count > 1):
         where = ", ".join(str(s.path or "a Trace object") for s in sources if s.name == name)
@@ -77,6 +78,19 @@ def trace_sources(specs: TraceSpec | Iterable[TraceSpec]) -> list[TraceSource]:
     if problems:
         raise ValueError("; ".join(problems))
     return sources
+
+
+def _same_files(sources: Sequence[TraceSource]) -> Iterator[str]:
+    """One problem per file given twice under two names (a link): its runs would count twice."""
+    seen: dict[tuple[int, int], TraceSource] = {}
+    for source in sources:
+        if source.path is None or not source.path.exists():
+            continue
+        status = source.path.stat()
+        first = seen.setdefault((status.st_dev, status.st_ino), source)
+        if first is not source and first.name != source.name:  # same names are reported below
+            yield (f"{first.path} and {source.path} are one file (a link): sweep it once, "
+                   f"or its runs count twice")  # fmt: skip
 
 
 def _expand(spec: TraceSpec) -> Iterator[TraceSource]:

@@ -217,8 +217,13 @@ def _parse(lines: _Lines, path: Path, *, salvage: bool) -> Trace:
     if lines.gzip_cut:
         cut_line = lines.count + 1
         if not salvage or cut_line == 1:
-            where = "inside the header" if cut_line == 1 else f"after {cut_line - 1} whole lines"
-            raise TraceFormatError(path, cut_line, f"gzip stream cut short {where}")
+            if cut_line == 1:
+                raise TraceFormatError(path, 1, "gzip stream cut short inside the header")
+            # a recording whose writer was killed, or is still writing (a call in progress)
+            raise TraceFormatError(path, cut_line, f"gzip stream cut short after {cut_line - 1} "
+                                   f"whole lines (a recording cut short, or still being "
+                                   f"written; read(path, salvage=True) keeps the whole "
+                                   f"lines)")  # fmt: skip
         cut = f"{path}, line {cut_line}: gzip stream cut short"
     elif lines.tail:
         if held is not None:
