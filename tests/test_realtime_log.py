@@ -291,3 +291,43 @@ def test_labkit_import_names_the_bad_line_and_writes_nothing(tmp_path: Path) -> 
         cli_main(["import", str(empty), "-o", str(out)])
     with pytest.raises(SystemExit, match=r"missing\.jsonl: no such file"):
         cli_main(["import", str(tmp_path / "missing.jsonl"), "-o", str(out)])
+
+
+CALL_LINES = [log_line(0, response("created")), log_line(5, delta("i1", b"\x07" * 16)),
+              log_line(9, delta("i1", b"\x08" * 16))]  # fmt: skip
+
+
+def test_a_gzip_log_cut_short_is_refused_then_salvaged_and_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    whole = gzip.compress("".join(CALL_LINES).encode())
+    log = tmp_path / "cut.jsonl.gz"
+    log.write_bytes(whole[:-6])  # the logger died before the gzip trailer: every line decodes
+    out = tmp_path / "cut.trace.jsonl.gz"
+    with pytest.raises(SystemExit, match=r"cut.jsonl.gz, line 4: gzip stream cut short "
+                                         r".*\(--salvage keeps the whole lines\)"):
+        cli_main(["import", str(log), "-o", str(out)])
+    assert not out.exists()
+    assert cli_main(["import", str(log), "-o", str(out), "--salvage"]) == 0
+    assert "salvaged: " in capsys.readouterr().out
+    trace = read(out)
+    assert trace.item_audio(("i1", 0)) == b"\x07" * 16 + b"\x08" * 16
+    assert "line 4: gzip stream cut short" in trace.header["recorder"]["salvaged"]
+
+
+def test_a_log_whose_last_line_is_cut_keeps_the_lines_before_it(tmp_path: Path) -> None:
+    text = "".join(CALL_LINES)
+    log = tmp_path / "cut.jsonl"
+    log.write_text(text + CALL_LINES[-1][:25])  # a full disk mid-line
+    with pytest.raises(TraceFormatError, match=r"cut.jsonl, line 4: not a JSON line"):
+        import_log(log)
+    salvaged = import_log(log, salvage=True)
+    assert salvaged.cut == f"{log}, line 4: last line cut short"
+    assert salvaged.trace.item_audio(("i1", 0)) == b"\x07" * 16 + b"\x08" * 16
+    whole = import_log(write_log(tmp_path / "whole.jsonl", CALL_LINES), salvage=True)
+    assert whole.cut is None and "salvaged" not in whole.trace.header["recorder"]
+
+
+def test_salvage_keeps_refusing_a_bad_line_in_the_middle(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "bad.jsonl", [CALL_LINES[0], "{oops\n", CALL_LINES[1]])
+    with pytest.raises(TraceFormatError, match=r"bad.jsonl, line 2: not a JSON line"):
+        import_log(log, salvage=True)

@@ -29,12 +29,16 @@ def register(subparsers: Any) -> None:
                         help="*.jsonl.gz")
     parser.add_argument("--description", help="the trace header's description")
     parser.add_argument("--force", action="store_true", help="overwrite TRACE if it exists")
+    parser.add_argument("--salvage", action="store_true",
+                        help="a log cut short (a killed logger, a full disk): keep its whole lines "
+                        "and say where it was cut")  # fmt: skip
     add_trace_limit_arguments(parser)  # the log is read within the same caps as a trace
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from labkit.traces import TraceFormatError, write
+    from labkit.traces.reader import StreamCutShort
     from labkit.traces.realtime_log import import_log
 
     if args.out.exists() and not args.force:
@@ -43,8 +47,10 @@ def run(args: argparse.Namespace) -> int:
         what = "not a regular file" if args.log.exists() else "no such file"
         raise Refusal(f"labkit import: {args.log}: {what}")
     try:
-        imported = import_log(args.log, description=args.description,
+        imported = import_log(args.log, description=args.description, salvage=args.salvage,
                               limits=trace_limits_from_args(args))  # fmt: skip
+    except StreamCutShort as error:
+        raise Refusal(f"labkit import: {error} (--salvage keeps the whole lines)") from None
     except TraceFormatError as error:
         raise Refusal(f"labkit import: {error}") from None
     trace = imported.trace
@@ -55,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         write(trace, args.out, overwrite=args.force)
     except OSError as error:  # the disk, not the log: nothing was written
         raise Refusal(f"labkit import: cannot write {args.out}: {error}") from None
+    if imported.cut:
+        print(f"salvaged: {imported.cut}; the whole lines before it are in {args.out}")
     names = "+".join(sorted(imported.dialects)) or "no audio"
     print(f"{args.out}: {trace!r} ({names} event names, {imported.audio_format} output)")
     if imported.skipped:

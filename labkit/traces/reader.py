@@ -42,20 +42,25 @@ def read(
         return _parse(lines, path, salvage=salvage)
 
 
+class StreamCutShort(TraceFormatError):
+    """A gzip stream that stops before its end: a writer killed, a full disk, a copy cut short."""
+
+
 def read_lines(
     path: str | Path, *, limits: TraceLimits = DEFAULT_LIMITS
 ) -> Iterator[tuple[int, bytes]]:
     """``(line number, line)`` for every line of the file at ``path``, newline removed, read
     as it decompresses (a name ending in ``.gz``) within ``limits``: the trace reader's lines
     for other files of JSON lines (Realtime logs: ``labkit.traces.realtime_log``). A last line
-    without a newline is a line too; a gzip stream cut short is a TraceFormatError."""
+    without a newline is a line too; a gzip stream cut short raises StreamCutShort after the
+    whole lines before it."""
     path = check_regular_file(path)
     with path.open("rb") as raw:
         lines = _Lines(raw, path, limits, gzipped=path.name.endswith(".gz"))
         for line in lines:
             yield lines.count, line
         if lines.gzip_cut:
-            raise TraceFormatError(path, lines.count + 1, "gzip stream cut short")
+            raise StreamCutShort(path, lines.count + 1, "gzip stream cut short")
         if lines.tail:
             yield lines.count + 1, lines.tail
 

@@ -59,7 +59,7 @@ from labkit.audio import ulaw_encode
 from labkit.traces.errors import TraceFormatError
 from labkit.traces.event import TraceEvent, audio_event, item_event, make_header, turn_event
 from labkit.traces.limits import DEFAULT_LIMITS, TraceLimits
-from labkit.traces.reader import read_lines
+from labkit.traces.reader import StreamCutShort, read_lines
 from labkit.traces.trace import Trace
 from labkit.traces.validation import SequenceCheck, json_type_name
 
@@ -156,6 +156,7 @@ class LogImport:
     skipped: Counter[str] = field(default_factory=Counter)  # server event type -> count
     dialects: set[str] = field(default_factory=set)  # "ga", "beta": the audio names seen
     audio_format: str = ULAW
+    cut: str | None = None  # salvaged: where the log was cut short (None for a whole log)
 
 
 class EventImporter:
@@ -257,16 +258,22 @@ class EventImporter:
 
 
 def import_log(
-    path: str | Path, *, description: str | None = None, limits: TraceLimits = DEFAULT_LIMITS
+    path: str | Path, *, description: str | None = None, limits: TraceLimits = DEFAULT_LIMITS,
+    salvage: bool = False,
 ) -> LogImport:
     """Read the Realtime log at ``path`` (``.gz`` allowed) as a v1 trace (``source: recorded``),
     line by line as it decompresses, within the trace reader's ``limits`` (a gzip bomb stops at
-    the cap, naming the line)."""
+    the cap, naming the line).
+
+    With ``salvage=True`` a log cut short (a gzip stream that stops early, or a last line that
+    is not whole JSON: a logger killed or a full disk) keeps its whole lines; ``cut`` says where
+    it was cut, and so does the trace's header (``recorder.salvaged``)."""
     path = Path(path)
     importer = EventImporter(path)
     clock = _LogClock(path)
     events = []
-    for number, obj in _log_objects(path, limits):
+    cut: list[str] = []
+    for number, obj in _log_objects(path, limits, cut if salvage else None):
         if obj.get("direction", "server") == "client":
             continue
         _check_direction(obj, path, number)
@@ -284,12 +291,13 @@ def import_log(
         "event_names": sorted(importer.dialects),
         "output_audio_format": importer.audio_format,
     }
+    if cut:
+        recorder["salvaged"] = cut[0]  # the trace says it is not the whole call
     header = make_header(
         "recorded", description or f"imported from the Realtime log {path.name}", recorder=recorder
     )
-    return LogImport(
-        Trace(header, events), importer.skipped, importer.dialects, importer.audio_format
-    )
+    return LogImport(Trace(header, events), importer.skipped, importer.dialects,
+                     importer.audio_format, cut[0] if cut else None)  # fmt: skip
 
 
 class _LogClock:
@@ -347,20 +355,42 @@ def _check_direction(obj: Mapping[str, Any], path: Path, line: int) -> None:
         )
 
 
-def _log_objects(path: Path, limits: TraceLimits) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, JSON object) for every line of the log."""
-    for number, line in read_lines(path, limits=limits):
-        if not line.strip():
-            continue  # a trailing newline, or blank lines between events
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError) as error:
-            raise TraceFormatError(path, number, f"not a JSON line ({error})") from None
-        if not isinstance(obj, dict):
-            raise TraceFormatError(
-                path, number, f"expected a JSON object, got {json_type_name(obj)}"
-            )
-        yield number, obj
+def _log_objects(
+    path: Path, limits: TraceLimits, cut: list[str] | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, JSON object) for every line of the log. Salvaging (``cut`` a list), a cut
+    gzip stream ends the log, and so does a last line that is not JSON; ``cut`` gets where."""
+    lines = read_lines(path, limits=limits)
+    held: tuple[int, bytes] | None = None  # a line is parsed once the next is known
+    try:
+        for number, line in lines:
+            if not line.strip():
+                continue  # a trailing newline, or blank lines between events
+            if held is not None:
+                yield _log_object(path, *held)
+            held = (number, line)
+    except StreamCutShort as error:
+        if cut is None:
+            raise
+        cut.append(str(error))
+    if held is None:
+        return
+    try:
+        yield _log_object(path, *held)
+    except TraceFormatError as error:
+        if cut is None or cut or not error.reason.startswith("not a JSON line"):
+            raise
+        cut.append(f"{path}, line {held[0]}: last line cut short")
+
+
+def _log_object(path: Path, number: int, line: bytes) -> tuple[int, dict[str, Any]]:
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError) as error:
+        raise TraceFormatError(path, number, f"not a JSON line ({error})") from None
+    if not isinstance(obj, dict):
+        raise TraceFormatError(path, number, f"expected a JSON object, got {json_type_name(obj)}")
+    return number, obj
 
 
 _JSON_NAMES = {str: "a string", int: "an integer", dict: "an object"}
