@@ -13,11 +13,15 @@
 #   path. One TCP connection does not behave so; it is kept to show what independent per-message
 #   delay would do.
 #
+# Twilio's playout is a model too. Every verdict until the section "The playout is a model too"
+# assumes the FIFO Twilio documents; that section repeats the comparison under a 20 ms frame
+# clock (hypothesis b of lesson 06), where two of the verdicts flip.
+#
 # The trace is `tiny_deltas_call`: **synthetic** (no public recording of Realtime delta timing
-# exists), eight answers delivered 1.5-3x faster than real time in the report's 20-60 byte deltas.
-# Every verdict below holds for these synthetic traces and the stated models; lesson 07 shows
-# how far each survives when the models' assumptions change. Twenty seeds per setting; every
-# number comes with its 95% interval.
+# exists), eight answers delivered at an assumed 1.5-3x real time in the report's 20-60 byte
+# deltas. Every verdict below holds for these synthetic traces and the stated models; lesson 07
+# shows how far each survives when the models' assumptions change. Twenty seeds per setting;
+# every number comes with its 95% interval.
 
 # %%
 import time
@@ -204,17 +208,82 @@ difference = versus(runs, "concealed_ms", baseline="forward")
 display(difference.round(1))
 
 # %% [markdown]
-# ## What the data says, per link
+# Three more numbers for the sentences below. The report's code at word starts: how often it
+# leaves a gap there, and how long, each paired with forwarding on the same seed; and why (the
+# first message of each answer, over the twenty seeds). And what "no gap in twenty seeds" is
+# worth: if a call has a gap with chance p, twenty calls all without one happen with chance
+# (1 - p)^20, which falls below 5% once p exceeds 1 - 0.05^(1/20).
+
+# %%
+report = "original_report (the report's code)"
+tcp_runs = runs[runs["link"] == "tcp"]
+onset_vs = versus(tcp_runs, "onset_gaps_per_answer", baseline="forward").loc["tcp"]
+onset_ms_vs = versus(tcp_runs, "onset_concealed_ms", baseline="forward").loc["tcp"]
+onsets_ms = intervals(runs, "onset_concealed_ms")
+totals = tcp_runs.groupby("strategy")[["onset_concealed_ms", "onset_concealment_events"]].sum()
+ms_per_onset_gap = totals["onset_concealed_ms"] / totals["onset_concealment_events"]
+
+
+def with_interval(frame, value="mean", digits=1):
+    """'mean [low, high]' per row of an intervals() or versus() frame."""
+    return [f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" for m, lo, hi
+            in zip(frame[value], frame["ci_low"], frame["ci_high"], strict=True)]
+
+
+at_word_starts = {}
+for metric, means, paired, digits in (("gaps per answer", onsets, onset_vs, 2),
+                                      ("ms of gaps per call", onsets_ms, onset_ms_vs, 1)):
+    at_word_starts[metric] = [
+        *with_interval(means.loc["tcp"].loc[["forward", report]], digits=digits),
+        *with_interval(paired.loc[[report]], "difference", digits), paired.loc[report, "verdict"]]
+at_word_starts["ms per gap (seeds pooled)"] = [f"{ms_per_onset_gap['forward']:.1f}",
+                                               f"{ms_per_onset_gap[report]:.1f}", "", ""]
+display(pd.DataFrame(at_word_starts, index=["forward", "the report's code",
+                                            "the report's code minus forward (paired)",
+                                            "verdict"]))
+
+first_messages = []  # the report's code: the first message of each answer, per seed
+for seed in SEEDS:
+    sent = simulate(prepared, "original_report", 50, link="tcp", seed=seed).schedule.query(
+        "kind == 'media' and size > 0")
+    first_two = sent.groupby("item_id").head(2)
+    for _, answer in first_two.groupby("item_id"):
+        first, second = answer.iloc[0], answer.iloc[1]
+        first_messages.append({"first message (ms of audio)": first["size"] / 8,
+                               "silence after it (ms)": second["play_start_ms"]
+                               - first["play_end_ms"]})
+first_messages = pd.DataFrame(first_messages)
+fragments = first_messages[first_messages["first message (ms of audio)"] < 50]
+print(f"the report's code: {len(fragments)} of {len(first_messages)} answers start with a "
+      f"fragment under 400 bytes (mean {fragments['first message (ms of audio)'].mean():.0f} ms "
+      f"of audio); {int((fragments['silence after it (ms)'] > 1e-6).sum())} of them are "
+      "followed by silence")
+
+never = gaps.loc[("tcp", "preroll 100 ms")]
+gap_chance_bound = 1 - 0.05 ** (1 / never["seeds"])
+print(f"preroll 100 ms over tcp: a gap in {never['seeds_above_0']:.0f} of {never['seeds']:.0f} "
+      f"seeds; 95% upper bound on the chance of a gap per call: {gap_chance_bound:.1%}")
+
+# %% [markdown]
+# ## What the data says, per link (FIFO playout)
 #
-# **On one TCP connection (`tcp`)** the tiny messages themselves cause almost nothing:
-# forwarding leaves about a millisecond of gaps per call (the table above gives the mean and its
-# interval), at moments when the path's delay rises faster than the cushion Twilio holds. A
-# pre-roll and the adaptive buffer remove even those; pacing with a lead *adds* gaps, because it
-# holds back audio Twilio could already have queued; and the report's
-# code leaves *more* gaps than forwarding: at some word starts (about one answer in five, where its
-# 50 ms wake falls) its loop flushes the fragment it holds (about 20 ms), then holds the next 400
-# bytes, so the caller hears the fragment, a gap, then the word. The mechanism is in its code
-# (lesson 05 shows it message by message).
+# **On one TCP connection with FIFO playout (`tcp`, `fifo`)** the tiny messages themselves cause
+# almost nothing: forwarding leaves 0.9 ms [0.1, 1.7] of gaps per call, in 11 of 20 seeds, at
+# moments when the path's delay rises faster than the cushion Twilio holds. A pre-roll and the
+# adaptive buffer leave fewer: no gap in 20 of 20 seeds. With 20 calls that bounds the chance of
+# a gap per call at about 14% (95%, since 0.05^(1/20) = 0.861), not at zero. Pacing with a lead
+# *adds* gaps (+52 ms [17, 88] per call), because it holds back audio Twilio could already have
+# queued.
+#
+# The report's code leaves gaps at word starts as often as forwarding (0.12 [0.08, 0.17] per
+# answer against 0.11 [0.05, 0.16]; the paired difference, +0.02 [-0.06, 0.10], shows none), but
+# longer ones: +8.3 ms [4.4, 12.3] of word-start gaps per call, about 9 ms per gap against about
+# 1 ms. All its gaps fall at word starts, so its total gap time is also larger than forwarding's
+# (the same +8.3 ms). The cause is in its code: in about one answer in five (33 of 160 over the
+# twenty seeds) its 50 ms wake comes before 400 bytes have arrived, so its loop flushes the
+# fragment it holds (23 ms of audio on average), then holds the next 400 bytes; in about half of
+# those (16 of 33) the caller hears the fragment, a gap, then the word (lesson 05 shows it message
+# by message).
 #
 # **Under the stress model (`jitter`)** forwarding underruns in every seed: with thousands of
 # messages, some message is always the slow one, and everything behind it waits ("the slowest of
@@ -222,18 +291,33 @@ display(difference.round(1))
 # difference from forwarding; the report's code helps less than `rechunk`, because it still sends a
 # mark after every delta: thousands of messages, each a new draw of the delay.
 #
-# So "many tiny messages cause gaps" **holds only under independent per-message delay**, and
-# flips on one connection. The asserts below encode each sentence per link.
+# So, under FIFO playout, "many tiny messages cause gaps" **holds only under independent
+# per-message delay**, and flips on one connection. The asserts below encode each sentence per
+# link.
 
 # %%
 tcp_gaps, jitter_gaps = gaps.loc["tcp"], gaps.loc["jitter"]
 tcp_vs, jitter_vs = difference.loc["tcp"], difference.loc["jitter"]
-report = "original_report (the report's code)"
-# tcp: forwarding leaves about a millisecond per call; holds remove it; a lead and the report add
-assert tcp_gaps.loc["forward", "ci_high"] < 5.0
-assert tcp_gaps.loc["preroll 100 ms", "seeds_above_0"] == 0
+tcp_onsets = onsets.loc["tcp"]
+# tcp, fifo: forwarding leaves about a millisecond per call; holds leave none; a lead adds gaps
+assert 0 < tcp_gaps.loc["forward", "mean"] < 2.0 and tcp_gaps.loc["forward", "ci_high"] < 5.0
+assert 5 <= tcp_gaps.loc["forward", "seeds_above_0"] <= 15
+for label in ("preroll 100 ms", "adaptive"):
+    assert tcp_gaps.loc[label, "seeds_above_0"] == 0, label
+    assert tcp_vs.loc[label, "verdict"] == "fewer", label
+assert 0.13 < gap_chance_bound < 0.15  # 1 - 0.05 ** (1 / 20) = 0.139
 assert tcp_vs.loc["paced, 100 ms lead", "verdict"] == "more"
+# the report's code: word-start gaps as often as forwarding, but longer; more gap time in total
+assert onset_vs.loc[report, "verdict"] == "no difference shown"
+assert abs(tcp_onsets.loc[report, "mean"] - tcp_onsets.loc["forward", "mean"]) < 0.1
+assert onset_ms_vs.loc[report, "verdict"] == "more"
+assert ms_per_onset_gap[report] > 4 * ms_per_onset_gap["forward"]
+assert 5 < ms_per_onset_gap[report] < 15 and ms_per_onset_gap["forward"] < 2
 assert tcp_vs.loc[report, "verdict"] == "more"
+assert np.isclose(tcp_gaps.loc[report, "mean"], onsets_ms.loc[("tcp", report), "mean"])
+assert 0.1 < len(fragments) / len(first_messages) < 0.35
+assert 10 < fragments["first message (ms of audio)"].mean() < 40
+assert 0.25 < (fragments["silence after it (ms)"] > 1e-6).mean() < 0.75
 # jitter: forwarding always underruns; rechunk, pre-roll and adaptive leave far less
 assert jitter_gaps.loc["forward", "seeds_above_0"] == len(SEEDS)
 for label in ("rechunk 50 ms", "preroll 100 ms", "adaptive"):
@@ -245,6 +329,64 @@ assert jitter_vs.loc[report, "verdict"] == "fewer"
 assert jitter_gaps.loc[report, "ci_low"] > jitter_gaps.loc["rechunk 50 ms", "ci_high"]
 # the verdict on tiny messages flips between the links
 assert jitter_gaps.loc["forward", "ci_low"] > 10 * tcp_gaps.loc["forward", "ci_high"]
+
+# %% [markdown]
+# ## The playout is a model too
+#
+# Every verdict above assumes Twilio plays its queue FIFO, as it documents. Lesson 06's
+# hypothesis (b) is a 20 ms frame clock that pads a partial frame when the queue runs dry: G.711
+# travels in 20 ms RTP frames by default (RFC 3551), and Twilio does not document how it frames
+# what it receives. Here is the same comparison over `tcp` under that playout, next to the FIFO
+# verdicts. A gap now includes padding the frame clock inserted (the caller hears no speech in
+# either).
+
+# %%
+clocked = compare(trace, STRATEGIES, links="tcp", seeds=SEEDS, playout="frame_clock", jobs=2)
+clock_gaps = intervals(clocked, "concealed_ms").loc["tcp"]
+clock_onsets = intervals(clocked, "onset_gaps_per_answer").loc["tcp"]
+clock_vs = versus(clocked, "concealed_ms", baseline="forward").loc["tcp"]
+by_playout = pd.DataFrame({
+    "fifo: gaps per call (ms)": with_interval(tcp_gaps),
+    "frame clock: gaps per call (ms)": with_interval(clock_gaps),
+    "frame clock: seeds with a gap": clock_gaps["seeds_above_0"],
+    "frame clock: gaps at word starts per answer": with_interval(clock_onsets, digits=2),
+}, index=tcp_gaps.index)
+versus_forward = pd.DataFrame({
+    "fifo: minus forward (ms)": with_interval(tcp_vs, "difference"),
+    "fifo: verdict": tcp_vs["verdict"],
+    "frame clock: minus forward (ms)": with_interval(clock_vs, "difference"),
+    "frame clock: verdict": clock_vs["verdict"],
+})
+display(by_playout, versus_forward)
+
+# %% [markdown]
+# Under the frame clock, forwarding leaves 33.4 ms [26.0, 40.8] of gaps per call, in 20 of 20
+# seeds, and a gap at a word start in about every other answer (0.49 [0.40, 0.59] per answer,
+# against 0.11 [0.05, 0.16] under FIFO): a delta that finds the queue dry becomes a padded partial
+# frame (lesson 06 draws one word start). Rechunking to 50 ms removes nearly all of it (-31.3 ms
+# [-39.3, -23.2] per call against forwarding), and the report's code leaves *fewer* gaps than
+# forwarding (-23.8 ms [-32.8, -14.8]), the opposite of its FIFO verdict. Pre-roll and the adaptive
+# buffer still leave none; pacing shows no difference from forwarding here.
+#
+# So two verdicts depend on the playout model: "tiny messages are not a problem on one
+# connection" and "the report's code leaves more gaps than forwarding" hold under FIFO and flip
+# under a frame clock. Which playout Twilio runs no public document settles; lesson 06 describes
+# the live measurement that would (lesson 04 carries it).
+
+# %%
+# frame clock: forwarding always leaves gaps, many times FIFO's; rechunking and the report's code
+# leave fewer than forwarding (the report's: the opposite of its FIFO verdict)
+assert clock_gaps.loc["forward", "seeds_above_0"] == len(SEEDS)
+assert clock_gaps.loc["forward", "ci_low"] > 5 * tcp_gaps.loc["forward", "ci_high"]
+assert clock_onsets.loc["forward", "ci_low"] > tcp_onsets.loc["forward", "ci_high"]
+assert 0.3 < clock_onsets.loc["forward", "mean"] < 0.7
+assert clock_vs.loc["rechunk 50 ms", "verdict"] == "fewer"
+assert clock_gaps.loc["rechunk 50 ms", "mean"] < 0.2 * clock_gaps.loc["forward", "mean"]
+assert clock_vs.loc[report, "verdict"] == "fewer" and tcp_vs.loc[report, "verdict"] == "more"
+assert clock_gaps.loc[report, "mean"] < 0.5 * clock_gaps.loc["forward", "mean"]
+for label in ("preroll 100 ms", "adaptive"):
+    assert clock_gaps.loc[label, "seeds_above_0"] == 0, label
+assert clock_vs.loc["paced, 100 ms lead", "verdict"] == "no difference shown"
 
 # %% [markdown]
 # ### The packet timeline
@@ -295,13 +437,20 @@ for label, link in (("forward", "jitter"), ("forward", "tcp"), ("preroll 100 ms"
 # %% [markdown]
 # ## Take-away
 #
-# Tiny messages are not a problem in themselves. Over one TCP connection the path's delay is
-# shared, so forwarding every delta gives Twilio the largest cushion the model's speed allows and
-# leaves about a millisecond of gaps; what removes those is holding the start of each answer (a
-# pre-roll), not bigger messages. Only if every message drew its own delay would their number
-# matter, and then rechunking helps by cutting the number of draws. The report's own code makes
-# word starts worse on one connection. Lesson 02 sweeps every trace and threshold; lesson 06 asks
-# which explanation of the reported stutter survives; lesson 07 varies the assumptions.
+# Under the FIFO playout Twilio documents, tiny messages are not a problem in themselves. Over
+# one TCP connection the path's delay is shared, so forwarding every delta gives Twilio the
+# largest cushion the model's speed allows and leaves about a millisecond of gaps per call; what
+# removes those is holding the start of each answer (a pre-roll), not bigger messages. Only if
+# every message drew its own delay would their number matter, and then rechunking helps by
+# cutting the number of draws. The report's own code leaves gaps at word starts as often as
+# forwarding, but longer ones (about 9 ms per gap against 1 ms).
+#
+# Under a 20 ms frame clock (lesson 06's hypothesis b) the verdicts on one connection flip:
+# forwarding leaves about 33 ms of gaps per call, and rechunking, the report's code included,
+# leaves fewer gaps than forwarding. The verdict on tiny messages therefore rests on how Twilio
+# plays its queue, which only a live call can settle. Lesson 02 sweeps every trace and threshold;
+# lesson 06 asks which explanation of the reported stutter survives; lesson 07 varies the
+# assumptions.
 
 # %%
 elapsed_s = time.perf_counter() - notebook_started
