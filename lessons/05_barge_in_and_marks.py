@@ -443,8 +443,9 @@ print("silence after the first message of each answer (ms):", silence.round(1).t
 # the echoes of marks whose audio never played (the SDK example's bug, plus the flushed audio).
 # At some word starts the loop sends a fragment and then holds a full buffer: when that buffer's
 # trip outlasts the fragment's few ms of audio the caller hears the fragment, a gap, then the word.
-# Over twenty seeds on one connection the report's code leaves more gaps than forwarding (lessons
-# 01 and 02). Every strategy of the lab credits each byte
+# Over twenty seeds on one connection with FIFO playout the report's code leaves more gaps than
+# forwarding, and under a 20 ms frame clock fewer (lessons 01 and 02). Every strategy of the lab
+# credits each byte
 # exactly once, only after it played, and flushes nothing into a `clear`.
 
 # %%
