@@ -128,6 +128,7 @@ def test_a_sweep_stopped_early_keeps_its_rows_and_resumes(
         batches = dask_batches(client, sources, grid)
         journal.append(next(batches))
         batches.close()  # cancels the chunks still running
+    journal.close()  # lets the command below write the directory
     kept = pd.read_csv(out / "sweep.csv")
     assert 0 < len(kept) < GRID_RUNS
     tampered = kept.index[-2]  # a kept row is never computed again: its value stays

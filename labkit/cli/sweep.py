@@ -92,7 +92,6 @@ def _names(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labkit.sim.summary import summarize
     from labkit.sim.sweep_journal import SweepJournal, sweep_manifest
     from labkit.sim.sweep_runs import SweepGrid
     from labkit.sim.sweep_traces import trace_sources
@@ -123,6 +122,14 @@ def run(args: argparse.Namespace) -> int:
         journal = SweepJournal.open(args.out, sweep_manifest(sources, grid))
     except (ValueError, OSError) as exc:
         return _refuse([str(exc)])
+    with journal:  # the directory is this sweep's until its summary is written
+        return _sweep_into(args, journal, sources, grid)
+
+
+def _sweep_into(args: argparse.Namespace, journal: SweepJournal, sources: Sequence[TraceSource],
+                grid: SweepGrid) -> int:  # fmt: skip
+    from labkit.sim.summary import summarize
+
     for note in journal.notes:
         print(f"labkit sweep: {note}", file=sys.stderr)
     total = len(sources) * grid.runs_per_trace
@@ -131,13 +138,13 @@ def run(args: argparse.Namespace) -> int:
         return code
     try:
         frame = journal.finish(total)
+        summary = summarize(frame)
+        summary_path = journal.write_summary(summary)
     except (ValueError, OSError) as exc:
         return _refuse([str(exc)])
-    summary = summarize(frame)
-    summary.to_csv(args.out / "summary.csv", index=False)
     written = write_plots(summary, args.out)
-    print(f"wrote {len(frame)} runs to {args.out / 'sweep.csv'}, {len(summary)} settings to "
-          f"{args.out / 'summary.csv'} and {len(written)} plots")  # fmt: skip
+    print(f"wrote {len(frame)} runs to {journal.path}, {len(summary)} settings to "
+          f"{summary_path} and {len(written)} plots")  # fmt: skip
     return 0
 
 

@@ -80,9 +80,11 @@ def dask_client(
     from distributed import Client, LocalCluster
 
     if address is None:
+        # CRITICAL: a local cluster stopped by Ctrl-C logs its nannies' shutdown as errors with
+        # tracebacks; what matters reaches the user as labkit's own line (a killed worker too)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                host=LOCAL_HOST, dashboard_address=f"{LOCAL_HOST}:0",
-                               silence_logs=logging.ERROR)  # fmt: skip
+                               silence_logs=logging.CRITICAL)  # fmt: skip
         with cluster, Client(cluster) as client:
             yield client
         return

@@ -4,19 +4,32 @@
 interrupted sweep keeps every row it finished. ``sweep-manifest.json`` beside it records what
 makes the rows: each trace's name and the SHA-256 of its file, the strategies, thresholds,
 links, playouts, seeds and options (not ``--jobs`` nor where the runs ran: they change no
-value). Opening a directory that holds them compares manifests: the same arguments resume
-(runs already in ``sweep.csv`` are skipped), other ones are refused, naming what differs. A last
-line cut short by a crash is dropped on resume, and said so; any other row that is not one of
-the sweep's runs, held once, with numbers for values, is refused by line and column. When every
-run is in, ``sweep.csv`` is rewritten in the sweep's order (to a new file, then renamed over it),
-the same rows and values, so it equals what an uninterrupted sweep on any engine writes.
-See notebooks/02_threshold_sweep.ipynb.
+value), and the labkit that computed them (its version and a SHA-256 of the simulation's
+source). Opening a directory that holds them compares manifests: the same arguments and code
+resume (runs already in ``sweep.csv`` are skipped), other ones are refused, naming what differs.
+A last line cut short by a crash is dropped on resume, and said so, once the rest of the file is
+accepted; any other row that is not one of the sweep's runs, held once, with every field, numbers
+for values, is refused by line and column, and the file is left as it was. One sweep writes a
+directory at a time: the journal holds an exclusive lock on its ``.sweep.lock`` from the moment
+it opens a directory holding a sweep, or makes one, until it is closed (or its process ends).
+When every run is in, ``sweep.csv`` is rewritten in the sweep's order (to a new file, then
+renamed over it), the same rows and values, so it equals what an uninterrupted sweep on any
+engine writes. See notebooks/02_threshold_sweep.ipynb.
 """
 
 from __future__ import annotations
 
+import csv
+import fcntl
+import functools
+import hashlib
+import importlib.metadata
+import io
 import json
 import os
+import stat
+import tempfile
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import labkit
 from labkit.sim.sweep_runs import RUN_COLUMNS, Row, RunKey, SweepGrid, runs_frame
 from labkit.sim.sweep_traces import TraceSource
 
@@ -37,7 +51,19 @@ RUNS_FILE = "sweep.csv"
 SUMMARY_FILE = "summary.csv"
 MANIFEST_FILE = "sweep-manifest.json"
 MANIFEST_VERSION = 1
+LOCK_FILE = ".sweep.lock"  # flock'ed by the one journal writing the directory; holds its pid
+_NEW_FILE_MODE = 0o644  # summary.csv's when first written (mkstemp's own is private)
 _SHOWN_CHARS = 160  # of each differing manifest entry in an error
+_HASH_SHOWN_CHARS = 12  # of a code hash in an error: enough to tell two apart
+_CUT_LINE_MAX_BYTES = 1 << 20  # a longer last line with no end is no interrupted row
+_LOCK_TRIES = 3  # a refused opener may remove the lock file between our open and our lock
+_PID_MAX_BYTES = 32  # of the lock file read to name the sweep holding it
+# What computes a run's numbers, under the installed labkit package: the simulation, the
+# strategies, trace reading and the modules they call (marks, concealment, MOS, audio, the
+# size of Twilio's messages). Any change to a .py file here may change a row's values.
+_SIM_SOURCES = ("sim", "outbound", "traces", "marks.py", "plc.py", "quality.py", "audio.py",
+                "twilio_messages.py")  # fmt: skip
+_VERSION_KEY, _CODE_KEY = "labkit_version", "code_sha256"  # the manifest's provenance entries
 # how sweep.csv is read back: names stay strings (a trace may be called "nan"), values exact
 # (pandas 3.1 parses floats exactly by default and deprecates asking for it)
 _KEY_DTYPES = {"trace": str, "strategy": str, "link": str, "playout": str}
@@ -69,12 +95,51 @@ def sweep_manifest(sources: Sequence[TraceSource], grid: SweepGrid) -> dict[str,
         "strategy_options": grid.strategy_options,
         "mos": grid.mos,
         "conceal": grid.conceal if grid.mos else None,  # only the score depends on it
+        _VERSION_KEY: labkit_version(),
+        _CODE_KEY: code_digest(),
     }
     return dict(json.loads(json.dumps(manifest)))  # as it reads back
 
 
+def labkit_version() -> str:
+    """The installed labkit's version (the source's own when it runs uninstalled)."""
+    try:
+        return importlib.metadata.version("labkit")
+    except importlib.metadata.PackageNotFoundError:
+        return labkit.__version__
+
+
+@functools.cache  # the source does not change under a running sweep's feet; hash it once
+def code_digest() -> str:
+    """SHA-256 of the source that computes a sweep's rows (``_SIM_SOURCES`` of this labkit):
+    an editable install keeps its version through every edit, so the version alone cannot say
+    whether rows computed before and after an edit may be mixed."""
+    return source_digest(Path(labkit.__file__).parent, _SIM_SOURCES)
+
+
+def source_digest(package: Path, parts: Sequence[str]) -> str:
+    """SHA-256 over every ``.py`` file of ``parts`` (files or folders) of ``package``: each
+    file's relative path and contents, in sorted path order (the same tree, the same hash)."""
+    files: dict[str, Path] = {}
+    for part in parts:
+        top = package / part
+        found = sorted(top.rglob("*.py")) if top.is_dir() else [top] if top.is_file() else []
+        files.update((path.relative_to(package).as_posix(), path) for path in found)
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        data = files[name].read_bytes()
+        # lengths make the stream unambiguous: no file's text can pass for a name
+        digest.update(f"{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
 class SweepJournal:
-    """The rows of a sweep directory: those already there (``done``) and those appended."""
+    """The rows of a sweep directory: those already there (``done``) and those appended.
+
+    It holds the directory's lock from the moment it opens a directory holding a sweep, or makes
+    the directory for its first rows, until ``close`` (or until it is collected, or its process
+    ends: the kernel drops an flock with its file)."""
 
     def __init__(self, directory: Path, manifest: dict[str, Any], done: set[RunKey],
                  columns: list[str] | None, notes: list[str]) -> None:  # fmt: skip
@@ -84,44 +149,64 @@ class SweepJournal:
         self.done = done
         self.columns = columns
         self.notes = notes  # what opening it repaired, for the user
+        self._unlock: Callable[[], object] | None = None  # set while the lock is held
+        self._closed = False
 
     @classmethod
     def open(cls, directory: Path, manifest: dict[str, Any]) -> SweepJournal:
         """The journal of ``directory`` for a sweep of ``manifest``: resumed when the manifest
-        there is the same, refused (ValueError) when it differs or when results are there with
-        no manifest. The directory and the manifest are written with the first rows."""
-        runs, manifest_path = directory / RUNS_FILE, directory / MANIFEST_FILE
-        notes: list[str] = []
-        has_rows = runs.exists() or (directory / SUMMARY_FILE).exists()
-        if manifest_path.exists():
-            try:
-                _check_same(manifest_path, manifest)
-            except ValueError:
-                if has_rows:
-                    raise
-                notes.append(f"{manifest_path} described no run yet; replaced")
-                manifest_path.unlink()
-        elif has_rows:
-            existing = runs if runs.exists() else directory / SUMMARY_FILE
-            raise ValueError(f"{existing} exists with no {MANIFEST_FILE} beside it to say "
-                             f"what made it; give another --out, or move it away")  # fmt: skip
-        journal = cls(directory, manifest, set(), None, notes)
-        journal.reread()
+        there is the same, refused (ValueError) when it differs, when results are there with
+        no manifest, or when another journal holds the directory. The directory and the manifest
+        are written with the first rows (a sweep refused before then leaves nothing behind)."""
+        journal = cls(directory, manifest, set(), None, [])
+        if any((directory / name).exists() for name in (MANIFEST_FILE, RUNS_FILE, SUMMARY_FILE)):
+            journal._take_directory(resuming=True)  # or a refusal: decided under the lock
         return journal
 
+    def close(self) -> None:
+        """Let another sweep write the directory; this journal writes no more."""
+        self._closed = True
+        self._release()
+
+    def _release(self) -> None:
+        if self._unlock is not None:
+            self._unlock()
+            self._unlock = None
+
+    def __enter__(self) -> SweepJournal:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def reread(self) -> None:
-        """Take ``done`` from sweep.csv again, after dropping a last line cut short.
+        """Take ``done`` from sweep.csv again, then drop a last line cut short.
 
         After an interrupt the file is the truth: a KeyboardInterrupt can land between the
-        write of a batch and the update of ``done``, or in the middle of the write."""
-        if self.path.exists():
-            _drop_cut_line(self.path, self.notes)
-            self.done, self.columns = _read_keys(self.path, self.manifest)
+        write of a batch and the update of ``done``, or in the middle of the write. The cut line
+        is dropped only once the lines before it are accepted: a refused file stays as it was.
+        Only while this journal holds the directory: until then any row there is another's."""
+        if self._unlock is None or not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        whole = _whole_lines_bytes(self.path, data)
+        done, self.columns = _read_keys(self.path, data[:whole], self.manifest)
+        self.done.clear()  # in place: the engine planning the runs left holds this set
+        self.done.update(done)
+        if whole < len(data):
+            os.truncate(self.path, whole)
+            self.notes.append(f"{self.path}: dropped a last line cut short "
+                              f"({len(data) - whole} bytes), that run is done again")  # fmt: skip
 
     def append(self, rows: Sequence[Row]) -> None:
         """Write ``rows`` at the end of sweep.csv, on disk when this returns."""
         if not rows:
             return
+        if self._closed:
+            raise ValueError(f"{self.path}: this sweep's journal is closed; open it again")
+        if self._unlock is None:  # the first rows into a directory no sweep held at open
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._take_directory(resuming=False)
         header = self.columns is None
         columns = list(rows[0]) if self.columns is None else self.columns
         for row in rows:
@@ -138,14 +223,60 @@ class SweepJournal:
         self.columns = columns
         self.done.update(run_key(row) for row in rows)
 
+    def _take_directory(self, *, resuming: bool) -> None:
+        """Lock the directory, then check what it holds (as ``open`` describes). Not
+        ``resuming``: this journal found no sweep there at open, so whatever is there now was
+        written since by another sweep, whose rows this one may have computed again. A refused
+        directory is left as it was, its lock file too."""
+        fd, created = _lock_directory(self.directory)
+        self._unlock = weakref.finalize(self, os.close, fd)  # not a method: self must die
+        try:
+            if not resuming:
+                self._check_untouched()
+            self._check_directory()
+        except BaseException:
+            if created:  # removed while held: see _lock_directory
+                (self.directory / LOCK_FILE).unlink(missing_ok=True)
+            self._release()
+            raise
+
+    def _check_untouched(self) -> None:
+        """A ValueError if another sweep wrote the directory since this journal opened it."""
+        manifest_path = self.directory / MANIFEST_FILE
+        if manifest_path.exists():
+            _check_same(manifest_path, self.manifest)  # names other arguments, if they are
+        written = [path.name for path in (manifest_path, self.path, self.directory / SUMMARY_FILE)
+                   if path.exists()]  # fmt: skip
+        if written:
+            raise ValueError(f"{self.directory}: another sweep wrote {', '.join(written)} here "
+                             f"since this one started; rerun the same command to resume "
+                             f"it")  # fmt: skip
+
+    def _check_directory(self) -> None:
+        runs, manifest_path = self.path, self.directory / MANIFEST_FILE
+        has_rows = runs.exists() or (self.directory / SUMMARY_FILE).exists()
+        if manifest_path.exists():
+            try:
+                _check_same(manifest_path, self.manifest)
+            except ValueError:
+                if has_rows:
+                    raise
+                self.notes.append(f"{manifest_path} described no run yet; replaced")
+                manifest_path.unlink()
+        elif has_rows:
+            existing = runs if runs.exists() else self.directory / SUMMARY_FILE
+            raise ValueError(f"{existing} exists with no {MANIFEST_FILE} beside it to say "
+                             f"what made it; give another --out, or move it away")  # fmt: skip
+        self.reread()
+
     def _write_manifest(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / MANIFEST_FILE
-        if path.exists():  # checked at open
-            return
-        with path.open("x", encoding="utf-8") as file:
-            json.dump(self.manifest, file, indent=1)
-            file.write("\n")
+        try:
+            with path.open("x", encoding="utf-8") as file:
+                json.dump(self.manifest, file, indent=1)
+                file.write("\n")
+        except FileExistsError:  # checked under the lock already; never trusted unread
+            _check_same(path, self.manifest)
 
     def finish(self, expected_runs: int) -> pd.DataFrame:
         """Every row, in the sweep's order; sweep.csv rewritten in that order (atomically).
@@ -154,10 +285,89 @@ class SweepJournal:
             raise ValueError(f"{self.path} holds {len(self.done)} of the sweep's "
                              f"{expected_runs} runs")  # fmt: skip
         frame = runs_frame(read_runs(self.path))
-        sorted_path = self.path.with_name(RUNS_FILE + ".sorting")
-        frame.to_csv(sorted_path, index=False)
-        os.replace(sorted_path, self.path)
+        _replace_text(self.path, frame.to_csv(index=False))
         return frame
+
+    def write_summary(self, summary: pd.DataFrame) -> Path:
+        """summary.csv beside sweep.csv, replaced whole (never written through a link)."""
+        path = self.directory / SUMMARY_FILE
+        _replace_text(path, summary.to_csv(index=False))
+        return path
+
+
+def _lock_directory(directory: Path) -> tuple[int, bool]:
+    """An exclusive flock on ``directory``'s lock file, which then holds this process's id;
+    the file's descriptor and whether it was made here. A ValueError naming the holder when
+    another journal (in any process, this one too) holds it.
+
+    A refused journal removes a lock file it made, so the file may be gone or new by the time
+    a lock is granted: the lock counts only while the name still leads to the file locked."""
+    path = directory / LOCK_FILE
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC  # a planted link is never written through
+    for _ in range(_LOCK_TRIES):
+        try:
+            try:
+                fd, created = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644), True
+            except FileExistsError:
+                fd, created = os.open(path, flags), False
+        except FileNotFoundError:
+            continue  # removed between the two opens
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot open the sweep's lock file ({exc.strerror})"
+                             ) from None  # fmt: skip
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ValueError(f"{path}: not a regular file; cannot lock the sweep's "
+                                 f"directory with it")  # fmt: skip
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ValueError(f"{directory}: another sweep is writing here{_holder(fd)}; "
+                                 f"wait for it or choose another --out") from None  # fmt: skip
+            if not _still_named(fd, path):
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, created
+    raise ValueError(f"{path}: removed and made again {_LOCK_TRIES} times while locking it; "
+                     f"is another program cleaning the directory?")  # fmt: skip
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
+    except FileNotFoundError:
+        return False
+
+
+def _holder(fd: int) -> str:
+    """`` (pid N)`` of the process that wrote its id into the lock file ``fd``, or nothing."""
+    text = os.pread(fd, _PID_MAX_BYTES, 0).decode("ascii", "replace").strip()
+    return f" (pid {text})" if text.isdigit() else ""
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Put ``text`` at ``path`` whole or not at all, through a new file no one else can have
+    named (a link planted where the file is written would be followed), with ``path``'s mode."""
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".sorting")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else _NEW_FILE_MODE
+        os.chmod(temp_name, mode)  # mkstemp makes it private
+        os.replace(temp_name, path)
+    except BaseException as exc:
+        Path(temp_name).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ValueError(f"{path}: could not write it ({exc.strerror or exc}); left as "
+                             f"it was") from None  # fmt: skip
+        raise
 
 
 def run_key(row: Mapping[Any, Any]) -> RunKey:
@@ -188,12 +398,38 @@ def _check_same(path: Path, manifest: dict[str, Any]) -> None:
         raise ValueError(f"{path} cannot be read as a sweep manifest: {exc}") from None
     if not isinstance(old, dict) or old.get("labkit_sweep") != MANIFEST_VERSION:
         raise ValueError(f"{path} is not a labkit sweep manifest (version {MANIFEST_VERSION})")
+    _check_same_code(path, old, manifest)
+    # the version only names the code: the same code under another version makes the same rows
     differ = [f"{key}: {_shown(old.get(key))} there, {_shown(manifest.get(key))} now"
-              for key in sorted(set(old) | set(manifest)) if old.get(key) != manifest.get(key)]
+              for key in sorted((set(old) | set(manifest)) - {_VERSION_KEY})
+              if old.get(key) != manifest.get(key)]  # fmt: skip
     if differ:
         raise ValueError(f"{path.parent} holds a sweep made with other arguments ("
                          + "; ".join(differ) + "); give another --out, or rerun with the same "
                          "arguments to resume it")  # fmt: skip
+
+
+def _check_same_code(path: Path, old: Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
+    """A ValueError when the rows of ``path``'s sweep were computed by other simulation code
+    than this process runs, or by a labkit that did not record its code: resumed, the sweep
+    would mix two versions' numbers with nothing to tell them apart."""
+    there, now = old.get(_CODE_KEY), manifest.get(_CODE_KEY)
+    if there == now:
+        return
+    advice = (f"choose a new --out, or delete {RUNS_FILE} and {SUMMARY_FILE} there to compute "
+              f"every run again")  # fmt: skip
+    mine = f"{_hash_shown(now)} (labkit {manifest.get(_VERSION_KEY)})"
+    if not isinstance(there, str):
+        raise ValueError(f"{path}: written by a labkit that did not record its code, so what "
+                         f"computed the rows there is unknown (this is code {mine}); "
+                         f"{advice}")  # fmt: skip
+    raise ValueError(f"{path}: the rows there were computed by other labkit code "
+                     f"({_hash_shown(there)}, labkit {old.get(_VERSION_KEY)}) than this is "
+                     f"({mine}); resuming would mix their numbers: {advice}")  # fmt: skip
+
+
+def _hash_shown(value: Any) -> str:
+    return str(value)[:_HASH_SHOWN_CHARS]
 
 
 def _shown(value: Any) -> str:
@@ -201,40 +437,59 @@ def _shown(value: Any) -> str:
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
 
-def _drop_cut_line(path: Path, notes: list[str]) -> None:
-    """Cut a last line that has no newline (a write interrupted by a crash) off ``path``."""
-    with path.open("rb+") as file:
-        size = file.seek(0, os.SEEK_END)
-        if size == 0:
-            return
-        file.seek(max(0, size - (1 << 20)))
-        tail = file.read()
-        if tail.endswith(b"\n"):
-            return
-        last_newline = tail.rfind(b"\n")
-        if last_newline < 0 and size > len(tail):
-            raise ValueError(f"{path}: its last line is over 1 MiB and has no end; not a sweep")
-        keep = size - len(tail) + last_newline + 1
-        file.truncate(keep)
-    notes.append(f"{path}: dropped a last line cut short ({size - keep} bytes), that run "
-                 f"is done again")  # fmt: skip
+def _whole_lines_bytes(path: Path, data: bytes) -> int:
+    """How many bytes of ``data`` (``path``'s) are whole lines: all of them, or all but a last
+    line with no newline (a write interrupted by a crash)."""
+    if not data or data.endswith(b"\n"):
+        return len(data)
+    whole = data.rfind(b"\n") + 1
+    if len(data) - whole > _CUT_LINE_MAX_BYTES:
+        raise ValueError(f"{path}: its last line is over 1 MiB and has no end; not a sweep")
+    return whole
 
 
-def _read(path: Path, columns: list[str] | None = None, rows: int | None = None,
-          ) -> pd.DataFrame:  # fmt: skip
+def _read(path: Path, data: bytes | None = None) -> pd.DataFrame:
+    """The rows of ``path`` (or of ``data``, its bytes), every row first checked to have the
+    header's number of fields: pandas would fill a short row with NaN, a run never finished."""
+    if data is None:
+        data = path.read_bytes()
     try:
-        frame: pd.DataFrame = pd.read_csv(path, usecols=columns, nrows=rows, **_READ_OPTIONS)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(f"{path}, line {line}: not UTF-8 text; not a sweep's rows") from None
+    _check_field_counts(path, text)
+    try:
+        frame: pd.DataFrame = pd.read_csv(io.StringIO(text), **_READ_OPTIONS)
         return frame
     except (ValueError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError
         raise ValueError(f"{path} does not hold a sweep's rows: {exc}") from None
 
 
-def _read_keys(path: Path, manifest: Mapping[str, Any]) -> tuple[set[RunKey], list[str] | None]:
-    """The runs ``path`` holds and its columns, each row checked first: its key is one of the
-    runs ``manifest`` describes, held once, and its values are numbers (or empty: NaN)."""
-    if path.stat().st_size == 0:
+def _check_field_counts(path: Path, text: str) -> None:
+    """A ValueError naming the first line of ``text`` (``path``'s) whose row has more or fewer
+    fields than the header (a blank line has none)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        for row in reader:
+            if len(row) != len(header):
+                raise ValueError(f"{path}, line {reader.line_num}: {len(row)} fields where the "
+                                 f"header has {len(header)}; not a whole row")  # fmt: skip
+    except csv.Error as exc:
+        raise ValueError(f"{path}, line {reader.line_num}: {exc}; not a sweep's rows") from None
+
+
+def _read_keys(path: Path, data: bytes, manifest: Mapping[str, Any],
+               ) -> tuple[set[RunKey], list[str] | None]:  # fmt: skip
+    """The runs ``data`` (``path``'s whole lines) holds and its columns, each row checked first:
+    it has every field, its key is one of the runs ``manifest`` describes, held once, and its
+    values are numbers (or empty: NaN)."""
+    if not data:
         return set(), None
-    frame = _read(path)
+    frame = _read(path, data)
     columns = [str(column) for column in frame.columns]
     missing = [column for column in RUN_COLUMNS if column not in columns]
     if missing:
