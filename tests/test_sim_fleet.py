@@ -293,6 +293,25 @@ def test_workers_without_labkit_are_refused_by_name(scheduler: str) -> None:
             client.run(hide_labkit, False)
 
 
+def test_workers_running_other_labkit_code_are_refused(scheduler: str) -> None:
+    def edit_labkit(edited: bool) -> None:  # on each worker: labkit's source as if edited, or back
+        import labkit.sim.sweep_journal as journal
+
+        real = getattr(journal, "_real_code_digest", journal.code_digest)
+        journal._real_code_digest = real  # type: ignore[attr-defined]
+        journal.code_digest = (lambda: "e" * 64) if edited else real  # type: ignore[assignment]
+
+    with distributed.Client(scheduler) as client:
+        client.run(edit_labkit, True)
+        refused = pytest.raises(FleetError, match=r"every Dask worker needs the same labkit code "
+                                                  r"as here \(\w{12}\); tcp://127.0.0.1:\d+, ")
+        try:
+            with refused, dask_client(scheduler, timeout_s=TIMEOUT_S):
+                pass
+        finally:
+            client.run(edit_labkit, False)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

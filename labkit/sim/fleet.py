@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+from labkit.sim.sweep_journal import code_digest
 from labkit.sim.sweep_runs import (
     CHUNKS_PER_JOB,
     Row,
@@ -133,6 +134,12 @@ def _check_workers(client: Any, address: str, timeout_s: float) -> None:
     if wrong:
         listed = "; ".join(f"{worker}: {_version_text(found)}" for worker, found in wrong.items())
         raise FleetError(f"every Dask worker needs labkit {mine} installed ({listed})")
+    code = code_digest()  # an edited labkit keeps its version; its rows would differ
+    digests = client.run(code_digest, on_error="return")
+    other = sorted(worker for worker, digest in digests.items() if digest != code)
+    if other:
+        raise FleetError(f"every Dask worker needs the same labkit code as here ({code[:12]}); "
+                         f"{', '.join(other)} run other code (reinstall labkit there)")  # fmt: skip
 
 
 def _version_text(found: object) -> str:
