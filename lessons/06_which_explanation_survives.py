@@ -221,7 +221,8 @@ assert by[("b' frame clock, skip", "tcp", three)] == "no"
 #
 # ## The fix that was merged: an inbound warm-up
 #
-# What was merged for issue #1906 (PR #2033, `shared/reference/pr2033_merged_inbound_warmup_...`)
+# What was merged for issue #1906 (PR #2033; the lab's copy of its handler is
+# `shared/reference/pr2033_merged_inbound_warmup_twilio_handler.py`, beside this repository)
 # changes only the *caller's* audio on its way to the model: the first sends are held in a start-up
 # buffer and released together once it holds 3 x 400 B. Read as its code runs, not as its
 # description reads (`labkit.sdk_example_inbound` models it line by line):
@@ -231,27 +232,36 @@ assert by[("b' frame clock, skip", "tcp", three)] == "no"
 # - a loop wakes every 50 ms and sends a partial buffer when more than 100 ms passed since the last
 #   send. The last send's time starts when the handler is created, before the OpenAI session is
 #   entered, so the first wake after the caller's first frame sends 160 or 320 B, by where the
-#   loop's wakes fall against Twilio's frames (an unknown phase, so all phases below).
+#   loop's wakes fall against Twilio's frames. That phase is unknown, so the table tries all of
+#   them (every 0.5 ms of the loop's 50 ms) and groups those that give the same sends.
 #
-# When does the model first get the caller's audio, with the warm-up and before it?
+# When does the model first get the caller's audio, with the warm-up and before it? (Times are in
+# ms after the caller's first frame arrived; sizes in ms of audio, 8 bytes per ms.)
 
 # %%
 PHASES_MS = np.arange(0.0, 50.0, 0.5)  # where the flush loop's wakes fall, uniform over 50 ms
 sends = pd.DataFrame(
-    [{"wake phase (ms)": phase,
-      "merged: first send (ms)": (merged := first_send(3, phase)).at_ms,
-      "merged: bytes": merged.bytes,
-      "before: first send (ms)": (before := first_send(0, phase)).at_ms,
-      "before: bytes": before.bytes}
+    [{"phase": phase, "before_at": (before := first_send(0, phase)).at_ms,
+      "before_ms": before.bytes / 8, "merged_at": (merged := first_send(3, phase)).at_ms,
+      "merged_ms": merged.bytes / 8}
      for phase in PHASES_MS])  # fmt: skip
-sends["later by (ms)"] = sends["merged: first send (ms)"] - sends["before: first send (ms)"]
-display(sends.groupby(["merged: bytes", "before: bytes"])
-        .agg(phases=("wake phase (ms)", "size"), later_by_ms=("later by (ms)", "mean")))
-later = sends["later by (ms)"]
-print(f"the model hears the caller {later.min():.0f}-{later.max():.0f} ms later "
-      f"({later.mean():.0f} ms on average over the phases); its first piece holds "
-      f"{sends['merged: bytes'].min() / 8:.0f}-{sends['merged: bytes'].max() / 8:.0f} ms of audio")
-assert set(sends["merged: bytes"]) == {1280, 1440, 1600}  # never exactly 3 x 400 B
+sends["later"] = sends["merged_at"] - sends["before_at"]
+by_sizes = sends.groupby(["before_ms", "merged_ms"], sort=False)
+table = pd.DataFrame({
+    "wake phase (ms)": by_sizes["phase"].agg(lambda p: f"{p.min():.0f}-{p.max() + 0.5:.0f}"),
+    "share of phases (%)": by_sizes.size() / len(sends) * 100,
+    "before: first send at (ms)": by_sizes["before_at"].agg(
+        lambda t: f"{t.min():.0f}" if t.min() == t.max() else f"{t.min():.0f}-{t.max():.0f}"),
+    "before: it holds (ms of audio)": by_sizes["before_ms"].first(),
+    "merged: first send at (ms)": by_sizes["merged_at"].first(),
+    "merged: it holds (ms of audio)": by_sizes["merged_ms"].first(),
+    "later by (ms, mean)": by_sizes["later"].mean(),
+}).reset_index(drop=True)
+display(table.round(0).astype({"share of phases (%)": int, "later by (ms, mean)": int}))
+later = sends["later"]
+print(f"over all phases: {later.min():.0f}-{later.max():.0f} ms later, {later.mean():.0f} ms on "
+      f"average")  # fmt: skip
+assert set(sends["merged_ms"]) == {160, 180, 200}  # never 150 ms (exactly 3 x 400 B)
 assert later.min() >= 100 and later.max() <= 180 and 130 <= later.mean() <= 140
 # labkit's own handler cuts exact 400 B pieces; its warm-up is exactly 150 ms
 assert [len(piece) for piece in InboundBuffer().push(bytes(1200), 0)] == [1200]
@@ -259,11 +269,13 @@ assert [len(piece) for piece in InboundBuffer().push(bytes(1200), 0)] == [1200]
 # %% [markdown]
 # The model hears the caller 100-180 ms later (about 136 ms on average over the loop's phase), in
 # one 160-200 ms piece instead of a 20-60 ms one.
+#
 # **Nothing in the lab lets this affect the audio sent to the caller**: every outbound model here
 # (strategies, links, playouts) takes the model's deltas and the echoes as its only inputs, so
 # outbound runs with and without the warm-up are the same runs. The one route by which it could
-# matter is hypothesis (e): the model's voice activity detection firing on the first tiny inbound
-# chunks, interrupting its own greeting at call start. The lab has no model of the Realtime
+# matter is the one it was merged for, which is not among the hypotheses above: the model's voice
+# activity detection firing on the first tiny inbound chunks, interrupting its own greeting at
+# call start. The lab has no model of the Realtime
 # server's voice activity detection, so it can neither confirm nor rule that out; a live call
 # would have to log `input_audio_buffer.speech_started` at call start with and without the
 # warm-up. The check below states the first half plainly: the outbound simulation has no input
@@ -275,7 +287,7 @@ import inspect
 from labkit.sim.simulator import simulate as simulate_fn
 
 inputs = set(inspect.signature(simulate_fn).parameters)
-print("what an outbound simulation takes:", sorted(inputs))
+print("an outbound simulation takes:", ", ".join(sorted(inputs)))
 assert not any("inbound" in name or "caller" in name for name in inputs)
 same = [simulate(trace, "forward", 0, seed=s).metrics.concealed_ms for s in range(3)]
 assert same == [simulate(trace, "forward", 0, seed=s).metrics.concealed_ms for s in range(3)]
