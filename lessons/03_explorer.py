@@ -17,6 +17,7 @@
 # the same settings, one at a time, so comparing strategies at your own pace shows kept runs.
 
 # %%
+# %matplotlib inline
 import time
 from dataclasses import replace
 

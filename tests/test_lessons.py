@@ -154,3 +154,20 @@ def test_lessons_build_and_check_name_a_notebook_they_cannot_use(tmp_path: Path)
     notebook.unlink()
     with pytest.raises(ValueError, match=r"01_broken.py is not UTF-8 text"):
         build_notebooks(lessons_dir, notebooks_dir)
+
+
+def test_a_figure_a_lesson_returns_is_drawn_not_named() -> None:
+    # A Figure built without pyplot shows as "<Figure size ...>" unless the inline backend is on:
+    # in JupyterLab a reader would see that text where the lesson's main figure should be.
+    import nbclient
+    import nbformat
+
+    (explorer,) = [lesson for lesson in lessons() if lesson.name.startswith("03_")]
+    notebook = nbformat.reads(notebook_text(explorer), as_version=4)
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOKS_DIR)}}).execute()
+    shown = [output["data"] for cell in notebook.cells if cell.cell_type == "code"
+             for output in cell.outputs if "data" in output]  # fmt: skip
+    figures = [data for data in shown if data.get("text/plain", "").startswith("<Figure size")]
+    assert figures, "lesson 03 shows its figure"
+    assert all("image/png" in data for data in figures), "a figure shown only as its name"
