@@ -110,19 +110,23 @@ assert not views["preroll 100 ms, concealed"].inserted, "the pre-roll plays it w
 # ## Scores over twenty seeds
 #
 # Each strategy on each link, twenty seeds, rendered both ways and scored by P.862 (means and 95%
-# intervals; `labkit.sim.batch.score_many` spreads the scoring over two processes).
+# intervals; `labkit.sim.batch.score_many` spreads the scoring over two processes). The intervals
+# are Student-t over seeds: where nearly every seed scores the 4.55 ceiling, the upper bound can
+# pass it (read 4.56 as "at the ceiling").
 
 # %%
 STRATEGIES = {
     "forward": ("forward", 0),
     "rechunk 50 ms": ("rechunk", 50),
-    "original_report (the report's code)": ("original_report", 50),
+    "the report's code": ("original_report", 50),
     "preroll 100 ms": ("preroll", 100),
 }
 runs = compare(trace, STRATEGIES, links=("tcp", "jitter"), seeds=range(20), jobs=2,
                mos=("plc", "silence"))  # each run simulated and scored: a progress bar
-scores = pd.concat({mode: intervals(runs, f"mos_lqo_{mode}")[["mean", "ci_low", "ci_high"]]
-                    for mode in ("plc", "silence")}, axis=1)
+SCORED = {"plc": "MOS-LQO, gaps concealed", "silence": "MOS-LQO, gaps left silent"}
+scores = pd.concat({SCORED[mode]: intervals(runs, f"mos_lqo_{mode}")[["mean", "ci_low", "ci_high"]]
+                    .rename(columns={"ci_low": "95% CI low", "ci_high": "95% CI high"})
+                    for mode in SCORED}, axis=1)
 scores[("gaps", "ms per call")] = runs.groupby(["link", "strategy"], sort=False)[
     "concealed_ms"].mean()
 scores[("gaps", "at word starts, ms")] = runs.groupby(["link", "strategy"], sort=False)[
@@ -150,10 +154,10 @@ clean = runs[runs["concealed_ms"] == 0]
 assert len(clean) > 0 and (clean["mos_lqo_plc"] >= 4.0).all()
 for mode in ("plc", "silence"):
     rho = stats.spearmanr(runs["concealed_ms"], runs[f"mos_lqo_{mode}"]).statistic
-    print(f"{mode}: rank correlation of MOS with gap ms {rho:.2f}")
+    print(f"{SCORED[mode]}: rank correlation with the ms of gaps {rho:.2f}")
     assert rho < -0.5, mode
 stress = runs[runs["link"] == "jitter"]
-for label in ("forward", "original_report (the report's code)"):
+for label in ("forward", "the report's code"):
     rows = stress[stress["strategy"] == label]
     assert rows["onset_concealed_ms"].sum() >= 0.8 * rows["concealed_ms"].sum(), label
 gap_cut = versus(stress, "concealed_ms", baseline="forward").loc[("jitter", "preroll 100 ms")]
@@ -209,5 +213,4 @@ fifo = listening.query("playout == 'fifo'").set_index("strategy")["gaps at word 
 assert fifo.loc["preroll 100 ms"] <= fifo.loc["forward"]
 
 elapsed_s = time.perf_counter() - notebook_started
-print(f"notebook ran in {elapsed_s:.1f} s")
-assert elapsed_s < 90
+assert elapsed_s < 90, f"the lesson took {elapsed_s:.0f} s"  # a lesson stays quick
