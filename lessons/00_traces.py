@@ -41,7 +41,7 @@ bursty.header["generator"]
 counts = Counter(event.type for event in bursty.events)
 assert bursty.is_synthetic
 assert counts["turn_started"] == counts["turn_ended"] == len(bursty.items)
-counts
+pd.Series(counts, name="events").rename_axis("event type").to_frame()
 
 # %% [markdown]
 # ## Media time: bytes divided by eight
@@ -68,10 +68,10 @@ key = bursty.items[0]
 offsets_by_hand = np.concatenate([[0], np.cumsum(bursty.sizes(key))[:-1]]) / 8
 assert np.array_equal(bursty.offsets_ms(key), offsets_by_hand)
 pd.DataFrame({
-    "arrival_ms": bursty.arrivals_ms(key),
-    "media_ms": bursty.offsets_ms(key),
-    "size_bytes": bursty.sizes(key),
-}).head()
+    "arrival (ms since the session started)": bursty.arrivals_ms(key),
+    "media time (ms)": bursty.offsets_ms(key),
+    "size (bytes)": bursty.sizes(key),
+}).head().round(1)
 
 
 # %% [markdown]
@@ -89,7 +89,8 @@ def wall_ms_per_audio_second(trace, key):
 realtime = read(shipped("realtime_jitter"))
 for trace in (bursty, realtime):
     speeds = [round(wall_ms_per_audio_second(trace, k)) for k in trace.items]
-    print(trace.header["generator"]["trace"], speeds, "ms per second of audio")
+    print(f"{trace.header['generator']['trace']}: each answer's second of audio arrived within "
+          f"{', '.join(map(str, speeds))} ms")
 
 assert all(100 <= wall_ms_per_audio_second(bursty, k) <= 300 for k in bursty.items)
 assert all(wall_ms_per_audio_second(realtime, k) > 850 for k in realtime.items)

@@ -114,6 +114,9 @@ def test_readouts_are_rounded_with_units() -> None:
         assert number == "-" or len(number.partition(".")[2]) <= 1, text
     table = view.table()
     assert list(table.columns) == ["value", "unit"]
+    assert "42.0" not in table.to_string() and not any(
+        isinstance(value, float) and value.is_integer() and unit not in ("MOS", "per s of audio")
+        for value, unit in zip(table["value"], table["unit"], strict=True))  # counts are whole
 
 
 def test_render_draws_the_detail_and_the_whole_call() -> None:

@@ -257,7 +257,8 @@ class ExplorerView:
         """The readouts as a table: rounded values, units in their own column."""
         rows = self.readouts()
         return pd.DataFrame(
-            {"value": [_rounded(r) for r in rows], "unit": [r.unit for r in rows]},
+            {"value": np.array([_rounded(r) for r in rows], dtype=object),  # ints stay ints
+             "unit": [r.unit for r in rows]},
             index=pd.Index([r.label for r in rows], name="metric"),
         )
 
@@ -291,9 +292,13 @@ class ExplorerView:
         return self._mos[conceal]
 
 
-def _rounded(readout: Readout) -> float:
-    decimals = 1 if readout.unit in ("per s of audio", "MOS") else 0
-    return round(float(readout.value), decimals)
+def _rounded(readout: Readout) -> float | int:
+    """A count or whole ms as an int (a table shows "42", not "42.0"); rates and MOS to 0.1;
+    NaN (no score yet) as it is."""
+    value = float(readout.value)
+    if readout.unit in ("per s of audio", "MOS") or math.isnan(value):
+        return round(value, 1)
+    return round(value)
 
 
 def wav_bytes(samples: npt.NDArray[np.int16], rate_hz: int = SAMPLE_RATE_HZ) -> bytes:
