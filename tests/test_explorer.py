@@ -185,6 +185,12 @@ def test_widgets_follow_their_controls_without_a_kernel() -> None:
     assert not explorer.threshold.disabled and "pre-roll" in explorer.threshold.description
     explorer.link.value = "stalls"
     assert explorer.link_sliders["mean_ms"].disabled
+    assert "rare path freezes" in explorer.link_means.value and "back to back" in (
+        explorer.link_means.value)  # the link and the playout, in words
+    explorer.playout.value = "prefetch"
+    assert "waits for 60 ms" in explorer.link_means.value and "rare path freezes" in (
+        explorer.link_means.value)
+    explorer.playout.value = "fifo"
     assert explorer.link_sliders["rate_per_s"].value == 0.2  # the stalls link's default
     explorer.link_sliders["rate_per_s"].value = 1.0
     assert explorer.view.settings.params()["rate_per_s"] == 1.0
@@ -511,3 +517,10 @@ def test_the_title_names_the_variant_counts_in_the_singular_and_shows_a_short_ga
     call = explore(ExplorerSettings(trace="tiny_deltas_call"))  # one gap of 0.05 ms, seed 0
     assert call.result.metrics.concealment_events == 1
     assert "1 gap, <1 ms of silence" in call.title()
+
+
+def test_every_playout_is_said_in_words() -> None:
+    from labkit.sim.playout import PLAYOUT_NAMES
+    from labkit.views.explorer import PLAYOUT_MEANS
+
+    assert set(PLAYOUT_MEANS) == set(PLAYOUT_NAMES)

@@ -82,6 +82,15 @@ LINK_MEANS = {
     "jitter": "stress model: every message draws its own delay",
     "stalls": "constant delay and rare path freezes",
 }
+PLAYOUT_MEANS = {
+    "fifo": "messages played back to back, as Twilio documents",
+    "frame_clock": "a 20 ms clock; a frame the queue cannot fill is padded with silence",
+    "frame_clock_skip": "a 20 ms clock; a partial frame waits a tick (concealed) for its bytes",
+    "prefetch": "at the start and after running dry, waits for 60 ms of audio or 120 ms",
+    "pad_every_message": "every message padded to whole 20 ms frames (the extreme)",
+    "fixed": "each answer on a fixed schedule from its first arrival: a receiver policy for "
+             "comparison, not Twilio",
+}
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from labkit.views.explorer import (
     DEFAULT_CONCEAL,
     LINK_CONTROLS,
     LINK_MEANS,
+    PLAYOUT_MEANS,
     STRATEGY_CHOICES,
     THRESHOLD,
     ExplorerSettings,
@@ -111,7 +112,8 @@ class Explorer:
         self.box = widgets.VBox([
             widgets.HBox([self.trace, self.strategy, self.playout]),
             self.threshold,
-            widgets.HBox([self.link, self.seed, self.link_means]),
+            widgets.HBox([self.link, self.seed]),
+            self.link_means,  # its own row: the two meanings, one line each
             widgets.HBox(list(self.link_sliders.values()), layout=widgets.Layout(
                 flex_flow="row wrap", width="100%")),
             self.notes,
@@ -204,6 +206,8 @@ class Explorer:
             return
         if change["owner"] is self.link:  # a new link starts from its own defaults
             self._show_link(self.settings.with_link(change["new"]))
+        elif change["owner"] is self.playout:
+            self._show_meanings(change["new"], self.link.value)
         self._queue(Work.UPDATE)
 
     def _window_changed(self, _change: dict[str, Any]) -> None:
@@ -378,8 +382,14 @@ class Explorer:
                     slider.value = min(max(params[name], slider.min), slider.max)
         finally:
             self._muted = False
-        self.link_means.value = (f"<span style='padding-left:12px'><i>{settings.link}</i>: "
-                                 f"{html.escape(LINK_MEANS[settings.link])}</span>")  # fmt: skip
+        self._show_meanings(self.playout.value, settings.link)
+
+    def _show_meanings(self, playout: str, link: str) -> None:
+        """What the chosen link and playout model, in words, beside the link's controls."""
+        self.link_means.value = "".join(
+            f"<div style='padding-left:92px'>{what} <i>{name}</i>: {html.escape(meaning)}</div>"
+            for what, name, meaning in (("link", link, LINK_MEANS[link]),
+                                        ("playout", playout, PLAYOUT_MEANS[playout])))
 
     def _show_windows(self, view: ExplorerView) -> None:
         windows = view.timeline.windows()
