@@ -151,7 +151,8 @@ for link in ("tcp", "jitter"):
 # ## 2 · What the playback tracker is told, with and without the generation rule
 #
 # **Derivation.** A mark names the bytes sent before it. Twilio echoes it when they have played,
-# *or* at once on `clear` (DOMAIN §2). So an echo means "played" only for marks sent after the last
+# *or* at once on `clear` (Twilio's Media Streams docs: a `clear` empties the queue and sends
+# back every pending mark). So an echo means "played" only for marks sent after the last
 # `clear`. The rule: every mark carries the generation it was sent in; `clear` bumps the generation;
 # an echo of an older generation credits nothing. In `labkit.marks.MarkLedger`, four calls show it:
 

@@ -75,7 +75,8 @@ def plot_delta_sizes(trace: Trace, ax: Axes | None = None) -> Axes:
     ax.hist(sizes, bins=list(np.linspace(0.0, right, 61)), color="tab:blue", alpha=0.8)
     ax.set_xlim(0.0, right)
     ax.axvline(FRAME_BYTES, color="tab:green", linestyle="--", label="160 B = one 20 ms frame")
-    ax.axvline(PR_THRESHOLD_BYTES, color="tab:orange", linestyle="--", label="400 B = 50 ms (PR)")
+    ax.axvline(PR_THRESHOLD_BYTES, color="tab:orange", linestyle="--",
+               label="400 B = 50 ms (the report's buffer)")
     ax.set_xlabel("delta size (bytes of mu-law; 8 bytes = 1 ms)")
     ax.set_ylabel("number of deltas")
     ax.set_title(f"Delta sizes: {_name(trace)} ({len(sizes)} deltas)")
