@@ -6,7 +6,11 @@
 # traces (each a delivery regime, all **synthetic**) go through every strategy at thresholds
 # 20-200 ms, over both models of the connection (`tcp`, one connection; `jitter`, the stress model
 # of independent per-message delay), with Twilio as documented (FIFO playout), twenty seeds each.
-# The other playout hypotheses are lesson 06's subject.
+# The other playout hypotheses are lesson 06's subject. The strategies (lesson 01 derives each):
+# `forward` sends each delta at once; `rechunk` sends messages of the threshold's size; `paced`
+# sends 20 ms frames at real time, the threshold ahead; `preroll` holds the threshold's worth of
+# each answer's first audio; `adaptive` learns the hold each answer needs (the threshold is its
+# hold until it has learnt); `original_report` is the report's own buffer, from its code.
 #
 # Every verdict is stated per link and checked with intervals: a strategy leaves "fewer" or "more"
 # gaps than forwarding only when the 95% interval of the paired difference (same trace, same seed)
