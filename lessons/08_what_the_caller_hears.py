@@ -80,16 +80,24 @@ assert gap_begin < ONSET_MS * 8, "the gap falls within the answer's first 200 ms
 print(f"seed {seed}, {key}: a gap of {(gap_end - gap_begin) / 8:.0f} ms, "
       f"{gap_begin / 8:.0f} ms into the answer")
 shown = gap_end + 2000  # 250 ms past the gap
-fig, axes = plt.subplots(len(views), 1, figsize=(11, 6), sharex=True, sharey=True,
-                         layout="constrained")
-for ax, (label, answer) in zip(axes, views.items(), strict=True):
-    ax.plot(np.arange(shown) / 8, answer.degraded[:shown], linewidth=0.6)
-    for begin, end in answer.inserted:
-        if begin < shown:
-            ax.axvspan(begin / 8, end / 8, color="tab:red", alpha=0.15)
-    ax.set_title(label)
-    ax.set_ylabel("amplitude")
-axes[-1].set_xlabel(f"ms since the first sound of {key} (red: Twilio sent nothing)")
+ZOOM_SAMPLES = 240  # 30 ms either side of the gap, where the concealment can be seen
+fig, axes = plt.subplots(len(views), 2, figsize=(12, 6.5), width_ratios=[2, 1],
+                         layout="constrained")  # the zooms scale to the quiet start of the word
+for row, (label, answer) in zip(axes, views.items(), strict=True):
+    for ax, (first, last) in zip(row, ((0, shown), (max(0, gap_begin - ZOOM_SAMPLES),
+                                                    gap_end + ZOOM_SAMPLES)), strict=True):
+        ax.plot(np.arange(first, last) / 8, answer.degraded[first:last], linewidth=0.6)
+        for begin, end in answer.inserted:
+            if begin < last and end > first:
+                ax.axvspan(max(begin, first) / 8, min(end, last) / 8, color="tab:red", alpha=0.15)
+    row[0].set_title(label)
+    row[1].set_title("the same, around the gap")
+    row[0].set_ylabel("amplitude")
+    row[0].sharey(axes[0][0])  # each zoom keeps its own scale: the word starts quietly
+for ax in axes[-1]:
+    ax.set_xlabel(f"ms since the first sound of {key}")
+fig.suptitle("Red: Twilio had nothing to play. Those before 20 ms of audible speech only delay "
+             "the word; the printed one cuts into it")
 plt.show()
 for label, answer in views.items():
     print(label)
