@@ -2,7 +2,9 @@
 # # 04 · A live call
 #
 # **Question.** Does the simulator predict what the real code does on a real socket? And what
-# experiment, on a real phone call, would tell the playout hypotheses of lesson 06 apart?
+# experiment, on a real phone call, would tell apart the ways Twilio might play what it receives
+# (its "playout": back to back as documented, on a 20 ms clock that pads partial frames, or with
+# every message padded to whole frames; lesson 06 weighs each against the report)?
 #
 # With `OPENAI_API_KEY`, `TWILIO_AUTH_TOKEN` and `PUBLIC_URL` (the https address that reaches this
 # machine, e.g. an ngrok URL) set, the next cell starts the server (what `labkit serve` runs) and
