@@ -282,15 +282,8 @@ def test_workers_without_labkit_are_refused_by_name(scheduler: str) -> None:
 
         importlib.metadata.version = version if hidden else real
 
-    with distributed.Client(scheduler) as client:
-        client.run(hide_labkit, True)
-        refused = pytest.raises(FleetError, match=r"every Dask worker needs labkit \S+ "
-                                                  r"installed \(tcp://127.0.0.1:\d+: no labkit; ")
-        try:
-            with refused, dask_client(scheduler, timeout_s=TIMEOUT_S):
-                pass
-        finally:
-            client.run(hide_labkit, False)
+    _refused_while_workers_are(scheduler, hide_labkit, r"every Dask worker needs labkit \S+ "
+                               r"installed \(tcp://127.0.0.1:\d+: no labkit; ")
 
 
 def test_workers_running_other_labkit_code_are_refused(scheduler: str) -> None:
@@ -301,15 +294,21 @@ def test_workers_running_other_labkit_code_are_refused(scheduler: str) -> None:
         journal._real_code_digest = real  # type: ignore[attr-defined]
         journal.code_digest = (lambda: "e" * 64) if edited else real  # type: ignore[assignment]
 
+    _refused_while_workers_are(scheduler, edit_labkit, r"every Dask worker needs the same labkit "
+                               r"code as here \(\w{12}\); tcp://127.0.0.1:\d+, ")
+
+
+def _refused_while_workers_are(scheduler: str, changed: Any, match: str) -> None:
+    """``dask_client`` refuses the cluster (FleetError matching ``match``) while each worker is
+    ``changed(True)``; ``changed(False)`` puts them back."""
     with distributed.Client(scheduler) as client:
-        client.run(edit_labkit, True)
-        refused = pytest.raises(FleetError, match=r"every Dask worker needs the same labkit code "
-                                                  r"as here \(\w{12}\); tcp://127.0.0.1:\d+, ")
+        client.run(changed, True)
+        refused = pytest.raises(FleetError, match=match)
         try:
             with refused, dask_client(scheduler, timeout_s=TIMEOUT_S):
                 pass
         finally:
-            client.run(edit_labkit, False)
+            client.run(changed, False)
 
 
 @pytest.mark.parametrize(

@@ -353,7 +353,7 @@ def _holder(fd: int) -> str:
 def _replace_text(path: Path, text: str) -> None:
     """Put ``text`` at ``path`` whole or not at all, through a new file no one else can have
     named (a link planted where the file is written would be followed), with ``path``'s mode."""
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".sorting")
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
             file.write(text)

@@ -221,7 +221,7 @@ class Readout:
     def text(self) -> str:
         if math.isnan(self.value):
             return "-"
-        decimals = 1 if self.unit in ("per s of audio", "MOS") else 0
+        decimals = _decimals(self.unit)
         one = self.value == 1 and self.unit in COUNTED
         unit = self.unit.removesuffix("s") if one else self.unit
         return f"{self.value:,.{decimals}f} {unit}".rstrip()
@@ -301,12 +301,18 @@ class ExplorerView:
         return self._mos[conceal]
 
 
+def _decimals(unit: str) -> int:
+    """Rates and MOS to 0.1; counts and ms whole."""
+    return 1 if unit in ("per s of audio", "MOS") else 0
+
+
 def _rounded(readout: Readout) -> float | int:
-    """A count or whole ms as an int (a table shows "42", not "42.0"); rates and MOS to 0.1;
-    NaN (no score yet) as it is."""
+    """A readout as its text shows it: a count or whole ms an int (a table shows "42", not
+    "42.0"), rates and MOS to 0.1, NaN (no score yet) as it is."""
     value = float(readout.value)
-    if readout.unit in ("per s of audio", "MOS") or math.isnan(value):
-        return round(value, 1)
+    decimals = _decimals(readout.unit)
+    if decimals or math.isnan(value):
+        return round(value, decimals)
     return round(value)
 
 
