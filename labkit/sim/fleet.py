@@ -24,6 +24,7 @@ import asyncio
 import importlib.metadata
 import logging
 import re
+import signal
 import threading
 import uuid
 from collections import Counter, OrderedDict
@@ -85,7 +86,7 @@ def dask_client(
         # tracebacks; what matters reaches the user as labkit's own line (a killed worker too)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                host=LOCAL_HOST, dashboard_address=f"{LOCAL_HOST}:0",
-                               silence_logs=logging.CRITICAL)  # fmt: skip
+                               silence_logs=logging.CRITICAL, preload=[__name__])  # fmt: skip
         with cluster, Client(cluster) as client:
             yield client
         return
@@ -119,6 +120,16 @@ def _probe(address: str, timeout_s: float) -> None:
 
     with ThreadPoolExecutor(1) as thread:
         thread.submit(asyncio.run, handshake()).result()
+
+
+def dask_setup(worker: Any) -> None:
+    """Run by Dask in each worker of labkit's LocalCluster as it starts (``preload``).
+
+    Ctrl-C reaches the whole process group. The sweep's process stops the sweep, keeps its rows
+    and closes the cluster; a worker that took Ctrl-C itself would die mid-task and log its
+    broken connections with tracebacks. So it ignores it, as ``--jobs`` workers do."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _check_workers(client: Any, address: str, timeout_s: float) -> None:
