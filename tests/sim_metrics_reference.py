@@ -1,5 +1,6 @@
 """The metrics as labkit.sim.metrics computed them before its speed work (commit 76971f9),
-kept verbatim as the reference the faster ``compute`` must equal bit for bit."""
+kept as the reference the faster ``compute`` must equal bit for bit. One rule was added since:
+a clear inside an item starts a new segment of it (``_segment_codes``)."""
 
 from __future__ import annotations
 
@@ -94,6 +95,31 @@ def _item_codes(
     run_lengths[-1] = len(content) - heads[-1]
     codes: IntArray = np.repeat(np.array(run_codes, dtype=np.int64), run_lengths)
     return codes, code_of
+
+
+def _segment_codes(codes: IntArray, clears_before: IntArray) -> IntArray:
+    """Each media row's segment, an (item, clears before the row) pair, numbered in order."""
+    numbers: dict[tuple[int, int], int] = {}
+    pairs = zip(codes.tolist(), clears_before.tolist(), strict=True)
+    return np.array([numbers.setdefault(pair, len(numbers)) for pair in pairs], dtype=np.int64)
+
+
+def _segment_lag_shift(segments: IntArray, codes: IntArray, origin: FloatArray,
+                       delivered: FloatArray, offset_ms: FloatArray) -> FloatArray:  # fmt: skip
+    """Per segment: 0 for an item's first, else the item's origin less the segment's first
+    delivery plus its first byte's media offset (its lag counts from its own start)."""
+    count = int(segments.max()) + 1 if len(segments) else 0
+    first_delivery, first_offset = np.full(count, math.inf), np.full(count, math.inf)
+    np.minimum.at(first_delivery, segments, delivered)
+    np.minimum.at(first_offset, segments, offset_ms)
+    item_of = np.zeros(count, dtype=np.int64)
+    item_of[segments] = codes
+    firsts: dict[int, int] = {}
+    for segment, item in zip(segments.tolist(), codes.tolist(), strict=True):
+        firsts.setdefault(item, segment)
+    shift: FloatArray = origin[item_of] - first_delivery + first_offset
+    shift[list(firsts.values())] = 0.0
+    return shift
 
 
 def _percentiles(gaps: FloatArray, prefix: str) -> dict[str, float]:
@@ -225,10 +251,11 @@ def compute(
     played = counts("played_bytes")
     media_bytes = int(msize.sum())
 
-    # gaps between consecutive played messages of one item
+    # gaps between consecutive played messages of one segment of an item
+    segments = _segment_codes(codes, np.cumsum(clears)[media])
     on = played > 0
     p_codes, p_start, p_end = codes[on], start[on], end[on]
-    same = p_codes[1:] == p_codes[:-1]
+    same = segments[on][1:] == segments[on][:-1]
     gaps = (p_start[1:] - p_end[:-1])[same]
     after_gap_ms = (offset[on][1:] / BYTES_PER_MS)[same][gaps > CONCEALMENT_EPS_MS]
     gaps = gaps[gaps > CONCEALMENT_EPS_MS]
@@ -248,6 +275,10 @@ def compute(
     weight = played[on].astype(np.float64)
     total_played = float(weight.sum())
     lag = p_start - origin[p_codes] - offset[on] / BYTES_PER_MS
+    delivered = _known_or(sent, arrived)
+    shift = _segment_lag_shift(segments, codes, origin, delivered, offset / BYTES_PER_MS)
+    if len(shift) > n_items:  # a clear falls inside an item
+        lag = lag + shift[segments[on]]
     buffer_delay = (p_start - arrived[on]) * weight + weight * (weight - 1) / (2 * BYTES_PER_MS)
 
     # barge-in: audio sent before an interrupt but heard after it was issued
@@ -277,8 +308,8 @@ def compute(
     sender_gaps = _percentiles(_within_item_diffs(sent, codes), "sender_gap")
     arrival_gaps = _percentiles(_within_item_diffs(arrived, codes), "arrival_gap")
     offset_ms = offset / BYTES_PER_MS
-    jitter = _rtp_jitter(arrived - offset_ms, codes)
-    oracle = _oracle_min_delay(arrived, offset_ms, codes)
+    jitter = _rtp_jitter(arrived - offset_ms, segments)
+    oracle = _oracle_min_delay(arrived, offset_ms, segments)
     return Metrics(
         messages=messages,
         media_messages=int(np.count_nonzero(media)),

@@ -146,3 +146,23 @@ def test_an_answer_heard_inside_another_answers_pause_is_never_concealed_over() 
         assert heard.erasures == [], conceal
         expected = np.concatenate([ulaw_decode(a[:200]), ulaw_decode(b), ulaw_decode(a[200:])])
         np.testing.assert_array_equal(heard.samples, expected)
+
+
+def test_an_answer_resumed_days_later_is_refused_before_its_silence_is_made() -> None:
+    """A delta three days into a trace, of an answer that began at the start: its rendering
+    would hold three days of silence (4 GB). Refused before any of it is allocated."""
+    import tracemalloc
+
+    days_ms = 3 * 24 * 3600 * 1000.0
+    events = [audio_event(0.0, "r", "i", 0, b"\xff" * 160),
+              audio_event(days_ms, "r", "i", 0, b"\xff" * 160),
+              item_event("audio_done", days_ms, "i", 0)]  # fmt: skip
+    run = simulate(Trace(make_header("synthetic", "a delta days in"), events), "forward",
+                   link="ideal")  # fmt: skip
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"would span 72\.0 h .* at most 4 h"):
+            render_caller(run)
+        assert tracemalloc.get_traced_memory()[1] < 10_000_000
+    finally:
+        tracemalloc.stop()

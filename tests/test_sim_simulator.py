@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -186,3 +187,22 @@ def test_a_call_that_ends_mid_answer_plays_what_twilio_holds_on_every_playout(
         metrics = run(trace, "forward", 0, "ideal", playout).metrics
         assert (metrics.played_bytes, metrics.bytes) == (320, 320), run.__name__
         assert metrics.time_to_first_audio_ms == [0.0], run.__name__
+
+
+@pytest.mark.parametrize("playout", PLAYOUT_NAMES)
+@pytest.mark.parametrize("run", [simulate, simulate_event_driven])
+def test_an_items_audio_after_its_clear_counts_from_its_own_start(playout: str, run: Any) -> None:
+    """One second of an answer in a 50 ms burst, a barge-in at 100 ms, then more of the same
+    answer from 200 ms (deltas already in flight). The clear emptied the caller's buffer: the
+    100 ms of silence after it is the barge-in's, not concealment, and what plays after it is
+    not "heard before real time" (a lag of -727 ms when counted from the answer's start)."""
+    burst = [audio_event(float(k), "r", "a", 0, b"\x11" * 160) for k in range(50)]
+    resumed = [audio_event(200.0 + k, "r", "a", 0, b"\x12" * 160) for k in range(50)]
+    events = [*burst, item_event("audio_interrupted", 100.0, "a", 0), *resumed,
+              item_event("audio_done", 300.0, "a", 0)]  # fmt: skip
+    metrics = run(Trace(make_header("synthetic", "test"), events), "forward", 50, "ideal",
+                  playout).metrics  # fmt: skip
+    assert metrics.cleared_bytes > 0 and metrics.played_ms >= 1000
+    assert metrics.concealment_events == 0
+    assert 0 <= metrics.mean_lag_ms <= 100  # the fixed playout's 100 ms delay, at most
+    assert metrics.oracle_min_delay_ms == 0  # each side's messages arrive ahead of need

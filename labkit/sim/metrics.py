@@ -6,7 +6,9 @@ once a playout model has played it, play_start_ms, play_end_ms, played_bytes, cl
 discarded_bytes.
 See notebooks/01_why_tiny_packets_jitter.ipynb and notebooks/02_threshold_sweep.ipynb.
 
-Definitions (all times in ms, "item" = one (item_id, content_index) audio stream):
+Definitions (all times in ms, "item" = one (item_id, content_index) audio stream; where a
+clear falls inside an item, its audio after the clear counts as a new item for gaps, lag,
+jitter and D*: the caller's buffer was emptied, and the silence is the barge-in's):
 - gap: silence between two consecutive *played* media messages of the same item,
   ``play_start[k+1] - play_end[k]`` (between pieces where a message played in several);
   silence before an item's first byte is time to first audio, not a gap. A gap > 1e-6 ms is
@@ -253,6 +255,49 @@ class _ItemRuns:
             first[1:] = np.flatnonzero(~same) + 1
             return cls(same, first, True)
         return cls(same, np.unique(codes, return_index=True)[1], False)
+
+
+@dataclass
+class _Segments:
+    """An item's audio split where a clear falls inside it. The clear empties the caller's
+    buffer, so the item's audio played after it starts afresh, as a new answer would: the
+    silence across the clear is the barge-in, not concealment, and the lag, jitter and least
+    delay of what follows count from its own first byte. Segments are numbered in order of
+    appearance; ``item`` is each one's item code, ``later`` marks all but an item's first."""
+
+    codes: IntArray
+    item: IntArray
+    later: BoolArray
+
+    @classmethod
+    def of(cls, item_codes: IntArray, epochs: IntArray, items: int) -> _Segments | None:
+        """From each media row's item code and count of clears before it; None when no clear
+        falls inside an item (the usual: a clear ends an answer)."""
+        if len(item_codes) == 0:
+            return None
+        span = int(epochs.max()) + 1
+        keys, first, inverse = np.unique(item_codes * span + epochs, return_index=True,
+                                         return_inverse=True)  # fmt: skip
+        if len(keys) == items:
+            return None
+        order = np.argsort(first)
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        item = (keys // span)[order]
+        later = np.ones(len(order), dtype=np.bool_)
+        later[np.unique(item, return_index=True)[1]] = False
+        return cls(rank[inverse.reshape(-1)], item, later)
+
+    def lag_shift(self, origin: FloatArray, delivered: FloatArray, offset_ms: FloatArray
+                  ) -> FloatArray:  # fmt: skip
+        """Per segment, what moves a byte's lag from its item's origin to its segment's: 0
+        for an item's first segment, else the item's origin less the segment's first
+        delivery, plus the media offset of its first byte."""
+        count = len(self.item)
+        shift = (origin[self.item] - _per_item(np.minimum, delivered, self.codes, count, None)
+                 + _per_item(np.minimum, offset_ms, self.codes, count, None))  # fmt: skip
+        shift[~self.later] = 0.0
+        return shift
 
 
 def _per_item(
@@ -559,6 +604,23 @@ def _piece_view(
             start + counts / BYTES_PER_MS)  # fmt: skip
 
 
+def _played(
+    values: IntArray,
+    media_index: IntArray,
+    on: BoolArray,
+    all_played: bool,
+    pieces: Pieces | None,
+    messages: int,
+) -> IntArray:
+    """A value of each media row (``values``) at each played message, or piece."""
+    if pieces is not None:
+        by_row = np.full(messages, -1, dtype=np.int64)
+        by_row[media_index] = values
+        at_pieces: IntArray = by_row[pieces.rows]
+        return at_pieces
+    return values if all_played else values[on]
+
+
 def compute(
     columns: dict[str, Any],
     origins_ms: dict[tuple[str, int], float] | None = None,
@@ -595,6 +657,9 @@ def compute(
     codes = media_rows.take(row_codes)
     n_items = len(code_of)
     runs = _ItemRuns.of(codes, n_items)
+    clear_count = int(np.count_nonzero(kind_codes == 2))
+    segments = _Segments.of(codes, media_rows.take(np.cumsum(kind_codes == 2)), n_items) \
+        if clear_count else None  # fmt: skip
 
     sent, arrived = media_rows.floats(columns, "sent_ms"), media_rows.floats(columns, "arrived_ms")
     offset, msize = media_rows.take(offsets), media_rows.take(size)
@@ -625,6 +690,9 @@ def compute(
         p_codes, p_played, p_arrived, p_sent, p_offset_ms, p_start, p_end = by_piece
         same_played = p_codes[1:] == p_codes[:-1]
         whole_runs = False
+    if segments is not None:  # the silence across a clear inside an item is no gap
+        p_segments = _played(segments.codes, media_rows.index, on, all_played, pieces, messages)
+        same_played = p_segments[1:] == p_segments[:-1]
 
     # gaps between consecutive played pieces (messages, mostly) of one item
     gap_all = (p_start[1:] - p_end[:-1])[same_played]
@@ -647,6 +715,8 @@ def compute(
     weight = p_played.astype(np.float64)
     total_played = float(weight.sum())
     lag = p_start - origin[p_codes] - p_offset_ms
+    if segments is not None:
+        lag = lag + segments.lag_shift(origin, _known_or(sent, arrived), offset_ms)[p_segments]
     buffer_delay = (p_start - p_arrived) * weight + weight * (weight - 1) / (2 * BYTES_PER_MS)
 
     # barge-in: audio sent before an interrupt but heard after it was issued
@@ -673,8 +743,13 @@ def compute(
     sender_gaps = _percentiles((sent[1:] - sent[:-1])[runs.same], "sender_gap")
     arrival_gaps = _percentiles((arrived[1:] - arrived[:-1])[runs.same], "arrival_gap")
     transit = arrived - offset_ms
-    jitter = _rtp_jitter((transit[1:] - transit[:-1])[runs.same])
-    oracle = _oracle_min_delay(transit, codes, runs)
+    if segments is None:
+        jitter = _rtp_jitter((transit[1:] - transit[:-1])[runs.same])
+        oracle = _oracle_min_delay(transit, codes, runs)
+    else:
+        segment_runs = _ItemRuns.of(segments.codes, len(segments.item))
+        jitter = _rtp_jitter((transit[1:] - transit[:-1])[segment_runs.same])
+        oracle = _oracle_min_delay(transit, segments.codes, segment_runs)
     return Metrics(
         messages=messages,
         media_messages=media_count,

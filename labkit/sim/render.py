@@ -95,10 +95,7 @@ def render_caller(result: PlayedRun, conceal: str = "plc") -> CallerAudio:
                          f"{', '.join(CONCEAL_MODES)}")  # fmt: skip
     layout = _layout(result)
     total = max((start + len(pcm) for _, start, pcm, _ in layout), default=0)
-    if total > MAX_RENDER_MS * SAMPLES_PER_MS:
-        span_h = total / SAMPLE_RATE_HZ / 3600
-        raise ValueError(f"render: the caller's audio would span {span_h:.1f} h from the call's "
-                         f"start; labkit renders at most {MAX_RENDER_MS / 3_600_000:g} h")
+    _check_span(total)
     samples = np.zeros(total, dtype=np.int16)
     gaps: list[Span] = []
     heard: list[Span] = []
@@ -143,6 +140,7 @@ def _layout(result: PlayedRun) -> list[tuple[ItemKey, int, Int16Array, list[Span
     layout = []
     for key, pieces in _pieces_by_answer(result).items():
         first = _sample(pieces[0][0])
+        _check_span(_sample(pieces[-1][0]) + len(pieces[-1][1]))  # before any silence is made
         parts: list[Int16Array] = []
         inserted: list[Span] = []
         at = 0
@@ -156,6 +154,14 @@ def _layout(result: PlayedRun) -> list[tuple[ItemKey, int, Int16Array, list[Span
             at += len(data)
         layout.append((key, first, np.concatenate(parts), inserted))
     return layout
+
+
+def _check_span(end_sample: int) -> None:
+    """Refuse a rendering that would reach past MAX_RENDER_MS (a delta hours into a trace)."""
+    if end_sample > MAX_RENDER_MS * SAMPLES_PER_MS:
+        span_h = end_sample / SAMPLE_RATE_HZ / 3600
+        raise ValueError(f"render: the caller's audio would span {span_h:.1f} h from the call's "
+                         f"start; labkit renders at most {MAX_RENDER_MS / 3_600_000:g} h")
 
 
 def _pieces_by_answer(result: PlayedRun) -> dict[ItemKey, list[tuple[float, bytes]]]:
