@@ -295,7 +295,8 @@ def test_workers_running_other_labkit_code_are_refused(scheduler: str) -> None:
         journal.code_digest = (lambda: "e" * 64) if edited else real  # type: ignore[assignment]
 
     _refused_while_workers_are(scheduler, edit_labkit, r"every Dask worker needs the same labkit "
-                               r"code as here \(\w{12}\); tcp://127.0.0.1:\d+, ")
+                               r"code and versions of numpy, scipy, pesq as here "
+                               r"\(\w{12}\); tcp://127.0.0.1:\d+, ")
 
 
 def _refused_while_workers_are(scheduler: str, changed: Any, match: str) -> None:

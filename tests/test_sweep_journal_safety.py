@@ -21,6 +21,7 @@ from labkit.sim.sweep_journal import (
     MANIFEST_FILE,
     SweepJournal,
     code_digest,
+    library_versions,
     read_runs,
     source_digest,
     sweep_manifest,
@@ -292,6 +293,30 @@ def test_a_resume_after_the_simulation_changed_is_refused(
     assert "than this is (f00df00df00d (labkit " in said
     assert said.endswith("choose a new --out, or delete sweep.csv and summary.csv there to "
                          "compute every run again")  # fmt: skip
+    assert _files(tmp_path) == before
+
+
+def test_a_resume_after_numpy_changed_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same labkit source on another numpy: its random streams may differ, so would rows."""
+    _half_done(tmp_path)
+    before = _files(tmp_path)
+    manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
+    assert manifest["libraries"] == library_versions()
+    numpy_was = manifest["libraries"]["numpy"]
+    upgraded = {**library_versions(), "numpy": "99.0.0"}
+    monkeypatch.setattr(sweep_journal, "library_versions", lambda: upgraded)
+    sweep_journal.code_digest.cache_clear()
+    try:
+        capsys.readouterr()
+        assert _sweep(tmp_path) == 2
+    finally:
+        monkeypatch.undo()
+        sweep_journal.code_digest.cache_clear()
+    said = _one_line(capsys.readouterr().err)
+    assert "the rows there were computed by other labkit code" in said
+    assert f", with numpy {numpy_was} there and 99.0.0 here; resuming would mix" in said
     assert _files(tmp_path) == before
 
 

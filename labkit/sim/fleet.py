@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from labkit.sim.sweep_journal import code_digest
+from labkit.sim.sweep_journal import NUMERIC_LIBRARIES, code_digest
 from labkit.sim.sweep_runs import (
     CHUNKS_PER_JOB,
     Row,
@@ -149,8 +149,9 @@ def _check_workers(client: Any, address: str, timeout_s: float) -> None:
     digests = client.run(code_digest, on_error="return")
     other = sorted(worker for worker, digest in digests.items() if digest != code)
     if other:
-        raise FleetError(f"every Dask worker needs the same labkit code as here ({code[:12]}); "
-                         f"{', '.join(other)} run other code (reinstall labkit there)")  # fmt: skip
+        raise FleetError(f"every Dask worker needs the same labkit code and versions of "
+                         f"{', '.join(NUMERIC_LIBRARIES)} as here ({code[:12]}); "
+                         f"{', '.join(other)} run others (reinstall labkit there)")  # fmt: skip
 
 
 def _version_text(found: object) -> str:

@@ -4,9 +4,10 @@
 interrupted sweep keeps every row it finished. ``sweep-manifest.json`` beside it records what
 makes the rows: each trace's name and the SHA-256 of its file, the strategies, thresholds,
 links, playouts, seeds and options (not ``--jobs`` nor where the runs ran: they change no
-value), and the labkit that computed them (its version and a SHA-256 of the simulation's
-source). Opening a directory that holds them compares manifests: the same arguments and code
-resume (runs already in ``sweep.csv`` are skipped), other ones are refused, naming what differs.
+value), and the labkit that computed them (its version, a SHA-256 of the simulation's source
+and the versions of the libraries whose arithmetic enters a row). Opening a directory that
+holds them compares manifests: the same arguments and code resume (runs already in
+``sweep.csv`` are skipped), other ones are refused, naming what differs.
 A last line cut short by a crash is dropped on resume, and said so, once the rest of the file is
 accepted; any other row that is not one of the sweep's runs, held once, with every field, numbers
 for values, is refused by line and column, and the file is left as it was. One sweep writes a
@@ -63,7 +64,11 @@ _PID_MAX_BYTES = 32  # of the lock file read to name the sweep holding it
 # size of Twilio's messages). Any change to a .py file here may change a row's values.
 _SIM_SOURCES = ("sim", "outbound", "traces", "marks.py", "plc.py", "quality.py", "audio.py",
                 "twilio_messages.py")  # fmt: skip
-_VERSION_KEY, _CODE_KEY = "labkit_version", "code_sha256"  # the manifest's provenance entries
+# the manifest's provenance entries: the code's hash covers the libraries' versions too
+_VERSION_KEY, _CODE_KEY, _LIBRARIES_KEY = "labkit_version", "code_sha256", "libraries"
+# Libraries whose versions can change a row: numpy's random streams and arithmetic (its
+# Generator promises no stream across versions), scipy's filters and t quantiles, pesq's MOS.
+NUMERIC_LIBRARIES = ("numpy", "scipy", "pesq")
 # how sweep.csv is read back: names stay strings (a trace may be called "nan"), values exact
 # (pandas 3.1 parses floats exactly by default and deprecates asking for it)
 _KEY_DTYPES = {"trace": str, "strategy": str, "link": str, "playout": str}
@@ -97,6 +102,7 @@ def sweep_manifest(sources: Sequence[TraceSource], grid: SweepGrid) -> dict[str,
         "conceal": grid.conceal if grid.mos else None,  # only the score depends on it
         _VERSION_KEY: labkit_version(),
         _CODE_KEY: code_digest(),
+        _LIBRARIES_KEY: library_versions(),
     }
     return dict(json.loads(json.dumps(manifest)))  # as it reads back
 
@@ -111,10 +117,25 @@ def labkit_version() -> str:
 
 @functools.cache  # the source does not change under a running sweep's feet; hash it once
 def code_digest() -> str:
-    """SHA-256 of the source that computes a sweep's rows (``_SIM_SOURCES`` of this labkit):
-    an editable install keeps its version through every edit, so the version alone cannot say
-    whether rows computed before and after an edit may be mixed."""
-    return source_digest(Path(labkit.__file__).parent, _SIM_SOURCES)
+    """SHA-256 of what computes a sweep's rows: the source (``_SIM_SOURCES`` of this labkit)
+    and the versions of ``NUMERIC_LIBRARIES``. An editable install keeps its version through
+    every edit, so the version alone cannot say whether rows computed before and after an edit,
+    or an upgrade of numpy, may be mixed."""
+    source = source_digest(Path(labkit.__file__).parent, _SIM_SOURCES)
+    libraries = json.dumps(library_versions(), sort_keys=True)
+    return hashlib.sha256(f"{source}\0{libraries}".encode()).hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    """The installed version of each of ``NUMERIC_LIBRARIES`` ("absent" for one not installed:
+    pesq is optional)."""
+    versions = {}
+    for name in NUMERIC_LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
 
 
 def source_digest(package: Path, parts: Sequence[str]) -> str:
@@ -401,7 +422,7 @@ def _check_same(path: Path, manifest: dict[str, Any]) -> None:
     _check_same_code(path, old, manifest)
     # the version only names the code: the same code under another version makes the same rows
     differ = [f"{key}: {_shown(old.get(key))} there, {_shown(manifest.get(key))} now"
-              for key in sorted((set(old) | set(manifest)) - {_VERSION_KEY})
+              for key in sorted((set(old) | set(manifest)) - {_VERSION_KEY, _LIBRARIES_KEY})
               if old.get(key) != manifest.get(key)]  # fmt: skip
     if differ:
         raise ValueError(f"{path.parent} holds a sweep made with other arguments ("
@@ -425,7 +446,18 @@ def _check_same_code(path: Path, old: Mapping[str, Any], manifest: Mapping[str, 
                          f"{advice}")  # fmt: skip
     raise ValueError(f"{path}: the rows there were computed by other labkit code "
                      f"({_hash_shown(there)}, labkit {old.get(_VERSION_KEY)}) than this is "
-                     f"({mine}); resuming would mix their numbers: {advice}")  # fmt: skip
+                     f"({mine}){_libraries_changed(old, manifest)}; resuming would mix their "
+                     f"numbers: {advice}")  # fmt: skip
+
+
+def _libraries_changed(old: Mapping[str, Any], manifest: Mapping[str, Any]) -> str:
+    """", with numpy 2.1.0 there and 2.2.0 here" for each library whose version differs."""
+    there, here = old.get(_LIBRARIES_KEY), manifest.get(_LIBRARIES_KEY)
+    if not isinstance(there, dict) or not isinstance(here, dict):
+        return ""
+    changed = [f"{name} {_hash_shown(there.get(name))} there and {here.get(name)} here"
+               for name in sorted(set(there) | set(here)) if there.get(name) != here.get(name)]
+    return f", with {'; '.join(changed)}" if changed else ""
 
 
 def _hash_shown(value: Any) -> str:
