@@ -58,7 +58,11 @@ assert sizes.max() <= 60 and sizes.min() >= 20, "the trace should hold the repor
 #
 # $$s_i = \max(a_i,\; s_{i-1} + d_{i-1}).$$
 #
-# Any $s_i > s_{i-1} + d_{i-1}$ inside an answer is silence the caller hears: an **underrun**.
+# Any $s_i > s_{i-1} + d_{i-1}$ inside an answer is silence the caller hears: a **gap** (the queue
+# ran dry: an *underrun*, seen from Twilio's side; these lessons say gap). Per call the lab counts
+# **gaps** and sums their length, the **silence in gaps** (ms); **gaps at word starts** are those
+# within an answer's first 200 ms, where a gap is heard as "h-h-hello" (in code:
+# `concealment_events`, `concealed_ms`, `onset_*`).
 # Write $D_i = \sum_{j<i} d_j$ (the media time of message *i*'s first byte). Subtracting $D_i$ from
 # both sides gives $s_i - D_i = \max(a_i - D_i,\; s_{i-1} - D_{i-1})$, a running maximum, so
 #
@@ -93,7 +97,7 @@ assert silence_ms == 35.0, silence_ms
 plots.fifo_playout(
     toy_arrivals, toy_durations, toy_starts,
     title=f"Message 3 arrives {silence_ms:.0f} ms after message 2 ends: "
-          f"the caller hears {silence_ms:.0f} ms of silence",
+          f"the caller hears a {silence_ms:.0f} ms gap",
 )
 plt.show()
 
@@ -185,23 +189,24 @@ runs = compare(trace, STRATEGIES, links=("tcp", "jitter"), seeds=SEEDS, jobs=2) 
 gaps = intervals(runs, "concealed_ms")
 onsets = intervals(runs, "onset_gaps_per_answer")
 table = pd.DataFrame({
-    "gaps per call (ms), mean": gaps["mean"],
+    "silence in gaps per call (ms), mean": gaps["mean"],
     "95% interval": [f"[{lo:.1f}, {hi:.1f}]" for lo, hi in zip(gaps["ci_low"], gaps["ci_high"],
                                                                strict=True)],
     "seeds with a gap": gaps["seeds_above_0"],
-    "gaps at word starts, per answer": onsets["mean"],
+    "gaps at word starts per answer": onsets["mean"],
     "messages per call": runs.groupby(["link", "strategy"], sort=False)["messages"].mean(),
 })
 display(table.round(2))
-plots.intervals_by_link(gaps, xlabel="gaps heard per call (ms): mean and 95% interval",
+plots.intervals_by_link(gaps, xlabel="silence in gaps per call (ms): mean and 95% interval",
                         title="tiny_deltas_call, 20 seeds: what each sender leaves the caller")
 plt.show()
 
 # %% [markdown]
 # The same comparison as paired differences: each strategy minus forwarding **on the same seed**
 # (on `tcp` the same seed is the same path and the same stalls for every strategy, so the
-# difference is free of the world's variation). "fewer" or "more" only when the 95% interval of the
-# difference lies wholly below or above zero.
+# difference is free of the world's variation). A strategy leaves "fewer" or "more" gaps than
+# forwarding only when the 95% interval of the difference (silence in gaps, ms) lies wholly below
+# or above zero.
 
 # %%
 difference = versus(runs, "concealed_ms", baseline="forward")
@@ -231,13 +236,14 @@ def with_interval(frame, value="mean", digits=1):
 
 
 at_word_starts = {}
-for metric, means, paired, digits in (("word-start gaps per answer", onsets, onset_vs, 2),
-                                      ("word-start gap ms per call", onsets_ms, onset_ms_vs, 1)):
+for metric, means, paired, digits in (
+        ("gaps at word starts per answer", onsets, onset_vs, 2),
+        ("silence in gaps at word starts per call (ms)", onsets_ms, onset_ms_vs, 1)):
     at_word_starts[metric] = [
         *with_interval(means.loc["tcp"].loc[["forward", report]], digits=digits),
         *with_interval(paired.loc[[report]], "difference", digits), paired.loc[report, "verdict"]]
-at_word_starts["ms per word-start gap (all seeds)"] = [f"{ms_per_onset_gap['forward']:.1f}",
-                                                       f"{ms_per_onset_gap[report]:.1f}", "", ""]
+at_word_starts["ms per gap at a word start (all seeds)"] = [
+    f"{ms_per_onset_gap['forward']:.1f}", f"{ms_per_onset_gap[report]:.1f}", "", ""]
 display(pd.DataFrame(at_word_starts, index=["forward", "the report's code",
                                             "the report's code minus forward, seed by seed",
                                             "verdict"]))
@@ -250,14 +256,14 @@ for seed in SEEDS:
     for _, answer in first_two.groupby("item_id"):
         first, second = answer.iloc[0], answer.iloc[1]
         first_messages.append({"first message (ms of audio)": first["size"] / 8,
-                               "silence after it (ms)": second["play_start_ms"]
+                               "gap after it (ms)": second["play_start_ms"]
                                - first["play_end_ms"]})
 first_messages = pd.DataFrame(first_messages)
 fragments = first_messages[first_messages["first message (ms of audio)"] < 50]
 print(f"the report's code: {len(fragments)} of {len(first_messages)} answers start with a "
       f"fragment under 400 bytes (mean {fragments['first message (ms of audio)'].mean():.0f} ms "
-      f"of audio); {int((fragments['silence after it (ms)'] > 1e-6).sum())} of them are "
-      "followed by silence")
+      f"of audio); {int((fragments['gap after it (ms)'] > 1e-6).sum())} of them are "
+      "followed by a gap")
 
 never = gaps.loc[("tcp", "preroll 100 ms")]
 gap_chance_bound = 1 - 0.05 ** (1 / never["seeds"])
@@ -268,24 +274,24 @@ print(f"preroll 100 ms over tcp: a gap in {never['seeds_above_0']:.0f} of {never
 # ## What the data says, per link (FIFO playout)
 #
 # **On one TCP connection with FIFO playout (`tcp`, `fifo`)** the tiny messages themselves cause
-# almost nothing: forwarding leaves 0.9 ms [0.1, 1.7] of gaps per call, in 11 of 20 seeds, at
-# moments when the path's delay rises faster than the cushion Twilio holds. A pre-roll and the
-# adaptive buffer leave fewer: no gap in 20 of 20 seeds. With 20 calls that bounds the chance of
+# almost nothing: forwarding leaves 0.9 ms [0.1, 1.7] of silence in gaps per call, in 11 of 20
+# seeds, at moments when the path's delay rises faster than the cushion Twilio holds. A pre-roll and
+# the adaptive buffer leave fewer: no gap in 20 of 20 seeds. With 20 calls that bounds the chance of
 # a gap per call at about 14% (95%, since 0.05^(1/20) = 0.861), not at zero. Pacing with a lead
-# *adds* gaps (+52 ms [17, 88] per call), because it holds back audio Twilio could already have
-# queued.
+# *adds* gaps (+52 ms [17, 88] of silence per call), because it holds back audio Twilio could
+# already have queued.
 #
-# The report's code leaves gaps at word starts as often as forwarding (0.12 [0.08, 0.17] per
-# answer against 0.11 [0.05, 0.16]; the paired difference, +0.02 [-0.06, 0.10], shows none), but
-# longer ones: +8.3 ms [4.4, 12.3] of word-start gaps per call, about 9 ms per gap against about
-# 1 ms. All its gaps fall at word starts, so its total gap time is also larger than forwarding's
-# (the same +8.3 ms). The cause is in its code: in about one answer in five (33 of 160 over the
-# twenty seeds) its 50 ms wake comes before 400 bytes have arrived, so its loop flushes the
+# The report's code leaves gaps at word starts as often as forwarding (0.12 [0.08, 0.17] per answer
+# against 0.11 [0.05, 0.16]; the paired difference, +0.02 [-0.06, 0.10], shows none), but longer
+# ones: +8.3 ms [4.4, 12.3] of silence in gaps at word starts per call, about 9 ms per gap against
+# about 1 ms. All its gaps fall at word starts, so its silence in gaps is also larger than
+# forwarding's (the same +8.3 ms). The cause is in its code: in about one answer in five (33 of 160
+# over the twenty seeds) its 50 ms wake comes before 400 bytes have arrived, so its loop flushes the
 # fragment it holds (23 ms of audio on average), then holds the next 400 bytes; in about half of
 # those (16 of 33) the caller hears the fragment, a gap, then the word (lesson 05 shows it message
 # by message).
 #
-# **Under the stress model (`jitter`)** forwarding underruns in every seed: with thousands of
+# **Under the stress model (`jitter`)** forwarding leaves gaps in every seed: with thousands of
 # messages, some message is always the slow one, and everything behind it waits ("the slowest of
 # many"). Here rechunking, pre-roll and the adaptive buffer each remove most of it; pacing shows no
 # difference from forwarding; the report's code helps less than `rechunk`, because it still sends a
@@ -307,7 +313,7 @@ for label in ("preroll 100 ms", "adaptive"):
     assert tcp_vs.loc[label, "verdict"] == "fewer", label
 assert 0.13 < gap_chance_bound < 0.15  # 1 - 0.05 ** (1 / 20) = 0.139
 assert tcp_vs.loc["paced, 100 ms lead", "verdict"] == "more"
-# the report's code: word-start gaps as often as forwarding, but longer; more gap time in total
+# the report's code: gaps at word starts as often as forwarding, but longer; more silence in total
 assert onset_vs.loc[report, "verdict"] == "no difference shown"
 assert abs(tcp_onsets.loc[report, "mean"] - tcp_onsets.loc["forward", "mean"]) < 0.1
 assert onset_ms_vs.loc[report, "verdict"] == "more"
@@ -317,8 +323,8 @@ assert tcp_vs.loc[report, "verdict"] == "more"
 assert np.isclose(tcp_gaps.loc[report, "mean"], onsets_ms.loc[("tcp", report), "mean"])
 assert 0.1 < len(fragments) / len(first_messages) < 0.35
 assert 10 < fragments["first message (ms of audio)"].mean() < 40
-assert 0.25 < (fragments["silence after it (ms)"] > 1e-6).mean() < 0.75
-# jitter: forwarding always underruns; rechunk, pre-roll and adaptive leave far less
+assert 0.25 < (fragments["gap after it (ms)"] > 1e-6).mean() < 0.75
+# jitter: forwarding always leaves gaps; rechunk, pre-roll and adaptive leave far less
 assert jitter_gaps.loc["forward", "seeds_above_0"] == len(SEEDS)
 for label in ("rechunk 50 ms", "preroll 100 ms", "adaptive"):
     assert jitter_vs.loc[label, "verdict"] == "fewer", label
@@ -347,9 +353,9 @@ clock_gaps = intervals(clocked, "concealed_ms").loc["tcp"]
 clock_onsets = intervals(clocked, "onset_gaps_per_answer").loc["tcp"]
 clock_vs = versus(clocked, "concealed_ms", baseline="forward").loc["tcp"]
 by_playout = pd.DataFrame({
-    "fifo: gaps per call (ms)": with_interval(tcp_gaps),
+    "fifo: silence in gaps per call (ms)": with_interval(tcp_gaps),
     "fifo: seeds with a gap": tcp_gaps["seeds_above_0"],
-    "frame clock: gaps per call (ms)": with_interval(clock_gaps),
+    "frame clock: silence in gaps per call (ms)": with_interval(clock_gaps),
     "frame clock: seeds with a gap": clock_gaps["seeds_above_0"],
     "frame clock: gaps at word starts per answer": with_interval(clock_onsets, digits=2),
 }, index=tcp_gaps.index)
@@ -362,15 +368,15 @@ versus_forward = pd.DataFrame({
 display(by_playout, versus_forward)
 
 # %% [markdown]
-# Under the frame clock, forwarding leaves 33.4 ms [26.0, 40.8] of gaps per call, in 20 of 20
-# seeds, and a gap at a word start in about every other answer (0.49 [0.40, 0.59] per answer,
+# Under the frame clock, forwarding leaves 33.4 ms [26.0, 40.8] of silence in gaps per call, in 20
+# of 20 seeds, and a gap at a word start in about every other answer (0.49 [0.40, 0.59] per answer,
 # against 0.11 [0.05, 0.16] under FIFO): a delta that finds the queue dry becomes a padded partial
 # frame (lesson 06 draws one word start). Rechunking to 50 ms removes nearly all of it (-31.3 ms
 # [-39.3, -23.2] per call against forwarding), and the report's code leaves *fewer* gaps than
 # forwarding (-23.8 ms [-32.8, -14.8]), the opposite of its FIFO verdict. That is not the report's
-# code getting better (its own gaps barely move, from 9.3 to 9.6 ms per call): forwarding's grow
-# from 0.9 to 33.4 ms. Pre-roll and the adaptive buffer still leave none; pacing shows no
-# difference from forwarding here.
+# code getting better (its own silence in gaps barely moves, from 9.3 to 9.6 ms per call):
+# forwarding's grows from 0.9 to 33.4 ms. Pre-roll and the adaptive buffer still leave none; pacing
+# shows no difference from forwarding here.
 #
 # So two verdicts depend on the playout model: "tiny messages are not a problem on one
 # connection" and "the report's code leaves more gaps than forwarding" hold under FIFO and flip
@@ -388,7 +394,7 @@ assert clock_vs.loc["rechunk 50 ms", "verdict"] == "fewer"
 assert clock_gaps.loc["rechunk 50 ms", "mean"] < 0.2 * clock_gaps.loc["forward", "mean"]
 assert clock_vs.loc[report, "verdict"] == "fewer" and tcp_vs.loc[report, "verdict"] == "more"
 assert clock_gaps.loc[report, "mean"] < 0.5 * clock_gaps.loc["forward", "mean"]
-# not the report's code improving: its own gaps barely move; forwarding's grow
+# not the report's code improving: its own silence in gaps barely moves; forwarding's grows
 assert abs(clock_gaps.loc[report, "mean"] - tcp_gaps.loc[report, "mean"]) < 2.0
 assert clock_gaps.loc["forward", "mean"] > 20 * tcp_gaps.loc["forward", "mean"]
 for label in ("preroll 100 ms", "adaptive"):
@@ -400,7 +406,7 @@ assert clock_vs.loc["paced, 100 ms lead", "verdict"] == "no difference shown"
 #
 # Each message is a blue tick when sent, an orange dot when it reached Twilio, and a green segment
 # while it plays; y is the media position, so playing audio climbs at 1 ms per ms and silence is
-# a flat step, shaded red. The window is centred on forwarding's first underrun under `jitter`;
+# a flat step, shaded red. The window is centred on forwarding's first gap under `jitter`;
 # the bottom row is the same seed and window over `tcp`.
 
 # %%
@@ -421,7 +427,7 @@ for ax, (label, link) in zip(axes, shown, strict=True):
     plots.packet_timeline(run.schedule, ax=ax, window_ms=window,
                           title=f"{label} over {link}: {plots.gaps_text(inside['gap_ms'])} "
                                 "in this window")
-fig.suptitle("One seed around forwarding's first underrun (jitter link)")
+fig.suptitle("One seed around forwarding's first gap (jitter link)")
 plt.show()
 
 # %% [markdown]
@@ -438,25 +444,25 @@ for label, link in (("forward", "jitter"), ("forward", "tcp"), ("preroll 100 ms"
     run = simulate(prepared, name, threshold, link=link, seed=0)
     events = run.metrics.concealment_events
     print(f"{label} over {link}: {events} gap{'s' * (events != 1)}, "
-          f"{run.metrics.concealed_ms:.1f} ms")
+          f"{run.metrics.concealed_ms:.1f} ms of silence")
     display(run.audio.play())
 
 # %% [markdown]
 # ## Take-away
 #
-# Under the FIFO playout Twilio documents, tiny messages are not a problem in themselves. Over
-# one TCP connection the path's delay is shared, so forwarding every delta gives Twilio the
-# largest cushion the model's speed allows and leaves about a millisecond of gaps per call; what
-# removes those is holding the start of each answer (a pre-roll), not bigger messages. Only if
-# every message drew its own delay would their number matter, and then rechunking helps by
-# cutting the number of draws. The report's own code leaves gaps at word starts as often as
-# forwarding, but longer ones (about 9 ms per gap against 1 ms).
+# Under the FIFO playout Twilio documents, tiny messages are not a problem in themselves. Over one
+# TCP connection the path's delay is shared, so forwarding every delta gives Twilio the largest
+# cushion the model's speed allows and leaves about a millisecond of silence in gaps per call; what
+# removes those is holding the start of each answer (a pre-roll), not bigger messages. Only if every
+# message drew its own delay would their number matter, and then rechunking helps by cutting the
+# number of draws. The report's own code leaves gaps at word starts as often as forwarding, but
+# longer ones (about 9 ms per gap against 1 ms).
 #
 # Under a 20 ms frame clock (lesson 06's hypothesis b) the verdicts on one connection flip:
-# forwarding leaves about 33 ms of gaps per call, and rechunking, the report's code included,
-# leaves fewer gaps than forwarding. The verdict on tiny messages therefore rests on how Twilio
-# plays its queue, which only a live call can settle. Lesson 02 sweeps every trace and threshold;
-# lesson 06 asks which explanation of the reported stutter survives; lesson 07 varies the
+# forwarding leaves about 33 ms of silence in gaps per call, and rechunking, the report's code
+# included, leaves fewer gaps than forwarding. The verdict on tiny messages therefore rests on how
+# Twilio plays its queue, which only a live call can settle. Lesson 02 sweeps every trace and
+# threshold; lesson 06 asks which explanation of the reported stutter survives; lesson 07 varies the
 # assumptions.
 
 # %%

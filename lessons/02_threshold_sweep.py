@@ -13,9 +13,9 @@
 # hold until it has learnt); `original_report` is the report's own buffer, from its code.
 #
 # Every verdict is stated per link and checked with intervals: a strategy leaves "fewer" or "more"
-# gaps than forwarding only when the 95% interval of the paired difference (same trace, same seed)
-# lies wholly below or above zero. `labkit sweep --seeds 20 --out DIR` runs the same sweep from the
-# command line and writes `sweep.csv` and `summary.csv` (means and intervals).
+# gaps than forwarding only when the 95% interval of the paired difference in silence in gaps (same
+# trace, same seed) lies wholly below or above zero. `labkit sweep --seeds 20 --out DIR` runs the
+# same sweep from the command line and writes `sweep.csv` and `summary.csv` (means and intervals).
 #
 # The first table gives each trace's **oracle D\*** on each link: the least time a receiver must
 # hold an answer's first byte so that no later message arrives after its turn to play (computed
@@ -57,10 +57,10 @@ oracle = runs.query("strategy == 'forward'").groupby(["trace", "link"])["oracle_
 display(oracle.unstack("link").round(1).rename_axis(columns="oracle D*, worst seed (ms)"))
 
 # %% [markdown]
-# ## Inter-packet gaps vs threshold
+# ## Message spacing vs threshold
 #
-# What rechunking changes first is the spacing of messages. Sender-side gaps (time between
-# consecutive messages of one answer) for `rechunk` on `tiny_deltas_call` at four thresholds:
+# What rechunking changes first is the spacing of messages: the time between consecutive messages of
+# one answer as sent, for `rechunk` on `tiny_deltas_call` at four thresholds:
 
 # %%
 tiny = read(shipped("tiny_deltas_call"))
@@ -78,7 +78,7 @@ print({label: round(value, 1) for label, value in medians.items()})
 assert list(medians.values()) == sorted(medians.values()), "median spacing grows with the threshold"
 
 # %% [markdown]
-# ## Underruns vs threshold: a line per strategy, a band per interval
+# ## Silence in gaps vs threshold: a line per strategy, a band per interval
 #
 # One row per trace, one column per link. Each line is a strategy's mean over twenty seeds with
 # its 95% band; `forward` ignores the threshold, so it is a dashed level. The dotted vertical line
@@ -101,7 +101,7 @@ for row, trace_name in enumerate(TRACES):
             ax.axvline(d_star, color="0.3", linestyle=":", linewidth=1)
             ax.annotate("D*", (d_star, 1.0), xycoords=("data", "axes fraction"), va="top",
                         fontsize=8)
-fig.suptitle("Gaps heard per call vs threshold: mean of 20 seeds, 95% band (FIFO playout)")
+fig.suptitle("Silence in gaps per call vs threshold: mean of 20 seeds, 95% band (FIFO playout)")
 plt.show()
 
 # %% [markdown]
@@ -133,8 +133,8 @@ display(counts)
 #   could already have queued. Under the stress model the verdict **flips** at long leads on tiny
 #   deltas: a 150-200 ms lead paces far fewer messages than there are deltas, so fewer draws of the
 #   delay tail;
-# - **a pre-roll never leaves more gaps than forwarding**, on either link, and from 100 ms it
-#   leaves fewer on every trace where forwarding's gaps are significant (interval above zero);
+# - **a pre-roll never leaves more gaps than forwarding**, on either link, and from 100 ms it leaves
+#   fewer on every trace where forwarding's silence in gaps is significant (interval above zero);
 # - **our rechunk never leaves more gaps than forwarding**; it helps most under the stress model;
 # - **the report's code never leaves fewer gaps than forwarding on one connection**, and leaves
 #   more on the report's own regime (tiny deltas) from 50 ms up: at some word starts its flush loop
@@ -166,12 +166,12 @@ assert "fewer" not in verdicts("tcp", "original_report")
 assert verdicts("tcp", "original_report", "tiny_deltas_call", [50, 100, 150, 200]) == {"more"}
 
 # %% [markdown]
-# ## The price: added delay vs underruns
+# ## The price: added delay vs silence in gaps
 #
 # Every ms of buffering spends the 150 ms one-way budget of ITU-T G.114. For each link, each
 # strategy's thresholds trace a curve (joined in threshold order, an open circle at 20 ms) of mean
-# added delay against mean gaps per call over the four traces. Down and left is better; above the
-# dashed 150 ms line is too late.
+# added delay against mean silence in gaps per call over the four traces. Down and left is better;
+# above the dashed 150 ms line is too late.
 
 # %%
 fig, axes = plt.subplots(1, len(LINKS), figsize=(13, 4.2), layout="constrained", sharey=True)
@@ -189,11 +189,12 @@ assert (budget["tcp"].loc["preroll"] < 150).all() and (budget["jitter"].loc["pre
 # %% [markdown]
 # ## Best setting per trace and link
 #
-# For each trace and link, the setting with the least mean gaps over the seeds, ties broken by the
-# least added delay. Where many settings leave no gaps ("settings as good" counts those within
-# 0.05 ms of the best mean), the named one is only the cheapest of them, not a winner. An added
-# delay below zero means the setting is heard slightly *earlier* on average than forwarding: on a
-# trace with stalls, forwarding's gaps push everything after them later, which a buffer avoids.
+# For each trace and link, the setting with the least mean silence in gaps over the seeds, ties
+# broken by the least added delay. Where many settings leave no gaps ("settings as good" counts
+# those within 0.05 ms of the best mean), the named one is only the cheapest of them, not a winner.
+# An added delay below zero means the setting is heard slightly *earlier* on average than
+# forwarding: on a trace with stalls, forwarding's gaps push everything after them later, which a
+# buffer avoids.
 
 # %%
 mean_runs = runs.groupby(["trace", "link", "strategy", "threshold_ms"], as_index=False)[
@@ -205,7 +206,7 @@ least = mean_runs.groupby(["trace", "link"])["concealed_ms"].transform("min")
 best["ties"] = (mean_runs["concealed_ms"] <= least + 0.05).groupby(
     [mean_runs["trace"], mean_runs["link"]]).sum()
 shown = best.round(1).rename(columns={
-    "threshold_ms": "threshold (ms)", "concealed_ms": "gaps heard per call (ms)",
+    "threshold_ms": "threshold (ms)", "concealed_ms": "silence in gaps per call (ms)",
     "added_delay_ms": "added delay vs forwarding (ms)", "ties": "settings as good"})
 numbers = shown.select_dtypes("float").columns
 shown[numbers] += 0.0  # no "-0.0" for a delay that rounds to nothing

@@ -38,12 +38,12 @@ view.table()
 # ## Reading the figure
 #
 # The top panel is a window of the call: each media message is a blue tick when the server sent it,
-# an orange dot when it reached Twilio, and a green segment while it played; its height is the
-# audio sent before it, so the green segments form a staircase whose flat steps are silence. Red
-# spans are silences inside an answer in which Twilio played nothing (the carrier conceals them),
-# grey spans silence the playout model itself inserted (padding), and yellow bands each answer's
-# onset: its first 200 ms of audio, where a gap is heard as "h-h-hello". The bottom strip is the
-# whole call, with the window outlined. Here the window is the longest gap of the run.
+# an orange dot when it reached Twilio, and a green segment while it played; its height is the audio
+# sent before it, so the green segments form a staircase whose flat steps are silence. Red spans are
+# gaps in which Twilio played nothing (the carrier conceals them), grey spans silence the playout
+# model itself inserted (padding), and yellow bands each answer's word start: its first 200 ms of
+# audio, where a gap is heard as "h-h-hello". The bottom strip is the whole call, with the window
+# outlined. Here the window is the longest gap of the run.
 
 # %%
 windows = view.timeline.windows()
@@ -83,7 +83,7 @@ assert min(timings_ms) < 2000
 # ## The controls
 #
 # Move any control and the figure, the metrics and the player below it follow; "show" zooms to
-# the whole call, the longest gap, the longest gap at a word onset, or one answer. A control that
+# the whole call, the longest gap, the longest gap at a word start, or one answer. A control that
 # has no effect on the chosen settings says so above the figure (e.g. `forward` ignores the
 # threshold; the `ideal` link takes no delay). Sliders move in steps you can aim at; the arrow keys
 # move them one step, and their number can be typed. The figure takes the width the page gives
@@ -105,17 +105,17 @@ explorer.box
 # ## Try this
 #
 # 1. `tiny_deltas`, `forward`, link `jitter`, then link `tcp`: with the stress model every 20-60
-#    byte message draws its own delay and in-order delivery makes the slowest decide, so gaps
-#    appear at word onsets; over one TCP connection (FIFO playout) the messages share the path's
-#    delay and seed 0 has no gap. That is not "never": over 20 seeds `tiny_deltas` (two answers)
-#    has no gap in any, but the eight answers of `tiny_deltas_call` have gaps in 11 of 20 seeds,
-#    about 0.9 ms per call (lesson 01).
+#    byte message draws its own delay and in-order delivery makes the slowest decide, so gaps appear
+#    at word starts; over one TCP connection (FIFO playout) the messages share the path's delay and
+#    seed 0 has no gap. That is not "never": over 20 seeds `tiny_deltas` (two answers) has no gap in
+#    any, but the eight answers of `tiny_deltas_call` have gaps in 11 of 20 seeds, about 0.9 ms of
+#    silence in gaps per call (lesson 01).
 # 2. `realtime_jitter`, link `stalls`, path freezes at 1 per s, `forward`: red spans where the path
 #    froze. Switch to `preroll` and raise the pre-roll until the red spans go (about 600 ms on
 #    seed 0: a pre-roll must outlast the longest freeze).
 # 3. `tiny_deltas`, playout `pad_every_message`: grey padding swamps the speech (every tiny message
 #    padded to a 20 ms frame). Then `rechunk` with a 50 ms message size: most of the grey goes.
-# 4. Any run with gaps: "show" the longest gap at a word onset, then play the audio.
+# 4. Any run with gaps: "show" the longest gap at a word start, then play the audio.
 # 5. Item 2's `forward` run: play it with gaps heard as silence, then concealed, and score both:
 #    concealment hides a freeze from the ear only in part.
 #
@@ -125,14 +125,14 @@ explorer.box
 jitter = explore(ExplorerSettings(trace="tiny_deltas", strategy="forward", link="jitter"))
 tcp = explore(ExplorerSettings(trace="tiny_deltas", strategy="forward", link="tcp"))
 print(f"1. forward on tiny_deltas: {jitter.result.metrics.onset_concealment_events} gaps at word "
-      f"onsets over jitter, {tcp.result.metrics.concealment_events} gaps over tcp")
+      f"starts over jitter, {tcp.result.metrics.concealment_events} gaps over tcp")
 assert jitter.result.metrics.onset_concealment_events > 0
 assert tcp.result.metrics.concealment_events == 0
 over_seeds = intervals(pd.concat(
     compare(read(shipped(name)), {"forward": ("forward", 0)}, links="tcp", seeds=range(20),
             progress=False).assign(trace=name) for name in ("tiny_deltas", "tiny_deltas_call")
 ), "concealed_ms", by=("trace",)).round(2)
-print("   forward over tcp, 20 seeds, gaps per call (ms):")
+print("   forward over tcp, 20 seeds, silence in gaps per call (ms):")
 print(over_seeds)
 assert over_seeds.loc["tiny_deltas", "seeds_above_0"] == 0
 call = over_seeds.loc["tiny_deltas_call"]

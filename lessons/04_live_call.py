@@ -91,8 +91,8 @@ seen = ", ".join(f"{count} {kind}" for kind, count in call.realtime.client_event
 print(f"the Realtime emulator received {seen}; protocol errors: "
       f"{call.realtime.protocol_errors or 'none'}")
 assert not call.realtime.protocol_errors
-ROWS = {"media_messages": "media messages (count)", "concealment_events": "gaps heard (count)",
-        "concealed_ms": "gaps heard (ms)", "played_ms": "audio played (ms)",
+ROWS = {"media_messages": "media messages (count)", "concealment_events": "gaps (count)",
+        "concealed_ms": "silence in gaps (ms)", "played_ms": "audio played (ms)",
         "arrival_gap_p95_ms": "arrival spacing p95 (ms)",
         "jitter_ms": "arrival jitter, RFC 3550 (ms)"}
 comparison = call.table().loc[list(ROWS)].rename(index=ROWS).astype(float)

@@ -108,7 +108,7 @@ for ax, (link, runs) in zip(axes[1:], swept.items(), strict=True):
         "runs": len(runs),
         "heard more than min(trip, ahead)": int((runs["stale_ms"] > runs["predicted_ms"] + 0.25)
                                                .sum()),
-        "an underrun came first": int((shortfall > 0.25).sum()),
+        "a gap came first": int((shortfall > 0.25).sum()),
         "the audio ahead bound it": int(runs["lead_binds"].sum()),
         "correlation of stale audio with the clear's trip": float(np.corrcoef(runs["stale_ms"],
                                                        runs["clear_transit_ms"])[0, 1]),
@@ -127,8 +127,8 @@ for link in ("tcp", "jitter"):
     check = checks[link]
     # the caller never hears more than min(clear's trip, audio ahead)...
     assert check["heard more than min(trip, ahead)"] == 0, link
-    # ...hears exactly that unless an underrun came first, and the audio ahead rarely binds
-    assert check["an underrun came first"] < 0.1 * check["runs"], link
+    # ...hears exactly that unless a gap came first, and the audio ahead rarely binds
+    assert check["a gap came first"] < 0.1 * check["runs"], link
     assert check["the audio ahead bound it"] < 0.1 * check["runs"], link
     assert check["correlation of stale audio with the clear's trip"] > 0.9, link
     # the lead's fitted effect is a few ms per 100 ms of lead at most
@@ -141,10 +141,10 @@ for link in ("tcp", "jitter"):
 # in Twilio's queue is dropped by the `clear`, so it is never heard. On `tcp` and under the stress
 # model alike the caller hears at most $\min(\tau_c, \text{ahead})$ in every run, and the audio
 # ahead was longer than the `clear`'s trip in almost every run (table above), even at lead 0: the
-# link delay and earlier underruns keep Twilio's playback behind the sender's clock. So the stale
+# link delay and earlier gaps keep Twilio's playback behind the sender's clock. So the stale
 # audio is the `clear`'s trip, not the lead; the curves wander because each run's `clear` meets a
 # different delay, and the fitted effect of the lead is a few ms per 100 ms (table), far inside
-# that spread. Runs that heard less than the bound had an underrun between the barge-in and the
+# that spread. Runs that heard less than the bound had a gap between the barge-in and the
 # `clear`'s arrival. What differs between strategies is the trip itself: over one in-order
 # connection the `clear` cannot overtake messages still in flight, so how many a strategy keeps in
 # flight shows up in the trip.
@@ -434,23 +434,22 @@ assert (fragments[2] >= 400).all(), "then a full buffer follows"
 after = firsts.pivot_table(index="item_id", columns="message", values=["play_start_ms",
                                                                    "play_end_ms"])
 silence = after[("play_start_ms", 2)] - after[("play_end_ms", 1)]
-print("silence after the first message of each answer (ms):", silence.round(1).to_dict())
+print("gap after the first message of each answer (ms):", silence.round(1).to_dict())
 
 # %% [markdown]
-# **What the data says.** The first commit's leak is exactly the arithmetic above: one mark sent
-# per threshold flush of about ten deltas, so the pending ledger grows by the rest on every flush
-# and never drains, and the tracker is told of a small fraction of the audio sent. The final
-# commit leaks nothing. Neither cuts tails: its code never sends `clear` on `audio_end` (an
-# earlier version of this lab modelled the PR's description and wrongly said it did). At a
-# barge-in both commits send their buffer only to have the `clear` behind it drop it, and credit
-# the echoes of marks whose audio never played (the SDK example's bug, plus the flushed audio).
-# At some word starts the loop sends a fragment and then holds a full buffer: when that buffer's
-# trip outlasts the fragment's few ms of audio the caller hears the fragment, a gap, then the word.
-# On `tiny_deltas_call` over one connection with FIFO playout, twenty seeds, the report's code
-# leaves more gap time than forwarding, and under a 20 ms frame clock less (lesson 01); lesson 02
-# finds it leaves more at 7 of its 20 settings on one connection and never fewer. Every strategy
-# of the lab credits each byte exactly once, only after it played, and flushes nothing into a
-# `clear`.
+# **What the data says.** The first commit's leak is exactly the arithmetic above: one mark sent per
+# threshold flush of about ten deltas, so the pending ledger grows by the rest on every flush and
+# never drains, and the tracker is told of a small fraction of the audio sent. The final commit
+# leaks nothing. Neither cuts tails: its code never sends `clear` on `audio_end` (an earlier version
+# of this lab modelled the PR's description and wrongly said it did). At a barge-in both commits
+# send their buffer only to have the `clear` behind it drop it, and credit the echoes of marks whose
+# audio never played (the SDK example's bug, plus the flushed audio). At some word starts the loop
+# sends a fragment and then holds a full buffer: when that buffer's trip outlasts the fragment's few
+# ms of audio the caller hears the fragment, a gap, then the word. On `tiny_deltas_call` over one
+# connection with FIFO playout, twenty seeds, the report's code leaves more silence in gaps than
+# forwarding, and under a 20 ms frame clock less (lesson 01); lesson 02 finds it leaves more at 7 of
+# its 20 settings on one connection and never fewer. Every strategy of the lab credits each byte
+# exactly once, only after it played, and flushes nothing into a `clear`.
 
 # %%
 elapsed_s = time.perf_counter() - notebook_started

@@ -11,11 +11,11 @@
 # Several explanations are in circulation. Each is a model the lab can switch on, and each must
 # predict all three observations to survive. This lesson computes the predictions of every
 # hypothesis on both models of the connection, twenty seeds each, on `tiny_deltas_call`
-# (**synthetic**: the report's 20-60 byte deltas, eight answers). A prediction is `yes` or `no`
-# only when the 95% interval of the mean lies wholly on one side of the observation's threshold
-# (`labkit.sim.hypotheses`: a stutter is at least one gap every other answer within its first
-# 200 ms; clean is fewer than one in ten answers and under 2 ms of gaps per second of audio);
-# otherwise `uncertain`.
+# (**synthetic**: the report's 20-60 byte deltas, eight answers). A prediction is `yes` or `no` only
+# when the 95% interval of the mean lies wholly on one side of the observation's threshold
+# (`labkit.sim.hypotheses`: a stutter is at least one gap at a word start every other answer; clean
+# is fewer than one in ten answers and under 2 ms of silence in gaps per second of audio); otherwise
+# `uncertain`.
 
 # %%
 import itertools
@@ -123,7 +123,7 @@ table = predicted.assign(
           in zip(predicted["gap ms per audio s"], predicted["gap ci"], strict=True)],
 ).set_index(["hypothesis", "link", "observation"])[["heard", "onset", "gaps", "predicted"]]
 display(table.rename(columns={"onset": "gaps at word starts per answer [95%]",
-                              "gaps": "gap ms per audio s [95%]"}))
+                              "gaps": "silence in gaps, ms per s of audio [95%]"}))
 found = verdicts(predicted)
 display(found.set_index(["hypothesis", "link"]))
 
@@ -168,12 +168,13 @@ plt.show()
 #   gaps with every sender.
 #
 # So the report's explanation (tiny packets) and its cure (50 ms messages) are not what its
-# observations point to once the code and a model of one connection are in place. Something the
-# lab does not model, or an assumption it makes, must differ: lesson 07 varies the assumptions
-# one by one and shows where verdicts flip (generation near real time makes forwarding stutter over
-# the default world, `tcp` with FIFO playout, and under a frame clock; under a prefetching playout
-# the gaps move from word starts into the answers, 12.6 ms per audio second, not clean either;
-# nothing makes the JS sender clean while the Python one stutters except a Python-only cause).
+# observations point to once the code and a model of one connection are in place. Something the lab
+# does not model, or an assumption it makes, must differ: lesson 07 varies the assumptions one by
+# one and shows where verdicts flip (generation near real time makes forwarding stutter over the
+# default world, `tcp` with FIFO playout, and under a frame clock; under a prefetching playout the
+# gaps move from word starts into the answers, 12.6 ms of silence in gaps per second of audio, not
+# clean either; nothing makes the JS sender clean while the Python one stutters except a Python-only
+# cause).
 
 # %%
 consistent = found[found["verdict"] == "consistent"]

@@ -204,14 +204,15 @@ def shown(row, decimals):
 
 forwarding_in_real_time = pd.DataFrame({
     playout: {
-        "defaults: word-start gaps per answer": shown(
+        "defaults: gaps at word starts per answer": shown(
             judged(CLAIMS[0].text, "defaults", playout), 2),
-        "1.0x: word-start gaps per answer": shown(
+        "1.0x: gaps at word starts per answer": shown(
             judged(CLAIMS[0].text, "1.0x real time", playout), 2),
-        "1.0x: gap ms per audio s": shown(
+        "1.0x: silence in gaps (ms per s of audio)": shown(
             judged(FORWARD_CLEAN.text, "1.0x real time", playout), 1),
     } for playout in ("fifo", "frame_clock", "prefetch")}).T
-print("forwarding each delta (a stutter: 0.5 word-start gaps per answer; clean: < 2 ms per s):")
+print("forwarding each delta (a stutter: 0.5 gaps at word starts per answer; clean: under 2 ms "
+      "of silence in gaps per s of audio):")
 display(forwarding_in_real_time)
 
 # %% [markdown]
@@ -228,10 +229,10 @@ display(forwarding_in_real_time)
 # answer) and under the frame clock (3.55 [3.16, 3.94]). Under prefetch it does not stutter at word
 # starts (0.01 [-0.01, 0.03] per answer: a t interval over seeds, which can reach below zero for a
 # rare event), because prefetch holds each answer's first 60 ms (or waits 120 ms) before it plays.
-# The gaps move from word starts into the answer: 12.6 ms [10.6, 14.6] of gaps per second of audio,
-# six times the lab's "clean" limit (2 ms per audio second; FIFO: 21.2 [19.3, 23.1]). So a
-# prefetching Twilio would hide the stutter near real time but not give a clean call either. Of the
-# three senders judged for cleanness (forwarding, the report's code, a 100 ms pre-roll) none is
+# The gaps move from word starts into the answer: 12.6 ms [10.6, 14.6] of silence in gaps per second
+# of audio, six times the lab's "clean" limit (2 ms per second of audio; FIFO: 21.2 [19.3, 23.1]).
+# So a prefetching Twilio would hide the stutter near real time but not give a clean call either. Of
+# the three senders judged for cleanness (forwarding, the report's code, a 100 ms pre-roll) none is
 # clean at 1.0x under any of the three playouts; the pre-roll still leaves fewer gaps than
 # forwarding under each.
 
@@ -308,8 +309,8 @@ for rate in (2.0, 10.0):
             for who, key in (("Python", python_forward), ("JS", js_forward),
                              ("report's code", report_code))
             for what, mean, ci, decimals in (
-                ("word-start gaps per answer", "onset gaps per answer", "onset ci", 2),
-                ("gap ms per audio s", "gap ms per audio s", "gap ci", 1))}})
+                ("gaps at word starts per answer", "onset gaps per answer", "onset ci", 2),
+                ("silence in gaps (ms per s of audio)", "gap ms per audio s", "gap ci", 1))}})
 pushed = pd.DataFrame(settings).set_index(["stalls per s", "mean stall (ms)"])
 display(pushed.round(0).astype({"stall requested (ms per s)": int, "loop paused (%)": int}))
 display(pd.DataFrame(rates).set_index(["stalls per s", "mean stall (ms)"]).T)
@@ -329,7 +330,7 @@ def stutter_verdict(low, high):
 
 
 display(pd.DataFrame({
-    "word-start gaps per answer": [f"{m:.2f} [{lo:.2f}, {hi:.2f}]" for m, (lo, hi) in zip(
+    "gaps at word starts per answer": [f"{m:.2f} [{lo:.2f}, {hi:.2f}]" for m, (lo, hi) in zip(
         in_real_time["onset gaps per answer"], in_real_time["onset ci"], strict=True)],
     "stutters (>= 0.5 per answer)": [stutter_verdict(*ci) for ci in in_real_time["onset ci"]],
     "observation predicted": in_real_time["predicted"]}))
@@ -362,14 +363,14 @@ for runtime in (python_forward, js_forward):
 # %% [markdown]
 # **What the data says.** In this model Python's stalls do make a Python-only difference, but not
 # the one the report heard. At ten stalls a second of 150 ms, Python forwarding leaves 23.3 ms
-# [15.9, 30.8] of gaps per second of audio and the JS sender 0.0 [0.0, 0.1]. The gaps it adds
-# are spread through the answers; at word starts Python leaves 0.29 [0.20, 0.37] gaps per answer
-# against JS's 0.10 [0.04, 0.16], short of a stutter (one every other answer, 0.5), and no
-# setting tried predicts the stutter (never a `yes`). The report's code does not cure it
-# (20.7 ms [13.9, 27.6] per audio second) and is never predicted clean. That setting is beyond a
-# working loop: it asks for 1.5 s of stall per second, and as modelled the loop is paused about
-# 60% of the time. At the milder settings Python's gaps are smaller (1.7-13.3 ms per audio
-# second, the table) and the loop is paused 9-33% of the time.
+# [15.9, 30.8] of silence in gaps per second of audio and the JS sender 0.0 [0.0, 0.1]. The gaps it
+# adds are spread through the answers; at word starts Python leaves 0.29 [0.20, 0.37] gaps per
+# answer against JS's 0.10 [0.04, 0.16], short of a stutter (one every other answer, 0.5), and no
+# setting tried predicts the stutter (never a `yes`). The report's code does not cure it (20.7 ms
+# [13.9, 27.6] per second of audio) and is never predicted clean. That setting is beyond a working
+# loop: it asks for 1.5 s of stall per second, and as modelled the loop is paused about 60% of the
+# time. At the milder settings Python's silence in gaps is smaller (1.7-13.3 ms per second of audio,
+# the table) and the loop is paused 9-33% of the time.
 #
 # Why no stutter at word starts: in the synthetic `tiny_deltas_call` (the report's logged sizes,
 # at an assumed 1.5-3x real time) the deltas arrive faster than they play, so after the first few

@@ -2,9 +2,9 @@
 # # 08 · What the caller hears
 #
 # **Question.** The report describes a sound, "H-h-hello": a repetition at word starts. The other
-# lessons count gaps in ms. What does a gap sound like on a phone line, where does the "h-h-" come
-# from, and how do the strategies score when judged the way engineers in this field judge audio,
-# by a perceptual score?
+# lessons count gaps and their silence in ms. What does a gap sound like on a phone line, where does
+# the "h-h-" come from, and how do the strategies score when judged the way engineers in this field
+# judge audio, by a perceptual score?
 #
 # When Twilio's queue runs dry it sends the carrier nothing, and the carrier or the handset
 # conceals the missing frames. The standard concealment for G.711 is ITU-T G.711 Appendix I
@@ -135,10 +135,10 @@ SCORED = {"plc": "MOS-LQO, gaps concealed", "silence": "MOS-LQO, gaps left silen
 scores = pd.concat({SCORED[mode]: intervals(runs, f"mos_lqo_{mode}")[["mean", "ci_low", "ci_high"]]
                     .rename(columns={"ci_low": "95% CI low", "ci_high": "95% CI high"})
                     for mode in SCORED}, axis=1)
-scores[("gaps", "ms per call")] = runs.groupby(["link", "strategy"], sort=False)[
+scores[("silence in gaps", "ms per call")] = runs.groupby(["link", "strategy"], sort=False)[
     "concealed_ms"].mean()
-scores[("gaps", "at word starts, ms")] = runs.groupby(["link", "strategy"], sort=False)[
-    "onset_concealed_ms"].mean()
+scores[("silence in gaps", "at word starts, ms per call")] = runs.groupby(
+    ["link", "strategy"], sort=False)["onset_concealed_ms"].mean()
 display(scores.round(2))
 
 # %% [markdown]
@@ -146,11 +146,10 @@ display(scores.round(2))
 #
 # - **a run with no gap scores as a clean copy** (at least 4.0; every seed of the pre-roll on one
 #   connection has none);
-# - **MOS falls as concealed time grows**: across all the runs above, the rank correlation of
-#   the score with the ms of gaps is strongly negative, with concealment and with silence;
-# - **where the strategies differ, they differ at word starts**: under the stress model the gaps
-#   of forwarding and of the report's code are nearly all within an answer's first 200 ms, which a
-#   pre-roll holds back;
+# - **MOS falls as silence in gaps grows**: across all the runs above, the rank correlation of the
+#   score with the silence in gaps is strongly negative, with concealment and with silence;
+# - **where the strategies differ, they differ at word starts**: under the stress model the gaps of
+#   forwarding and of the report's code are nearly all at word starts, which a pre-roll holds back;
 # - **yet P.862 barely tells a pre-roll from forwarding** (under a tenth of a point on the same
 #   seeds, with concealment): it realigns speech around inserted gaps (`labkit.quality`), and the
 #   concealment fills them with plausible speech. A perceptual score built for codecs and packet
@@ -162,7 +161,7 @@ clean = runs[runs["concealed_ms"] == 0]
 assert len(clean) > 0 and (clean["mos_lqo_plc"] >= 4.0).all()
 for mode in ("plc", "silence"):
     rho = stats.spearmanr(runs["concealed_ms"], runs[f"mos_lqo_{mode}"]).statistic
-    print(f"{SCORED[mode]}: rank correlation with the ms of gaps {rho:.2f}")
+    print(f"{SCORED[mode]}: rank correlation with the silence in gaps {rho:.2f}")
     assert rho < -0.5, mode
 stress = runs[runs["link"] == "jitter"]
 for label in ("forward", "the report's code"):
@@ -170,7 +169,7 @@ for label in ("forward", "the report's code"):
     assert rows["onset_concealed_ms"].sum() >= 0.8 * rows["concealed_ms"].sum(), label
 gap_cut = versus(stress, "concealed_ms", baseline="forward").loc[("jitter", "preroll 100 ms")]
 score_gain = versus(stress, "mos_lqo_plc", baseline="forward").loc[("jitter", "preroll 100 ms")]
-print(f"preroll minus forward (jitter): gaps {gap_cut['difference']:.0f} ms "
+print(f"preroll minus forward (jitter): silence in gaps {gap_cut['difference']:.0f} ms "
       f"[{gap_cut['ci_low']:.0f}, {gap_cut['ci_high']:.0f}], MOS with concealment "
       f"{score_gain['difference']:.2f} [{score_gain['ci_low']:.2f}, {score_gain['ci_high']:.2f}]")
 assert gap_cut["verdict"] == "fewer"
@@ -188,10 +187,10 @@ for ax, link in zip(axes, ("tcp", "jitter"), strict=True):
         ax.annotate(f"all {len(on_link)} runs: no gaps,\nMOS {scores.min():.2f}-{scores.max():.2f}",
                     (0.5, 0.5), xycoords="axes fraction", ha="center", fontsize=10)
     ax.set_title(f"link: {link}")
-    ax.set_xlabel("gaps heard per call (ms)")
+    ax.set_xlabel("silence in gaps per call (ms)")
 axes[0].set_ylabel("MOS-LQO, concealed (P.862)")
 axes[1].legend(fontsize="small")
-fig.suptitle("Each run: its score against its gaps (20 seeds per strategy)")
+fig.suptitle("Each run: its score against its silence in gaps (20 seeds per strategy)")
 plt.show()
 
 # %% [markdown]
@@ -210,7 +209,7 @@ for playout in ("fifo", "frame_clock", "frame_clock_skip"):
         heard = run.render("plc")
         rows.append({"playout": playout, "strategy": label,
                      "gaps at word starts": run.metrics.onset_concealment_events,
-                     "concealed (ms)": sum(e - s for s, e in heard.erasures) / 8,
+                     "silence in gaps, concealed (ms)": sum(e - s for s, e in heard.erasures) / 8,
                      "padded silence (ms)": sum(e - s for s, e in heard.fills) / 8})
         first = heard.answers[0]
         print(f"{playout}, {label}:")
@@ -221,11 +220,11 @@ fifo = listening.loc["fifo", "gaps at word starts"]
 assert fifo.loc["preroll 100 ms"] <= fifo.loc["forward"]
 skip = listening.loc["frame_clock_skip"]
 assert (listening.xs("preroll 100 ms", level="strategy")["gaps at word starts"] == 0).all()
-assert 0 < skip.loc["preroll 100 ms", "concealed (ms)"] < 100
+assert 0 < skip.loc["preroll 100 ms", "silence in gaps, concealed (ms)"] < 100
 
 # %% [markdown]
 # On this seed the pre-roll leaves no gap at a word start under any of the three playouts, and
-# forwarding's gaps fall where you hear them, at word starts. The concealment the pre-roll still
+# forwarding's gaps fall where you hear them, at word starts. The silence in gaps the pre-roll still
 # shows under `frame_clock_skip` is that playout's own doing: rather than pad a partial frame, it
 # skips a tick (the carrier conceals it) while the frame waits for its missing bytes; here 40 ms
 # over the call, none of it at a word start.

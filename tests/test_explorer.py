@@ -101,7 +101,7 @@ def test_windows_zoom_to_the_longest_gaps_and_each_answer() -> None:
     assert windows["whole"][1][0] == 0.0
     assert {"gap", "onset_gap", "answer 1"} <= set(windows)
     label, (lo, hi) = windows["onset_gap"]
-    assert "word onset" in label and lo < hi
+    assert "word start" in label and lo < hi
 
 
 def test_readouts_are_rounded_with_units() -> None:

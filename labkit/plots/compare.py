@@ -22,10 +22,10 @@ def gap_distribution(
     gaps_ms: Mapping[str, Sequence[float] | npt.NDArray[np.float64]],
     ax: Axes | None = None,
     *,
-    xlabel: str = "inter-packet gap (ms)",
+    xlabel: str = "time between consecutive messages (ms)",
     title: str | None = None,
 ) -> Axes:
-    """One empirical CDF per label: the fraction of gaps at most x ms long.
+    """One empirical CDF per label: the fraction of spacings at most x ms long.
 
     A CDF (rather than a histogram) lets a dozen settings share one axes and keeps every tail
     visible.
@@ -38,9 +38,9 @@ def gap_distribution(
         fraction = np.arange(1, ordered.size + 1) / ordered.size
         ax.step(ordered, fraction, where="post", label=f"{label} (n={ordered.size})")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("fraction of gaps <= x")
+    ax.set_ylabel("fraction of spacings <= x")
     ax.set_ylim(0, 1.02)
-    ax.set_title(title or "Gap distribution: curves further left mean tighter spacing")
+    ax.set_title(title or "Message spacing: curves further left mean tighter spacing")
     ax.legend(fontsize="small")
     return ax
 
@@ -56,7 +56,7 @@ def strategy_vs_frontier(
     title: str | None = None,
     legend: bool = True,
 ) -> Axes:
-    """The oracle frontier (least pre-roll for each amount of concealment) as a line; strategies
+    """The oracle frontier (least pre-roll for each amount of silence in gaps) as a line; strategies
     as dots, one colour each (a legend, not labels that would collide).
 
     Points on the line are as good as any buffer can be; points above or right of it pay for
@@ -75,7 +75,7 @@ def strategy_vs_frontier(
         ax.scatter(rows[x], rows[y], zorder=3, s=40, color=strategy_color(str(name)),
                    label=str(name), edgecolor="white")  # fmt: skip
     ax.set_xlabel("pre-roll / added delay (ms)")
-    ax.set_ylabel("concealed audio (ms)")
+    ax.set_ylabel("silence in gaps (ms)")
     ax.set_title(
         title or "Each strategy against the oracle: the line is the best any buffer can do"
     )
@@ -163,8 +163,8 @@ def metric_vs_setting(
 ) -> Axes:
     """One line per ``by`` group of ``y`` against ``x``, with labelled reference lines.
 
-    Used for underruns vs threshold with each trace's oracle D* as a vertical line, and for
-    added latency vs underruns with the 150 ms G.114 line. Points are joined in ``order``
+    Used for silence in gaps vs threshold with each trace's oracle D* as a vertical line, and for
+    added latency vs silence in gaps with the 150 ms G.114 line. Points are joined in ``order``
     (a column; default ``x``), e.g. by threshold when x is a trade-off metric.
     """
     require_columns(table, {x, y, by}, "table")

@@ -29,9 +29,9 @@ STRATEGY_COLORS = {
     "original_report": "tab:red",
 }
 METRIC_LABELS = {
-    "concealed_ms": "gaps heard per call (ms)",
+    "concealed_ms": "silence in gaps per call (ms)",
     "concealment_events": "gaps per call (count)",
-    "onset_concealed_ms": "gaps at word starts per call (ms)",
+    "onset_concealed_ms": "silence in gaps at word starts per call (ms)",
     "onset_concealment_events": "gaps at word starts per call (count)",
     "mean_time_to_first_audio_ms": "mean time to first audio (ms)",
     "mos_lqo": "MOS-LQO (P.862)",
@@ -134,9 +134,10 @@ def latency_vs_underruns(
     latency: str = "mean_lag_ms",
     underruns: str = "concealed_ms",
 ) -> Axes:
-    """Each (strategy, threshold): mean latency against mean underruns (over seeds and traces),
-    with G.114's 150 ms. A line runs through a strategy's thresholds in order; an open circle
-    marks its smallest, so a reader sees which way the threshold grows. One link and playout."""
+    """Each (strategy, threshold): mean latency against mean silence in gaps (over seeds and
+    traces), with G.114's 150 ms. A line runs through a strategy's thresholds in order; an open
+    circle marks its smallest, so a reader sees which way the threshold grows. One link and
+    playout."""
     require_columns(frame, {latency, underruns, "strategy", "threshold_ms"}, "sweep frame")
     _require_one_world(frame, ("link", "playout"), "latency_vs_underruns")
     ax = new_axes(ax)
@@ -154,7 +155,7 @@ def latency_vs_underruns(
     ax.axhline(G114_MS, color="red", linestyle="--", label="G.114 150 ms")
     ax.set_xlabel(metric_label(underruns))
     ax.set_ylabel("mean lag behind real time (ms)")
-    ax.set_title("Latency vs underruns: best points sit low and left, below the G.114 line")
+    ax.set_title("Latency vs silence in gaps: best points sit low and left, below the G.114 line")
     # beside the axes: the G.114 line runs along the top, where a legend inside would sit
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)

@@ -54,7 +54,7 @@ def _with_media_position(schedule: pd.DataFrame) -> pd.DataFrame:
 
 
 def playout_gaps(schedule: pd.DataFrame) -> pd.DataFrame:
-    """Silences inside one item: the caller hears these as stutter (underruns).
+    """Gaps: silences inside one item, where the caller's queue ran dry.
 
     Returns a frame with columns item_id, start_ms, end_ms, gap_ms. A silence between two items is
     a pause between utterances, not a gap, so it is left out.
@@ -130,7 +130,7 @@ def packet_timeline(
         ax.set_xlim(*window_ms)
     ax.set_xlabel("wall time (ms)")
     ax.set_ylabel("media position (ms of audio)")
-    ax.set_title(title or "Sent, arrived, played: red spans are silences inside an utterance")
+    ax.set_title(title or "Sent, arrived, played: red spans are gaps (silence inside an answer)")
     ax.legend(loc="upper left", fontsize="small")
     return ax
 
@@ -171,7 +171,7 @@ def fifo_playout(
             transform=ax.get_xaxis_transform(),
             facecolors=GAP_COLOR,
             alpha=0.25,
-            label="underrun (queue empty)",
+            label="gap (queue empty)",
         )
     ax.invert_yaxis()
     ax.set_yticks(rows)

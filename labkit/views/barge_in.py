@@ -61,7 +61,7 @@ def stale_sweep(
     Columns: strategy, lead_ms (the strategy's ``threshold_ms``), seed, stale_ms (the metric
     ``stale_after_barge_in_ms``), clear_transit_ms (the first clear's one-way trip), ahead_ms
     (audio of the interrupted item queued at Twilio or in flight at the barge-in),
-    concealed_ms (underruns the caller heard in the whole call).
+    concealed_ms (silence in gaps the caller heard in the whole call).
     """
     prepared = trace if isinstance(trace, PreparedTrace) else prepare(trace)
     if not prepared.interrupts_ms:

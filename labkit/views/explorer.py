@@ -190,13 +190,13 @@ class Timeline:
     def windows(self) -> dict[str, tuple[str, tuple[float, float]]]:
         """Views worth zooming to: key -> (a label a person reads, (from, to) in ms). Keys stay
         the same across settings ("whole", "gap", "onset_gap", "answer 3") where labels do not:
-        the whole call, the longest gap, the longest at a word onset, each answer."""
+        the whole call, the longest gap, the longest at a word start, each answer."""
         end = max(self.end_ms, 1.0)
         views = {"whole": ("whole call", (0.0, end))}
         lengths = self.gaps[:, 1] - self.gaps[:, 0]
         for key, pool, what in (("gap", np.ones(len(lengths), dtype=bool), "longest gap"),
                                 ("onset_gap", self.gap_at_onset,
-                                 "longest gap at a word onset")):  # fmt: skip
+                                 "longest gap at a word start")):  # fmt: skip
             if pool.any():
                 worst = int(np.flatnonzero(pool)[np.argmax(lengths[pool])])
                 middle = float(self.gaps[worst].mean())
@@ -247,10 +247,10 @@ class ExplorerView:
         padding_ms = float((fills[:, 1] - fills[:, 0]).sum()) if len(fills) else 0.0
         return [
             Readout("gaps inside answers", m.concealment_events, "gaps"),
-            Readout("silence in those gaps", m.concealed_ms, "ms"),
-            Readout(f"gaps at word onsets (first {ONSET_MS:.0f} ms of an answer)",
+            Readout("silence in gaps", m.concealed_ms, "ms"),
+            Readout(f"gaps at word starts (first {ONSET_MS:.0f} ms of an answer)",
                     m.onset_concealment_events, "gaps"),
-            Readout("silence at word onsets", m.onset_concealed_ms, "ms"),
+            Readout("silence in gaps at word starts", m.onset_concealed_ms, "ms"),
             Readout("gaps of 150 ms or more (NetEQ interruptions)", m.interruption_count, "gaps"),
             Readout("padding the playout model inserted (part of the silence)", padding_ms, "ms"),
             Readout("media messages", m.media_messages, "messages"),
@@ -285,7 +285,7 @@ class ExplorerView:
         silence = "<1" if 0 < m.concealed_ms < 0.5 else f"{m.concealed_ms:.0f}"
         return (f"{trace}: {strategy}{threshold} over {s.link}, {s.playout} playout: "
                 f"{gaps} gap{'' if gaps == 1 else 's'}, {silence} ms of silence "
-                f"({m.onset_concealment_events} at word onsets)")  # fmt: skip
+                f"({m.onset_concealment_events} at word starts)")  # fmt: skip
 
     def wav(self, conceal: str = DEFAULT_CONCEAL) -> bytes:
         """What the caller hears, as a 16-bit WAV file (for an audio player): gaps concealed

@@ -1,11 +1,12 @@
 """The explorer's figure: built once, then updated in place (new data on the same artists).
 
 Top: a window of the call, each media message as a tick when sent, a dot when it reached Twilio,
-and a green segment while it played; red spans are silences inside an answer that the carrier
-conceals, grey spans padding the playout model inserted, yellow bands each answer's onset (its
-first 200 ms of audio, where a gap is heard as "h-h-hello"). Bottom: the whole call, with the
-window outlined. Updating artists instead of drawing a new figure keeps a redraw to one Agg pass;
-see labkit/views/explorer_app.py for the live canvas, notebooks/03_explorer.ipynb for the reading.
+and a green segment while it played; red spans are gaps (silences inside an answer) that the
+carrier conceals, grey spans padding the playout model inserted, yellow bands each answer's word
+start (its first 200 ms of audio, where a gap is heard as "h-h-hello"). Bottom: the whole call,
+with the window outlined. Updating artists instead of drawing a new figure keeps a redraw to one
+Agg pass; see labkit/views/explorer_app.py for the live canvas, notebooks/03_explorer.ipynb for
+the reading.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def legend_handles() -> list[Artist]:
         Patch(facecolor=GAP_COLOR, alpha=SPAN_ALPHA, label="gap (concealed)"),
         Patch(facecolor=FILL_COLOR, alpha=SPAN_ALPHA, label="padding (silence sent)"),
         Patch(facecolor=ONSET_COLOR, alpha=ONSET_ALPHA,
-              label=f"answer onset (first {ONSET_MS:.0f} ms)"),
+              label=f"word start (first {ONSET_MS:.0f} ms of an answer)"),
     ]
 
 

@@ -15,7 +15,7 @@ import browser_pages as pages
 
 NOTEBOOK = "03_explorer.ipynb"
 GAPS = "gaps inside answers"
-ONSET_GAPS = "gaps at word onsets (first 200 ms of an answer)"
+ONSET_GAPS = "gaps at word starts (first 200 ms of an answer)"
 
 
 def test_run_all_draws_the_explorer_and_its_controls_redraw_it(page: Any,
