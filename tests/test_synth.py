@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
+import math
+import os
+import shutil
+import sys
 import wave
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labkit.cli import main
+from labkit.cli.refusal import Refusal
 from labkit.synth.arrivals import ArrivalModel, arrival_offsets_ms, split_into_deltas
 from labkit.synth.build import build_trace
 from labkit.synth.catalog import CATALOG, BargeIn, TraceSpec, spec_named
@@ -269,9 +276,194 @@ def test_synth_replaces_its_own_trace_but_never_someone_elses(
     mine = out / "tiny_deltas.jsonl.gz"
     mine.write_bytes(gzip.compress(b"my own notes\n"))
     args = ["synth", "traces", "--only", "tiny_deltas", "--out", str(out)]
-    assert main(args) == 1
+    with pytest.raises(Refusal) as refusal:  # refused (exit 2), as synth speech refuses
+        main(args)
+    assert refusal.value.code == 2
     assert f"{mine} exists and is not labkit synth's 'tiny_deltas' trace" in capsys.readouterr().err
     assert gzip.decompress(mine.read_bytes()) == b"my own notes\n"
     mine.unlink()
     assert main(args) == 0 and main(args) == 0  # made, then made again over itself
     assert mine.read_bytes() == shipped("tiny_deltas").read_bytes()
+
+
+# --- phrases.json is validated; synth speech replaces only its own files; spec validation ---
+
+SHIPPED_AUDIO_DIR = Path(__file__).resolve().parents[1] / "data" / "audio"
+
+
+def refused(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run ``labkit`` expecting a refusal: exit code 2 and one line on stderr, which is returned."""
+    with pytest.raises(Refusal) as refusal:
+        main(args)
+    assert refusal.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize(
+    ("index", "expected"),
+    [
+        ("[1, 2]", 'must be a JSON object of phrase name -> {"text": ...}, got [1, 2]'),
+        ('{"greeting": {"voice": "en-us"}}', 'phrase "greeting": "text" is missing'),
+        ('{"greeting": {"text": 5}}', 'phrase "greeting": "text" must be a string, got 5'),
+        ('{"greeting": "hi"}', 'phrase "greeting": must be an object such as {"text": ...}'),
+        (
+            '{"greeting": {"text": "hi", "espeak_ng": 1.51}}',
+            'phrase "greeting": "espeak_ng" must be a string, got 1.51',
+        ),
+        ("{not json", "not a UTF-8 JSON file"),
+    ],
+)
+def test_cli_traces_refuses_a_malformed_phrase_index_by_file_phrase_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], index: str, expected: str
+) -> None:
+    """``[1,2]`` gave a traceback, an entry without "text" the bare line ``'text'``, and
+    ``{"text": 5}`` was accepted as the transcript "5"."""
+    audio, out = tmp_path / "audio", tmp_path / "out"
+    audio.mkdir()
+    (audio / "phrases.json").write_text(index, encoding="utf-8")
+    err = refused(["synth", "traces", "--audio", str(audio), "--out", str(out)], capsys)
+    assert err.startswith(f"labkit synth traces: {audio / 'phrases.json'}: {expected}")
+    assert not out.exists() or not any(out.iterdir())
+
+
+def fake_espeak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in espeak-ng first on PATH: ``--version`` as espeak-ng prints it, and ``-w FILE``
+    writes 0.1 s of 16-bit mono 22050 Hz WAV there, as the real one writes its speech."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "espeak-ng"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import sys, wave\n"
+        "if '--version' in sys.argv:\n"
+        "    print('eSpeak NG text-to-speech: 9.99  Data at: /nowhere')\n"
+        "    sys.exit(0)\n"
+        "with wave.open(sys.argv[sys.argv.index('-w') + 1], 'wb') as wav:\n"
+        "    wav.setnchannels(1)\n"
+        "    wav.setsampwidth(2)\n"
+        "    wav.setframerate(22050)\n"
+        "    wav.writeframes(b'\\x10\\x02' * 2205)\n",
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    return script
+
+
+@pytest.mark.parametrize(
+    ("files", "named"),
+    [
+        ({"phrases.json": b"my notes\n"}, "phrases.json"),
+        ({"phrases.json": b'{"greeting": {"text": "hi"}}\n'}, "phrases.json"),  # not our fields
+        ({"greeting.ulaw": b"my recording"}, "greeting.ulaw"),  # no index lists it
+    ],
+)
+def test_synth_speech_never_replaces_someone_elses_file(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    files: dict[str, bytes],
+    named: str,
+) -> None:
+    """``synth speech --out DIR`` overwrote any phrases.json and <phrase>.ulaw in DIR unasked."""
+    fake_espeak(tmp_path, monkeypatch)
+    out = tmp_path / "audio"
+    out.mkdir()
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    err = refused(["synth", "speech", "--out", str(out)], capsys)
+    assert err.startswith(f"labkit synth speech: {out / named} exists and is not labkit synth's")
+    assert "not replacing it" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files  # nothing written, nothing lost
+
+
+def test_synth_speech_replaces_its_own_files_but_not_a_phrase_its_index_omits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_espeak(tmp_path, monkeypatch)
+    shipped_copy = tmp_path / "shipped"
+    shutil.copytree(SHIPPED_AUDIO_DIR, shipped_copy)
+    assert main(["synth", "speech", "--out", str(shipped_copy)]) == 0  # data/audio regenerates
+    out = tmp_path / "audio"
+    assert main(["synth", "speech", "--out", str(out)]) == 0
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(["synth", "speech", "--out", str(out)]) == 0  # made again over itself
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
+    index = json.loads((out / "phrases.json").read_text(encoding="utf-8"))
+    del index["greeting"]  # labkit's index, but it no longer vouches for greeting.ulaw
+    (out / "phrases.json").write_text(json.dumps(index), encoding="utf-8")
+    capsys.readouterr()
+    err = refused(["synth", "speech", "--out", str(out)], capsys)
+    assert f"{out / 'greeting.ulaw'} exists and is not labkit synth's speech" in err
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"jitter_ms": math.nan}, "ArrivalModel('bad').jitter_ms must be finite and >= 0, got nan"),
+        ({"jitter_ms": math.inf}, "ArrivalModel('bad').jitter_ms must be finite and >= 0, got inf"),
+        ({"speed": (math.inf, math.inf)}, "ArrivalModel('bad').speed must be (low, high), finite"),
+        ({"first_audio_ms": (0, math.inf)}, "ArrivalModel('bad').first_audio_ms must be (low"),
+        ({"stall_ms": (math.nan, 1.0)}, "ArrivalModel('bad').stall_ms must be (low, high)"),
+        ({"delta_bytes": (1.5, 3.0)}, "ArrivalModel('bad').delta_bytes must be (low, high), int"),
+        ({"delta_bytes": (20,)}, "ArrivalModel('bad').delta_bytes must be (low, high)"),
+        ({"words_per_transcript": 2.5}, "ArrivalModel('bad').words_per_transcript must be an int"),
+        ({"words_per_transcript": True}, "ArrivalModel('bad').words_per_transcript must be an int"),
+        ({"stall_probability": math.nan}, "ArrivalModel('bad').stall_probability must be in"),
+    ],
+)
+def test_non_finite_or_mistyped_model_parameters_are_rejected_by_class_and_field(
+    changes: dict[str, object], message: str
+) -> None:
+    """nan jitter surfaced as a TraceFormatError about line 5's 't_ms'; infinite ranges as
+    numpy's OverflowError; float delta sizes and word counts as TypeErrors naming no field."""
+    with pytest.raises(ValueError) as error:
+        replace(ArrivalModel("bad", (20, 60), speed=(1.0, 2.0)), **changes)  # type: ignore[arg-type]
+    assert str(error.value).startswith(message)
+    bad = next(iter(changes.values()))
+    assert str(error.value).endswith(f"got {bad!r}")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: BargeIn(0.5, 300.0), "BargeIn.turn must be an integer >= 0, got 0.5"),  # type: ignore[arg-type]
+        (lambda: BargeIn(-1, 300.0), "BargeIn.turn must be an integer >= 0, got -1"),
+        (lambda: BargeIn(0, math.nan), "BargeIn.after_ms must be finite and >= 0, got nan"),
+        (
+            lambda: spec(barge_ins=(BargeIn(0, 300.0), BargeIn(0, 600.0))),
+            "TraceSpec('test').barge_ins: two barge-ins on turn 0",
+        ),
+        (
+            lambda: spec(barge_ins=(BargeIn(3, 300.0),)),
+            "TraceSpec('test').barge_ins: turn 3 is outside the spec's turns 0..2",
+        ),
+        (lambda: spec(turns=()), "TraceSpec('test').turns must name one phrase or more, got ()"),
+        (lambda: spec(seed=-1), "TraceSpec('test').seed must be an integer >= 0, got -1"),
+    ],
+)
+def test_barge_ins_that_could_never_apply_are_rejected_by_class_and_field(
+    make: Callable[[], object], message: str
+) -> None:
+    """``BargeIn(0.5, 300)`` passed the turn check and was never applied; a second barge-in on
+    a turn was silently ignored."""
+    with pytest.raises(ValueError) as error:
+        make()
+    assert str(error.value).startswith(message)
+
+
+def test_cli_traces_names_a_missing_phrase_without_quoting_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A phrase the index lacks printed as ``"trace 'bursty' needs ..."``: str() of a KeyError."""
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    (audio / "phrases.json").write_text('{"greeting": {"text": "hi"}}', encoding="utf-8")
+    for name in ("greeting", "order_status"):  # both have audio; the index lacks order_status
+        (audio / f"{name}.ulaw").write_bytes(PHRASE_AUDIO["hello"])
+    args = ["synth", "traces", "--audio", str(audio), "--out", str(tmp_path / "o"), "--only"]
+    assert main([*args, "bursty"]) == 1
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("labkit synth traces: trace 'bursty' needs phrases with no audio")

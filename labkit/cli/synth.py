@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.cli.output_paths import output_directory
+from labkit.cli.refusal import Refusal
 
 DEFAULT_AUDIO_DIR = Path("data/audio")
 DEFAULT_TRACES_DIR = Path("data/traces")
@@ -37,13 +38,15 @@ def register(subparsers: Any) -> None:
 
 
 def run_speech(args: argparse.Namespace) -> int:
-    from labkit.synth.speech import EspeakNotFoundError, write_speech
+    from labkit.synth.speech import EspeakNotFoundError, NotOursError, write_speech
 
     try:
         written = write_speech(args.out)
     except EspeakNotFoundError as exc:
         print(f"labkit synth speech: {exc}", file=sys.stderr)
         return 2
+    except NotOursError as exc:  # someone's file where a phrase or the index would go
+        raise Refusal(f"labkit synth speech: {exc}") from None
     print(f"wrote {len(written)} files to {args.out}")
     return 0
 
@@ -53,6 +56,7 @@ def run_traces(args: argparse.Namespace) -> int:
 
     from labkit.synth.build import write_catalog_trace
     from labkit.synth.catalog import CATALOG, spec_named
+    from labkit.synth.speech import NotOursError, PhraseIndexError, load_phrase_texts
 
     try:
         specs = [spec_named(name) for name in args.only] if args.only else list(CATALOG)
@@ -60,10 +64,14 @@ def run_traces(args: argparse.Namespace) -> int:
         print(f"labkit synth traces: {exc.args[0]}", file=sys.stderr)
         return 2
     try:
+        load_phrase_texts(args.audio)  # its own line, before the progress bar starts
         for spec in tqdm(specs, desc="traces", unit="trace"):
             write_catalog_trace(spec, args.audio, args.out)
+    except (PhraseIndexError, NotOursError) as exc:  # bad input, or someone's file: refused
+        raise Refusal(f"labkit synth traces: {exc}") from None
     except (FileNotFoundError, ValueError, KeyError) as exc:
-        print(f"labkit synth traces: {exc}", file=sys.stderr)
+        message = exc.args[0] if isinstance(exc, KeyError) else exc  # str(KeyError) quotes it
+        print(f"labkit synth traces: {message}", file=sys.stderr)
         return 1
     print(f"wrote {len(specs)} traces to {args.out}")
     return 0

@@ -8,13 +8,16 @@ See notebooks/00_traces.ipynb.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
 
 BYTES_PER_MS = 8  # mu-law, 8000 samples/s, 1 byte per sample
+MIN_SPEED = 1e-3  # audio ms per wall-clock ms: slower would stretch one item over hours
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -51,30 +54,50 @@ class ArrivalModel:
     words_per_transcript: int = 4
 
     def __post_init__(self) -> None:
-        _check_range(f"{self.name}.delta_bytes", self.delta_bytes, minimum=1)
-        _check_range(f"{self.name}.speed", self.speed, minimum=1e-3)
-        _check_range(f"{self.name}.stall_ms", self.stall_ms, minimum=0)
-        _check_range(f"{self.name}.first_audio_ms", self.first_audio_ms, minimum=0)
-        _check_range(f"{self.name}.turn_end_ms", self.turn_end_ms, minimum=0)
-        _check_range(f"{self.name}.caller_speaking_ms", self.caller_speaking_ms, minimum=0)
-        if self.jitter_ms < 0:
-            raise ValueError(f"{self.name}.jitter_ms must be >= 0, got {self.jitter_ms}")
-        if not 0.0 <= self.stall_probability <= 1.0:
-            raise ValueError(
-                f"{self.name}.stall_probability must be in [0, 1], got {self.stall_probability}"
-            )
-        if self.words_per_transcript < 1:
-            raise ValueError(f"{self.name}.words_per_transcript must be >= 1")
+        owner = f"ArrivalModel({self.name!r})"
+        check_range(f"{owner}.delta_bytes", self.delta_bytes, minimum=1, integers=True)
+        check_range(f"{owner}.speed", self.speed, minimum=MIN_SPEED)
+        check_range(f"{owner}.stall_ms", self.stall_ms, minimum=0)
+        check_range(f"{owner}.first_audio_ms", self.first_audio_ms, minimum=0)
+        check_range(f"{owner}.turn_end_ms", self.turn_end_ms, minimum=0)
+        check_range(f"{owner}.caller_speaking_ms", self.caller_speaking_ms, minimum=0)
+        if not (is_real(self.jitter_ms) and math.isfinite(self.jitter_ms) and self.jitter_ms >= 0):
+            raise ValueError(f"{owner}.jitter_ms must be finite and >= 0, got {self.jitter_ms!r}")
+        probability = self.stall_probability
+        if not (is_real(probability) and 0.0 <= probability <= 1.0):
+            raise ValueError(f"{owner}.stall_probability must be in [0, 1], got {probability!r}")
+        words = self.words_per_transcript
+        if not (is_integer(words) and words >= 1):
+            raise ValueError(f"{owner}.words_per_transcript must be an integer >= 1, got {words!r}")
 
     def parameters(self) -> dict[str, Any]:
         """The parameters as JSON-ready values (for a trace header)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def _check_range(what: str, bounds: tuple[float, float], minimum: float) -> None:
-    low, high = bounds
-    if not minimum <= low <= high:
-        raise ValueError(f"{what} must satisfy {minimum} <= low <= high, got {bounds}")
+def is_integer(value: object) -> TypeGuard[int]:
+    """Whether ``value`` is an integer (Python's or numpy's), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: object) -> TypeGuard[float]:
+    """Whether ``value`` is a real number (int, float or numpy's), not a bool; may be nan/inf."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_range(what: str, bounds: object, minimum: float, integers: bool = False) -> None:
+    """Refuse ``bounds`` unless it is ``(low, high)``, finite, with ``minimum <= low <= high``
+    (and both integers when ``integers``): numpy cannot draw from an infinite or float-bounded
+    integer range, and would fail far from the parameter's name."""
+    kind = "integers" if integers else "finite numbers"
+    rule = f"{what} must be (low, high), {kind} with {minimum} <= low <= high, got {bounds!r}"
+    if not (isinstance(bounds, tuple) and len(bounds) == 2):
+        raise ValueError(rule)
+    wanted = is_integer if integers else is_real
+    if not all(wanted(bound) and math.isfinite(bound) for bound in bounds):
+        raise ValueError(rule)
+    if not minimum <= bounds[0] <= bounds[1]:
+        raise ValueError(rule)
 
 
 def draw_uniform(bounds: tuple[float, float], rng: np.random.Generator) -> float:

@@ -146,10 +146,7 @@ def _check_turns(spec: TraceSpec, audio: Mapping[str, bytes], texts: Mapping[str
     missing = sorted({p for p in spec.turns if p not in audio or p not in texts})
     if missing:
         raise KeyError(f"trace {spec.name!r} needs phrases with no audio or text: {missing}")
-    bad = [b.turn for b in spec.barge_ins if not 0 <= b.turn < len(spec.turns)]
-    if bad:
-        last = len(spec.turns) - 1
-        raise ValueError(f"trace {spec.name!r}: barge-in turns {bad} outside 0..{last}")
+    # TraceSpec itself refuses barge-ins on turns it does not have, or twice on one turn.
 
 
 def header_for(spec: TraceSpec, espeak_version: str) -> dict[str, Any]:
@@ -187,7 +184,7 @@ def build_trace(
 
 def write_catalog_trace(spec: TraceSpec, audio_dir: Path, out_dir: Path) -> Path:
     """Build ``spec`` from the phrases in ``audio_dir`` and write ``out_dir/<name>.jsonl.gz``."""
-    from labkit.synth.speech import load_phrase_audio, load_phrase_texts
+    from labkit.synth.speech import NotOursError, load_phrase_audio, load_phrase_texts
     from labkit.traces import write
 
     phrases = load_phrase_texts(audio_dir)
@@ -195,7 +192,7 @@ def write_catalog_trace(spec: TraceSpec, audio_dir: Path, out_dir: Path) -> Path
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / spec.file_name
     if path.exists() and not _made_here(path, spec):  # someone's file of the same name
-        raise ValueError(f"{path} exists and is not labkit synth's {spec.name!r} trace; "
+        raise NotOursError(f"{path} exists and is not labkit synth's {spec.name!r} trace; "
                          f"not replacing it (move it away, or write to another --out)")  # fmt: skip
     write(build_trace(spec, audio, phrases), path, overwrite=True)  # regenerates, byte for byte
     return path

@@ -7,9 +7,10 @@ See notebooks/00_traces.ipynb.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from labkit.synth.arrivals import ArrivalModel
+from labkit.synth.arrivals import ArrivalModel, is_integer, is_real
 
 TYPICAL_DELTA_BYTES = (240, 1200)  # 30-150 ms of audio per delta (an assumption; no public data)
 TINY_DELTA_BYTES = (20, 60)  # what the original report logged
@@ -23,6 +24,12 @@ class BargeIn:
     turn: int
     after_ms: float
 
+    def __post_init__(self) -> None:
+        if not (is_integer(self.turn) and self.turn >= 0):
+            raise ValueError(f"BargeIn.turn must be an integer >= 0, got {self.turn!r}")
+        if not (is_real(self.after_ms) and math.isfinite(self.after_ms) and self.after_ms >= 0):
+            raise ValueError(f"BargeIn.after_ms must be finite and >= 0, got {self.after_ms!r}")
+
 
 @dataclass(frozen=True, slots=True)
 class TraceSpec:
@@ -35,9 +42,33 @@ class TraceSpec:
     seed: int
     barge_ins: tuple[BargeIn, ...] = ()
 
+    def __post_init__(self) -> None:
+        owner = f"TraceSpec({self.name!r})"
+        if not self.turns or not all(isinstance(phrase, str) for phrase in self.turns):
+            raise ValueError(f"{owner}.turns must name one phrase or more, got {self.turns!r}")
+        if not (is_integer(self.seed) and self.seed >= 0):
+            raise ValueError(f"{owner}.seed must be an integer >= 0, got {self.seed!r}")
+        _check_barge_ins(owner, self.barge_ins, len(self.turns))
+
     @property
     def file_name(self) -> str:
         return f"{self.name}.jsonl.gz"
+
+
+def _check_barge_ins(owner: str, barge_ins: tuple[BargeIn, ...], turns: int) -> None:
+    """Each barge-in cuts a turn the spec has, and no turn twice (a turn has one item, and
+    the build applies one barge-in per turn)."""
+    seen: set[int] = set()
+    for barge_in in barge_ins:
+        if not isinstance(barge_in, BargeIn):
+            raise ValueError(f"{owner}.barge_ins must hold BargeIn entries, got {barge_in!r}")
+        if barge_in.turn >= turns:
+            raise ValueError(f"{owner}.barge_ins: turn {barge_in.turn} is outside the spec's "
+                             f"turns 0..{turns - 1}")  # fmt: skip
+        if barge_in.turn in seen:
+            raise ValueError(f"{owner}.barge_ins: two barge-ins on turn {barge_in.turn}; "
+                             "a turn can be cut only once")  # fmt: skip
+        seen.add(barge_in.turn)
 
 
 BURSTY = ArrivalModel("bursty", TYPICAL_DELTA_BYTES, speed=(4.0, 8.0), jitter_ms=2.0)

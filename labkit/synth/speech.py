@@ -25,6 +25,8 @@ VOICE = "en-us"
 SPEED_WPM = 160
 PHRASES_FILE = "phrases.json"
 AUDIO_SUFFIX = ".ulaw"
+WRITTEN_FIELDS = frozenset({"text", "voice", "speed_wpm", "espeak_ng"})  # one phrases.json entry
+SHOWN_VALUE_CHARS = 60  # an error quotes at most this much of a bad value
 Samples = npt.NDArray[np.int16]  # mono 16-bit PCM
 
 PHRASES: dict[str, str] = {
@@ -71,6 +73,15 @@ PHRASES: dict[str, str] = {
 
 class EspeakNotFoundError(RuntimeError):
     """espeak-ng is not installed (it is needed only to regenerate data/audio)."""
+
+
+class PhraseIndexError(ValueError):
+    """``phrases.json`` is not a phrase index; the message names the file, phrase and field."""
+
+
+class NotOursError(ValueError):
+    """Writing speech or a trace would replace a file labkit did not write; the message names
+    the file."""
 
 
 def espeak_binary() -> str:
@@ -129,13 +140,21 @@ def write_speech(
     voice: str = VOICE,
     speed_wpm: int = SPEED_WPM,
 ) -> list[Path]:
-    """Speak every phrase into ``out_dir/<name>.ulaw`` and record the texts in ``phrases.json``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Speak every phrase into ``out_dir/<name>.ulaw`` and record the texts in ``phrases.json``.
+
+    Replaces only files this function wrote before (``phrases.json`` in its own format, and the
+    ``.ulaw`` files that index lists), as ``labkit synth traces`` replaces only its own traces;
+    anything else there is refused before espeak-ng runs (:class:`NotOursError`). Every phrase is
+    spoken before the first file is written, so a failing espeak-ng leaves ``out_dir`` as it was.
+    """
+    check_replaceable(out_dir, list(phrases))
     version = espeak_version()
+    spoken = {name: speak_ulaw(text, voice, speed_wpm) for name, text in phrases.items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for name, text in phrases.items():
+    for name, audio in spoken.items():
         path = out_dir / f"{name}{AUDIO_SUFFIX}"
-        path.write_bytes(speak_ulaw(text, voice, speed_wpm))
+        path.write_bytes(audio)
         written.append(path)
     meta = {
         name: {"text": text, "voice": voice, "speed_wpm": speed_wpm, "espeak_ng": version}
@@ -146,13 +165,83 @@ def write_speech(
     return [*written, index]
 
 
+def check_replaceable(out_dir: Path, names: list[str]) -> None:
+    """Refuse when ``out_dir`` holds a file ``write_speech`` would write over but did not write."""
+    index = out_dir / PHRASES_FILE
+    ours = _phrases_written_here(index) if _occupied(index) else set()
+    for name in names:
+        path = out_dir / f"{name}{AUDIO_SUFFIX}"
+        if _occupied(path) and (name not in ours or path.is_symlink() or not path.is_file()):
+            raise NotOursError(
+                f"{path} exists and is not labkit synth's speech (no phrases.json of labkit's "
+                f"there lists {name!r}); not replacing it (move it away, or write to another --out)"
+            )
+
+
+def _occupied(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def _phrases_written_here(index: Path) -> set[str]:
+    """The phrases ``index`` lists, if ``write_speech`` wrote it (each entry holds exactly the
+    fields it records); otherwise :class:`NotOursError`."""
+    refusal = (f"{index} exists and is not labkit synth's phrase index; not replacing it "
+               "(move it away, or write to another --out)")  # fmt: skip
+    if index.is_symlink() or not index.is_file():
+        raise NotOursError(refusal)
+    try:
+        meta = read_phrase_index(index)
+    except PhraseIndexError:
+        raise NotOursError(refusal) from None
+    if any(set(entry) != WRITTEN_FIELDS for entry in meta.values()):
+        raise NotOursError(refusal)
+    return set(meta)
+
+
 def load_phrase_texts(audio_dir: Path) -> dict[str, dict[str, Any]]:
     """``phrases.json``: phrase name -> {text, voice, speed_wpm, espeak_ng}."""
     index = audio_dir / PHRASES_FILE
     if not index.is_file():
         raise FileNotFoundError(f"{index}: no phrase index; run `labkit synth speech` first")
-    meta: dict[str, dict[str, Any]] = json.loads(index.read_text(encoding="utf-8"))
+    return read_phrase_index(index)
+
+
+def read_phrase_index(index: Path) -> dict[str, dict[str, Any]]:
+    """The phrase index at ``index``, or a :class:`PhraseIndexError` naming the file, the phrase
+    and the field: a JSON object of phrase name -> {"text": str, "espeak_ng": str (optional)}."""
+    try:
+        meta: object = json.loads(index.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PhraseIndexError(f"{index}: cannot read it ({exc.strerror or exc})") from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested beyond parsing
+        raise PhraseIndexError(f"{index}: not a UTF-8 JSON file ({exc})") from None
+    if not isinstance(meta, dict):
+        raise PhraseIndexError(
+            f"{index}: must be a JSON object of phrase name -> {{\"text\": ...}}, "
+            f"got {_shown(meta)}"
+        )
+    for name, entry in meta.items():
+        _check_phrase_entry(f"{index}: phrase {_shown(name)}", entry)
     return meta
+
+
+def _check_phrase_entry(where: str, entry: object) -> None:
+    """One phrase's entry: an object whose "text" (and "espeak_ng", if there) are strings."""
+    if not isinstance(entry, dict):
+        raise PhraseIndexError(f'{where}: must be an object such as {{"text": ...}}, '
+                               f"got {_shown(entry)}")  # fmt: skip
+    if "text" not in entry:
+        raise PhraseIndexError(f'{where}: "text" is missing')
+    for field in ("text", "espeak_ng"):
+        if field in entry and not isinstance(entry[field], str):
+            got = _shown(entry[field])
+            raise PhraseIndexError(f'{where}: "{field}" must be a string, got {got}')
+
+
+def _shown(value: object) -> str:
+    """``value`` as JSON, cut short: what an error quotes of the file."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= SHOWN_VALUE_CHARS else text[: SHOWN_VALUE_CHARS - 3] + "..."
 
 
 def load_phrase_audio(audio_dir: Path, names: list[str] | None = None) -> dict[str, bytes]:
