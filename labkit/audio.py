@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,11 +72,16 @@ def ulaw_encode(pcm: npt.ArrayLike) -> bytes:
 
 
 def to_int16(pcm: npt.ArrayLike) -> Int16Array:
-    """int16 unchanged; floats are full scale at +-1.0 (clipped); other ints must fit int16."""
+    """int16 unchanged; floats are full scale at +-1.0 (clipped) and must be finite; other ints
+    must fit int16."""
     samples = np.asarray(pcm)
     if samples.dtype == np.int16:
         return samples.astype(np.int16, copy=False)
     if np.issubdtype(samples.dtype, np.floating):
+        if not np.all(np.isfinite(samples)):
+            first = int(np.flatnonzero(~np.isfinite(samples.reshape(-1)))[0])
+            raise ValueError(f"sample {first} is {samples.reshape(-1)[first]}, not a finite "
+                             f"number")  # fmt: skip
         scaled = np.rint(np.clip(samples.astype(np.float64), -1.0, 1.0) * 32767.0)
         rounded: npt.NDArray[np.int16] = scaled.astype(np.int16)
         return rounded
@@ -88,8 +94,7 @@ def to_int16(pcm: npt.ArrayLike) -> Int16Array:
 
 def resample_to_8k(pcm: npt.ArrayLike, rate_hz: int) -> Int16Array:
     """Resample mono PCM (int16, or float at +-1.0 full scale) from ``rate_hz`` to 8 kHz int16."""
-    if int(rate_hz) != rate_hz or rate_hz <= 0:
-        raise ValueError(f"rate_hz must be a positive integer, got {rate_hz!r}")
+    _check_rate("resample_to_8k", rate_hz)
     samples = np.asarray(pcm)
     if samples.ndim != 1:
         raise ValueError(f"expected mono (1-D) samples, got shape {samples.shape}")
@@ -109,6 +114,13 @@ def _resample(
     return np.asarray(resampled, dtype=np.float64)
 
 
+def _check_rate(what: str, rate_hz: object) -> None:
+    """A ValueError unless ``rate_hz`` is a whole number of Hz >= 1 (not a bool, NaN or 8000.5)."""
+    if not (isinstance(rate_hz, numbers.Integral) and not isinstance(rate_hz, bool)
+            and operator.index(rate_hz) >= 1):  # fmt: skip
+        raise ValueError(f"{what}: rate_hz must be a whole number of Hz >= 1, got {rate_hz!r}")
+
+
 @dataclass(frozen=True, eq=False)
 class Audio:
     """Mono 16-bit audio that plays inline in a notebook: ``trace.render().play()``."""
@@ -117,12 +129,15 @@ class Audio:
     rate_hz: int = SAMPLE_RATE_HZ
 
     def __post_init__(self) -> None:
-        whole = isinstance(self.rate_hz, numbers.Integral) and not isinstance(self.rate_hz, bool)
-        if not (whole and self.rate_hz >= 1):
-            raise ValueError(f"Audio: rate_hz must be a whole number of Hz >= 1, "
-                             f"got {self.rate_hz!r}")  # fmt: skip
+        _check_rate("Audio", self.rate_hz)
         object.__setattr__(self, "rate_hz", int(self.rate_hz))
-        object.__setattr__(self, "samples", to_int16(np.asarray(self.samples).reshape(-1)))
+        samples = np.asarray(self.samples)
+        if samples.ndim > 1:  # flattened, a stereo frame's channels would play one after another
+            raise ValueError(f"Audio: samples must be mono (1-D), got shape {samples.shape}")
+        try:
+            object.__setattr__(self, "samples", to_int16(samples.reshape(-1)))
+        except ValueError as error:
+            raise ValueError(f"Audio: {error}") from None
 
     @classmethod
     def from_ulaw(cls, data: bytes) -> Audio:
@@ -156,6 +171,7 @@ class Audio:
         return Audio(np.concatenate(parts), self.rate_hz)
 
     def resampled(self, rate_hz: int) -> Audio:
+        _check_rate("Audio.resampled", rate_hz)
         if rate_hz == self.rate_hz:
             return self
         floats = _resample(self.samples / 32767.0, int(self.rate_hz), int(rate_hz))

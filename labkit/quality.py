@@ -70,6 +70,14 @@ P862_RATE_HZ = SAMPLE_RATE_HZ  # narrowband P.862 runs at 8 kHz (16 kHz is the w
 MIN_DURATION_MS = 250  # the reference code refuses shorter signals
 MIN_SAMPLES = MIN_DURATION_MS * P862_RATE_HZ // 1000
 CHUNK_MS = 10_000  # within P.862.3's 8-30 s, and few enough delay changes per run
+# A longer gap is scored as this long: past ~1 s P.862 scores a gap erratically (2, 5, 10 and
+# 30 s inside one utterance scored 1.50, 1.62, 1.59 and 2.49; 3.9 h scored 4.49), and every
+# second of it costs memory in the C code (6.5 GB for the 3.9 h).
+GAP_SCORED_MAX_MS = CHUNK_MS
+
+
+class NoSpeechError(ValueError):
+    """P.862 found no utterance (200 ms of voice activity) in the reference."""
 
 
 def mos_lqo(
@@ -103,9 +111,12 @@ def mos_lqo_chunks(
     ``degraded``'s samples: the underruns, concealed or not) inserted; they map each chunk's ends
     into ``degraded``, a gap at a chunk's end going with the next chunk. Returns ``(start, end,
     mos_lqo)`` per chunk, ``start`` and ``end`` in ``reference`` samples; a last chunk shorter
-    than ``chunk_ms`` joins the one before, and chunks whose reference is silent are not scored
-    (P.862 needs speech). 8 kHz only.
+    than ``chunk_ms`` joins the one before, and chunks whose reference is silent, or holds no
+    utterance P.862 finds, are not scored (P.862 needs speech). A gap longer than
+    ``GAP_SCORED_MAX_MS`` is scored as that long. 8 kHz only.
     """
+    if isinstance(chunk_ms, bool) or not isinstance(chunk_ms, int):
+        raise ValueError(f"mos_lqo_chunks: chunk_ms must be a whole number of ms, got {chunk_ms!r}")
     chunk_samples = chunk_ms * P862_RATE_HZ // 1000
     if chunk_samples < MIN_SAMPLES:
         raise ValueError(
@@ -122,9 +133,28 @@ def mos_lqo_chunks(
     for start, end in zip(edges, [*edges[1:], len(ref)], strict=True):
         if not np.any(ref[start:end]):
             continue
-        played = deg[start + shift_at(start) : end + shift_at(end)]
-        scores.append((start, end, mos_lqo(ref[start:end], played)))
+        played = _gaps_capped(deg, start + shift_at(start), end + shift_at(end), inserted)
+        try:
+            scores.append((start, end, mos_lqo(ref[start:end], played)))
+        except NoSpeechError:  # a chunk of pause and a breath: nothing P.862 can compare
+            continue
     return scores
+
+
+def _gaps_capped(degraded: npt.NDArray[Any], begin: int, end: int,
+                 inserted: Sequence[tuple[int, int]]) -> npt.NDArray[Any]:  # fmt: skip
+    """``degraded[begin:end]`` with each inserted range cut to ``GAP_SCORED_MAX_MS``."""
+    cap = GAP_SCORED_MAX_MS * P862_RATE_HZ // 1000
+    cuts = [(gap_start + cap, gap_end) for gap_start, gap_end in inserted
+            if gap_end - gap_start > cap and gap_start < end and gap_end > begin]  # fmt: skip
+    if not cuts:
+        return degraded[begin:end]
+    keep, at = [], begin
+    for cut_start, cut_end in cuts:
+        keep.append(degraded[at : max(at, min(cut_start, end))])
+        at = max(at, min(cut_end, end))
+    keep.append(degraded[at:end])
+    return np.concatenate(keep)
 
 
 def mos_lqo_audio(reference: Audio, degraded: Audio) -> float:
@@ -180,9 +210,16 @@ def _speech_signal(name: str, samples: npt.NDArray[Any]) -> Int16Array:
             f"mos_lqo: {name} has {len(array)} samples ({len(array) / 8:.1f} ms); P.862 needs at"
             f" least {MIN_SAMPLES} ({MIN_DURATION_MS} ms)"
         )
+    if array.dtype.itemsize == 1:  # mu-law bytes as an array, most likely
+        raise ValueError(f"mos_lqo: {name} has 8-bit samples ({array.dtype}); give int16 PCM, "
+                         f"or mu-law bytes to mos_lqo_ulaw")  # fmt: skip
     if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
         first = int(np.flatnonzero(~np.isfinite(array))[0])
         raise ValueError(f"mos_lqo: {name}[{first}] is {array[first]}, not a finite sample")
+    if np.issubdtype(array.dtype, np.floating) and len(array) and np.abs(array).max() > 1.0:
+        raise ValueError(f"mos_lqo: {name} is float with a peak of {np.abs(array).max():g}, but "
+                         f"float samples are full scale at +-1.0 (clipping would change the "
+                         f"score): scale them, or give int16 samples")  # fmt: skip
     try:
         pcm = to_int16(array)
     except ValueError as error:
@@ -198,7 +235,7 @@ def _p862_nb(reference: Int16Array, degraded: Int16Array) -> float:
     try:
         score = pesq(P862_RATE_HZ, reference, degraded, "nb")
     except NoUtterancesError:
-        raise ValueError(
+        raise NoSpeechError(
             "mos_lqo: P.862 found no utterance (no speech activity) in the reference"
         ) from None
     return float(score)

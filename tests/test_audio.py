@@ -151,3 +151,16 @@ def test_audio_refuses_a_rate_that_is_not_a_whole_positive_number(rate: object) 
     with pytest.raises(ValueError, match="duration_ms must be a finite number >= 0, got -5"):
         Audio.silence(-5)
     assert Audio(np.zeros(8, dtype=np.int16), np.int64(16000)).rate_hz == 16000
+
+
+def test_audio_refuses_more_than_one_channel_and_samples_that_are_not_numbers() -> None:
+    with pytest.raises(ValueError, match=r"Audio: samples must be mono \(1-D\), got shape "
+                                         r"\(100, 2\)"):  # fmt: skip
+        Audio(np.zeros((100, 2), dtype=np.int16))
+    with pytest.raises(ValueError, match=r"Audio: sample 1 is nan, not a finite number"):
+        Audio(np.array([0.5, np.nan, np.inf]))
+    with pytest.raises(ValueError, match=r"resample_to_8k: rate_hz must be a whole number of Hz"):
+        resample_to_8k(np.zeros(10, dtype=np.int16), float("nan"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"Audio.resampled: rate_hz must be a whole number of Hz "
+                                         r">= 1, got 0"):  # fmt: skip
+        Audio(np.zeros(10, dtype=np.int16)).resampled(0)

@@ -13,6 +13,8 @@ import pytest
 from matplotlib.collections import LineCollection, PathCollection, PolyCollection
 
 from labkit import plots
+from labkit.sim import simulate
+from labkit.traces import read, shipped
 
 UNIT_WORDS = ("ms", "count", "fraction", "message", "metric")
 
@@ -229,3 +231,32 @@ def test_sweep_plots_and_summaries_name_what_they_lack_instead_of_drawing_nothin
     with pytest.raises(ValueError, match=r"latency_vs_underruns: the rows hold 2 links"):
         plots.latency_vs_underruns(two_links)
     assert len(plots.metric_by_link(two_links)) == 2
+
+
+@pytest.mark.parametrize("playout", ["fifo", "frame_clock", "frame_clock_skip", "prefetch"])
+@pytest.mark.parametrize("name", ["multi_turn", "barge_in", "long_conversation"])
+def test_the_gaps_drawn_are_the_gaps_counted(name: str, playout: str) -> None:
+    """The timeline shades exactly the gaps the metrics count, also where a frame clock plays a
+    message in pieces (the red spans missed 26 of 32 gaps of long_conversation)."""
+    run = simulate(read(shipped(name)), "forward", 50, "jitter", playout, seed=2)
+    gaps = plots.playout_gaps(run)
+    assert len(gaps) == run.metrics.concealment_events
+    assert gaps["gap_ms"].sum() == pytest.approx(run.metrics.concealed_ms, abs=1e-6)
+    assert plots.playout_gaps(run.schedule, run.pieces).equals(gaps)
+
+
+def test_playout_gaps_tells_answers_apart_by_content_index_and_clears() -> None:
+    """Content 1 of item a after content 0, and item a's audio after a clear inside it: neither
+    silence is a gap (as the metrics count it)."""
+    schedule = tiny_schedule()
+    schedule.loc[2, "content_index"] = 1
+    assert plots.playout_gaps(schedule).empty
+    cleared = pd.concat([schedule.iloc[:2], schedule.iloc[[3]].assign(kind="clear"),
+                         tiny_schedule().iloc[[2]]], ignore_index=True)  # fmt: skip
+    assert plots.playout_gaps(cleared).empty
+    assert list(plots.playout_gaps(tiny_schedule())["gap_ms"]) == [30.0]
+
+
+def test_packet_timeline_refuses_a_window_that_runs_backwards() -> None:
+    with pytest.raises(ValueError, match=r"window_ms must run from an earlier to a later time"):
+        plots.packet_timeline(tiny_schedule(), window_ms=(500.0, 100.0))

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from labkit.audio import Audio, ulaw_decode, ulaw_encode
 from labkit.plc import conceal
 from labkit.quality import (
+    GAP_SCORED_MAX_MS,
     MIN_SAMPLES,
     _insertion_map,
     mos_lqo,
@@ -231,3 +232,40 @@ def test_a_reference_without_speech_activity_is_refused() -> None:
     click[8000:8100] = 3000
     with pytest.raises(ValueError, match="no utterance"):
         mos_lqo(click, SPEECH_LIKE)
+
+
+def test_a_chunk_with_no_utterance_is_left_unscored() -> None:
+    """10 s of speech, then a 10 s chunk of pause with a quarter second of speech at its end:
+    P.862 finds no utterance there. That chunk goes unscored (as a silent one does); the call
+    used to fail with "found no utterance" and lose its metrics."""
+    speech = call_speech()[:80_000]
+    tail = np.concatenate([np.zeros(78_000, dtype=np.int16), call_speech()[12_000:14_000]])
+    reference = np.concatenate([speech, tail])
+    scores = mos_lqo_chunks(reference, reference, [])
+    assert [(start, end) for start, end, _ in scores] == [(0, 80_000)]
+    assert scores[0][2] > 4.0
+
+
+def test_a_gap_longer_than_a_chunk_is_scored_as_one_chunk_long() -> None:
+    """Past about a second P.862 scores a gap erratically, and every second costs the C code
+    memory (6.5 GB for 3.9 h): a gap is scored as at most GAP_SCORED_MAX_MS long."""
+    speech = call_speech()[:80_000]
+    cap = GAP_SCORED_MAX_MS * 8
+    scored = {}
+    for gap in (cap, 6 * cap):
+        degraded = np.concatenate([speech[:30_000], np.zeros(gap, dtype=np.int16),
+                                   speech[30_000:]])  # fmt: skip
+        scored[gap] = mos_lqo_chunks(speech, degraded, [(30_000, 30_000 + gap)])
+    assert scored[cap] == scored[6 * cap]
+
+
+@pytest.mark.parametrize(("samples", "said"), [
+    (np.ones(4000) * 0.1 * 32767, r"reference is float with a peak of 3276\.7, but float samples "
+                                  r"are full scale at \+-1\.0"),
+    (np.full(4000, 0x55, dtype=np.uint8), r"reference has 8-bit samples \(uint8\); give int16 "
+                                          r"PCM, or mu-law bytes to mos_lqo_ulaw"),
+])  # fmt: skip
+def test_mos_refuses_audio_at_the_wrong_scale(samples: npt.NDArray[np.generic], said: str) -> None:
+    """int16 values passed as floats scored 1.18 for an identical copy (clipped to +-1.0)."""
+    with pytest.raises(ValueError, match=said):
+        mos_lqo(samples, call_speech()[:4000])

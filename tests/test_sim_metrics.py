@@ -10,6 +10,7 @@ import struct
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -33,6 +34,7 @@ from labkit.sim.metrics import (
     _played_in_ranges,
     _rtp_jitter,
     compute,
+    measure,
     wire_sizes,
 )
 
@@ -283,3 +285,37 @@ def test_per_item_by_runs_equals_ufunc_at_bit_for_bit(
     extreme.at(expected, codes, values)
     got = _per_item(extreme, values, codes, len(runs), first)
     assert got.tobytes() == expected.tobytes()
+
+
+def _observed(**changes: Any) -> pd.DataFrame:
+    """Two 100-byte messages of one answer as a peer saw them arrive, a clear between."""
+    rows = pd.DataFrame({"kind": ["media", "clear", "media"], "item_id": ["a", "", "a"],
+                         "content_index": [0, -1, 0], "offset": [0, 0, 100],
+                         "size": [100, 0, 100], "generation": [0, 1, 1],
+                         "arrived_ms": [0.0, 5.0, 10.0]})  # fmt: skip
+    for column, (row, value) in changes.items():
+        rows[column] = rows[column].astype(object)
+        rows.loc[row, column] = value
+    return rows
+
+
+@pytest.mark.parametrize(("changes", "said"), [
+    ({"arrived_ms": (2, math.nan)}, r"row 2, column 'arrived_ms': nan is not a finite time"),
+    ({"arrived_ms": (2, math.inf)}, r"row 2, column 'arrived_ms': inf is not a finite time"),
+    ({"arrived_ms": (2, -5.0)}, r"row 2, column 'arrived_ms': -5.0 is before the row above "
+                                r"\(5.0\); rows go in the order they arrived"),
+    ({"size": (0, -160)}, r"row 0, column 'size': -160 is not a whole number from 0 to"),
+    ({"size": (0, 160.5)}, r"row 0, column 'size': 160.5 is not a whole number"),
+    ({"size": (0, 2e9)}, r"row 0, column 'size': 2000000000.0 is not a whole number from 0 to "
+                         r"2.88e\+07"),
+    ({"content_index": (2, math.nan)}, r"row 2, column 'content_index': nan is not a whole"),
+    ({"kind": (1, "bogus")}, r"row 1, column 'kind': 'bogus' is not one of media, mark, clear"),
+])  # fmt: skip
+def test_measure_refuses_an_observed_schedule_it_cannot_replay(
+    changes: dict[str, tuple[int, Any]], said: str
+) -> None:
+    """Such rows were replayed silently (a NaN arrival conceals 20 ms under one playout and
+    nothing under another) or failed deep inside (2 GB of payload for a size of 2e9)."""
+    assert measure(_observed()).played_bytes == 40 + 100  # the clear at 5 ms cut the first
+    with pytest.raises(ValueError, match=f"^measure: schedule {said}"):
+        measure(_observed(**changes))

@@ -166,3 +166,40 @@ def test_an_answer_resumed_days_later_is_refused_before_its_silence_is_made() ->
         assert tracemalloc.get_traced_memory()[1] < 10_000_000
     finally:
         tracemalloc.stop()
+
+
+def test_a_clear_inside_an_answer_renders_its_two_parts_apart() -> None:
+    """Audio of an answer, a barge-in at 300 ms, the rest of it from 1.5 s: the silence across
+    the clear is the barge-in's, not a gap to conceal or score (the metrics count none)."""
+    phrase = SPEECH.read_bytes()
+    events = [audio_event(0.0, "r", "a", 0, phrase[:8000]),
+              item_event("audio_interrupted", 300.0, "a", 0),
+              audio_event(1500.0, "r", "a", 0, phrase[8000:16000]),
+              item_event("audio_done", 1500.0, "a", 0)]  # fmt: skip
+    run = simulate(Trace(make_header("synthetic", "a clear inside an answer"), events), "forward",
+                   link="ideal")  # fmt: skip
+    heard = render_caller(run)
+    assert run.metrics.concealment_events == 0
+    assert heard.erasures == [] and [answer.inserted for answer in heard.answers] == [[], []]
+    assert [len(answer.reference) for answer in heard.answers] == [2400, len(phrase) - 8000]
+
+
+def test_simulate_prints_its_metrics_when_the_call_cannot_be_scored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rendering past 4 h cannot be scored: the metrics still print, mos_lqo is null, and the
+    reason is one line (it was a traceback, and no metrics)."""
+    from labkit.traces import write
+
+    days_ms = 3 * 24 * 3600 * 1000.0
+    events = [audio_event(0.0, "r", "i", 0, b"\xff" * 160),
+              audio_event(days_ms, "r", "i", 0, b"\xff" * 160),
+              item_event("audio_done", days_ms, "i", 0)]  # fmt: skip
+    path = tmp_path / "days.jsonl"
+    write(Trace(make_header("synthetic", "a delta days in"), events), path)
+    assert main(["simulate", str(path), "--link", "ideal", "--json"]) == 0
+    out, err = capsys.readouterr()
+    row = json.loads(out)
+    assert row["mos_lqo"] is None and row["media_messages"] == 2
+    assert err.startswith("labkit simulate: no mos_lqo: render: the caller's audio would span")
+    assert err.count("\n") == 1

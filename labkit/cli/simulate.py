@@ -121,7 +121,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_mos:
         from labkit.sim.render import mos_lqo
 
-        row["mos_lqo"] = mos_lqo(result, args.conceal)
+        try:
+            row["mos_lqo"] = mos_lqo(result, args.conceal)
+        except ValueError as exc:  # no score (a rendering too long to hold): the metrics stand
+            row["mos_lqo"] = math.nan
+            print(f"labkit simulate: no mos_lqo: {exc}", file=sys.stderr)
     if args.json:
         from labkit.sim.metrics import json_row
 

@@ -6,6 +6,7 @@ See notebooks/01_why_tiny_packets_jitter.ipynb (and 03_explorer.ipynb, which red
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +16,7 @@ from matplotlib.collections import LineCollection
 
 from labkit.outbound.base import BYTES_PER_MS
 from labkit.plots._axes import new_axes, require_columns
+from labkit.sim.batch_playout import Pieces
 from labkit.sim.metrics import CONCEALMENT_EPS_MS
 
 GAP_TOLERANCE_MS = CONCEALMENT_EPS_MS  # the same test labkit.sim.metrics counts gaps with
@@ -53,46 +55,88 @@ def _with_media_position(schedule: pd.DataFrame) -> pd.DataFrame:
     return _media_rows(positioned)
 
 
-def playout_gaps(schedule: pd.DataFrame) -> pd.DataFrame:
-    """Gaps: silences inside one item, where the caller's queue ran dry.
+class PlayedSchedule(Protocol):
+    """A run (``labkit.sim.SimResult``): its schedule and the pieces its messages played in."""
 
-    Returns a frame with columns item_id, start_ms, end_ms, gap_ms. A silence between two items is
-    a pause between utterances, not a gap, so it is left out.
+    @property
+    def schedule(self) -> pd.DataFrame: ...
+
+    @property
+    def pieces(self) -> Pieces | None: ...
+
+
+def _schedule_and_pieces(
+    run: pd.DataFrame | PlayedSchedule, pieces: Pieces | None
+) -> tuple[pd.DataFrame, Pieces | None]:
+    if isinstance(run, pd.DataFrame):
+        return run, pieces
+    return run.schedule, run.pieces if pieces is None else pieces
+
+
+def playout_gaps(
+    run: pd.DataFrame | PlayedSchedule, pieces: Pieces | None = None
+) -> pd.DataFrame:
+    """Gaps: silences inside one answer, where the caller's queue ran dry; the gaps
+    labkit.sim.metrics counts (``concealment_events``, ``concealed_ms``).
+
+    ``run`` is a ``SimResult`` or its schedule. Returns a frame with columns item_id, start_ms,
+    end_ms, gap_ms. A gap lies between two consecutive played pieces of one answer (item_id and
+    content_index), each message one piece unless the run's ``pieces`` (a frame clock plays a
+    message in several; given with a schedule, ``pieces=``) say otherwise. A silence between
+    two answers is a pause between utterances, and one across a clear inside an answer is the
+    barge-in's: neither is a gap.
     """
-    played = _media_rows(schedule)
-    same_item = played["item_id"].to_numpy()[1:] == played["item_id"].to_numpy()[:-1]
-    previous_end = played["play_end_ms"].to_numpy(dtype=float)[:-1]
-    next_start = played["play_start_ms"].to_numpy(dtype=float)[1:]
-    is_gap = same_item & (next_start - previous_end > GAP_TOLERANCE_MS)
-    return pd.DataFrame(
-        {
-            "item_id": played["item_id"].to_numpy()[1:][is_gap],
-            "start_ms": previous_end[is_gap],
-            "end_ms": next_start[is_gap],
-            "gap_ms": (next_start - previous_end)[is_gap],
-        }
-    )
+    schedule, pieces = _schedule_and_pieces(run, pieces)
+    require_columns(schedule, {"kind", "item_id", "content_index", "play_start_ms",
+                               "play_end_ms"}, "schedule")  # fmt: skip
+    kinds = schedule["kind"].to_numpy()
+    if pieces is None:
+        played = schedule["play_start_ms"].notna() & schedule["play_end_ms"].notna()
+        if "played_bytes" in schedule:
+            played &= schedule["played_bytes"].fillna(0) > 0
+        rows = np.flatnonzero((kinds == "media") & played.to_numpy())
+        starts = schedule["play_start_ms"].to_numpy(dtype=float)[rows]
+        ends = schedule["play_end_ms"].to_numpy(dtype=float)[rows]
+    else:
+        rows, starts = pieces.rows, pieces.start_ms
+        ends = starts + pieces.bytes / BYTES_PER_MS
+    answers = pd.MultiIndex.from_arrays([
+        schedule["item_id"].to_numpy()[rows], schedule["content_index"].to_numpy()[rows],
+        np.cumsum(kinds == "clear")[rows]])  # fmt: skip
+    same_answer = answers[1:] == answers[:-1]
+    silence = starts[1:] - ends[:-1]
+    is_gap = same_answer & (silence > GAP_TOLERANCE_MS)
+    return pd.DataFrame({"item_id": schedule["item_id"].to_numpy()[rows][1:][is_gap],
+                         "start_ms": ends[:-1][is_gap], "end_ms": starts[1:][is_gap],
+                         "gap_ms": silence[is_gap]})  # fmt: skip
 
 
 def packet_timeline(
-    schedule: pd.DataFrame,
+    run: pd.DataFrame | PlayedSchedule,
     ax: Axes | None = None,
     *,
     window_ms: tuple[float, float] | None = None,
     title: str | None = None,
+    pieces: Pieces | None = None,
 ) -> Axes:
     """Each media message as a point sent, a point arrived and a segment played; gaps shaded red.
 
     x is wall time (ms), y is the audio already handed to the sender (ms of media, cumulative
     over the call), so the played segments form a staircase whose flat steps are what the caller
     hears as silence. ``window_ms`` restricts the x range (messages overlapping it are drawn).
+    ``run`` is a ``SimResult`` or its schedule; with a schedule of a run under a frame clock,
+    give its ``pieces`` too: its gaps fall between the pieces of a message (``playout_gaps``).
     """
+    schedule, pieces = _schedule_and_pieces(run, pieces)
+    if window_ms is not None and not window_ms[0] < window_ms[1]:
+        raise ValueError(f"packet_timeline: window_ms must run from an earlier to a later time, "
+                         f"got {window_ms}")  # fmt: skip
     ax = new_axes(ax)
     played = _with_media_position(schedule)
     durations_ms = (played["play_end_ms"] - played["play_start_ms"]).to_numpy(dtype=float)
     media_ms = played["media_ms"].to_numpy(dtype=float)
     audio_ms = played["size"].to_numpy(dtype=float) / BYTES_PER_MS
-    gaps = playout_gaps(schedule)
+    gaps = playout_gaps(schedule, pieces)
     if window_ms is not None:
         lo, hi = window_ms
         keep = (played["play_end_ms"].to_numpy() >= lo) & (

@@ -798,6 +798,7 @@ def measure(schedule: pd.DataFrame, playout: str = "fifo", **params: float) -> M
     if missing:
         raise ValueError(f"measure: schedule lacks the column(s) {', '.join(missing)}")
     columns: dict[str, Any] = {c: schedule[c].tolist() for c in schedule.columns}
+    _check_observed(columns, list(schedule.index))
     columns.setdefault("sent_ms", [math.nan] * len(schedule))
     columns.setdefault("name", [""] * len(schedule))
     model = make_playout(playout, **params)
@@ -806,6 +807,38 @@ def measure(schedule: pd.DataFrame, playout: str = "fifo", **params: float) -> M
     if all(math.isnan(t) for t in columns["sent_ms"]):
         origins = _first_arrivals(columns)
     return compute(columns, origins_ms=origins, interrupts_ms=None, pieces=pieces)
+
+
+MAX_MESSAGE_BYTES = BYTES_PER_MS * 3_600_000  # an hour of audio: no Twilio message is near it
+
+
+def _check_observed(columns: dict[str, Any], labels: list[Any]) -> None:
+    """A ValueError naming the row (its index label) and column of the first value a live
+    schedule cannot hold: an unknown kind, an arrival that is not a finite time or comes before
+    the row above it, a media or mark row's size or content index that is not a whole number
+    >= 0."""
+    previous = -math.inf
+    for row, (kind, arrived, size, content) in enumerate(zip(
+            columns["kind"], columns["arrived_ms"], columns["size"], columns["content_index"],
+            strict=True)):  # fmt: skip
+        where = f"measure: schedule row {labels[row]!r}"
+        if kind not in KIND_CODES:
+            raise ValueError(f"{where}, column 'kind': {kind!r} is not one of "
+                             f"{', '.join(KIND_CODES)}")  # fmt: skip
+        if not isinstance(arrived, (int, float)) or not math.isfinite(arrived):
+            raise ValueError(f"{where}, column 'arrived_ms': {arrived!r} is not a finite time")
+        if arrived < previous:
+            raise ValueError(f"{where}, column 'arrived_ms': {arrived} is before the row above "
+                             f"({previous}); rows go in the order they arrived")  # fmt: skip
+        previous = arrived
+        if kind == "clear":  # a clear names no item (content index -1) and holds no audio
+            continue
+        for name, value, most in (("size", size, MAX_MESSAGE_BYTES),
+                                  ("content_index", content, math.inf)):  # fmt: skip
+            whole = isinstance(value, (int, float)) and float(value).is_integer()
+            if not (whole and 0 <= value <= most):
+                raise ValueError(f"{where}, column {name!r}: {value!r} is not a whole number "
+                                 f"from 0 to {most:g}")  # fmt: skip
 
 
 def _first_arrivals(columns: dict[str, Any]) -> dict[tuple[str, int], float]:

@@ -17,6 +17,7 @@ See notebooks/08_what_the_caller_hears.ipynb.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -56,8 +57,9 @@ class PlayedRun(Protocol):
 
 @dataclass(frozen=True)
 class Answer:
-    """One answer as heard: its own audio (reference), its rendering (degraded, from sample
-    ``start`` of the call) and the gap ranges inserted into it (in degraded samples)."""
+    """One answer (or its part after a clear inside it) as heard: its own audio (reference),
+    its rendering (degraded, from sample ``start`` of the call) and the gap ranges inserted into
+    it (in degraded samples)."""
 
     key: ItemKey
     start: int
@@ -138,7 +140,7 @@ def _layout(result: PlayedRun) -> list[tuple[ItemKey, int, Int16Array, list[Span
     Pieces keep their own lengths; a gap is where a piece starts later than the one before it
     ended (in whole samples), so the rendering is the reference with the gaps inserted."""
     layout = []
-    for key, pieces in _pieces_by_answer(result).items():
+    for (key, _), pieces in _pieces_by_answer(result).items():
         first = _sample(pieces[0][0])
         _check_span(_sample(pieces[-1][0]) + len(pieces[-1][1]))  # before any silence is made
         parts: list[Int16Array] = []
@@ -164,17 +166,23 @@ def _check_span(end_sample: int) -> None:
                          f"start; labkit renders at most {MAX_RENDER_MS / 3_600_000:g} h")
 
 
-def _pieces_by_answer(result: PlayedRun) -> dict[ItemKey, list[tuple[float, bytes]]]:
-    """Each answer's played pieces, (start ms, mu-law bytes), in the order they played."""
+def _pieces_by_answer(
+    result: PlayedRun,
+) -> dict[tuple[ItemKey, int], list[tuple[float, bytes]]]:
+    """Each answer's played pieces, (start ms, mu-law bytes), in the order they played, keyed by
+    its item and the clears sent before it: a clear inside an answer emptied the caller's
+    buffer, and what plays after it is rendered (and scored) apart, as labkit.sim.metrics
+    measures it, not with the barge-in's silence inserted as a gap."""
     columns, audio = result.columns, result.item_audio
     kinds = list(columns["kind"])
     media_rows = [row for row, kind in enumerate(kinds) if kind == "media"]
+    clears_before = list(itertools.accumulate(kind == "clear" for kind in kinds))
     by_row: dict[int, list[tuple[float, int]]] = {}
     if result.pieces is not None:
         for row, start, count in zip(result.pieces.rows.tolist(), result.pieces.start_ms.tolist(),
                                      result.pieces.bytes.tolist(), strict=True):  # fmt: skip
             by_row.setdefault(row, []).append((start, count))
-    pieces: dict[ItemKey, list[tuple[float, bytes]]] = {}
+    pieces: dict[tuple[ItemKey, int], list[tuple[float, bytes]]] = {}
     for row in media_rows:
         played = int(columns["played_bytes"][row])
         if played <= 0:
@@ -182,8 +190,9 @@ def _pieces_by_answer(result: PlayedRun) -> dict[ItemKey, list[tuple[float, byte
         key = (str(columns["item_id"][row]), int(columns["content_index"][row]))
         offset = int(columns["offset"][row])
         spans = by_row.get(row) or [(float(columns["play_start_ms"][row]), played)]
+        answer = pieces.setdefault((key, clears_before[row]), [])
         for start, count in spans:
-            pieces.setdefault(key, []).append((start, audio[key][offset : offset + count]))
+            answer.append((start, audio[key][offset : offset + count]))
             offset += count
     for answer in pieces.values():
         answer.sort(key=lambda piece: piece[0])
