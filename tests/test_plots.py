@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -260,3 +263,35 @@ def test_playout_gaps_tells_answers_apart_by_content_index_and_clears() -> None:
 def test_packet_timeline_refuses_a_window_that_runs_backwards() -> None:
     with pytest.raises(ValueError, match=r"window_ms must run from an earlier to a later time"):
         plots.packet_timeline(tiny_schedule(), window_ms=(500.0, 100.0))
+
+
+def test_another_column_is_labelled_by_its_name_not_the_defaults_words() -> None:
+    frontier = pd.DataFrame({"preroll_ms": [0.0, 100.0], "mean_lag_ms": [50.0, 0.0]})
+    points = pd.DataFrame({"preroll_ms": [50.0], "mean_lag_ms": [20.0], "strategy": ["paced"]})
+    ax = plots.strategy_vs_frontier(frontier, points, y="mean_lag_ms")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("pre-roll / added delay (ms)", "mean_lag_ms")
+    curves = pd.DataFrame({"lead_ms": [0.0, 100.0], "played_ms": [1.0, 2.0]})
+    assert plots.stale_audio_vs_lead(curves, y="played_ms").get_ylabel() == "played_ms"
+
+
+def test_intervals_by_link_names_what_does_not_fit() -> None:
+    table = pd.DataFrame({"mean": [1.0, 2.0], "ci_low": [0.5, 1.5], "ci_high": [1.5, 2.5]},
+                         index=pd.MultiIndex.from_tuples([("tcp", "forward"),
+                                                          ("jitter", "forward")]))  # fmt: skip
+    _, one = plt.subplots()
+    with pytest.raises(ValueError, match=r"2 links \(tcp, jitter\) need as many axes, got 1"):
+        plots.intervals_by_link(table, [one], xlabel="silence in gaps (ms)")
+    with pytest.raises(ValueError, match=r"the table has no rows to draw"):
+        plots.intervals_by_link(table.iloc[:0], xlabel="silence in gaps (ms)")
+
+
+def test_empty_data_draws_no_legend_and_no_warning() -> None:
+    """matplotlib warned "No artists with labels found to put in legend"."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plots.gap_distribution({}).get_legend() is None
+
+
+def test_gaps_text_refuses_lengths_that_are_not_times() -> None:
+    with pytest.raises(ValueError, match=r"gap lengths must be finite ms >= 0, got \[nan, 1.0\]"):
+        plots.gaps_text([math.nan, 1.0])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
@@ -20,3 +22,10 @@ def new_axes(ax: Axes | None, figsize: tuple[float, float] = (9.0, 4.0)) -> Axes
         return ax
     _, created = plt.subplots(figsize=figsize, layout="constrained")
     return created
+
+
+def legend_if_labelled(ax: Axes, **options: Any) -> None:
+    """``ax.legend(**options)`` when something drawn has a label; with no data drawn there is
+    nothing to name (matplotlib would warn "No artists with labels")."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**options)

@@ -13,7 +13,7 @@ import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
 
-from labkit.plots._axes import new_axes, require_columns
+from labkit.plots._axes import legend_if_labelled, new_axes, require_columns
 
 G114_BUDGET_MS = 150.0  # ITU-T G.114 one-way planning target
 
@@ -41,7 +41,7 @@ def gap_distribution(
     ax.set_ylabel("fraction of spacings <= x")
     ax.set_ylim(0, 1.02)
     ax.set_title(title or "Message spacing: curves further left mean tighter spacing")
-    ax.legend(fontsize="small")
+    legend_if_labelled(ax, fontsize="small")
     return ax
 
 
@@ -74,13 +74,13 @@ def strategy_vs_frontier(
     for name, rows in points.groupby(label, sort=False):
         ax.scatter(rows[x], rows[y], zorder=3, s=40, color=strategy_color(str(name)),
                    label=str(name), edgecolor="white")  # fmt: skip
-    ax.set_xlabel("pre-roll / added delay (ms)")
-    ax.set_ylabel("silence in gaps (ms)")
+    ax.set_xlabel(_axis_label(x, "preroll_ms", "pre-roll / added delay (ms)"))
+    ax.set_ylabel(_axis_label(y, "concealed_ms", "silence in gaps (ms)"))
     ax.set_title(
         title or "Each strategy against the oracle: the line is the best any buffer can do"
     )
     if legend:
-        ax.legend(fontsize="small")
+        legend_if_labelled(ax, fontsize="small")
     return ax
 
 
@@ -108,8 +108,14 @@ def arrivals_vs_simulation(
     ax.set_ylabel("arrival, measured minus simulated (ms)")
     ax.set_title(title or "Each message's arrival on the call, against the simulator's")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    legend_if_labelled(ax, fontsize="small")
     return ax
+
+
+def _axis_label(column: str, default_column: str, default_label: str) -> str:
+    """The reader's label of the default column; another column is labelled by its own name
+    (which carries its unit: ``mean_lag_ms``), never by the default's words."""
+    return default_label if column == default_column else column
 
 
 def stale_audio_vs_lead(
@@ -140,10 +146,10 @@ def stale_audio_vs_lead(
         if band is not None:
             ax.fill_between(ordered[x], ordered[band[0]], ordered[band[1]], color=color,
                             alpha=0.15, linewidth=0)  # fmt: skip
-    ax.set_xlabel("lead (ms)")
-    ax.set_ylabel("stale audio heard after barge-in (ms)")
+    ax.set_xlabel(_axis_label(x, "lead_ms", "lead (ms)"))
+    ax.set_ylabel(_axis_label(y, "stale_ms", "stale audio heard after barge-in (ms)"))
     ax.set_title(title or "Stale audio after a barge-in grows with the sender's lead")
-    ax.legend(fontsize="small")
+    legend_if_labelled(ax, fontsize="small")
     return ax
 
 
@@ -189,7 +195,7 @@ def metric_vs_setting(
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    ax.legend(fontsize="small")
+    legend_if_labelled(ax, fontsize="small")
     return ax
 
 
@@ -209,6 +215,11 @@ def intervals_by_link(
     from labkit.plots.sweep import strategy_color
 
     links = list(dict.fromkeys(table.index.get_level_values(0)))
+    if not links:
+        raise ValueError("intervals_by_link: the table has no rows to draw")
+    if axes is not None and len(axes) != len(links):
+        raise ValueError(f"intervals_by_link: {len(links)} links ({', '.join(map(str, links))}) "
+                         f"need as many axes, got {len(axes)}")  # fmt: skip
     if axes is None:
         strategies = len(set(table.index.get_level_values(1)))
         fig, grid = plt.subplots(1, len(links), figsize=(5.5 * len(links), 0.45 * strategies + 1.6),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.axes import Axes
 
-from labkit.plots._axes import new_axes
+from labkit.plots._axes import legend_if_labelled, new_axes
 from labkit.plots._axes import require_columns as _require
 
 
@@ -30,7 +30,7 @@ def ledger_over_time(
     ax.set_xlabel("call time (s)")
     ax.set_ylabel(ylabel)
     ax.set_title(title or f"{ylabel} during the call")
-    ax.legend(fontsize="small")
+    legend_if_labelled(ax, fontsize="small")
     return ax
 
 
@@ -61,5 +61,5 @@ def tracker_claim_vs_heard(
     ax.set_xlabel("call time (s)")
     ax.set_ylabel(f"{item_id} heard, per source (ms)")
     ax.set_title(title or f"What the playback tracker is told about {item_id}")
-    ax.legend(fontsize="small")
+    legend_if_labelled(ax, fontsize="small")
     return ax

@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from labkit.outbound import threshold_meaning
-from labkit.plots._axes import new_axes, require_columns
+from labkit.plots._axes import legend_if_labelled, new_axes, require_columns
 from labkit.sim.summary import summarize
 
 G114_MS = 150.0  # ITU-T G.114 one-way delay planning target
@@ -96,7 +96,7 @@ def metric_vs_threshold(
     if title:
         ax.set_title(title)
     if legend:
-        ax.legend(fontsize="small")
+        legend_if_labelled(ax, fontsize="small")
     ax.grid(alpha=0.3)
     return ax
 
@@ -157,7 +157,7 @@ def latency_vs_underruns(
     ax.set_ylabel("mean lag behind real time (ms)")
     ax.set_title("Latency vs silence in gaps: best points sit low and left, below the G.114 line")
     # beside the axes: the G.114 line runs along the top, where a legend inside would sit
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    legend_if_labelled(ax, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     return ax
 

@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 
 from labkit.outbound.base import BYTES_PER_MS
-from labkit.plots._axes import new_axes, require_columns
+from labkit.plots._axes import legend_if_labelled, new_axes, require_columns
 from labkit.sim.batch_playout import Pieces
 from labkit.sim.metrics import CONCEALMENT_EPS_MS
 
@@ -32,6 +32,8 @@ def gaps_text(gaps_ms: Sequence[float] | npt.NDArray[np.float64] | pd.Series) ->
     values = np.asarray(gaps_ms, dtype=float)
     if values.size == 0:
         return "no gaps"
+    if not (np.all(np.isfinite(values)) and values.min() >= 0):
+        raise ValueError(f"gaps_text: gap lengths must be finite ms >= 0, got {values.tolist()}")
     total = float(values.sum())
     shown = f"{total:.1f}" if total < 10 else f"{total:.0f}"
     return f"{values.size} gap{'s' if values.size > 1 else ''}, {shown} ms"
@@ -175,7 +177,7 @@ def packet_timeline(
     ax.set_xlabel("wall time (ms)")
     ax.set_ylabel("media position (ms of audio)")
     ax.set_title(title or "Sent, arrived, played: red spans are gaps (silence inside an answer)")
-    ax.legend(loc="upper left", fontsize="small")
+    legend_if_labelled(ax, loc="upper left", fontsize="small")
     return ax
 
 
@@ -225,5 +227,5 @@ def fifo_playout(
         title or "FIFO playout: a message plays when it has arrived and the previous one ended"
     )
     # beside the axes: inside, it would cover some message's bar whatever the data
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    legend_if_labelled(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     return ax

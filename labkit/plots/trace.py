@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 
 from labkit.audio import BYTES_PER_MS
 from labkit.outbound.base import FRAME_BYTES
-from labkit.plots._axes import new_axes
+from labkit.plots._axes import legend_if_labelled, new_axes
 from labkit.traces import Trace
 
 PR_THRESHOLD_BYTES = 400  # the unmerged PR's 50 ms rechunk threshold
@@ -52,7 +52,7 @@ def plot_trace_timeline(trace: Trace, ax: Axes | None = None) -> Axes:
     ax.set_xlabel("arrival time (ms since session start)")
     ax.set_ylabel("audio delivered (media ms of the item)")
     ax.set_title(f"Delivery timeline: {_name(trace)}")
-    ax.legend(loc="upper left", fontsize="small")
+    legend_if_labelled(ax, loc="upper left", fontsize="small")
     ax.grid(True, alpha=0.3)
     return ax
 
@@ -80,7 +80,7 @@ def plot_delta_sizes(trace: Trace, ax: Axes | None = None) -> Axes:
     ax.set_xlabel("delta size (bytes of mu-law; 8 bytes = 1 ms)")
     ax.set_ylabel("number of deltas")
     ax.set_title(f"Delta sizes: {_name(trace)} ({len(sizes)} deltas)")
-    ax.legend(fontsize="small")
+    legend_if_labelled(ax, fontsize="small")
     return ax
 
 
