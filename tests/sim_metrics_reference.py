@@ -335,8 +335,8 @@ def compute(
         if total_played
         else math.nan,
         mean_lag_ms=float((lag * weight).sum() / total_played) if total_played else math.nan,
-        jitter_ms=jitter,
-        oracle_min_delay_ms=oracle,
+        jitter_ms=jitter if np.count_nonzero(media) else math.nan,  # no audio: no jitter
+        oracle_min_delay_ms=oracle if np.count_nonzero(media) else math.nan,
         messages_per_audio_s=messages / (audio_ms / 1000) if audio_ms else math.nan,
         stale_after_barge_in_ms=stale,
         credited_bytes=int(credited.sum()),

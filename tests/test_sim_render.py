@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from labkit import plots
 from labkit.audio import ulaw_decode
 from labkit.cli import main
 from labkit.sim import simulate
@@ -203,3 +204,19 @@ def test_simulate_prints_its_metrics_when_the_call_cannot_be_scored(
     assert row["mos_lqo"] is None and row["media_messages"] == 2
     assert err.startswith("labkit simulate: no mos_lqo: render: the caller's audio would span")
     assert err.count("\n") == 1
+
+
+def test_an_answer_resumed_after_another_is_rendered_as_the_metrics_count_it() -> None:
+    """Half a second of a, all of b from 100 ms, the rest of a from 3 s: the metrics count no
+    gap (a's rows do not follow one another), and the rendering used to insert 1.5 s into a
+    and conceal it (MOS 3.0). Each run of an answer is rendered, and scored, on its own."""
+    phrase = SPEECH.read_bytes()
+    events = [audio_event(0.0, "r", "a", 0, phrase[:4000]),
+              audio_event(100.0, "r", "b", 0, phrase[:8000]),
+              audio_event(3000.0, "r", "a", 0, phrase[4000:]),
+              item_event("audio_done", 3000.0, "a", 0), item_event("audio_done", 3000.0, "b", 0)]
+    run = simulate(Trace(make_header("synthetic", "a resumes after b"), events), "forward",
+                   link="ideal")  # fmt: skip
+    heard = render_caller(run)
+    assert run.metrics.concealment_events == 0 and plots.playout_gaps(run).empty
+    assert heard.erasures == [] and [answer.inserted for answer in heard.answers] == [[]] * 3

@@ -206,3 +206,11 @@ def test_an_items_audio_after_its_clear_counts_from_its_own_start(playout: str, 
     assert metrics.concealment_events == 0
     assert 0 <= metrics.mean_lag_ms <= 100  # the fixed playout's 100 ms delay, at most
     assert metrics.oracle_min_delay_ms == 0  # each side's messages arrive ahead of need
+
+
+def test_a_run_without_audio_has_no_jitter_or_least_delay() -> None:
+    """Like its lag and time to first audio, not 0.00 ms (which reads as a perfect link)."""
+    trace = Trace(make_header("synthetic", "no audio"), [item_event("audio_done", 0.0, "a", 0)])
+    metrics = simulate(trace, "forward", link="ideal").metrics
+    assert math.isnan(metrics.jitter_ms) and math.isnan(metrics.oracle_min_delay_ms)
+    assert math.isnan(metrics.mean_lag_ms) and metrics.media_messages == 0

@@ -24,7 +24,7 @@ jitter and D*: the caller's buffer was emptied, and the silence is the barge-in'
   where the origin is when the model delivered the item's first byte: how much later than real-time
   playout from the first delivered byte each byte is heard (sender hold + network + underruns).
 - ``jitter_ms``: RFC 3550 6.4.1 over media messages, transit = arrival - media offset,
-  reset per item.
+  reset per item (NaN, as D*, for a run without media).
 - ``oracle_min_delay_ms``: D* = max_i(a_i - m_i) - (a_0 - m_0) per item, largest over items: the
   least fixed delay after the first arrival with no late message (Moon, Kurose & Towsley 1998).
 - ``stale_after_barge_in_ms``: audio sent before an interrupt that plays after the interrupt
@@ -775,8 +775,8 @@ def compute(
         if total_played
         else math.nan,
         mean_lag_ms=float((lag * weight).sum() / total_played) if total_played else math.nan,
-        jitter_ms=jitter,
-        oracle_min_delay_ms=oracle,
+        jitter_ms=jitter if media_count else math.nan,  # no audio: no jitter to speak of
+        oracle_min_delay_ms=oracle if media_count else math.nan,
         messages_per_audio_s=messages / (audio_ms / 1000) if audio_ms else math.nan,
         stale_after_barge_in_ms=stale,
         credited_bytes=int(marks.credited.sum()),

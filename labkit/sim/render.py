@@ -57,9 +57,9 @@ class PlayedRun(Protocol):
 
 @dataclass(frozen=True)
 class Answer:
-    """One answer (or its part after a clear inside it) as heard: its own audio (reference),
-    its rendering (degraded, from sample ``start`` of the call) and the gap ranges inserted into
-    it (in degraded samples)."""
+    """One answer (or a run of it: its part after a clear or another answer) as heard: its own
+    audio (reference), its rendering (degraded, from sample ``start`` of the call) and the gap
+    ranges inserted into it (in degraded samples)."""
 
     key: ItemKey
     start: int
@@ -170,9 +170,10 @@ def _pieces_by_answer(
     result: PlayedRun,
 ) -> dict[tuple[ItemKey, int], list[tuple[float, bytes]]]:
     """Each answer's played pieces, (start ms, mu-law bytes), in the order they played, keyed by
-    its item and the clears sent before it: a clear inside an answer emptied the caller's
-    buffer, and what plays after it is rendered (and scored) apart, as labkit.sim.metrics
-    measures it, not with the barge-in's silence inserted as a gap."""
+    its item and a run number: an answer's rows that follow one another (in the order they were
+    sent, as labkit.sim.metrics counts gaps) are one run. A clear inside an answer, or another
+    answer's audio, starts a new run, rendered (and scored) apart: the silence across a clear is
+    the barge-in's, and one around another answer's audio is no gap inside this one."""
     columns, audio = result.columns, result.item_audio
     kinds = list(columns["kind"])
     media_rows = [row for row, kind in enumerate(kinds) if kind == "media"]
@@ -183,14 +184,17 @@ def _pieces_by_answer(
                                      result.pieces.bytes.tolist(), strict=True):  # fmt: skip
             by_row.setdefault(row, []).append((start, count))
     pieces: dict[tuple[ItemKey, int], list[tuple[float, bytes]]] = {}
+    runs, last = 0, None
     for row in media_rows:
         played = int(columns["played_bytes"][row])
         if played <= 0:
             continue
         key = (str(columns["item_id"][row]), int(columns["content_index"][row]))
+        if (key, clears_before[row]) != last:
+            runs, last = runs + 1, (key, clears_before[row])
         offset = int(columns["offset"][row])
         spans = by_row.get(row) or [(float(columns["play_start_ms"][row]), played)]
-        answer = pieces.setdefault((key, clears_before[row]), [])
+        answer = pieces.setdefault((key, runs), [])
         for start, count in spans:
             answer.append((start, audio[key][offset : offset + count]))
             offset += count
