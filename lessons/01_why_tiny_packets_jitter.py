@@ -204,9 +204,9 @@ plt.show()
 # %% [markdown]
 # The same comparison as paired differences: each strategy minus forwarding **on the same seed**
 # (on `tcp` the same seed is the same path and the same stalls for every strategy, so the
-# difference is free of the world's variation). A strategy leaves "fewer" or "more" gaps than
-# forwarding only when the 95% interval of the difference (silence in gaps, ms) lies wholly below
-# or above zero.
+# difference is free of the world's variation). A strategy leaves "less" or "more" silence in gaps
+# than forwarding only when the 95% interval of the difference (ms) lies wholly below or above
+# zero. A count (gaps at word starts per answer, below) is "fewer" or "more" by the same rule.
 
 # %%
 difference = versus(runs, "concealed_ms", baseline="forward")
@@ -276,9 +276,9 @@ print(f"preroll 100 ms over tcp: a gap in {never['seeds_above_0']:.0f} of {never
 # **On one TCP connection with FIFO playout (`tcp`, `fifo`)** the tiny messages themselves cause
 # almost nothing: forwarding leaves 0.9 ms [0.1, 1.7] of silence in gaps per call, in 11 of 20
 # seeds, at moments when the path's delay rises faster than the cushion Twilio holds. A pre-roll and
-# the adaptive buffer leave fewer: no gap in 20 of 20 seeds. With 20 calls that bounds the chance of
+# the adaptive buffer leave less: no gap in 20 of 20 seeds. With 20 calls that bounds the chance of
 # a gap per call at about 14% (95%, since 0.05^(1/20) = 0.861), not at zero. Pacing with a lead
-# *adds* gaps (+52 ms [17, 88] of silence per call), because it holds back audio Twilio could
+# *adds* silence in gaps (+52 ms [17, 88] per call), because it holds back audio Twilio could
 # already have queued.
 #
 # The report's code leaves gaps at word starts as often as forwarding (0.12 [0.08, 0.17] per answer
@@ -305,12 +305,12 @@ print(f"preroll 100 ms over tcp: a gap in {never['seeds_above_0']:.0f} of {never
 tcp_gaps, jitter_gaps = gaps.loc["tcp"], gaps.loc["jitter"]
 tcp_vs, jitter_vs = difference.loc["tcp"], difference.loc["jitter"]
 tcp_onsets = onsets.loc["tcp"]
-# tcp, fifo: forwarding leaves about a millisecond per call; holds leave none; a lead adds gaps
+# tcp, fifo: forwarding leaves about a millisecond per call; holds leave none; a lead adds silence
 assert 0 < tcp_gaps.loc["forward", "mean"] < 2.0 and tcp_gaps.loc["forward", "ci_high"] < 5.0
 assert 5 <= tcp_gaps.loc["forward", "seeds_above_0"] <= 15
 for label in ("preroll 100 ms", "adaptive"):
     assert tcp_gaps.loc[label, "seeds_above_0"] == 0, label
-    assert tcp_vs.loc[label, "verdict"] == "fewer", label
+    assert tcp_vs.loc[label, "verdict"] == "less", label
 assert 0.13 < gap_chance_bound < 0.15  # 1 - 0.05 ** (1 / 20) = 0.139
 assert tcp_vs.loc["paced, 100 ms lead", "verdict"] == "more"
 # the report's code: gaps at word starts as often as forwarding, but longer; more silence in total
@@ -327,11 +327,11 @@ assert 0.25 < (fragments["gap after it (ms)"] > 1e-6).mean() < 0.75
 # jitter: forwarding always leaves gaps; rechunk, pre-roll and adaptive leave far less
 assert jitter_gaps.loc["forward", "seeds_above_0"] == len(SEEDS)
 for label in ("rechunk 50 ms", "preroll 100 ms", "adaptive"):
-    assert jitter_vs.loc[label, "verdict"] == "fewer", label
+    assert jitter_vs.loc[label, "verdict"] == "less", label
     assert jitter_gaps.loc[label, "ci_high"] < 0.3 * jitter_gaps.loc["forward", "ci_low"], label
-assert jitter_vs.loc["paced, 100 ms lead", "verdict"] in ("no difference shown", "fewer")
+assert jitter_vs.loc["paced, 100 ms lead", "verdict"] in ("no difference shown", "less")
 assert jitter_vs.loc["paced, 100 ms lead", "ci_low"] > -0.3 * jitter_gaps.loc["forward", "mean"]
-assert jitter_vs.loc[report, "verdict"] == "fewer"
+assert jitter_vs.loc[report, "verdict"] == "less"
 assert jitter_gaps.loc[report, "ci_low"] > jitter_gaps.loc["rechunk 50 ms", "ci_high"]
 # the verdict on tiny messages flips between the links
 assert jitter_gaps.loc["forward", "ci_low"] > 10 * tcp_gaps.loc["forward", "ci_high"]
@@ -372,27 +372,27 @@ display(by_playout, versus_forward)
 # of 20 seeds, and a gap at a word start in about every other answer (0.49 [0.40, 0.59] per answer,
 # against 0.11 [0.05, 0.16] under FIFO): a delta that finds the queue dry becomes a padded partial
 # frame (lesson 06 draws one word start). Rechunking to 50 ms removes nearly all of it (-31.3 ms
-# [-39.3, -23.2] per call against forwarding), and the report's code leaves *fewer* gaps than
-# forwarding (-23.8 ms [-32.8, -14.8]), the opposite of its FIFO verdict. That is not the report's
-# code getting better (its own silence in gaps barely moves, from 9.3 to 9.6 ms per call):
+# [-39.3, -23.2] per call against forwarding), and the report's code leaves *less* silence in gaps
+# than forwarding (-23.8 ms [-32.8, -14.8]), the opposite of its FIFO verdict. That is not the
+# report's code getting better (its own silence in gaps barely moves, from 9.3 to 9.6 ms per call):
 # forwarding's grows from 0.9 to 33.4 ms. Pre-roll and the adaptive buffer still leave none; pacing
 # shows no difference from forwarding here.
 #
 # So two verdicts depend on the playout model: "tiny messages are not a problem on one
-# connection" and "the report's code leaves more gaps than forwarding" hold under FIFO and flip
-# under a frame clock. Which playout Twilio runs no public document settles; lesson 06 describes
-# the live measurement that would (lesson 04 carries it).
+# connection" and "the report's code leaves more silence in gaps than forwarding" hold under FIFO
+# and flip under a frame clock. Which playout Twilio runs no public document settles; lesson 06
+# describes the live measurement that would (lesson 04 carries it).
 
 # %%
 # frame clock: forwarding always leaves gaps, many times FIFO's; rechunking and the report's code
-# leave fewer than forwarding (the report's: the opposite of its FIFO verdict)
+# leave less silence in gaps than forwarding (the report's: the opposite of its FIFO verdict)
 assert clock_gaps.loc["forward", "seeds_above_0"] == len(SEEDS)
 assert clock_gaps.loc["forward", "ci_low"] > 5 * tcp_gaps.loc["forward", "ci_high"]
 assert clock_onsets.loc["forward", "ci_low"] > tcp_onsets.loc["forward", "ci_high"]
 assert 0.3 < clock_onsets.loc["forward", "mean"] < 0.7
-assert clock_vs.loc["rechunk 50 ms", "verdict"] == "fewer"
+assert clock_vs.loc["rechunk 50 ms", "verdict"] == "less"
 assert clock_gaps.loc["rechunk 50 ms", "mean"] < 0.2 * clock_gaps.loc["forward", "mean"]
-assert clock_vs.loc[report, "verdict"] == "fewer" and tcp_vs.loc[report, "verdict"] == "more"
+assert clock_vs.loc[report, "verdict"] == "less" and tcp_vs.loc[report, "verdict"] == "more"
 assert clock_gaps.loc[report, "mean"] < 0.5 * clock_gaps.loc["forward", "mean"]
 # not the report's code improving: its own silence in gaps barely moves; forwarding's grows
 assert abs(clock_gaps.loc[report, "mean"] - tcp_gaps.loc[report, "mean"]) < 2.0
@@ -460,10 +460,10 @@ for label, link in (("forward", "jitter"), ("forward", "tcp"), ("preroll 100 ms"
 #
 # Under a 20 ms frame clock (lesson 06's hypothesis b) the verdicts on one connection flip:
 # forwarding leaves about 33 ms of silence in gaps per call, and rechunking, the report's code
-# included, leaves fewer gaps than forwarding. The verdict on tiny messages therefore rests on how
-# Twilio plays its queue, which only a live call can settle. Lesson 02 sweeps every trace and
-# threshold; lesson 06 asks which explanation of the reported stutter survives; lesson 07 varies the
-# assumptions.
+# included, leaves less silence in gaps than forwarding. The verdict on tiny messages therefore
+# rests on how Twilio plays its queue, which only a live call can settle. Lesson 02 sweeps every
+# trace and threshold; lesson 06 asks which explanation of the reported stutter survives; lesson 07
+# varies the assumptions.
 
 # %%
 elapsed_s = time.perf_counter() - notebook_started

@@ -448,7 +448,7 @@ print("gap after the first message of each answer (ms):", silence.round(1).to_di
 # ms of audio the caller hears the fragment, a gap, then the word. On `tiny_deltas_call` over one
 # connection with FIFO playout, twenty seeds, the report's code leaves more silence in gaps than
 # forwarding, and under a 20 ms frame clock less (lesson 01); lesson 02 finds it leaves more at 7 of
-# its 20 settings on one connection and never fewer. Every strategy of the lab credits each byte
+# its 20 settings on one connection and never less. Every strategy of the lab credits each byte
 # exactly once, only after it played, and flushes nothing into a `clear`.
 
 # %%

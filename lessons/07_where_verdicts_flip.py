@@ -96,13 +96,13 @@ with pd.option_context("display.max_colwidth", None):  # every value, not cut at
 # %% [markdown]
 # ## What the grid says (asserted below)
 #
-# - **"A 100 ms pre-roll leaves fewer gaps than forwarding" holds at every value tried** of every
-#   assumption but where twenty seeds cannot tell (the gaps it would remove are too rare). It is
-#   the lab's most robust verdict.
-# - **"Pacing with a 100 ms lead leaves more gaps than forwarding" holds almost everywhere and
-#   flips when the model delivers at real time**, where forwarding has no cushion to lose either
-#   and a lead then helps; on a very short path (20 ms) or a very slowly drifting one (2000 ms)
-#   twenty seeds cannot tell.
+# - **"A 100 ms pre-roll leaves less silence in gaps than forwarding" holds at every value
+#   tried** of every assumption but where twenty seeds cannot tell (the gaps it would remove are
+#   too rare). It is the lab's most robust verdict.
+# - **"Pacing with a 100 ms lead leaves more silence in gaps than forwarding" holds almost
+#   everywhere and flips when the model delivers at real time**, where forwarding has no cushion
+#   to lose either and a lead then helps; on a very short path (20 ms) or a very slowly drifting
+#   one (2000 ms) twenty seeds cannot tell.
 # - **"Forwarding each delta stutters at word starts" is false at the defaults and flips to true
 #   when the model delivers near real time (1.0-1.25x), when the path's delay changes within tens
 #   of ms (a correlation time of 10 ms: nearly independent per-message delay, the stress model),
@@ -111,11 +111,11 @@ with pd.option_context("display.max_colwidth", None):  # every value, not cut at
 #   makes it true in the range tried.
 # - **"The report's 50 ms rechunk is clean" is false or undecided nearly everywhere**; it is
 #   clean only when the model delivers 4x faster than real time.
-# - **"The report's rechunk leaves fewer gaps than forwarding" is false at the defaults** and true
-#   at one value only: where per-message delay is nearly independent (10 ms correlation). Twenty
-#   seeds cannot tell at six values: a very slow path (200 ms mean), a correlation time of
-#   100 ms, 2 and 5 stalls per second, 150 ms stalls, and 4x real time. It is false at every other
-#   value tried.
+# - **"The report's rechunk leaves less silence in gaps than forwarding" is false at the
+#   defaults** and true at one value only: where per-message delay is nearly independent (10 ms
+#   correlation). Twenty seeds cannot tell at six values: a very slow path (200 ms mean), a
+#   correlation time of 100 ms, 2 and 5 stalls per second, 150 ms stalls, and 4x real time. It is
+#   false at every other value tried.
 #
 # The cell below asserts these lists against the grid (the table above prints them), so the
 # words and the data cannot part.
@@ -134,8 +134,8 @@ def where(claim, result):
     return set(found[found == result].index)
 
 
-preroll_fewer = results(CLAIMS[4].text)
-assert "no" not in set(preroll_fewer) and (preroll_fewer == "yes").mean() >= 0.75
+preroll_less = results(CLAIMS[4].text)
+assert "no" not in set(preroll_less) and (preroll_less == "yes").mean() >= 0.75
 pacing = results(CLAIMS[5].text)
 assert pacing[("speed_x_real_time", 1.0)] == "no"
 assert "no" not in set(pacing.drop(("speed_x_real_time", 1.0)))
@@ -218,12 +218,11 @@ display(forwarding_in_real_time)
 # %% [markdown]
 # **What the data says.** At the defaults every claim but one changes with the playout (five of
 # the grid's six, and "forwarding each delta is clean"); only "a 100 ms pre-roll is clean" holds
-# under all three. Under the frame clock the report's rechunk
-# leaves fewer gaps than forwarding (lesson 01 found the same), and twenty seeds cannot tell
-# whether forwarding stutters (0.49 [0.40, 0.59] gaps at word starts per answer, against a
-# threshold of 0.5) or whether pacing adds gaps. Under prefetch forwarding leaves no gap in any
-# seed, so the report's code is clean but no better than forwarding, and a pre-roll has nothing
-# to remove.
+# under all three. Under the frame clock the report's rechunk leaves less silence in gaps than
+# forwarding (lesson 01 found the same), and twenty seeds cannot tell whether forwarding stutters
+# (0.49 [0.40, 0.59] gaps at word starts per answer, against a threshold of 0.5) or whether
+# pacing adds silence in gaps. Under prefetch forwarding leaves no gap in any seed, so the
+# report's code is clean but no better than forwarding, and a pre-roll has nothing to remove.
 #
 # At 1.0x real time forwarding stutters under FIFO (4.90 [4.37, 5.43] gaps at word starts per
 # answer) and under the frame clock (3.55 [3.16, 3.94]). Under prefetch it does not stutter at word
@@ -233,15 +232,15 @@ display(forwarding_in_real_time)
 # of audio, six times the lab's "clean" limit (2 ms per second of audio; FIFO: 21.2 [19.3, 23.1]).
 # So a prefetching Twilio would hide the stutter near real time but not give a clean call either. Of
 # the three senders judged for cleanness (forwarding, the report's code, a 100 ms pre-roll) none is
-# clean at 1.0x under any of the three playouts; the pre-roll still leaves fewer gaps than
-# forwarding under each.
+# clean at 1.0x under any of the three playouts; the pre-roll still leaves less silence in gaps
+# than forwarding under each.
 
 # %%
 def verdict(claim, at, playout):
     return judged(claim.text, at, playout)["result"]
 
 
-stutter, report_fewer, preroll_clean, preroll_fewer = CLAIMS[0], CLAIMS[2], CLAIMS[3], CLAIMS[4]
+stutter, report_less, preroll_clean, preroll_less = CLAIMS[0], CLAIMS[2], CLAIMS[3], CLAIMS[4]
 # at the defaults: every claim but the pre-roll's cleanness changes with the playout
 unchanged = [claim.text for claim in CLAIMS if len({verdict(claim, "defaults", p) for p in (
     "fifo", "frame_clock", "prefetch")}) == 1]
@@ -249,12 +248,12 @@ assert unchanged == [preroll_clean.text], unchanged
 assert verdict(CLAIMS[5], "defaults", "frame_clock") == "uncertain"
 assert [verdict(stutter, "defaults", p) for p in ("fifo", "frame_clock", "prefetch")] == [
     "no", "uncertain", "no"]
-assert [verdict(report_fewer, "defaults", p) for p in ("fifo", "frame_clock", "prefetch")] == [
+assert [verdict(report_less, "defaults", p) for p in ("fifo", "frame_clock", "prefetch")] == [
     "no", "yes", "no"]
 assert judged(stutter.text, "defaults", "prefetch")["mean"] == 0  # no gap at word starts...
 assert judged(FORWARD_CLEAN.text, "defaults", "prefetch")["mean"] == 0  # ...nor anywhere
 assert verdict(CLAIMS[1], "defaults", "prefetch") == "yes"
-assert verdict(preroll_fewer, "defaults", "prefetch") == "no"
+assert verdict(preroll_less, "defaults", "prefetch") == "no"
 for playout in ("fifo", "frame_clock", "prefetch"):
     assert verdict(preroll_clean, "defaults", playout) == "yes", playout
 # at 1.0x: forwarding stutters under fifo and the frame clock; under prefetch the gaps move into
@@ -270,7 +269,7 @@ assert judged(FORWARD_CLEAN.text, "1.0x real time", "fifo")["ci_low"] > prefetch
 for playout in ("fifo", "frame_clock", "prefetch"):
     for claim in (FORWARD_CLEAN, CLAIMS[1], preroll_clean):
         assert verdict(claim, "1.0x real time", playout) != "yes", (claim.text, playout)
-    assert verdict(preroll_fewer, "1.0x real time", playout) == "yes", playout
+    assert verdict(preroll_less, "1.0x real time", playout) == "yes", playout
 
 # %% [markdown]
 # ## Could Python's loop alone explain it? (hypothesis d, pushed hard)

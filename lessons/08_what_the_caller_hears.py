@@ -172,7 +172,7 @@ score_gain = versus(stress, "mos_lqo_plc", baseline="forward").loc[("jitter", "p
 print(f"preroll minus forward (jitter): silence in gaps {gap_cut['difference']:.0f} ms "
       f"[{gap_cut['ci_low']:.0f}, {gap_cut['ci_high']:.0f}], MOS with concealment "
       f"{score_gain['difference']:.2f} [{score_gain['ci_low']:.2f}, {score_gain['ci_high']:.2f}]")
-assert gap_cut["verdict"] == "fewer"
+assert gap_cut["verdict"] == "less"
 assert score_gain["ci_low"] > -0.2 and score_gain["ci_high"] < 0.2, "P.862 barely sees it"
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharex=True, sharey=True,

@@ -552,11 +552,26 @@ def _sigint_handler() -> str:
 
 
 def test_a_difference_within_rounding_noise_of_zero_is_no_difference() -> None:
-    """Lesson 02 counted the report's code as leaving "more" gaps on one setting where every
-    seed's difference was ~1e-12 ms: the same gaps summed in another order."""
+    """Lesson 02 counted the report's code as leaving "more" silence in gaps on one setting
+    where every seed's difference was ~1e-12 ms: the same gaps summed in another order."""
     from labkit.sim.summary import Interval, direction
 
-    assert direction(Interval(2e-12, 1e-12, 3e-12, 20)) == "no difference shown"
-    assert direction(Interval(-5.0, -8.0, -2.0, 20)) == "fewer"
-    assert direction(Interval(5.0, 2.0, 8.0, 20)) == "more"
-    assert direction(Interval(0.0, -1.0, 1.0, 20)) == "no difference shown"
+    assert direction(Interval(2e-12, 1e-12, 3e-12, 20), "concealed_ms") == "no difference shown"
+    assert direction(Interval(-5.0, -8.0, -2.0, 20), "concealed_ms") == "less"
+    assert direction(Interval(5.0, 2.0, 8.0, 20), "concealed_ms") == "more"
+    assert direction(Interval(0.0, -1.0, 1.0, 20), "concealed_ms") == "no difference shown"
+
+
+def test_a_verdict_is_worded_for_what_its_metric_measures() -> None:
+    """Silence (ms) is less or more; a count of gaps is fewer or more; a score lower or higher."""
+    from labkit.sim.summary import Interval, direction
+
+    below, above = Interval(-5.0, -8.0, -2.0, 20), Interval(5.0, 2.0, 8.0, 20)
+    for metric in ("concealed_ms", "onset_concealed_ms", "gap_ms_per_audio_s"):
+        assert (direction(below, metric), direction(above, metric)) == ("less", "more"), metric
+    for metric in ("concealment_events", "onset_gaps_per_answer", "messages"):
+        assert (direction(below, metric), direction(above, metric)) == ("fewer", "more"), metric
+    assert (direction(below, "mos_lqo_plc"), direction(above, "mos_lqo_plc")) == (
+        "lower", "higher")
+    assert direction(Interval(0.0, -1.0, 1.0, 20), "onset_gaps_per_answer") == (
+        "no difference shown")

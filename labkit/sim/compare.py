@@ -80,7 +80,8 @@ def intervals(frame: pd.DataFrame, metric: str,
 
 def versus(frame: pd.DataFrame, metric: str, baseline: str) -> pd.DataFrame:
     """Per link and strategy: ``metric`` minus the baseline's, paired by seed (mean and 95%
-    interval), and whether the interval lies wholly below or above zero."""
+    interval), and whether the interval lies wholly below or above zero, in the metric's words
+    (``labkit.sim.summary.direction``: less / more silence, fewer / more gaps)."""
     rows = []
     for link, runs in frame.groupby("link", sort=False):
         for label in runs["strategy"].unique():
@@ -88,7 +89,7 @@ def versus(frame: pd.DataFrame, metric: str, baseline: str) -> pd.DataFrame:
                 continue
             pair = runs[runs["strategy"].isin([label, baseline])]
             interval = paired_difference(pair, metric, "strategy", label, baseline)
-            verdict = direction(interval)
+            verdict = direction(interval, metric)
             rows.append({"link": link, "strategy": label, "difference": interval.mean,
                          "ci_low": interval.low, "ci_high": interval.high,
                          "verdict": verdict})  # fmt: skip

@@ -105,12 +105,14 @@ def _clean(label: str) -> Callable[[pd.DataFrame, pd.DataFrame], tuple[str, Inte
     return judge
 
 
-def _fewer_gaps(better: str, worse: str) -> Callable[[pd.DataFrame, pd.DataFrame],
-                                                     tuple[str, Interval]]:  # fmt: skip
+def _less_silence(better: str, worse: str) -> Callable[[pd.DataFrame, pd.DataFrame],
+                                                       tuple[str, Interval]]:  # fmt: skip
+    """yes when ``better`` leaves less silence in gaps (ms per s of audio) than ``worse``."""
+
     def judge(onset: pd.DataFrame, gaps: pd.DataFrame) -> tuple[str, Interval]:
         difference = mean_interval((gaps[better] - gaps[worse]).to_numpy())
         if difference.mean == 0 and difference.low == difference.high:
-            return NO, difference  # identical in every seed: not fewer
+            return NO, difference  # identical in every seed: not less
         return _side(difference, 0.0, above=False), difference
     return judge
 
@@ -126,13 +128,13 @@ def _side(interval: Interval, threshold: float, *, above: bool) -> str:
 CLAIMS = (
     Claim("forwarding each delta stutters at word starts", _stutters(RUNS[0].label)),
     Claim("the report's 50 ms rechunk is clean", _clean(RUNS[1].label)),
-    Claim("the report's rechunk leaves fewer gaps than forwarding",
-          _fewer_gaps(RUNS[1].label, RUNS[0].label)),
+    Claim("the report's rechunk leaves less silence in gaps than forwarding",
+          _less_silence(RUNS[1].label, RUNS[0].label)),
     Claim("a 100 ms pre-roll is clean", _clean(RUNS[2].label)),
-    Claim("a 100 ms pre-roll leaves fewer gaps than forwarding",
-          _fewer_gaps(RUNS[2].label, RUNS[0].label)),
-    Claim("pacing (100 ms lead) leaves more gaps than forwarding",
-          _fewer_gaps(RUNS[0].label, RUNS[3].label)),
+    Claim("a 100 ms pre-roll leaves less silence in gaps than forwarding",
+          _less_silence(RUNS[2].label, RUNS[0].label)),
+    Claim("pacing (100 ms lead) leaves more silence in gaps than forwarding",
+          _less_silence(RUNS[0].label, RUNS[3].label)),
 )  # fmt: skip
 
 

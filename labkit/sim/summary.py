@@ -103,15 +103,36 @@ def summarize(runs: pd.DataFrame, metrics: Sequence[str] | None = None,
 # Differences within this of zero are zero: the same gaps summed in another order differ in
 # their last bits (1e-12 ms), and an interval of [1e-12, 3e-12] is no evidence of "more".
 NOISE = 1e-6
-FEWER, MORE, NO_DIFFERENCE = "fewer", "more", "no difference shown"
+LESS, FEWER, LOWER = "less", "fewer", "lower"
+MORE, HIGHER, NO_DIFFERENCE = "more", "higher", "no difference shown"
+# Metrics that count things (gaps, messages): a difference in them is "fewer" or "more".
+COUNTS = frozenset({
+    "concealment_events", "onset_concealment_events", "onset_gaps_per_answer",
+    "messages", "media_messages", "mark_messages", "clear_messages", "messages_per_audio_s",
+    "interruption_count",
+})  # fmt: skip
 
 
-def direction(interval: Interval) -> str:
-    """``fewer`` when a paired difference's interval lies wholly below zero, ``more`` wholly
-    above, else ``no difference shown`` (the one rule of every such verdict in the lessons)."""
+def words(metric: str) -> tuple[str, str]:
+    """How a difference in ``metric`` below and above zero reads: ``fewer`` / ``more`` for a
+    count (gaps, messages), ``lower`` / ``higher`` for a score (MOS), else ``less`` / ``more``
+    (an amount: ms of silence in gaps, bytes)."""
+    if metric in COUNTS:
+        return FEWER, MORE
+    if metric.startswith("mos_lqo"):
+        return LOWER, HIGHER
+    return LESS, MORE
+
+
+def direction(interval: Interval, metric: str) -> str:
+    """The verdict on a paired difference in ``metric``: its below-zero word (``less``,
+    ``fewer`` or ``lower``, see ``words``) when the interval lies wholly below zero, its
+    above-zero word wholly above, else ``no difference shown`` (the one rule of every such
+    verdict in the lessons)."""
+    below, above = words(metric)
     if interval.high < -NOISE:
-        return FEWER
-    return MORE if interval.low > NOISE else NO_DIFFERENCE
+        return below
+    return above if interval.low > NOISE else NO_DIFFERENCE
 
 
 def paired_difference(runs: pd.DataFrame, metric: str, column: str, a: object, b: object,
