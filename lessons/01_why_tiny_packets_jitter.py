@@ -188,15 +188,26 @@ SEEDS = range(20)
 runs = compare(trace, STRATEGIES, links=("tcp", "jitter"), seeds=SEEDS, jobs=2)  # a progress bar
 gaps = intervals(runs, "concealed_ms")
 onsets = intervals(runs, "onset_gaps_per_answer")
+
+
+def with_interval(frame, value="mean", digits=1):
+    """'mean [low, high]' per row of an intervals() or versus() frame ("0.00", never "-0.00":
+    adding 0.0 turns a rounded negative zero into zero)."""
+    def shown(x):
+        return f"{round(x, digits) + 0.0:.{digits}f}"
+
+    return [f"{shown(m)} [{shown(lo)}, {shown(hi)}]" for m, lo, hi
+            in zip(frame[value], frame["ci_low"], frame["ci_high"], strict=True)]
+
+
 table = pd.DataFrame({
-    "silence in gaps per call (ms), mean": gaps["mean"],
-    "95% interval": [f"[{lo:.1f}, {hi:.1f}]" for lo, hi in zip(gaps["ci_low"], gaps["ci_high"],
-                                                               strict=True)],
+    "silence in gaps per call (ms), mean [95% interval]": with_interval(gaps),
     "seeds with a gap": gaps["seeds_above_0"],
-    "gaps at word starts per answer": onsets["mean"],
-    "messages per call": runs.groupby(["link", "strategy"], sort=False)["messages"].mean(),
-})
-display(table.round(2))
+    "gaps at word starts per answer": onsets["mean"].round(2),
+    "messages per call": runs.groupby(["link", "strategy"], sort=False)["messages"].mean()
+    .round().astype(int),
+}, index=gaps.index)
+display(table)
 plots.intervals_by_link(gaps, xlabel="silence in gaps per call (ms): mean and 95% interval",
                         title="tiny_deltas_call, 20 seeds: what each sender leaves the caller")
 plt.show()
@@ -210,7 +221,10 @@ plt.show()
 
 # %%
 difference = versus(runs, "concealed_ms", baseline="forward")
-display(difference.round(1))
+display(pd.DataFrame({
+    "silence in gaps minus forwarding's, same seed (ms): mean [95% interval]":
+        with_interval(difference, "difference"),
+    "verdict": difference["verdict"]}, index=difference.index))
 
 # %% [markdown]
 # Three more numbers for the sentences below. The report's code at word starts: how often it
@@ -227,12 +241,6 @@ onset_ms_vs = versus(tcp_runs, "onset_concealed_ms", baseline="forward").loc["tc
 onsets_ms = intervals(runs, "onset_concealed_ms")
 totals = tcp_runs.groupby("strategy")[["onset_concealed_ms", "onset_concealment_events"]].sum()
 ms_per_onset_gap = totals["onset_concealed_ms"] / totals["onset_concealment_events"]
-
-
-def with_interval(frame, value="mean", digits=1):
-    """'mean [low, high]' per row of an intervals() or versus() frame."""
-    return [f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" for m, lo, hi
-            in zip(frame[value], frame["ci_low"], frame["ci_high"], strict=True)]
 
 
 at_word_starts = {}

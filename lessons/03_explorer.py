@@ -132,8 +132,10 @@ over_seeds = intervals(pd.concat(
     compare(read(shipped(name)), {"forward": ("forward", 0)}, links="tcp", seeds=range(20),
             progress=False).assign(trace=name) for name in ("tiny_deltas", "tiny_deltas_call")
 ), "concealed_ms", by=("trace",)).round(2)
-print("   forward over tcp, 20 seeds, silence in gaps per call (ms):")
-print(over_seeds)
+print("   forward over tcp, 20 seeds, silence in gaps per call (mean [95% interval]):")
+for name, row in over_seeds.iterrows():
+    print(f"   {name}: {row['mean']:.2f} ms [{row['ci_low']:.2f}, {row['ci_high']:.2f}], "
+          f"a gap in {row['seeds_above_0']:.0f} of {row['seeds']:.0f} seeds")
 assert over_seeds.loc["tiny_deltas", "seeds_above_0"] == 0
 call = over_seeds.loc["tiny_deltas_call"]
 assert 5 <= call["seeds_above_0"] <= 15 and 0 < call["mean"] < 2
@@ -165,6 +167,7 @@ assert "onset_gap" in jitter.timeline.windows()
 
 forward_frozen = explore(frozen)
 scores = {conceal: forward_frozen.mos(conceal) for conceal in ("silence", "plc")}
-print(f"5. MOS-LQO of forward over path freezes: {scores}")
+print(f"5. MOS-LQO of forward over path freezes: {scores['silence']:.2f} with gaps heard as "
+      f"silence, {scores['plc']:.2f} concealed")
 assert forward_frozen.wav("plc") != forward_frozen.wav("silence")
 assert all(1.0 <= score <= 4.6 for score in scores.values())

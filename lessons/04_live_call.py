@@ -111,7 +111,8 @@ plots.gap_distribution(
      .dropna() for side, frame in (("measured", call.schedule),
                                    ("simulated", call.simulation.schedule))},
     ax=axes[1], xlabel="time between consecutive arrivals within an answer (ms)",
-    title="Arrival spacing: the call's own jitter widens it",
+    title="Arrival spacing within answers: p95 {:.1f} ms measured, {:.1f} ms simulated".format(
+        *comparison.loc["arrival spacing p95 (ms)", ["measured", "simulated"]]),
 )
 plt.show()
 # every byte the caller received, the simulation sent too
