@@ -92,7 +92,7 @@ for row, (label, answer) in zip(axes, views.items(), strict=True):
                 ax.axvspan(max(begin, first) / 8, min(end, last) / 8, color="tab:red", alpha=0.15)
     row[0].set_title(label)
     row[1].set_title("the same, around the gap")
-    row[0].set_ylabel("amplitude")
+    row[0].set_ylabel("amplitude (16-bit PCM)")
     row[0].sharey(axes[0][0])  # each zoom keeps its own scale: the word starts quietly
 for ax in axes[-1]:
     ax.set_xlabel(f"ms since the first sound of {key}")
@@ -183,8 +183,10 @@ for ax, link in zip(axes, ("tcp", "jitter"), strict=True):
         ax.scatter(rows["concealed_ms"], rows["mos_lqo_plc"], s=18,
                    color=strategy_color(STRATEGIES[label][0]), label=label)
     if (on_link["concealed_ms"] == 0).all():  # every dot on one spot: say so
-        scores = on_link["mos_lqo_plc"]
-        ax.annotate(f"all {len(on_link)} runs: no gaps,\nMOS {scores.min():.2f}-{scores.max():.2f}",
+        low, high = (f"{score:.2f}" for score in (on_link["mos_lqo_plc"].min(),
+                                                  on_link["mos_lqo_plc"].max()))
+        ax.annotate(f"all {len(on_link)} runs: no gaps,\nMOS {low}" + ("" if low == high else
+                                                                      f" to {high}"),
                     (0.5, 0.5), xycoords="axes fraction", ha="center", fontsize=10)
     ax.set_title(f"link: {link}")
     ax.set_xlabel("silence in gaps per call (ms)")
