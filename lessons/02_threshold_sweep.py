@@ -158,6 +158,10 @@ assert "less" not in verdicts("tcp", "paced")
 for trace_name in TRACES:
     assert verdicts("tcp", "paced", trace_name, [20, 50, 100]) == {"more"}, trace_name
 assert verdicts("jitter", "paced", "tiny_deltas_call", [200]) == {"less"}, "the flip"
+flips = versus_forward.query("link == 'jitter' and strategy == 'paced' and verdict == 'less'")
+print("the flip: pacing leaves less silence in gaps than forwarding under the stress model on "
+      + "; ".join(f"{name} at a {', '.join(f'{lead:.0f}' for lead in leads['threshold_ms'])} ms "
+                  "lead" for name, leads in flips.groupby("trace")))
 for link in LINKS:
     assert "more" not in verdicts(link, "preroll")
     assert "more" not in verdicts(link, "rechunk")

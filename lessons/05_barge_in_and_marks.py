@@ -95,12 +95,12 @@ for ax, (link, runs) in zip(axes[1:], swept.items(), strict=True):
     runs["predicted_ms"] = np.minimum(runs["clear_transit_ms"], runs["ahead_ms"])
     runs["lead_binds"] = runs["ahead_ms"] < runs["clear_transit_ms"]
     by_lead = intervals(runs, "stale_ms", by=("strategy", "lead_ms")).reset_index()
-    plots.stale_audio_vs_lead(by_lead, ax=ax, y="mean", by="strategy", band=("ci_low", "ci_high"),
+    plots.stale_audio_vs_lead(by_lead.rename(columns={"mean": "stale_ms"}), ax=ax,
+                              by="strategy", band=("ci_low", "ci_high"),
                               title=f"{link}, 20 seeds (95% band): no trend in the lead")
     ax.axhline(runs["clear_transit_ms"].mean(), color="0.4", linestyle=(0, (1, 3)), linewidth=1)
-    ax.annotate("mean trip of the clear", (1.0, runs["clear_transit_ms"].mean()),
-                xycoords=("axes fraction", "data"), ha="right", va="bottom", fontsize=8,
-                color="0.3")
+    ax.annotate("dotted line: mean trip of the clear", (0.03, 0.04), xycoords="axes fraction",
+                ha="left", va="bottom", fontsize=9, color="0.3")  # inside, below the lines
     shortfall = runs["predicted_ms"] - runs["stale_ms"]
     slopes = {name: float(np.polyfit(g["lead_ms"], g["stale_ms"], 1)[0]) * 100
               for name, g in runs.groupby("strategy")}
@@ -338,8 +338,13 @@ marks_per_flush = flushes["report, first commit"]["marks"].mean()
 print(f"deltas per flush {deltas_per_flush:.1f}, marks sent per flush (first commit) "
       f"{marks_per_flush:.2f}: predicted leak {1 - marks_per_flush / deltas_per_flush:.0%} of "
       f"the marks")
-display(leaks[["leaked_marks", "sent_bytes", "credited_bytes", "played_bytes", "tail_cut_bytes",
-               "credited_unplayed_bytes"]])
+display(leaks.rename(columns={
+    "leaked_marks": "marks never echoed (count)", "sent_bytes": "sent (bytes)",
+    "credited_bytes": "credited as played (bytes)", "played_bytes": "played (bytes)",
+    "tail_cut_bytes": "tail cut by clear (bytes)",
+    "credited_unplayed_bytes": "credited though never played (bytes)"},
+)[["marks never echoed (count)", "sent (bytes)", "credited as played (bytes)", "played (bytes)",
+   "tail cut by clear (bytes)", "credited though never played (bytes)"]])
 fig, axes = plt.subplots(1, 2, figsize=(13, 4), layout="constrained")
 plots.ledger_over_time(samples, ax=axes[0],
                        title="first commit: pending marks grow with every delta, never drain")
@@ -427,7 +432,8 @@ media = report_run.schedule.query("kind == 'media'")
 firsts = media.groupby("item_id").head(2).assign(
     message=lambda frame: frame.groupby("item_id").cumcount() + 1)
 sizes = firsts.pivot_table(index="item_id", columns="message", values="size")
-display(sizes.rename(columns={1: "first message (bytes)", 2: "second message (bytes)"}))
+display(sizes.astype("Int64").rename(columns={1: "first message (bytes)",  # whole bytes
+                                               2: "second message (bytes)"}))
 fragments = sizes[sizes[1] < 400]
 assert len(fragments) >= 1, "some answer starts with a fragment"
 assert (fragments[2] >= 400).all(), "then a full buffer follows"

@@ -44,11 +44,24 @@ from labkit.traces import read, shipped
 notebook_started = time.perf_counter()
 trace = read(shipped("tiny_deltas_call"))
 assert trace.is_synthetic
-display(pd.DataFrame([{"observation": o.key, "who sends": f"{o.runtime}: {o.strategy}",
-                       "what was heard": o.heard, "in words": o.text} for o in OBSERVATIONS]))
-display(pd.DataFrame([{"hypothesis": h.key, "claim": h.text, "evidence": h.evidence,
-                       "Twilio's playout": h.playout,
-                       "only Python's loop stalls": h.python_stalls} for h in HYPOTHESES]))
+
+
+def readable(frame):
+    """The whole text of every cell (pandas cuts at 50 characters), left-aligned and wrapping,
+    without the row numbers."""
+    return (frame.style.hide(axis="index")
+            .set_properties(**{"text-align": "left", "white-space": "normal",
+                               "vertical-align": "top", "max-width": "34em"})
+            .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]))
+
+
+display(readable(pd.DataFrame([{"observation": o.key, "who sends": f"{o.runtime}: {o.strategy}",
+                                "what was heard": o.heard, "in words": o.text}
+                               for o in OBSERVATIONS])))
+display(readable(pd.DataFrame([{"hypothesis": h.key, "claim": h.text, "evidence": h.evidence,
+                                "Twilio's playout": h.playout,
+                                "only Python's loop stalls": h.python_stalls}
+                               for h in HYPOTHESES])))
 print("Python's sending loop:", PYTHON_LOOP)
 print("Node's sending loop (under d only):", JS_LOOP)
 
@@ -172,9 +185,9 @@ plt.show()
 # does not model, or an assumption it makes, must differ: lesson 07 varies the assumptions one by
 # one and shows where verdicts flip (generation near real time makes forwarding stutter over the
 # default world, `tcp` with FIFO playout, and under a frame clock; under a prefetching playout the
-# gaps move from word starts into the answers, 12.6 ms of silence in gaps per second of audio, not
-# clean either; nothing makes the JS sender clean while the Python one stutters except a Python-only
-# cause).
+# gaps move from word starts into the answers, which are not clean either: lesson 07 finds 12.6 ms
+# of silence in gaps per second of audio there; nothing makes the JS sender clean while the Python
+# one stutters except a Python-only cause).
 
 # %%
 consistent = found[found["verdict"] == "consistent"]
@@ -258,7 +271,8 @@ table = pd.DataFrame({
     "merged: it holds (ms of audio)": by_sizes["merged_ms"].first(),
     "later by (ms, mean)": by_sizes["later"].mean(),
 }).reset_index(drop=True)
-display(table.round(0).astype({"share of phases (%)": int, "later by (ms, mean)": int}))
+display(table.round(0).astype(dict.fromkeys(table.select_dtypes("number").columns,
+                                             int)))  # whole ms and %, not 20.0
 later = sends["later"]
 print(f"over all phases: {later.min():.0f}-{later.max():.0f} ms later, {later.mean():.0f} ms on "
       f"average")  # fmt: skip
