@@ -18,6 +18,9 @@ ItemKey = tuple[str, int]
 
 DEFAULT_MARK_EVERY_MS = 100.0
 TWILIO_BUFFER_LIMIT_MS = 10 * 60 * 1000  # Twilio discards media beyond 10 minutes buffered (31931)
+# A cap on pending marks by count too: a mark per 1-byte delta keeps ~250 B of bookkeeping per
+# byte of audio; one mark per 5 ms of Twilio's 10 minutes is far beyond any real cadence.
+MAX_PENDING_MARKS = TWILIO_BUFFER_LIMIT_MS // 5
 
 
 @dataclass(slots=True)
@@ -40,7 +43,8 @@ class MarkLedger:
     never credited. ``honor_generations=False`` reproduces the SDK example's bug.
 
     Bounded: at most ``max_pending_ms`` of audio worth of pending marks (Twilio's own 10 minute
-    buffer limit); beyond it the oldest are dropped and counted in ``dropped_marks``.
+    buffer limit), and at most ``MAX_PENDING_MARKS`` of them; beyond either the oldest are
+    dropped and counted in ``dropped_marks``.
     """
 
     def __init__(
@@ -174,13 +178,14 @@ class MarkLedger:
         progress.marked_to = end
         self._pending[name] = mark
         self._pending_bytes += end - start
-        if self._pending_bytes > self._max_pending_bytes:
+        if self._pending_bytes > self._max_pending_bytes or len(self._pending) > MAX_PENDING_MARKS:
             self._evict_beyond_cap()
         return mark
 
     def _evict_beyond_cap(self) -> None:
         # A peer that never echoes must not grow the ledger without limit.
-        while self._pending_bytes > self._max_pending_bytes and len(self._pending) > 1:
+        while len(self._pending) > 1 and (self._pending_bytes > self._max_pending_bytes
+                                          or len(self._pending) > MAX_PENDING_MARKS):
             oldest = self._pending.pop(next(iter(self._pending)))
             self._pending_bytes -= oldest.size
             self.dropped_marks += 1

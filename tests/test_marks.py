@@ -106,3 +106,16 @@ def test_bad_parameters_are_rejected_by_name(kwargs: dict[str, float]) -> None:
         MarkLedger(**kwargs)  # type: ignore[arg-type]
 
 
+
+
+def test_pending_marks_are_capped_by_count_as_well_as_by_audio() -> None:
+    """A mark per 1-byte message, never echoed: within the 10 minutes of audio the byte cap
+    allows, 4.8 million marks (~1 GB of bookkeeping); the count cap drops the oldest."""
+    from labkit.marks import MAX_PENDING_MARKS
+
+    ledger = MarkLedger(mark_every_ms=None)
+    for offset in range(MAX_PENDING_MARKS + 10):
+        ledger.media("a", 0, offset, b"\xff", float(offset))
+    assert ledger.pending_bytes == MAX_PENDING_MARKS and ledger.dropped_marks == 10
+    assert ledger.echo(f"m{MAX_PENDING_MARKS + 10}.g0", 1e6) is not None  # the newest stays
+    assert ledger.echo("m1.g0", 1e6) is None  # the oldest went

@@ -120,3 +120,20 @@ def test_the_original_buffer_credits_cleared_marks_like_the_sdk_example() -> Non
     marks = [k for m in out if isinstance(m, Media) for k in m.marks]
     credited = [strategy.echo(k.name, now + 1) for k in marks]  # Twilio echoes all on clear
     assert all(c is not None for c in credited)
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_an_infinite_clock_is_refused_and_the_strategy_goes_on(name: str) -> None:
+    """now=inf was taken, after which every finite call was refused as "earlier"."""
+    strategy = make_strategy(name, 50.0)
+    with pytest.raises(ValueError, match=r"now must be a finite time, got inf"):
+        strategy.push(AudioChunk("a", 0, b"\xff" * 160), float("inf"))
+    strategy.push(AudioChunk("a", 0, b"\xff" * 160), 5.0)  # the clock is where it was
+
+
+@pytest.mark.parametrize("threshold", ["50", True, b"50", 10**400])
+@pytest.mark.parametrize("name", ["forward", "rechunk", "paced"])
+def test_a_threshold_that_is_not_a_number_of_ms_is_refused(name: str, threshold: Any) -> None:
+    """"50" and True were taken as 50.0 and 1.0; 10**400 raised OverflowError."""
+    with pytest.raises(ValueError, match=r"threshold_ms must be a finite number >= 0"):
+        make_strategy(name, threshold)

@@ -238,3 +238,13 @@ def test_the_templates_build_exactly_what_json_dumps_builds(sid: str, name: str,
     mark = Mark(name, "i", 0, 0, len(payload), 0, 0.0)
     texts = encoder.outbound(Media(payload, "i", 0, 0, 0, (mark,)))
     assert texts == [encoder.media(payload)] * bool(payload) + [encoder.mark(name)]
+
+
+LONE_SURROGATE_FRAME = '{"event": "media", "x": "\ud800' + "a" * 17_000 + '"}'
+
+
+@pytest.mark.parametrize("frame", [None, 5, LONE_SURROGATE_FRAME])
+def test_every_refusal_of_a_frame_is_a_twilio_message_error(frame: object) -> None:
+    """A long frame holding a lone surrogate raised UnicodeEncodeError; None a TypeError."""
+    with pytest.raises(TwilioMessageError):
+        parse(frame)

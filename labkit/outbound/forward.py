@@ -6,6 +6,8 @@ It ignores ``threshold_ms``. See notebooks/01_why_tiny_packets_jitter.ipynb.
 
 from __future__ import annotations
 
+import math
+
 from labkit.marks import DEFAULT_MARK_EVERY_MS, MarkLedger
 from labkit.outbound.base import AudioChunk, Mark, Outbound
 from labkit.outbound.queued import Clocked, check_threshold
@@ -33,7 +35,7 @@ class ForwardStrategy(Clocked):
         self._current: tuple[str, int] | None = None  # the item whose audio came last
 
     def push(self, chunk: AudioChunk, now: float) -> list[Outbound]:
-        if not now >= self._now:  # _tick's clock check, inline: push runs once per delta
+        if not self._now <= now < math.inf:  # _tick's clock check, inline: once per delta
             self._tick(now, "push")
         self._now = now
         data = chunk.data

@@ -14,10 +14,11 @@ from labkit.outbound.itemqueue import ItemBuffer, ItemQueue, whole_frames
 
 
 def check_threshold(name: str, threshold_ms: float) -> float:
-    """``threshold_ms`` as a float, or a ValueError naming the strategy."""
+    """``threshold_ms`` as a float, or a ValueError naming the strategy (a bool or a string is
+    no number of ms, though float() would take one)."""
     try:
-        value = float(threshold_ms)
-    except (TypeError, ValueError):
+        value = math.nan if isinstance(threshold_ms, (bool, str, bytes)) else float(threshold_ms)
+    except (TypeError, ValueError, OverflowError):
         value = math.nan
     if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"strategy {name!r}: threshold_ms must be a finite number >= 0, "
@@ -35,7 +36,9 @@ class Clocked:
         self._now = -math.inf
 
     def _tick(self, now: float, where: str) -> None:
-        if not now >= self._now:  # also rejects NaN
+        if not self._now <= now < math.inf:  # also rejects NaN
+            if now == math.inf:  # every later, finite call would be "earlier"
+                raise ValueError(f"{self.name}.{where}: now must be a finite time, got {now!r}")
             raise ValueError(f"{self.name}.{where}: now={now!r} is earlier than a previous "
                              f"call's now={self._now!r} (the clock must not run backwards)")
         self._now = now
@@ -66,7 +69,7 @@ class QueuedStrategy(Clocked):
         self._hooks_push = type(self)._on_push is not QueuedStrategy._on_push
 
     def push(self, chunk: AudioChunk, now: float) -> list[Outbound]:
-        if not now >= self._now:  # _tick's clock check, inline: push runs once per delta
+        if not self._now <= now < math.inf:  # _tick's clock check, inline: once per delta
             self._tick(now, "push")
         self._now = now
         data = chunk.data
