@@ -29,6 +29,7 @@ class ItemProgress:
 
     marked_to: int
     sent_to: int
+    unmarked_since_ms: float = math.nan  # when the first byte past ``marked_to`` went out
 
 
 class MarkLedger:
@@ -117,6 +118,8 @@ class MarkLedger:
                 f"MarkLedger.media: item {item_id!r}/{content_index} sent from byte {offset}, "
                 f"but its bytes so far end at {progress.sent_to} (media must be contiguous)"
             )
+        if progress.sent_to == progress.marked_to:  # the first byte the next mark will name
+            progress.unmarked_since_ms = now
         sent_to = progress.sent_to = offset + len(payload)
         # Is a mark due? (inline: this runs once per media message)
         every_bytes = self._mark_every_bytes
@@ -174,7 +177,8 @@ class MarkLedger:
         generation = self._generation
         name = f"m{seq}.g{generation}"  # the call's seq-th mark, sent in this generation
         start, end = progress.marked_to, progress.sent_to
-        mark = Mark(name, key[0], key[1], start, end, generation, now)
+        mark = Mark(name, key[0], key[1], start, end, generation, now,
+                    progress.unmarked_since_ms)
         progress.marked_to = end
         self._pending[name] = mark
         self._pending_bytes += end - start

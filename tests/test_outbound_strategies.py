@@ -425,3 +425,48 @@ def test_an_option_of_the_wrong_type_is_named_not_coerced(
     with pytest.raises(ValueError, match=f"strategy '{name}': " + re.escape(said)):
         make_strategy(name, 50, **options)
     assert make_strategy("adaptive", 50, history=4.0, mark_every_ms=None).name == "adaptive"
+
+
+def _adaptive_samples_through_a_fifo(real_time_answer_first: bool) -> list[float]:
+    """adaptive before a FIFO Twilio with no network delay, driven every 0.5 ms. The second
+    answer (1 s of audio delivered in 250 ms) has its second half reach Twilio 800 ms late, a
+    starvation of ~400 ms the strategy must learn; the first (if any) is streamed at real time."""
+    strategy = make_strategy("adaptive", 0)
+    plays_until, echoes = 0.0, []
+
+    def send(out: list[Any], now: float) -> None:
+        nonlocal plays_until
+        for message in out:
+            if isinstance(message, Media):
+                late = message.item_id == "two" and message.offset >= 4000
+                plays_until = max(plays_until, now + 800.0 * late) + len(message.payload) / 8
+                echoes.extend((plays_until, mark.name) for mark in message.marks)
+
+    deltas = [(20.0 * k, "one") for k in range(25)] if real_time_answer_first else []
+    deltas += [(5000.0 + 5 * k, "two") for k in range(50)]
+    ends = {"one": 500.0, "two": 5300.0}
+    for now in (step / 2 for step in range(18_000)):
+        echoes.sort()
+        while echoes and echoes[0][0] <= now:
+            strategy.echo(echoes.pop(0)[1], now)
+        while deltas and deltas[0][0] <= now:
+            send(strategy.push(AudioChunk(deltas.pop(0)[1], 0, b"\x01" * 160), now), now)
+        for item in [item for item, at in ends.items() if at <= now]:
+            send(strategy.end(item, 0, now), now)
+            del ends[item]
+        deadline = strategy.next_deadline()
+        if deadline is not None and deadline <= now:
+            send(strategy.poll(now), now)
+    assert isinstance(strategy, AdaptiveStrategy)
+    return list(strategy.samples_ms)
+
+
+def test_adaptive_learns_a_starvation_after_an_answer_streamed_at_real_time() -> None:
+    """A mark covers ~100 ms sent over time, part of it played before the mark left: a trip
+    counted from the mark's send undershot the path's by up to a mark's span (-80 ms here),
+    so every later answer looked queued and its starvation was ignored for the rest of the
+    call. The call's least trip counts from each mark's first byte."""
+    (fresh,) = _adaptive_samples_through_a_fifo(real_time_answer_first=False)
+    first, second = _adaptive_samples_through_a_fifo(real_time_answer_first=True)
+    assert fresh > 300 and first == 0.0
+    assert second == pytest.approx(fresh, abs=25)

@@ -19,9 +19,12 @@ the items already played:
    the excess spacing of consecutive echoes would add that jitter up and mistake a jittery path
    back for starvation). Starvation within the last window of echoes is seen only in part.
    A gate keeps echo noise from counting on items that never starved: a mark's round trip
-   ``now - sent - size/8`` exceeds the least one seen on the call by the audio that was queued
-   at Twilio ahead of it; if even the item's least excess is above ``echo_tolerance_ms``, the
-   queue never ran dry during the item and S = 0.
+   ``now - sent - size/8`` exceeds the path's own trip by the audio that was queued at Twilio
+   ahead of it; if even the item's least excess is above ``echo_tolerance_ms``, the queue never
+   ran dry during the item and S = 0. The path's trip is the least on the call counted from
+   each mark's *first* byte (``now - first_sent - size/8``), which no mark undershoots: from its
+   last send, a mark whose audio went out over time (at real time, part of it already played)
+   undershoots it by up to its span, and every later item would look queued.
 3. When the item's final mark echoes, its sample is ``max(D*_up, hold + S - echo_tolerance_ms)``
    if it starved (the hold fell short by S, less what echo noise could explain), else
    ``D*_up``. Interrupted items give no sample.
@@ -238,10 +241,15 @@ class AdaptiveStrategy(QueuedStrategy):
         if stats is None:
             return
         end = mark.end
-        round_trip_ms = now - mark.sent_ms - (end - mark.start) / BYTES_PER_MS
+        audio_ms = (end - mark.start) / BYTES_PER_MS
+        # From the mark's last send, a trip never overstates the queue ahead of its audio (the
+        # item's gate); from its first, it is never below the path's own trip (the call's
+        # least), also when its audio went out spread over time and partly played already.
+        round_trip_ms = now - mark.sent_ms - audio_ms
+        path_trip_ms = now - mark.first_sent_ms - audio_ms
         # once per echo: min() as comparisons, mark.size and the final-echo test inline (~3%)
-        if round_trip_ms < self._least_round_trip_ms:
-            self._least_round_trip_ms = round_trip_ms
+        if path_trip_ms < self._least_round_trip_ms:
+            self._least_round_trip_ms = path_trip_ms
         if round_trip_ms < stats.min_round_trip_ms:
             stats.min_round_trip_ms = round_trip_ms
         stats.add_echo(end, now)

@@ -9,6 +9,7 @@ See notebooks/01_why_tiny_packets_jitter.ipynb.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Protocol, runtime_checkable
 
 BYTES_PER_MS = 8  # mu-law, 8000 samples/s, 1 byte per sample
@@ -39,6 +40,7 @@ class Mark(NamedTuple):
     end: int
     generation: int
     sent_ms: float
+    first_sent_ms: float = math.nan  # when its first byte went out (sent_ms unless spread out)
 
     @property
     def size(self) -> int:
