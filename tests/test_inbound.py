@@ -103,3 +103,23 @@ def test_any_timestamps_keep_each_timeline_slot_once(spec: list[tuple[int, int]]
     s = buffer.stats
     assert total == s.payload_bytes + s.silence_bytes - s.overlap_bytes_dropped
     assert s.frames == len(frames)
+
+
+@pytest.mark.parametrize(("options", "said"), [
+    ({"chunk_ms": float("nan")}, r"chunk_ms must be a finite number of ms"),
+    ({"chunk_ms": float("inf")}, r"chunk_ms must be a finite number of ms"),
+    ({"chunk_ms": "50"}, r"chunk_ms must be a finite number of ms"),
+    ({"warmup_chunks": 2.5}, r"warmup_chunks must be a whole number >= 0, got 2.5"),
+    ({"max_gap_ms": float("inf")}, r"max_gap_ms must be a finite number >= 0, got inf"),
+])  # fmt: skip
+def test_inbound_buffer_refuses_settings_by_name(options: dict[str, object], said: str) -> None:
+    """NaN and inf failed deep inside (int(nan), OverflowError); 2.5 warm-up chunks failed at
+    the first frame."""
+    with pytest.raises(ValueError, match=f"InboundBuffer: {said}"):
+        InboundBuffer(**options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("timestamp", [0.5, -5])
+def test_inbound_buffer_refuses_a_timestamp_twilio_never_sends(timestamp: float) -> None:
+    with pytest.raises(ValueError, match=r"timestamp_ms must be a whole number of ms >= 0"):
+        InboundBuffer().push(b"\xff" * 160, timestamp)  # type: ignore[arg-type]

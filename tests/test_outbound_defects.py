@@ -137,3 +137,12 @@ def test_a_threshold_that_is_not_a_number_of_ms_is_refused(name: str, threshold:
     """"50" and True were taken as 50.0 and 1.0; 10**400 raised OverflowError."""
     with pytest.raises(ValueError, match=r"threshold_ms must be a finite number >= 0"):
         make_strategy(name, threshold)
+
+
+def test_paced_after_close_starts_a_new_clock() -> None:
+    """close() kept the stream clock, so audio after it counted as a re-anchor."""
+    strategy = make_strategy("paced", 0.0)
+    strategy.push(AudioChunk("a", 0, b"\xff" * 160), 0.0)
+    strategy.close()
+    strategy.push(AudioChunk("b", 0, b"\xff" * 160), 10_000.0)
+    assert strategy.reanchors == 0  # type: ignore[attr-defined]

@@ -107,3 +107,8 @@ class PacedStrategy(QueuedStrategy):
     def _on_interrupt(self, now: float) -> None:
         self.anchor_ms = None  # clear empties Twilio's queue: the next audio starts a new clock
         self.media_ms = 0.0
+
+    def close(self) -> None:
+        super().close()
+        self.anchor_ms = None  # the call ended: audio after it (a reuse) starts a new clock
+        self.media_ms = 0.0
