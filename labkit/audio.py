@@ -13,13 +13,13 @@ reference tables would. The difference is below one quantisation step and inaudi
 from __future__ import annotations
 
 import math
-import numbers
-import operator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from labkit.values import is_whole
 
 SAMPLE_RATE_HZ = 8000
 BYTES_PER_MS = SAMPLE_RATE_HZ // 1000  # one byte per sample
@@ -116,8 +116,7 @@ def _resample(
 
 def _check_rate(what: str, rate_hz: object) -> None:
     """A ValueError unless ``rate_hz`` is a whole number of Hz >= 1 (not a bool, NaN or 8000.5)."""
-    if not (isinstance(rate_hz, numbers.Integral) and not isinstance(rate_hz, bool)
-            and operator.index(rate_hz) >= 1):  # fmt: skip
+    if not (is_whole(rate_hz) and rate_hz >= 1):
         raise ValueError(f"{what}: rate_hz must be a whole number of Hz >= 1, got {rate_hz!r}")
 
 

@@ -21,8 +21,9 @@ backwards is a duplicate or a replay, not a late packet worth re-inserting):
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
+
+from labkit.values import is_real, is_whole
 
 BYTES_PER_MS = 8
 SILENCE_BYTE = 0xFF
@@ -42,16 +43,6 @@ class InboundStats:
     overlap_bytes_dropped: int = 0
 
 
-def _is_number(value: object) -> bool:
-    """A real number (int, float, numpy's), not a bool or a string."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _is_whole(value: object) -> bool:
-    """An integer (Python's or numpy's), not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 class InboundBuffer:
     """``push`` each caller frame with its Twilio stamp; send each returned piece to the model."""
 
@@ -61,14 +52,14 @@ class InboundBuffer:
         warmup_chunks: int = DEFAULT_WARMUP_CHUNKS,
         max_gap_ms: float = DEFAULT_MAX_GAP_MS,
     ) -> None:
-        if not (_is_number(chunk_ms) and 0 < chunk_ms < math.inf
+        if not (is_real(chunk_ms) and 0 < chunk_ms < math.inf
                 and int(chunk_ms * BYTES_PER_MS) > 0):  # fmt: skip
             raise ValueError(f"InboundBuffer: chunk_ms must be a finite number of ms of at least "
                              f"one byte, got {chunk_ms!r}")  # fmt: skip
-        if not (_is_whole(warmup_chunks) and warmup_chunks >= 0):
+        if not (is_whole(warmup_chunks) and warmup_chunks >= 0):
             raise ValueError(f"InboundBuffer: warmup_chunks must be a whole number >= 0, "
                              f"got {warmup_chunks!r}")  # fmt: skip
-        if not (_is_number(max_gap_ms) and 0 <= max_gap_ms < math.inf):
+        if not (is_real(max_gap_ms) and 0 <= max_gap_ms < math.inf):
             raise ValueError(f"InboundBuffer: max_gap_ms must be a finite number >= 0, "
                              f"got {max_gap_ms!r}")  # fmt: skip
         self.chunk_bytes = int(chunk_ms * BYTES_PER_MS)
@@ -82,7 +73,7 @@ class InboundBuffer:
     def push(self, frame_payload: bytes, timestamp_ms: int) -> list[bytes]:
         """One Twilio frame; returns the pieces ready for the model (maybe none). Its
         ``timestamp_ms`` is Twilio's: whole ms from the stream's start."""
-        if not (_is_whole(timestamp_ms) and timestamp_ms >= 0):
+        if not (is_whole(timestamp_ms) and timestamp_ms >= 0):
             raise ValueError(f"InboundBuffer.push: timestamp_ms must be a whole number of ms "
                              f">= 0, got {timestamp_ms!r}")  # fmt: skip
         self.stats.frames += 1

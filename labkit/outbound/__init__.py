@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-import numbers
 from typing import Any
 
 from labkit.outbound.base import (
@@ -25,6 +24,7 @@ from labkit.outbound.base import (
     Outbound,
     OutboundStrategy,
 )
+from labkit.values import is_real
 
 STRATEGY_NAMES = ("forward", "rechunk", "paced", "preroll", "adaptive")
 
@@ -103,7 +103,7 @@ def _option_problem(annotation: str, value: Any) -> str | None:
     if "bool" in kinds:
         return None if isinstance(value, bool) else "must be True or False"
     if kinds & {"int", "float"}:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if not is_real(value):
             return "must be a number"
         if "float" not in kinds and not float(value).is_integer():
             return "must be a whole number"

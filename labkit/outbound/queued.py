@@ -11,14 +11,15 @@ import math
 from labkit.marks import DEFAULT_MARK_EVERY_MS, MarkLedger
 from labkit.outbound.base import BYTES_PER_MS, AudioChunk, Mark, Outbound
 from labkit.outbound.itemqueue import ItemBuffer, ItemQueue, whole_frames
+from labkit.values import is_real
 
 
 def check_threshold(name: str, threshold_ms: float) -> float:
     """``threshold_ms`` as a float, or a ValueError naming the strategy (a bool or a string is
     no number of ms, though float() would take one)."""
     try:
-        value = math.nan if isinstance(threshold_ms, (bool, str, bytes)) else float(threshold_ms)
-    except (TypeError, ValueError, OverflowError):
+        value = float(threshold_ms) if is_real(threshold_ms) else math.nan
+    except OverflowError:  # an int too large for a float
         value = math.nan
     if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"strategy {name!r}: threshold_ms must be a finite number >= 0, "

@@ -12,19 +12,20 @@ See notebooks/02_threshold_sweep.ipynb.
 from __future__ import annotations
 
 import multiprocessing
-import numbers
 import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+from labkit.values import is_whole
+
 MAX_JOBS = 64  # each worker holds ~100 MB: beyond this, memory runs out long before cores do
 
 
 def check_jobs(owner: str, jobs: object) -> int:
     """``jobs`` as a count of worker processes, or a ValueError naming ``owner``."""
-    count = int(jobs) if isinstance(jobs, numbers.Integral) and not isinstance(jobs, bool) else 0
+    count = int(jobs) if is_whole(jobs) else 0
     if not 1 <= count <= MAX_JOBS:
         raise ValueError(f"{owner}: jobs must be a whole number from 1 to {MAX_JOBS}, "
                          f"got {jobs!r}")  # fmt: skip

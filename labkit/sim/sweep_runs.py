@@ -31,6 +31,7 @@ from labkit.sim.playout import PLAYOUT_NAMES
 from labkit.sim.render import CONCEAL_MODES, mos_lqo
 from labkit.sim.simulator import MetricsMemo, PreparedTrace, prepare, simulate, sweep_metrics
 from labkit.traces import Trace
+from labkit.values import is_real, is_whole
 
 CHUNKS_PER_JOB = 8  # enough pieces that processes finish together
 MAX_RUNS_PER_CHUNK = 256  # a worker's rows come back at least this often (progress, resume)
@@ -107,7 +108,7 @@ def _once(values: Iterable[Any]) -> tuple[Any, ...]:
 def seed_tuple(seeds: int | Iterable[int]) -> tuple[int, ...]:
     """``seeds`` as the seeds: a count N (a Python or numpy integer) means 0..N-1; each seed is
     checked (``links.check_seed``). A ValueError names what is wrong."""
-    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+    if is_whole(seeds):
         count = int(seeds)
         if not 0 <= count <= MAX_SEEDS:
             raise ValueError(f"seeds: a count of seeds must be from 0 to {MAX_SEEDS:,}, "
@@ -123,7 +124,7 @@ def seed_tuple(seeds: int | Iterable[int]) -> tuple[int, ...]:
 
 def _threshold(value: Any) -> float:
     """A threshold of the grid as a float (each strategy then checks its own range)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_real(value):
         raise ValueError(f"sweep: thresholds_ms must be numbers, got {value!r}")
     return float(value)
 

@@ -9,12 +9,13 @@ See notebooks/00_traces.ipynb.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import asdict, dataclass
-from typing import Any, TypeGuard
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from labkit.values import is_real, is_whole
 
 BYTES_PER_MS = 8  # mu-law, 8000 samples/s, 1 byte per sample
 MIN_SPEED = 1e-3  # audio ms per wall-clock ms: slower would stretch one item over hours
@@ -67,22 +68,12 @@ class ArrivalModel:
         if not (is_real(probability) and 0.0 <= probability <= 1.0):
             raise ValueError(f"{owner}.stall_probability must be in [0, 1], got {probability!r}")
         words = self.words_per_transcript
-        if not (is_integer(words) and words >= 1):
+        if not (is_whole(words) and words >= 1):
             raise ValueError(f"{owner}.words_per_transcript must be an integer >= 1, got {words!r}")
 
     def parameters(self) -> dict[str, Any]:
         """The parameters as JSON-ready values (for a trace header)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-
-def is_integer(value: object) -> TypeGuard[int]:
-    """Whether ``value`` is an integer (Python's or numpy's), not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def is_real(value: object) -> TypeGuard[float]:
-    """Whether ``value`` is a real number (int, float or numpy's), not a bool; may be nan/inf."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def check_range(what: str, bounds: object, minimum: float, integers: bool = False) -> None:
@@ -93,7 +84,7 @@ def check_range(what: str, bounds: object, minimum: float, integers: bool = Fals
     rule = f"{what} must be (low, high), {kind} with {minimum} <= low <= high, got {bounds!r}"
     if not (isinstance(bounds, tuple) and len(bounds) == 2):
         raise ValueError(rule)
-    wanted = is_integer if integers else is_real
+    wanted = is_whole if integers else is_real
     if not all(wanted(bound) and math.isfinite(bound) for bound in bounds):
         raise ValueError(rule)
     if not minimum <= bounds[0] <= bounds[1]:

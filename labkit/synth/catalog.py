@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from labkit.synth.arrivals import ArrivalModel, is_integer, is_real
+from labkit.synth.arrivals import ArrivalModel
+from labkit.values import is_real, is_whole
 
 TYPICAL_DELTA_BYTES = (240, 1200)  # 30-150 ms of audio per delta (an assumption; no public data)
 TINY_DELTA_BYTES = (20, 60)  # what the original report logged
@@ -25,7 +26,7 @@ class BargeIn:
     after_ms: float
 
     def __post_init__(self) -> None:
-        if not (is_integer(self.turn) and self.turn >= 0):
+        if not (is_whole(self.turn) and self.turn >= 0):
             raise ValueError(f"BargeIn.turn must be an integer >= 0, got {self.turn!r}")
         if not (is_real(self.after_ms) and math.isfinite(self.after_ms) and self.after_ms >= 0):
             raise ValueError(f"BargeIn.after_ms must be finite and >= 0, got {self.after_ms!r}")
@@ -46,7 +47,7 @@ class TraceSpec:
         owner = f"TraceSpec({self.name!r})"
         if not self.turns or not all(isinstance(phrase, str) for phrase in self.turns):
             raise ValueError(f"{owner}.turns must name one phrase or more, got {self.turns!r}")
-        if not (is_integer(self.seed) and self.seed >= 0):
+        if not (is_whole(self.seed) and self.seed >= 0):
             raise ValueError(f"{owner}.seed must be an integer >= 0, got {self.seed!r}")
         _check_barge_ins(owner, self.barge_ins, len(self.turns))
 
