@@ -284,8 +284,9 @@ print(f"preroll 100 ms over tcp: a gap in {never['seeds_above_0']:.0f} of {never
 # **On one TCP connection with FIFO playout (`tcp`, `fifo`)** the tiny messages themselves cause
 # almost nothing: forwarding leaves 0.9 ms [0.1, 1.7] of silence in gaps per call, in 11 of 20
 # seeds, at moments when the path's delay rises faster than the cushion Twilio holds. A pre-roll and
-# the adaptive buffer leave less: no gap in 20 of 20 seeds. With 20 calls that bounds the chance of
-# a gap per call at about 14% (95%, since 0.05^(1/20) = 0.861), not at zero. Pacing with a lead
+# the adaptive buffer leave less: no gap in 20 of 20 seeds. The seeds vary the world (the path, the
+# sender's loop), not the trace, so for this trace's delivery that bounds the chance of a gap per
+# simulated call at about 14% (95%, since 0.05^(1/20) = 0.861), not at zero. Pacing with a lead
 # *adds* silence in gaps (+52 ms [17, 88] per call), because it holds back audio Twilio could
 # already have queued.
 #

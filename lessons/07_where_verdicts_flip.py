@@ -101,8 +101,8 @@ with pd.option_context("display.max_colwidth", None):  # every value, not cut at
 #   too rare). It is the lab's most robust verdict.
 # - **"Pacing with a 100 ms lead leaves more silence in gaps than forwarding" holds almost
 #   everywhere and flips when the model delivers at real time**, where forwarding has no cushion
-#   to lose either and a lead then helps; on a very short path (20 ms) or a very slowly drifting
-#   one (2000 ms) twenty seeds cannot tell.
+#   to lose either and a lead then helps slightly; on a very short path (20 ms) or a very slowly
+#   drifting one (2000 ms) twenty seeds cannot tell.
 # - **"Forwarding each delta stutters at word starts" is false at the defaults and flips to true
 #   when the model delivers near real time (1.0-1.25x), when the path's delay changes within tens
 #   of ms (a correlation time of 10 ms: nearly independent per-message delay, the stress model),
@@ -232,8 +232,9 @@ display(forwarding_in_real_time)
 # of audio, six times the lab's "clean" limit (2 ms per second of audio; FIFO: 21.2 [19.3, 23.1]).
 # So a prefetching Twilio would hide the stutter near real time but not give a clean call either. Of
 # the three senders judged for cleanness (forwarding, the report's code, a 100 ms pre-roll) none is
-# clean at 1.0x under any of the three playouts; the pre-roll still leaves less silence in gaps
-# than forwarding under each.
+# shown clean at 1.0x under any of the three playouts (the pre-roll's cleanness is uncertain under
+# FIFO and the frame clock and denied under prefetch); the pre-roll still leaves less silence in
+# gaps than forwarding under each.
 
 # %%
 def verdict(claim, at, playout):
@@ -270,6 +271,8 @@ for playout in ("fifo", "frame_clock", "prefetch"):
     for claim in (FORWARD_CLEAN, CLAIMS[1], preroll_clean):
         assert verdict(claim, "1.0x real time", playout) != "yes", (claim.text, playout)
     assert verdict(preroll_less, "1.0x real time", playout) == "yes", playout
+assert [verdict(preroll_clean, "1.0x real time", p) for p in ("fifo", "frame_clock", "prefetch")
+        ] == ["uncertain", "uncertain", "no"]
 
 # %% [markdown]
 # ## Could Python's loop alone explain it? (hypothesis d, pushed hard)

@@ -44,7 +44,7 @@ print(trace)
 # no gaps, lesson 01). The first seed with a gap inside an answer's first 200 ms that follows
 # audible speech (a gap in the silence before a word only delays it), rendered three ways: with
 # concealment (what a phone line plays), with silence (what the other lessons count), and under a
-# 100 ms pre-roll, the cure lesson 02 found for it.
+# 100 ms pre-roll, the most robust improvement lesson 02 found for it.
 
 # %%
 def after_speech(answer):
