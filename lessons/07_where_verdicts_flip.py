@@ -226,8 +226,8 @@ display(forwarding_in_real_time)
 #
 # At 1.0x real time forwarding stutters under FIFO (4.90 [4.37, 5.43] gaps at word starts per
 # answer) and under the frame clock (3.55 [3.16, 3.94]). Under prefetch it does not stutter at word
-# starts (0.01 [-0.01, 0.03] per answer: a t interval over seeds, which can reach below zero for a
-# rare event), because prefetch holds each answer's first 60 ms (or waits 120 ms) before it plays.
+# starts (0.01 [0.00, 0.03] per answer: gaps at word starts in a few seeds only), because
+# prefetch holds each answer's first 60 ms (or waits 120 ms) before it plays.
 # The gaps move from word starts into the answer: 12.6 ms [10.6, 14.6] of silence in gaps per second
 # of audio, six times the lab's "clean" limit (2 ms per second of audio; FIFO: 21.2 [19.3, 23.1]).
 # So a prefetching Twilio would hide the stutter near real time but not give a clean call either. Of

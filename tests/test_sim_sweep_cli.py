@@ -16,7 +16,7 @@ import labkit
 from labkit.cli import main
 from labkit.cli.sweep import parse_thresholds
 from labkit.sim import simulate
-from labkit.sim.summary import mean_interval
+from labkit.sim.summary import mean_interval, natural_range
 from labkit.traces import read, shipped
 
 
@@ -170,7 +170,7 @@ def test_sweep_command_writes_csv_summary_and_plots(tmp_path: Path) -> None:
             assert f"{metric}_{suffix}" in summary.columns
     row = summary.query("strategy == 'preroll' and threshold_ms == 40 and link == 'jitter'")
     seeds = runs.query("strategy == 'preroll' and threshold_ms == 40 and link == 'jitter'")
-    expected = mean_interval(seeds["concealed_ms"].to_numpy())
+    expected = mean_interval(seeds["concealed_ms"].to_numpy(), natural_range("concealed_ms"))
     assert row["concealed_ms_mean"].item() == pytest.approx(expected.mean)
     assert row["concealed_ms_ci_low"].item() == pytest.approx(expected.low, nan_ok=True)
     assert len(list(tmp_path.glob("*.png"))) == 2  # gaps and onset gaps, a panel per link

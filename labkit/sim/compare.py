@@ -17,7 +17,7 @@ import pandas as pd
 
 from labkit.sim.batch import Task, score_many, simulate_many
 from labkit.sim.hypotheses import gap_ms_per_audio_s, onset_gaps_per_answer
-from labkit.sim.summary import direction, mean_interval, paired_difference
+from labkit.sim.summary import direction, mean_interval, natural_range, paired_difference
 from labkit.sim.sweep_runs import one_or_many, seed_tuple
 from labkit.traces import Trace
 
@@ -70,7 +70,7 @@ def intervals(frame: pd.DataFrame, metric: str,
     rows = []
     for key, group in frame.groupby(list(by), sort=False):
         values = group[metric].to_numpy(dtype=float)
-        interval = mean_interval(values)
+        interval = mean_interval(values, natural_range(metric))
         keys = key if isinstance(key, tuple) else (key,)
         rows.append({**dict(zip(by, keys, strict=True)), "mean": interval.mean,
                      "ci_low": interval.low, "ci_high": interval.high,

@@ -36,7 +36,7 @@ import pandas as pd
 from labkit.sim.batch import Task, simulate_many
 from labkit.sim.links import TcpLink
 from labkit.sim.metrics import Metrics
-from labkit.sim.summary import Interval, mean_interval
+from labkit.sim.summary import NON_NEGATIVE, Interval, mean_interval
 from labkit.sim.sweep_runs import one_or_many, seed_tuple
 from labkit.traces import Trace
 
@@ -199,8 +199,8 @@ def predictions(runs: pd.DataFrame, observations: Sequence[Observation] = OBSERV
     rows = []
     for (hypothesis, link, key), group in runs.groupby(["hypothesis", "link", "observation"],
                                                        sort=False):  # fmt: skip
-        onset = mean_interval(group["onset_gaps_per_answer"].to_numpy())
-        gaps = mean_interval(group["gap_ms_per_audio_s"].to_numpy())
+        onset = mean_interval(group["onset_gaps_per_answer"].to_numpy(), NON_NEGATIVE)
+        gaps = mean_interval(group["gap_ms_per_audio_s"].to_numpy(), NON_NEGATIVE)
         rows.append({"hypothesis": hypothesis, "link": link, "observation": key,
                      "heard": heard[str(key)], "seeds": onset.n,
                      "onset gaps per answer": onset.mean, "onset ci": (onset.low, onset.high),

@@ -29,7 +29,7 @@ from labkit.sim.hypotheses import (
     onset_gaps_per_answer,
 )
 from labkit.sim.links import DEFAULT_LINK
-from labkit.sim.summary import Interval, mean_interval
+from labkit.sim.summary import NON_NEGATIVE, Interval, mean_interval
 from labkit.traces import Trace
 from labkit.traces.retime import at_generation_speed
 
@@ -89,14 +89,15 @@ class Claim:
 
 def _stutters(label: str) -> Callable[[pd.DataFrame, pd.DataFrame], tuple[str, Interval]]:
     def judge(onset: pd.DataFrame, gaps: pd.DataFrame) -> tuple[str, Interval]:
-        interval = mean_interval(onset[label].to_numpy())
+        interval = mean_interval(onset[label].to_numpy(), NON_NEGATIVE)
         return _side(interval, STUTTER_ONSET_GAPS_PER_ANSWER, above=True), interval
     return judge
 
 
 def _clean(label: str) -> Callable[[pd.DataFrame, pd.DataFrame], tuple[str, Interval]]:
     def judge(onset: pd.DataFrame, gaps: pd.DataFrame) -> tuple[str, Interval]:
-        on, gap = mean_interval(onset[label].to_numpy()), mean_interval(gaps[label].to_numpy())
+        on = mean_interval(onset[label].to_numpy(), NON_NEGATIVE)
+        gap = mean_interval(gaps[label].to_numpy(), NON_NEGATIVE)
         if on.high < CLEAN_ONSET_GAPS_PER_ANSWER and gap.high < CLEAN_GAP_MS_PER_AUDIO_S:
             return YES, gap
         if on.low >= CLEAN_ONSET_GAPS_PER_ANSWER or gap.low >= CLEAN_GAP_MS_PER_AUDIO_S:

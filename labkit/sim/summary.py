@@ -7,8 +7,11 @@ strategy, threshold_ms, link, playout), ``n_seeds`` and for each metric ``<metri
 Student's t distribution with n - 1 degrees of freedom (mean +- t * s / sqrt(n), s the sample
 standard deviation). It assumes seeds are independent draws; with one seed, or a metric that is
 NaN in some seed, the interval is NaN; with every seed equal it is that value. Many metrics are
-zero in most seeds (underruns are rare events), so the interval can reach below zero: it is
-reported as computed, a sign that more seeds are needed to pin the mean down.
+zero in most seeds (underruns are rare events), so the t interval can reach below zero, and a MOS
+near a clean copy's can reach above P.862.1's ceiling: each is cut to what its metric can be
+(``natural_range``: no silence below zero). The true mean lies in that range, so the cut interval
+holds it whenever the t interval does: its 95% coverage is kept. A wide interval that touches
+zero still says that more seeds are needed to pin the mean down. A *difference* is never cut.
 
 Comparing two strategies: on the ``tcp`` link one seed gives every strategy the same path delays
 and stalls (they are functions of time), so the per-seed *difference* of two strategies removes
@@ -40,6 +43,33 @@ SUMMARY_METRICS = (
 )
 
 
+# Metrics that count things (gaps, messages): a difference in them is "fewer" or "more".
+COUNTS = frozenset({
+    "concealment_events", "onset_concealment_events", "onset_gaps_per_answer",
+    "messages", "media_messages", "mark_messages", "clear_messages", "messages_per_audio_s",
+    "interruption_count",
+})  # fmt: skip
+# Metrics that are amounts of time or audio, never below zero.
+AMOUNTS = frozenset({
+    "concealed_ms", "onset_concealed_ms", "gap_ms_per_audio_s", "mean_time_to_first_audio_ms",
+    "total_interruption_duration_ms", "stale_after_barge_in_ms", "oracle_min_delay_ms",
+    "jitter_ms", "audio_ms", "played_ms", "bytes", "wire_bytes",
+})  # fmt: skip
+UNBOUNDED = (-math.inf, math.inf)
+NON_NEGATIVE = (0.0, math.inf)
+# P.862's raw score is 4.5 less its disturbances (never above 4.5); P.862.1 maps it into
+# (0.999, 4.999) by 0.999 + 4 / (1 + exp(-1.4945 x + 4.6607)), 4.549 at the top.
+MOS_LQO_RANGE = (0.999, 0.999 + 4 / (1 + math.exp(-1.4945 * 4.5 + 4.6607)))
+
+
+def natural_range(metric: str) -> tuple[float, float]:
+    """What a mean of ``metric`` can be: ``[0, inf)`` for a count or an amount, P.862.1's range
+    for a MOS-LQO, else unbounded (a lag, a difference, a column of your own)."""
+    if metric.startswith("mos_lqo"):
+        return MOS_LQO_RANGE
+    return NON_NEGATIVE if metric in COUNTS or metric in AMOUNTS else UNBOUNDED
+
+
 @dataclass(frozen=True)
 class Interval:
     """A mean over seeds with its 95% confidence interval."""
@@ -57,8 +87,10 @@ class Interval:
         return f"{self.mean:.1f} [{self.low:.1f}, {self.high:.1f}] (n={self.n})"
 
 
-def mean_interval(values: Sequence[float] | npt.NDArray[np.float64]) -> Interval:
-    """The mean of ``values`` and its 95% t interval (NaN with fewer than two values or NaNs)."""
+def mean_interval(values: Sequence[float] | npt.NDArray[np.float64],
+                  within: tuple[float, float] = UNBOUNDED) -> Interval:  # fmt: skip
+    """The mean of ``values`` and its 95% t interval, cut to ``within`` (the range the values
+    can take: ``natural_range``); NaN with fewer than two values or NaNs."""
     data = np.asarray(values, dtype=np.float64)
     n = len(data)
     if n == 0:
@@ -70,7 +102,8 @@ def mean_interval(values: Sequence[float] | npt.NDArray[np.float64]) -> Interval
     if spread == 0.0:
         return Interval(mean, mean, mean, n)
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * spread / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, n)
+    floor, ceiling = within
+    return Interval(mean, max(mean - half, floor), min(mean + half, ceiling), n)
 
 
 def summarize(runs: pd.DataFrame, metrics: Sequence[str] | None = None,
@@ -92,7 +125,8 @@ def summarize(runs: pd.DataFrame, metrics: Sequence[str] | None = None,
         row: dict[str, object] = dict(zip(keys, values, strict=True))
         row["n_seeds"] = len(group)
         for metric in present:
-            interval = mean_interval(group[metric].to_numpy(dtype=np.float64))
+            interval = mean_interval(group[metric].to_numpy(dtype=np.float64),
+                                     natural_range(metric))
             row[f"{metric}_mean"] = interval.mean
             row[f"{metric}_ci_low"] = interval.low
             row[f"{metric}_ci_high"] = interval.high
@@ -105,12 +139,6 @@ def summarize(runs: pd.DataFrame, metrics: Sequence[str] | None = None,
 NOISE = 1e-6
 LESS, FEWER, LOWER = "less", "fewer", "lower"
 MORE, HIGHER, NO_DIFFERENCE = "more", "higher", "no difference shown"
-# Metrics that count things (gaps, messages): a difference in them is "fewer" or "more".
-COUNTS = frozenset({
-    "concealment_events", "onset_concealment_events", "onset_gaps_per_answer",
-    "messages", "media_messages", "mark_messages", "clear_messages", "messages_per_audio_s",
-    "interruption_count",
-})  # fmt: skip
 
 
 def words(metric: str) -> tuple[str, str]:
