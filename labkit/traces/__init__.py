@@ -1,6 +1,6 @@
 """Trace format v1: what a Realtime session delivered, with the time each event arrived.
 
-See notebooks/00_traces.ipynb and ../shared/design/TRACE_FORMAT.md.
+See notebooks/00_traces.ipynb and docs/TRACE_FORMAT.md.
 """
 
 from __future__ import annotations

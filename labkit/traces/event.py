@@ -1,6 +1,6 @@
 """One line of a trace: an event the Realtime session delivered and the time it arrived.
 
-See notebooks/00_traces.ipynb and ../shared/design/TRACE_FORMAT.md.
+See notebooks/00_traces.ipynb and docs/TRACE_FORMAT.md.
 """
 
 from __future__ import annotations

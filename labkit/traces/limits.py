@@ -9,7 +9,7 @@ buffer). The size cap also bounds memory: a trace made of the smallest valid eve
 of Python objects per byte of text (measured: benchmarks/bench_hostile.py), so ~1 GB at the
 default. Callers pass their own ``TraceLimits`` to ``labkit.traces.read``; the CLI commands that
 read traces take ``--max-trace-mib`` and ``--max-line-mib``.
-See notebooks/00_traces.ipynb and ../shared/design/TRACE_FORMAT.md.
+See notebooks/00_traces.ipynb and docs/TRACE_FORMAT.md.
 """
 
 from __future__ import annotations

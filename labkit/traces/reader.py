@@ -4,7 +4,7 @@ The file is read as it decompresses, one line at a time, so memory follows the t
 never the file's decompressed size: a gzip "bomb" is refused at the first line that breaks the
 format or passes a cap of ``TraceLimits`` (``labkit.traces.limits``: decompressed size, line
 length), naming the file, the line and the cap. See notebooks/00_traces.ipynb and
-../shared/design/TRACE_FORMAT.md.
+docs/TRACE_FORMAT.md.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A file that breaks them is refused with the file, the line and what is wrong; the writer applies
 the same rules so it never writes a file the reader would refuse.
-See ../shared/design/TRACE_FORMAT.md.
+See docs/TRACE_FORMAT.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Write a v1 trace: atomic, compact, keys in a stable order, ``.gz`` byte-for-byte reproducible.
 
-See notebooks/00_traces.ipynb and ../shared/design/TRACE_FORMAT.md.
+See notebooks/00_traces.ipynb and docs/TRACE_FORMAT.md.
 """
 
 from __future__ import annotations
