@@ -221,7 +221,7 @@ def test_a_public_url_that_twilio_cannot_call_is_refused_in_one_line() -> None:
     with pytest.raises(SystemExit) as refused:
         main(["serve", "--public-url", "abc.ngrok.app"])
     assert refused.value.code == 2
-    assert str(refused.value) == ("labkit serve: ServerSettings.public_url must start with http:// "
+    assert str(refused.value) == ("labkit serve: --public-url must start with http:// "
                                   "or https://, got 'abc.ngrok.app'")  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from labkit.cli.output_paths import output_directory
 from labkit.cli.refusal import Refusal
 from labkit.cli.trace_file import readable_trace
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
+from labkit.live.call import MAX_CALL_SPEED
 from labkit.live.settings import (
     DEFAULT_MARK_EVERY_MS,
     DEFAULT_STRATEGY,
@@ -45,7 +46,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--playout", choices=PLAYOUT_NAMES, default=DEFAULT_PLAYOUT,
                         help=f"the emulated Twilio's playout model (default {DEFAULT_PLAYOUT})")
     parser.add_argument("--speed", type=replay_speed, default=1.0,
-                        help="replay speed (default 1, as a phone call runs; faster shrinks every "
+                        help=f"replay speed, > 0 and at most {MAX_CALL_SPEED:g} (default 1, "
+                        "as a phone call runs; faster shrinks every "
                         "timer's margin in real ms, so with --realtime-emulator a busy machine "
                         "can make a flush timer split a message the simulation sends whole: "
                         "notebooks/04_live_call.ipynb)")  # fmt: skip
@@ -53,7 +55,8 @@ def register(subparsers: Any) -> None:
                         help="the caller barges in then (ms into the trace, agent speaking)")
     parser.add_argument("--mark-every-ms", type=checked(parse_mark_every_ms),
                         default=DEFAULT_MARK_EVERY_MS,
-                        help="ms of audio per mark, or 'none' for a mark after every media message")
+                        help="ms of audio per mark, or 'none' for a mark after every media message "
+                        "(default %(default)g)")
     parser.add_argument("--align-frames", action="store_true", help="send whole 20 ms frames")
     parser.add_argument(
         "--realtime-emulator",
@@ -72,10 +75,14 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labkit.live.call import loopback_call, with_barge_in
+    from labkit.live.call import check_call_speed, loopback_call, with_barge_in
 
     if args.realtime_log is not None and not args.realtime_emulator:
         raise Refusal("labkit call: --realtime-log needs --realtime-emulator")
+    try:  # the call's own bound, beyond the replay's rule the flag's type checks
+        check_call_speed(args.speed)
+    except ValueError as exc:
+        raise Refusal(f"labkit call: --speed: {exc}") from None
     path, trace = readable_trace("call", args.trace, trace_limits_from_args(args))
     if args.barge_in_at_ms is not None:
         try:  # the call's own rule, asked before any server starts

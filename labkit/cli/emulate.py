@@ -15,6 +15,7 @@ from labkit.cli.flag_types import replay_speed
 from labkit.cli.output_paths import output_directory
 from labkit.cli.ports import port_number
 from labkit.cli.refusal import Refusal
+from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 
 DEFAULT_PORT = 8766
 
@@ -27,14 +28,16 @@ def register(subparsers: Any) -> None:
         "protocol the openai-agents SDK's own model speaks.",
     )
     parser.add_argument("trace", metavar="TRACE", help="trace file, or the name of a shipped one")
-    parser.add_argument("--speed", type=replay_speed, default=1.0, help="replay speed factor")
+    parser.add_argument("--speed", type=replay_speed, default=1.0,
+                        help="replay speed factor (default %(default)g)")
     parser.add_argument("--port", type=port_number, default=DEFAULT_PORT,
-                        help=f"default {DEFAULT_PORT}")
+                        help="default %(default)s")
     parser.add_argument("--log", metavar="DIR", type=output_directory,
                         help="write each session's Realtime log")
     parser.add_argument(
         "--close-when-done", action="store_true", help="close each session when its trace ends"
     )
+    add_trace_limit_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -44,12 +47,11 @@ def run(args: argparse.Namespace) -> int:
 
     from labkit.cli.trace_file import readable_trace
     from labkit.live.realtime_emulator import EMULATOR_API_KEY, RealtimeEmulator
-    from labkit.traces import TraceLimits
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    _, trace = readable_trace("emulate", args.trace, TraceLimits())
+    _, trace = readable_trace("emulate", args.trace, trace_limits_from_args(args))
     emulator = RealtimeEmulator(
         trace,
         speed=args.speed,

@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("log", type=Path, metavar="LOG", help="the log (.jsonl or .jsonl.gz)")
     parser.add_argument("-o", "--out", type=output_file, required=True, metavar="TRACE",
-                        help="*.jsonl.gz")
+                        help="the trace to write: *.jsonl.gz (gzip) or *.jsonl")
     parser.add_argument("--description", help="the trace header's description")
     parser.add_argument("--force", action="store_true", help="overwrite TRACE if it exists")
     parser.add_argument("--salvage", action="store_true",
@@ -37,10 +37,15 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from labkit.sim.sweep_traces import TRACE_SUFFIXES
     from labkit.traces import TraceFormatError, write
     from labkit.traces.reader import StreamCutShort
     from labkit.traces.realtime_log import import_log
 
+    # the names every other command reads as traces; the writer gzips a name ending in .gz
+    if not args.out.name.endswith(TRACE_SUFFIXES):
+        raise Refusal(f"labkit import: -o/--out must name a trace file ending in "
+                      f"{' or '.join(TRACE_SUFFIXES)}, got {str(args.out)!r}")  # fmt: skip
     if args.out.exists() and not args.force:
         raise Refusal(f"labkit import: {args.out} exists; not overwriting it (use --force)")
     if not args.log.is_file():

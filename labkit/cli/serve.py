@@ -8,6 +8,7 @@ process lists. The server's limits have flags of their own (``labkit.cli.server_
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import sys
 from typing import Any
@@ -28,10 +29,12 @@ from labkit.live.settings import (
     WS_IMPLEMENTATIONS,
     CallSettings,
     ServerSettings,
+    check_public_url,
     parse_mark_every_ms,
     parse_threshold_ms,
     strategy_names,
 )
+from labkit.traces.errors import TraceFormatError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -46,7 +49,8 @@ def register(subparsers: Any) -> None:
         "replayed. With TWILIO_AUTH_TOKEN set, every request must carry a valid Twilio signature.",
     )
     parser.add_argument("--replay", metavar="TRACE", help="trace file or shipped trace name")
-    parser.add_argument("--speed", type=replay_speed, default=1.0, help="replay speed factor")
+    parser.add_argument("--speed", type=replay_speed, default=1.0,
+                        help="replay speed factor (default %(default)g)")
     parser.add_argument(
         "--realtime-emulator",
         action="store_true",
@@ -58,22 +62,25 @@ def register(subparsers: Any) -> None:
         help="the same through a Realtime emulator already running (`labkit emulate`, e.g. in a "
         "process of its own); it must replay the --replay trace at --speed",
     )
-    parser.add_argument("--strategy", choices=strategy_names(), default=DEFAULT_STRATEGY)
+    parser.add_argument("--strategy", choices=strategy_names(), default=DEFAULT_STRATEGY,
+                        help="outbound strategy (default %(default)s)")
     parser.add_argument("--threshold-ms", type=checked(parse_threshold_ms),
-                        default=DEFAULT_THRESHOLD_MS)  # fmt: skip
+                        default=DEFAULT_THRESHOLD_MS, help="default %(default)g")  # fmt: skip
     parser.add_argument(
         "--mark-every-ms",
         type=checked(parse_mark_every_ms),
         default=DEFAULT_MARK_EVERY_MS,
-        help="ms of audio per mark, or 'none' for a mark after every media message",
+        help="ms of audio per mark, or 'none' for a mark after every media message "
+        "(default %(default)g)",
     )
     parser.add_argument("--align-frames", action="store_true", help="cut media at 20 ms frames")
-    parser.add_argument("--host", default=DEFAULT_HOST)
-    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT)
+    parser.add_argument("--host", default=DEFAULT_HOST, help="default %(default)s")
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT,
+                        help="default %(default)s")
     parser.add_argument("--record", metavar="DIR", type=output_directory,
                         help="write each call's trace here")
     parser.add_argument("--public-url", metavar="URL", help="e.g. https://abc.ngrok.app")
-    parser.add_argument("--voice", default=DEFAULT_VOICE)
+    parser.add_argument("--voice", default=DEFAULT_VOICE, help="default %(default)s")
     parser.add_argument("--ws", choices=WS_IMPLEMENTATIONS, default=DEFAULT_WS_IMPLEMENTATION,
                         help="uvicorn's WebSocket layer (default %(default)s)")  # fmt: skip
     parser.add_argument("--ws-per-message-deflate", action="store_true",
@@ -97,6 +104,11 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     if ws == "wsproto" and importlib.util.find_spec("wsproto") is None:
         raise Refusal("labkit serve: --ws wsproto needs the wsproto package "
                       "(pip install -e '.[bench]')")  # fmt: skip
+    if args.public_url is not None:
+        try:  # the settings' rule, under the flag's name
+            check_public_url("--public-url", args.public_url)
+        except ValueError as exc:
+            raise Refusal(f"labkit serve: {exc}") from None
     limits = trace_limits_from_args(args)
     replay = readable_trace("serve", args.replay, limits)[0] if args.replay else None
     return ServerSettings.from_env(
@@ -114,15 +126,17 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     )
 
 
-def instructions(settings: ServerSettings, host: str, port: int, model: str) -> str:
+def instructions(settings: ServerSettings, host: str, port: int, model: str,
+                 *, realtime_emulator: bool = False) -> str:  # fmt: skip
     base = (settings.public_url or f"https://<your public host for {host}:{port}>").rstrip("/")
     signatures = "required" if settings.twilio_auth_token else "NOT checked (no TWILIO_AUTH_TOKEN)"
     return "\n".join(
         [
             f"labkit live server on http://{host}:{port}  model: {model}",
-            f"call settings: {settings.call}",
+            *_unasked_replay(settings, realtime_emulator),
+            f"call settings: {settings_text(settings.call)}",
             f"Twilio signatures: {signatures}",
-            f"limits: {settings.limits}",
+            f"limits: {settings_text(settings.limits)}",
             "In the Twilio console, Phone Numbers > your number > Voice configuration:",
             f"  A call comes in: Webhook  {base}/incoming-call  HTTP POST",
             "Twilio needs a public https URL: e.g. run `ngrok http "
@@ -130,6 +144,32 @@ def instructions(settings: ServerSettings, host: str, port: int, model: str) -> 
             f"Health check: http://{host}:{port}/health",
         ]
     )
+
+
+def _unasked_replay(settings: ServerSettings, realtime_emulator: bool) -> list[str]:
+    """A line saying why a trace is replayed when nothing asked for one: no OpenAI key."""
+    asked = (realtime_emulator or settings.replay_trace is not None
+             or settings.realtime_emulator_url is not None)  # fmt: skip
+    if asked or not settings.uses_replay:
+        return []
+    return ["replaying a trace because OPENAI_API_KEY is unset (set it to talk to OpenAI)"]
+
+
+def settings_text(settings: Any) -> str:
+    """A settings dataclass as ``name=value`` words, every field its repr shows (secrets are
+    ``repr=False``: never shown)."""
+    shown = (f for f in dataclasses.fields(settings) if f.repr)
+    return " ".join(f"{f.name}={_value_text(getattr(settings, f.name))}" for f in shown)
+
+
+def _value_text(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -157,10 +197,14 @@ def run(args: argparse.Namespace) -> int:
 
         def announce(app: Any) -> None:
             description = app.state.models.description
-            print(instructions(settings, args.host, args.port, description), flush=True)
+            print(instructions(settings, args.host, args.port, description,
+                               realtime_emulator=True), flush=True)  # fmt: skip
 
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: both servers stopped cleanly
-            asyncio.run(serve_with_emulator(settings, args.host, args.port, announce=announce))
+            try:
+                asyncio.run(serve_with_emulator(settings, args.host, args.port, announce=announce))
+            except TraceFormatError as exc:  # the trace changed since it was checked above
+                raise Refusal(f"labkit serve: {exc}") from None
         return 0
     app = create_app(settings)
     print(instructions(settings, args.host, args.port, app.state.models.description), flush=True)

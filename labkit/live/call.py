@@ -48,6 +48,11 @@ IDLE_HANGUP_MS = 3000.0  # media ms of silence after the trace ended before the 
 TIMEOUT_MARGIN_S = 30.0  # real seconds beyond the trace before the call is abandoned
 CALL_OPTIONS = ("mark_every_ms", "align_frames")
 DELAY_FALLBACK_MS = 0.5  # if no ping came back: loopback is well under a millisecond
+# The fastest replay a loopback call compares: the measured loopback delay is in media ms (real
+# ms times the speed), so beyond it a few real ms of a busy machine are seconds of media time,
+# the comparison measures the machine rather than the strategy, and a delay soon exceeds the
+# longest the simulator's links model (labkit.sim.params.MAX_MS).
+MAX_CALL_SPEED = 1000.0
 
 
 @dataclass
@@ -118,6 +123,20 @@ def arrivals_side_by_side(measured: pd.DataFrame, simulated: pd.DataFrame) -> pd
     return table.assign(difference_ms=table["measured_ms"] - table["simulated_ms"])
 
 
+def check_call_speed(speed: float) -> float:
+    """``speed`` when a loopback call can compare at it: the replay's rule
+    (``labkit.live.settings.check_replay_speed``) and at most MAX_CALL_SPEED; else a ValueError."""
+    from labkit.live.settings import check_replay_speed
+
+    check_replay_speed("speed", speed)
+    if speed > MAX_CALL_SPEED:
+        raise ValueError(
+            f"speed must be at most {MAX_CALL_SPEED:g} for a loopback call (the measured "
+            f"loopback delay is real ms times the speed), got {speed:g}"
+        )
+    return speed
+
+
 def with_barge_in(trace: Trace, at_ms: float) -> Trace:
     """``trace`` with the caller barging in at ``at_ms``: the response then speaking is interrupted.
 
@@ -177,6 +196,7 @@ async def loopback_call(
     from labkit.live.server import serve_in_background
     from labkit.live.settings import CallSettings, ServerSettings
 
+    check_call_speed(speed)
     unknown = sorted(set(options) - set(CALL_OPTIONS))
     if unknown:
         raise TypeError(
@@ -252,6 +272,7 @@ def _compare(
 ) -> CallResult:
     from labkit.live.handler import build_strategy
     from labkit.sim import measure, simulate
+    from labkit.sim.params import MAX_MS
 
     params = dict(playout_params or {})
     schedule = recording.schedule(trace_items(trace))
@@ -259,6 +280,12 @@ def _compare(
     delay_ms = recording.one_way_delay_ms
     if math.isnan(delay_ms):
         delay_ms = DELAY_FALLBACK_MS * speed
+    if delay_ms > MAX_MS:  # a machine stalled for a long while: no link of the simulator models it
+        raise RuntimeError(
+            f"loopback call: the measured loopback delay, {delay_ms / speed:.0f} real ms "
+            f"({delay_ms:.0f} media ms at speed {speed:g}), is over the {MAX_MS:g} ms the "
+            "simulator's links model: nothing to compare; try a lower speed"
+        )
     simulation = simulate(
         trace,
         build_strategy(call),

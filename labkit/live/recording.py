@@ -5,8 +5,11 @@ the UTC start time, a readable prefix of the stream sid and a digest of the whol
 (``labkit.traces.recorder.trace_file_stem``), with a counter when two calls would still share a
 name: no trace is ever overwritten or written by two calls. When the directory holds
 ``record_max_bytes`` or more (checked as each call starts), calls go unrecorded and one log line
-says so, until space is freed. The directory is counted in a thread, never on the event loop:
-listing a directory of many traces takes seconds, and every other call must go on meanwhile.
+says so, until space is freed. A file removed while the directory is counted is skipped; a
+directory that cannot be counted at all (replaced by a file, unreadable) leaves the calls starting
+then unrecorded, with a log line: recording never disturbs a call. The directory is counted in a
+thread, never on the event loop: listing a directory of many traces takes seconds, and every
+other call must go on meanwhile.
 See notebooks/04_live_call.ipynb.
 """
 
@@ -60,11 +63,12 @@ class CallRecordings:
             return None
 
     def used_bytes(self) -> int:
+        """Bytes in the directory's files; raises OSError when the directory cannot be listed."""
         try:
             entries = list(os.scandir(self.directory))
         except FileNotFoundError:
             return 0
-        return sum(entry.stat().st_size for entry in entries if entry.is_file())
+        return sum(_file_bytes(entry) for entry in entries)
 
     async def _used_bytes_off_loop(self) -> int:
         """``used_bytes`` in a thread; calls starting while a count is under way share it."""
@@ -75,7 +79,12 @@ class CallRecordings:
     async def _over_cap(self) -> bool:
         if self.max_bytes is None:
             return False
-        used = await self._used_bytes_off_loop()
+        try:
+            used = await self._used_bytes_off_loop()
+        except OSError as exc:  # recording must never disturb a call: this one goes unrecorded
+            log.error("record directory %s cannot be counted: %s: calls starting now are not "
+                      "recorded", self.directory, escaped(str(exc)))  # fmt: skip
+            return True
         if used < self.max_bytes:
             if self.full:
                 log.warning("record directory %s is under its cap again: calls are recorded",
@@ -90,3 +99,12 @@ class CallRecordings:
             )  # fmt: skip
         self.full = True
         return True
+
+
+def _file_bytes(entry: os.DirEntry[str]) -> int:
+    """The size of a file in the directory, 0 for anything else or for a file that vanished
+    since the listing (an operator freeing space as calls start)."""
+    try:
+        return entry.stat().st_size if entry.is_file() else 0
+    except OSError:
+        return 0

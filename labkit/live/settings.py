@@ -12,12 +12,16 @@ appear in ``repr``. See notebooks/04_live_call.ipynb.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from labkit.traces.limits import TraceLimits
 
@@ -44,6 +48,9 @@ MIN_FRAME_BYTES = 64 * KIB  # labkit.twilio_messages.MAX_MESSAGE_BYTES: a valid 
 # (benchmarks/bench_live_vs_upstream.py, benchmarks/README.md)
 WS_IMPLEMENTATIONS = ("websockets-sansio", "websockets", "wsproto")
 DEFAULT_WS_IMPLEMENTATION = "websockets-sansio"
+MAX_HOST_NAME_CHARS = 253  # a DNS name's longest text form (RFC 1035)
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")  # RFC 1123
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")  # spaces and control characters
 
 
 def check_replay_speed(what: str, speed: float) -> float:
@@ -52,6 +59,43 @@ def check_replay_speed(what: str, speed: float) -> float:
     if not (math.isfinite(speed) and speed > 0):
         raise ValueError(f"{what} must be a finite number > 0, got {speed!r}")
     return speed
+
+
+def check_public_url(what: str, url: str) -> str:
+    """The one rule for the server's public URL (``--public-url``): Twilio fetches the webhook and
+    opens the media stream there, and every TwiML answer carries it, so it must be an http(s) URL
+    with a valid host name (an optional port and path) and nothing else: no user or password (they
+    would be in every answer and banner), no query or fragment (the server appends its own paths).
+    ``what`` names the value in the ValueError; a URL that may hold a password is never echoed."""
+    if "@" in url:
+        raise ValueError(f"{what} must not hold a user name or password ('@'): Twilio would get "
+                         "them in every TwiML answer")  # fmt: skip
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{what} must start with http:// or https://, got {url!r}")
+    if _URL_FORBIDDEN.search(url):
+        raise ValueError(f"{what} must hold no spaces or control characters, got {url!r}")
+    if "?" in url or "#" in url:
+        raise ValueError(f"{what} must have no query or fragment ('?', '#'), got {url!r}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port that is no number 0..65535
+    except ValueError as exc:
+        raise ValueError(f"{what} must have a valid host and port ({exc}), got {url!r}") from None
+    if port == 0:  # no one can connect to port 0
+        raise ValueError(f"{what} must have a port in 1..65535, got {url!r}")
+    if not _valid_host(parts.hostname or ""):
+        raise ValueError(f"{what} must name a valid host (e.g. https://abc.ngrok.app), "
+                         f"got {url!r}")  # fmt: skip
+    return url
+
+
+def _valid_host(host: str) -> bool:
+    """A DNS name (letters, digits, hyphens, dot-separated labels) or an IP address."""
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(host)
+        return True
+    labels = host.removesuffix(".").split(".")
+    return len(host) <= MAX_HOST_NAME_CHARS and all(_HOST_LABEL.fullmatch(x) for x in labels)
 
 
 def strategy_names() -> tuple[str, ...]:
@@ -216,11 +260,8 @@ class ServerSettings:
                 f"got {self.ws_implementation!r}"
             )
         check_replay_speed("ServerSettings.replay_speed", self.replay_speed)
-        if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"ServerSettings.public_url must start with http:// or https://, "
-                f"got {self.public_url!r}"
-            )
+        if self.public_url is not None:
+            check_public_url("ServerSettings.public_url", self.public_url)
 
     @classmethod
     def from_env(

@@ -44,6 +44,7 @@ naming the file, the line and the field. See notebooks/00_traces.ipynb and the R
 from __future__ import annotations
 
 import binascii
+import io
 import json
 import math
 from base64 import b64decode
@@ -92,6 +93,9 @@ _GA_FORMATS = {"audio/pcmu": ULAW, "audio/pcm": PCM16, "audio/pcma": ALAW}
 PCM16_RATE_HZ = 24000
 _PCM_BYTES_PER_ULAW_BYTE = 6  # 3 samples of 2 bytes at 24 kHz -> 1 sample of 1 byte at 8 kHz
 TIME_KEYS = ("t_ms", "received_at")
+# How far from its end a plain log is read for text after its last newline: a cut line holds
+# some text, and a tail of blanks this long is no line anyone wrote
+TAIL_PROBE_BYTES = 4096
 
 
 def log_line(t_ms: float, event: Mapping[str, Any]) -> str:
@@ -267,7 +271,8 @@ def import_log(
 
     With ``salvage=True`` a log cut short (a gzip stream that stops early, or a last line that
     is not whole JSON: a logger killed or a full disk) keeps its whole lines; ``cut`` says where
-    it was cut, and so does the trace's header (``recorder.salvaged``)."""
+    it was cut, and so does the trace's header (``recorder.salvaged``). Without it such a log
+    raises StreamCutShort (a plain log's last line counts as cut when it has no newline)."""
     path = Path(path)
     importer = EventImporter(path)
     clock = _LogClock(path)
@@ -334,6 +339,10 @@ class _LogClock:
         if key == "t_ms" and value < 0:
             raise TraceFormatError(self.path, line, f"field 't_ms' must be >= 0, got {value}")
         t_ms = float(value) if key == "t_ms" else self._since_first_ms(float(value))
+        if not math.isfinite(t_ms):  # finite seconds far apart: their ms overflow
+            raise TraceFormatError(
+                self.path, line, f"field {key!r}: {value} is too far from the first line's time"
+            )
         if t_ms < self._last_ms:
             raise TraceFormatError(
                 self.path, line, f"field {key!r} goes back in time: {value} after a later line"
@@ -378,9 +387,25 @@ def _log_objects(
     try:
         yield _log_object(path, *held)
     except TraceFormatError as error:
-        if cut is None or cut or not error.reason.startswith("not a JSON line"):
+        not_json = error.reason.startswith("not a JSON line")
+        if cut is None and not_json and _ends_mid_line(path):  # refused as cut, not as garbage
+            raise StreamCutShort(path, held[0], f"{error.reason}: the log looks cut short "
+                                 "(its last line has no newline)") from None  # fmt: skip
+        if cut is None or cut or not not_json:
             raise
         cut.append(f"{path}, line {held[0]}: last line cut short")
+
+
+def _ends_mid_line(path: Path) -> bool:
+    """Whether a plain (not gzip) log ends in a line without its newline: what a logger killed
+    mid-write, a full disk or ``head -c`` leaves. (A gzip log cut short is a cut gzip stream.)"""
+    if path.name.endswith(".gz"):
+        return False
+    with path.open("rb") as raw:
+        size = raw.seek(0, io.SEEK_END)
+        raw.seek(max(0, size - TAIL_PROBE_BYTES))
+        tail = raw.read().rsplit(b"\n", 1)[-1]
+    return bool(tail.strip())  # text after the last newline (blanks there are no line)
 
 
 def _log_object(path: Path, number: int, line: bytes) -> tuple[int, dict[str, Any]]:

@@ -119,7 +119,8 @@ class RealtimeEmulator:
             logger=_websockets_log,
         )
         self.port = int(next(iter(self._server.sockets)).getsockname()[1])
-        log.info("Realtime emulator on %s replaying %r x%g", self.url, self.trace, self.speed)
+        # debug, not info: `labkit emulate` and `labkit serve` print the URL in their banners
+        log.debug("Realtime emulator on %s replaying %r x%g", self.url, self.trace, self.speed)
         return self
 
     async def __aexit__(

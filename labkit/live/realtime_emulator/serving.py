@@ -31,7 +31,8 @@ async def serve_with_emulator(
     log_dir: str | Path | None = None,
 ) -> None:
     """Serve until stopped; ``announce(app)`` runs once both are listening."""
-    trace = read(replay_trace_path(settings))
+    # within the settings' limits (--max-line-mib, --max-trace-mib), as the server reads it
+    trace = read(replay_trace_path(settings), limits=settings.trace_limits)
     async with RealtimeEmulator(trace, speed=settings.replay_speed, log_dir=log_dir) as emulator:
         app = create_app(replace(settings, realtime_emulator_url=emulator.url))
         if announce is not None:
