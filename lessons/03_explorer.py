@@ -83,9 +83,10 @@ assert min(timings_ms) < 2000
 # ## The controls
 #
 # Move any control and the figure, the metrics and the player below it follow; "show" zooms to
-# the whole call, the longest gap, the longest gap at a word start, or one answer. A control that
-# has no effect on the chosen settings says so above the figure (e.g. `forward` ignores the
-# threshold; the `ideal` link takes no delay). Sliders move in steps you can aim at; the arrow keys
+# the whole call, the longest gap (concealed, or padding the playout inserted: every silence the
+# title counts), the longest gap at a word start, or one answer. A control that has no effect on
+# the chosen settings says so above the figure (e.g. `forward` ignores the threshold; the `ideal`
+# link takes no delay). Sliders move in steps you can aim at; the arrow keys
 # move them one step, and their number can be typed. The figure takes the width the page gives
 # it (from 500 to 1000 px): in a narrow window, or beside JupyterLab's file browser, it narrows
 # instead of losing the end of the call, and it widens again with the window.

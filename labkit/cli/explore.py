@@ -8,21 +8,26 @@ a page load takes one whose figure is drawn: its first figure shows in ~2.3 s in
 (most of that was the kernel's start and imports; benchmarks/bench_explore_first_figure.py).
 The trace menu offers the shipped traces, then the files and directories given on the command line
 (your recorded calls), each read before Voila starts so a bad one is named at once.
-Binds 127.0.0.1 unless told otherwise. See notebooks/03_explorer.ipynb for how to read the figure.
+Binds 127.0.0.1 unless told otherwise. Voila runs in its own process group, which labkit stops
+when it is itself stopped (Ctrl-C, SIGTERM, SIGHUP): nothing keeps serving, and the temporary
+directory goes. See notebooks/03_explorer.ipynb for how to read the figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from types import FrameType
+from typing import Any, TypeAlias
 
 from labkit.cli.ports import port_number
 
@@ -34,6 +39,11 @@ DEFAULT_PORT = 8866
 IDLE_KERNEL_S = 60.0
 WARM_KERNELS = 1  # ~200 MB each, idle until a page load takes one (then Voila starts another)
 MAX_WARM_KERNELS = 16
+# The signals that stop labkit explore, and Voila with it: Ctrl-C, kill's default, a closed terminal
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Voila, sent SIGTERM, shuts its kernels down (~1 s); one still running after this is killed
+VOILA_STOP_S = 10.0
+Handler: TypeAlias = "Callable[[int, FrameType | None], Any] | int | signal.Handlers | None"
 NOTEBOOK_NAME = "labkit explorer.ipynb"  # Voila titles the page after it
 INTRO = """# labkit explorer
 
@@ -62,6 +72,8 @@ def app_notebook(traces: list[str] | None = None) -> dict[str, Any]:
              "execution_count": None, "outputs": []},
         ],
     }  # fmt: skip
+    import nbformat  # ~1.3 s (jsonschema): imported here, not by every labkit command
+
     nbformat.validate(notebook)
     return notebook
 
@@ -120,6 +132,16 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:  # from here on a stop signal unwinds: Voila stopped, the temporary directory removed
+        with stop_signals_handled(raise_stopped):
+            return serve(args)
+    except Stopped as stopped:
+        print(f"labkit explore: stopped ({signal.Signals(stopped.signum).name})",
+              file=sys.stderr)  # fmt: skip
+        return 128 + stopped.signum  # as a shell reports a command this signal stopped
+
+
+def serve(args: argparse.Namespace) -> int:
     from labkit.views.explorer import your_traces
 
     try:  # a bad trace is named (file, line, field) before any server starts
@@ -138,7 +160,58 @@ def run(args: argparse.Namespace) -> int:
             return 2
         print(f"labkit explore: starting Voila on {args.host}, port {args.port} or the next free "
               "one (it prints the address below; Ctrl-C stops it)", flush=True)  # fmt: skip
-        try:
-            return subprocess.call(argv)
-        except KeyboardInterrupt:  # Voila got the same Ctrl-C and shuts down its kernel
-            return 0
+        return serve_until_stopped(argv)
+
+
+class Stopped(Exception):
+    """labkit explore received one of ``STOP_SIGNALS`` (``signum``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by signal {signum}")
+        self.signum = signum
+
+
+def raise_stopped(signum: int, _frame: FrameType | None) -> None:
+    """A signal handler: the ``finally`` blocks and context managers unwinding from ``Stopped``
+    run (stop Voila, remove the temporary directory), which the default action of SIGTERM and
+    SIGHUP (exit at once) never lets them do."""
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def stop_signals_handled(handler: Handler) -> Iterator[None]:
+    """Each of ``STOP_SIGNALS`` handled by ``handler`` while the block runs."""
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler_before in previous.items():
+            signal.signal(signum, handler_before)
+
+
+def serve_until_stopped(argv: list[str], stop_s: float = VOILA_STOP_S) -> int:
+    """Run Voila (``argv``) in a process group of its own until it exits (its exit code) or
+    this process is stopped (``Stopped`` propagates, once Voila is stopped).
+
+    Its own group: a terminal's Ctrl-C reaches labkit alone, which stops Voila the one way
+    that also ends its kernels (SIGTERM; Voila then shuts them down), and the group's other
+    processes with it."""
+    process: subprocess.Popen[bytes] | None = None
+    try:  # a signal as Popen returns still stops what it started
+        process = subprocess.Popen(argv, process_group=0)
+        return process.wait()
+    finally:
+        if process is not None:
+            # a second Ctrl-C must not leave Voila half stopped
+            with stop_signals_handled(signal.SIG_IGN):
+                stop_group(process, stop_s)
+
+
+def stop_group(process: subprocess.Popen[bytes], stop_s: float) -> None:
+    """SIGTERM to ``process``'s group, then SIGKILL if it has not exited within ``stop_s``."""
+    for sent, wait_s in ((signal.SIGTERM, stop_s), (signal.SIGKILL, stop_s)):
+        with contextlib.suppress(ProcessLookupError):  # gone: every process of it exited
+            os.killpg(process.pid, sent)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=wait_s)
+            return

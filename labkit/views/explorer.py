@@ -69,7 +69,8 @@ LINK_CONTROLS: dict[str, Control] = {
     "mean_ms": Control("path delay, mean (ms)", 5, 300, 5),
     "p99_ms": Control("path delay, 99th percentile (ms)", 10, 1000, 10),
     "tau_ms": Control("path delay, correlation time (ms)", 50, 5000, 50),
-    "delay_ms": Control("path delay (ms)", 0, 300, 5),
+    # the constant and stalls links' delay: named apart from the varying delay's mean above
+    "delay_ms": Control("fixed path delay (ms)", 0, 300, 5),
     "rate_per_s": Control("path freezes (per s)", 0, 2, 0.05),
     "stall_rate_per_s": Control("sender stalls (per s)", 0, 5, 0.1),
     "stall_ms": Control("sender stall, mean length (ms)", 0, 200, 5),
@@ -170,6 +171,22 @@ def notes(settings: ExplorerSettings) -> list[str]:
     return said
 
 
+# Settings that show gaps from a run that has none, each one change away (on every shipped trace
+# frame_clock_skip has gaps; jitter on most; realtime_jitter has gaps on every link and playout)
+NO_GAP_TRIES = (("link", "jitter"), ("playout", "frame_clock_skip"), ("trace", "realtime_jitter"))
+
+
+def no_gap_hint(view: ExplorerView) -> str | None:
+    """What to try when the run has no gap (a first page shows one: nothing seems to happen),
+    naming only changes from the current settings; None when it has gaps."""
+    if view.result.metrics.concealment_events:
+        return None
+    tries = [f"{control} {value}" for control, value in NO_GAP_TRIES
+             if getattr(view.settings, control) != value]  # fmt: skip
+    said = "no gap in this run: the caller hears every answer whole."
+    return f"{said} To see gaps, try {', or '.join(tries)}." if tries else said
+
+
 @dataclass(frozen=True)
 class Timeline:
     """What the timeline draws, in ms of wall time (numpy arrays, one row per thing)."""
@@ -187,20 +204,44 @@ class Timeline:
     answers: FloatArray  # (n, 3) each answer's first play, end of its onset, last play
     end_ms: float = 0.0
 
+    @cached_property
+    def silences(self) -> FloatArray:
+        """(n, 2) every silence inside an answer, as the metrics count gaps (one between two
+        heard pieces): the gaps the carrier conceals and the padding the playout inserted."""
+        return _uncovered(self.heard, self.answers)
+
+    @cached_property
+    def silence_padded_ms(self) -> FloatArray:
+        """Per silence: how much of it is padding the playout model inserted (ms)."""
+        return _overlap_ms(self.silences, self.fills)
+
+    @cached_property
+    def silence_is_padding(self) -> npt.NDArray[np.bool_]:
+        """Per silence: all of it padding (grey in the figure), none concealed (red)."""
+        lengths = self.silences[:, 1] - self.silences[:, 0]
+        padding: npt.NDArray[np.bool_] = self.silence_padded_ms >= lengths - CONCEALMENT_EPS_MS
+        return padding
+
     def windows(self) -> dict[str, tuple[str, tuple[float, float]]]:
         """Views worth zooming to: key -> (a label a person reads, (from, to) in ms). Keys stay
         the same across settings ("whole", "gap", "onset_gap", "answer 3") where labels do not:
-        the whole call, the longest gap, the longest at a word start, each answer."""
+        the whole call, the longest gap, the longest at a word start, each answer. A gap is
+        any silence the title counts: concealed by the carrier or padded by the playout (the
+        label says which)."""
         end = max(self.end_ms, 1.0)
         views = {"whole": ("whole call", (0.0, end))}
-        lengths = self.gaps[:, 1] - self.gaps[:, 0]
-        for key, pool, what in (("gap", np.ones(len(lengths), dtype=bool), "longest gap"),
-                                ("onset_gap", self.gap_at_onset,
-                                 "longest gap at a word start")):  # fmt: skip
+        silences = self.silences
+        lengths = silences[:, 1] - silences[:, 0]
+        every = np.ones(len(lengths), dtype=bool)
+        at_onset = _at_onset(silences, self.answers)
+        for key, pool, what in (("gap", every, "longest gap"),
+                                ("onset_gap", at_onset, "longest gap at a word start")):
             if pool.any():
                 worst = int(np.flatnonzero(pool)[np.argmax(lengths[pool])])
-                middle = float(self.gaps[worst].mean())
-                label = f"{what}: {lengths[worst]:.0f} ms at {middle / 1000:.1f} s"
+                middle = float(silences[worst].mean())
+                kind = _silence_kind(float(self.silence_padded_ms[worst]), float(lengths[worst]))
+                label = (f"{what}: {_ms_text(float(lengths[worst]))} ms at "
+                         f"{middle / 1000:.1f} s ({kind})")  # fmt: skip
                 views[key] = (label, (max(0.0, middle - GAP_VIEW_HALF_MS),
                                       middle + GAP_VIEW_HALF_MS))  # fmt: skip
         for number, (first, _, last) in enumerate(self.answers.tolist(), start=1):
@@ -208,6 +249,54 @@ class Timeline:
             views[f"answer {number}"] = (label, (max(0.0, first - VIEW_MARGIN_MS),
                                                  last + VIEW_MARGIN_MS))  # fmt: skip
         return views
+
+
+def _ms_text(ms: float) -> str:
+    """A silence's length in whole ms; one shorter than half a ms is "<1", not "0"."""
+    return "<1" if 0 < ms < 0.5 else f"{ms:.0f}"
+
+
+def _silence_kind(padded_ms: float, length_ms: float) -> str:
+    """What a silence is, in the words of the figure's legend: red spans, grey ones, or both."""
+    if padded_ms <= CONCEALMENT_EPS_MS:
+        return "concealed"
+    if padded_ms >= length_ms - CONCEALMENT_EPS_MS:
+        return "padding the playout inserted"
+    return "partly padding, partly concealed"
+
+
+def _overlap_ms(spans: FloatArray, covers: FloatArray) -> FloatArray:
+    """Per span of ``spans``, how much of it the union of ``covers`` covers (ms): the covered
+    length up to each end minus that up to each start (a search, not spans x covers: ~4,900
+    of each on a long call)."""
+    union = merged(covers)
+    if len(spans) == 0 or len(union) == 0:
+        return np.zeros(len(spans))
+    lengths = union[:, 1] - union[:, 0]
+    before = np.r_[0.0, np.cumsum(lengths)[:-1]]  # covered before each interval of the union
+
+    def covered_until(at: FloatArray) -> FloatArray:
+        which = np.maximum(np.searchsorted(union[:, 0], at, side="right") - 1, 0)
+        inside = np.clip(at - union[which, 0], 0, lengths[which])
+        until: FloatArray = before[which] + inside
+        return until
+
+    overlap: FloatArray = covered_until(spans[:, 1]) - covered_until(spans[:, 0])
+    return overlap
+
+
+def merged(intervals: FloatArray) -> FloatArray:
+    """The union of ``intervals`` (ms) as disjoint intervals in time order: touching or
+    overlapping ones joined, any gap between them kept, however short."""
+    if len(intervals) < 2:
+        return intervals
+    ordered = intervals[np.argsort(intervals[:, 0], kind="stable")]
+    ends = np.maximum.accumulate(ordered[:, 1])
+    starts_run = np.r_[True, ordered[1:, 0] > ends[:-1]]
+    first = np.flatnonzero(starts_run)
+    last = np.r_[first[1:] - 1, len(ordered) - 1]
+    joined: FloatArray = np.column_stack([ordered[first, 0], ends[last]])
+    return joined
 
 
 @dataclass(frozen=True)
@@ -282,7 +371,7 @@ class ExplorerView:
             (s.strategy, s.variant), s.strategy)  # fmt: skip
         gaps = m.concealment_events
         # a gap shorter than half a millisecond is still a gap: not "1 gap, 0 ms"
-        silence = "<1" if 0 < m.concealed_ms < 0.5 else f"{m.concealed_ms:.0f}"
+        silence = _ms_text(m.concealed_ms)
         return (f"{trace}: {strategy}{threshold} over {s.link}, {s.playout} playout: "
                 f"{gaps} gap{'' if gaps == 1 else 's'}, {silence} ms of silence "
                 f"({m.onset_concealment_events} at word starts)")  # fmt: skip

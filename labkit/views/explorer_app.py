@@ -47,6 +47,7 @@ from labkit.views.explorer import (
     ExplorerSettings,
     ExplorerView,
     explore,
+    no_gap_hint,
     other_strategies,
     trace_choices,
     your_traces,
@@ -61,7 +62,12 @@ WIDE = widgets.Layout(width="98%", max_width="980px")
 HALF = widgets.Layout(width="49%", max_width="480px", min_width="420px")  # narrower: one a row
 LABEL_WIDE = {"description_width": "250px"}
 LABEL_HALF = {"description_width": "220px"}
-DROPDOWN = widgets.Layout(width="32%", max_width="320px")
+# three a row, wrapping to two, then one, in narrower windows rather than cutting names short:
+# ("original report (first commit)" needs 320 px with its label; three fit from ~1000 px on)
+DROPDOWN = widgets.Layout(width="32%", min_width="320px", max_width="330px")
+ROW_WRAP = widgets.Layout(flex_flow="row wrap", width="100%")
+STALE_CLASS = "labkit-stale"  # a figure and metrics not of the settings the controls show
+STALE_STYLE = f"<style>.{STALE_CLASS} {{opacity: 0.3; filter: grayscale(1)}}</style>"
 TABLE_STYLE = "border-collapse:collapse;font-size:13px;line-height:1.35"
 MIN_FIGURE_IN = 5.0  # narrower than this the labels crowd: the page clips the figure instead
 FIGURE_FRAME_PX = 10  # ipympl's borders around the canvas, and a little room
@@ -110,15 +116,15 @@ class Explorer:
         self._build_controls()
         self._build_outputs()
         self.box = widgets.VBox([
-            widgets.HBox([self.trace, self.strategy, self.playout]),
+            widgets.HBox([self.trace, self.strategy, self.playout], layout=ROW_WRAP),
             self.threshold,
             widgets.HBox([self.link, self.seed]),
             self.link_means,  # its own row: the two meanings, one line each
-            widgets.HBox(list(self.link_sliders.values()), layout=widgets.Layout(
-                flex_flow="row wrap", width="100%")),
+            widgets.HBox(list(self.link_sliders.values()), layout=ROW_WRAP),
             self.notes,
             self.window,
             self.title,
+            self.hint,
             self.legend,
             self.page_width,
             self.canvas,
@@ -174,7 +180,8 @@ class Explorer:
         self.figure = Figure(figsize=FIGSIZE_IN)  # not pyplot's: no inline copy under the cell
         self.drawing = ExplorerFigure(self.figure, with_legend=False, with_title=False, live=True)
         self.title = widgets.HTML()
-        self.legend = widgets.HTML(_legend_html())
+        self.hint = widgets.HTML()
+        self.legend = widgets.HTML(_legend_html() + STALE_STYLE)
         self.canvas = _live_canvas(self.figure)
         self.page_width = PageWidth()
         self.window = widgets.Dropdown(options=[("whole call", "whole")], value="whole",
@@ -274,7 +281,7 @@ class Explorer:
 
     def update(self) -> ExplorerView | None:
         """Recompute for the controls' settings and redraw; a bad setting is said, in place of
-        the notes, and the last figure stays."""
+        the notes, and the last figure stays, dimmed, under a title saying it is not updated."""
         with self._update_lock:
             return self._update()
 
@@ -284,15 +291,17 @@ class Explorer:
             view = explore(settings)
         except ValueError as exc:
             self.notes.value = _note_html([f"cannot simulate: {exc}"], error=True)
+            self._show_stale("the settings above cannot be simulated (the red note says why)")
             return self.view
-        except Exception:  # shown, not lost in the kernel's log: the page has no other outlet
+        except Exception as exc:  # shown, not lost in the kernel's log: the page has no other
             self.notes.value = _note_html([traceback.format_exc()], error=True)
+            self._show_stale(f"the simulation failed ({type(exc).__name__})")
             return self.view
         self.settings, self.view = settings, view
         self._show_strategy(settings)
         self._show_windows(view)
         self._redraw()
-        self.title.value = f"<b>{html.escape(view.title())}</b>"
+        self._show_current(view)
         self.notes.value = _note_html(view.notes)
         self.readout.value = _readout_html(view)
         self._queue_rest_work(view)
@@ -366,9 +375,33 @@ class Explorer:
         heard = html.escape(CONCEAL_LABELS[self.conceal.value])
         self.mos.value = f"<b>MOS-LQO {score:.2f}</b> (gaps {heard}; 1 bad, 4.5 a clean copy)"
 
+    def _stale_outputs(self) -> list[widgets.DOMWidget]:
+        """What shows a run: the figure, its metrics and its audio."""
+        return [self.canvas, self.readout, self.audio]
+
+    def _show_current(self, view: ExplorerView) -> None:
+        """The title, the hint and the outputs are of ``view``: shown plainly."""
+        self.title.value = f"<b>{html.escape(view.title())}</b>"
+        hint = no_gap_hint(view)
+        self.hint.value = "" if hint is None else (
+            f"<div class='labkit-hint' style='font-size:13px'><i>{html.escape(hint)}</i></div>")
+        for output in self._stale_outputs():
+            output.remove_class(STALE_CLASS)
+
+    def _show_stale(self, reason: str) -> None:
+        """The controls show settings the outputs are not of: the outputs are dimmed and the
+        title says so, so the page never passes an old run off as the controls' one."""
+        shown = "" if self.view is None else f" Dimmed below: {self.view.title()}."
+        self.title.value = (f"<b style='color:#b00020'>not updated: {html.escape(reason)}."
+                            f"</b>{html.escape(shown)}")  # fmt: skip
+        self.hint.value = ""
+        for output in self._stale_outputs():
+            output.add_class(STALE_CLASS)
+
     def _show_strategy(self, settings: ExplorerSettings) -> None:
         meaning = threshold_meaning(settings.strategy)
-        self.threshold.description = meaning or f"threshold ({settings.strategy} ignores it)"
+        # forward has no threshold, but the slider still moves in ms: its unit stays said
+        self.threshold.description = meaning or f"threshold (ms; {settings.strategy} ignores it)"
         self.threshold.disabled = meaning is None
 
     def _show_link(self, settings: ExplorerSettings) -> None:

@@ -25,6 +25,7 @@ from matplotlib.ticker import MaxNLocator
 
 from labkit.sim.metrics import ONSET_MS
 from labkit.views.explorer import ExplorerView, FloatArray, Timeline
+from labkit.views.explorer import merged as _merged  # the overview joins runs of pieces
 
 FIGSIZE_IN = (10.0, 5.0)
 LEFT_IN, RIGHT_IN = 0.75, 0.25  # margins for the y labels and the last tick label
@@ -158,7 +159,8 @@ class ExplorerFigure:
                                         linewidths=0)  # fmt: skip
         self.fills_all = PolyCollection([], facecolors=FILL_COLOR, transform=span,
                                         linewidths=0)  # fmt: skip
-        # gaps as lines, at least a pixel wide: a 20 ms gap in 98 s would vanish as a span
+        # gaps as lines, at least a pixel wide: a 20 ms gap in 98 s would vanish as a span (so
+        # would padding inside an answer: it is a gap the title counts, drawn grey)
         self.gaps_all = LineCollection([], colors=GAP_COLOR, linewidths=1.2, transform=span)
         for artist in (self.heard_all, self.fills_all, self.gaps_all):
             ax.add_collection(artist)
@@ -205,8 +207,11 @@ class ExplorerFigure:
         # per piece cost ~80 ms a redraw for the same pixels
         self.heard_all.set_verts(_spans(_merged(t.heard), 0, end, low=0.35, high=0.65))
         self.fills_all.set_verts(_spans(_merged(t.fills), 0, end, low=0.35, high=0.65))
-        middles = t.gaps.mean(axis=1) / MS_PER_S if len(t.gaps) else np.zeros(0)
+        # every silence the title counts, red where concealed, grey where padding only
+        middles = t.silences.mean(axis=1) / MS_PER_S if len(t.silences) else np.zeros(0)
         self.gaps_all.set_segments([[(x, 0.1), (x, 0.9)] for x in middles.tolist()])
+        self.gaps_all.set_colors([FILL_COLOR if padding else GAP_COLOR
+                                  for padding in t.silence_is_padding.tolist()])  # fmt: skip
         self.window.set_bounds(lo / MS_PER_S, 0, (hi - lo) / MS_PER_S, 1)
         overview_limits = rounded_limits(0, end / MS_PER_S)
         self.overview.set_xlim(*overview_limits)
@@ -226,19 +231,6 @@ def _segments(starts: FloatArray, ends: FloatArray) -> FloatArray:
     """One polyline for many segments: start, end, NaN (a break), repeated."""
     joined = np.column_stack([starts, ends, np.full(len(starts), np.nan)])
     return joined.ravel()
-
-
-def _merged(intervals: FloatArray) -> FloatArray:
-    """The union of ``intervals`` (ms) as disjoint intervals in time order: touching or
-    overlapping ones joined, any gap between them kept, however short."""
-    if len(intervals) < 2:
-        return intervals
-    ordered = intervals[np.argsort(intervals[:, 0], kind="stable")]
-    ends = np.maximum.accumulate(ordered[:, 1])
-    starts_run = np.r_[True, ordered[1:, 0] > ends[:-1]]
-    first = np.flatnonzero(starts_run)
-    last = np.r_[first[1:] - 1, len(ordered) - 1]
-    return np.column_stack([ordered[first, 0], ends[last]])
 
 
 def _spans(intervals: FloatArray, lo: float, hi: float, low: float = 0.0,

@@ -141,3 +141,43 @@ def test_labkit_explore_shuts_down_the_kernels_of_pages_left(
         assert len(pages.kernels_of(server)) == 2, "an open page's kernel is never culled"
         page.close()
         assert kernels_settle_at(1, server), "a closed page's kernel goes; the warm one stays"
+
+
+def test_a_narrow_window_shows_whole_menu_names_and_a_stale_figure_dimmed(
+        browser: Any, explore_server: pages.Server) -> None:  # fmt: skip
+    """At 700 px the trace menu read "tiny_deltas_cal" (each menu a third of the row): the
+    menus wrap instead, each wide enough for its longest name. Settings that cannot be
+    simulated (the link's mean past its 99th percentile) dim the figure they did not draw."""
+    page = browser.new_page(viewport={"width": 700, "height": 1000})
+    try:
+        pages.open_explore_page(page, explore_server)
+        cut = page.evaluate("""() => {
+            const measure = document.createElement('canvas').getContext('2d');
+            const cut = [];
+            for (const select of window.__labkit.root().querySelectorAll('select')) {
+                const style = getComputedStyle(select);
+                measure.font = `${style.fontSize} ${style.fontFamily}`;
+                const room = select.clientWidth - parseFloat(style.paddingLeft)
+                    - parseFloat(style.paddingRight);
+                for (const option of select.options) {
+                    if (measure.measureText(option.textContent).width > room) {
+                        cut.push(option.textContent);
+                    }
+                }
+            }
+            return cut;
+        }""")
+        shown = [name for name in cut if not name.startswith(("longest", "answer", "whole"))]
+        assert shown == [], shown  # the "show" menu has the row's full width
+        pages.change_and_time(page, "link", "jitter")
+        readout = page.locator(".widget-hslider:has(label:has-text('mean')) .widget-readout")
+        readout.first.fill("200")
+        readout.first.press("Enter")
+        page.wait_for_function("""() => {
+            const canvas = window.__labkit.figure().closest('.labkit-stale');
+            return canvas && parseFloat(getComputedStyle(canvas).opacity) < 0.5;
+        }""", timeout=pages.FIGURE_WAIT_MS)
+        assert "cannot simulate" in pages.notes_text(page)
+        assert "not updated" in page.inner_text(pages.EXPLORER_ROOT)
+    finally:
+        page.close()
