@@ -177,7 +177,10 @@ SPEED_AND_CALL_SETTINGS = [
         ("--speed", "inf", "speed must be a finite number > 0, got inf"),
         ("--speed", "0", "speed must be a finite number > 0, got 0.0"),
         ("--speed", "fast", "not a number: 'fast'"),
-        ("--threshold-ms", "-1", "threshold_ms must be >= 0, got '-1'"),
+        ("--threshold-ms", "-1", "threshold_ms must be a finite number of ms from 0 to 600000 (ten "
+         "minutes of buffer, Twilio's own limit), got -1.0"),
+        ("--threshold-ms", "1e12", "from 0 to 600000 (ten minutes of buffer, Twilio's own "
+         "limit), got 1000000000000.0"),
         ("--threshold-ms", "nan", "not a finite number: 'nan'"),
         ("--mark-every-ms", "0", "mark_every_ms must be > 0 or 'none', got '0'"),
         ("--strategy", "nope", "'nope'"),

@@ -244,8 +244,9 @@ def test_an_invalid_parameter_is_named_and_the_default_kept(key: str, value: str
 
 @pytest.mark.parametrize("fields, refused", [
     ({"strategy": "bogus"}, "unknown outbound strategy 'bogus'"),
-    ({"threshold_ms": -1.0}, "threshold_ms must be a finite number >= 0"),
-    ({"threshold_ms": math.nan}, "threshold_ms must be a finite number >= 0"),
+    ({"threshold_ms": -1.0}, "threshold_ms must be a finite number of ms from 0"),
+    ({"threshold_ms": math.nan}, "threshold_ms must be a finite number of ms from 0"),
+    ({"threshold_ms": 1e12}, "threshold_ms must be a finite number of ms from 0 to 600000"),
     ({"mark_every_ms": 0.0}, "mark_every_ms must be > 0 or None"),
 ])  # fmt: skip
 def test_call_settings_a_strategy_would_refuse_are_refused_when_made(

@@ -335,5 +335,5 @@ def test_fifo_takes_no_parameter_so_a_string_cannot_make_it_pad() -> None:
     """``playout_params={"pad_to_frame": "no"}`` turned fifo into pad_every_message (a truthy
     string): 22 s of padding concealed on a trace fifo plays clean."""
     for name in ("fifo", "pad_every_message"):
-        with pytest.raises(ValueError, match=f"playout '{name}': bad parameters"):
+        with pytest.raises(ValueError, match=f"playout '{name}' takes no parameter 'pad_to_frame'"):
             make_playout(name, pad_to_frame="no")

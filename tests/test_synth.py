@@ -210,8 +210,9 @@ def test_cli_missing_audio_fails_clearly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["synth", "traces", "--audio", str(tmp_path), "--out", str(tmp_path / "o")]
-    assert main(args) == 1
-    assert "labkit synth speech" in capsys.readouterr().err
+    err = refused(args, capsys)  # refused (exit 2): the input is missing, nothing failed
+    assert err == (f"labkit synth traces: {tmp_path / 'phrases.json'}: no phrase index; "
+                   "run `labkit synth speech` first")  # fmt: skip
 
 
 def test_cli_speech_without_espeak_says_so(

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from labkit.cli.refusal import Refusal
+from labkit.cli.refusal import OneLineParser, Refusal
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
@@ -25,7 +25,9 @@ SUBCOMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # every command's parser is of this class (argparse makes subparsers of their parent's):
+    # a bad flag is refused in one line
+    parser = OneLineParser(
         prog="labkit",
         description="Measure outbound audio buffering between a Realtime voice agent and Twilio.",
     )

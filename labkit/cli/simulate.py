@@ -11,20 +11,40 @@ import math
 import sys
 from typing import Any
 
-from labkit.cli.flag_types import whole_number
+from labkit.cli.flag_types import checked, whole_number
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 from labkit.outbound import STRATEGY_NAMES
+from labkit.outbound.queued import MAX_THRESHOLD_MS, threshold_problem
 from labkit.sim.links import DEFAULT_LINK, LINK_NAMES
 from labkit.sim.playout import DEFAULT_PLAYOUT, PLAYOUT_NAMES
 
 ALL_STRATEGIES = (*STRATEGY_NAMES, "original_report")
 
 
+def check_threshold_ms(value: float) -> float:
+    """A threshold on the command line (``simulate --threshold-ms``, each of ``sweep
+    --thresholds``) by the strategies' own rule (``threshold_problem``), or a ValueError."""
+    problem = threshold_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _threshold_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"not a number of ms: {text!r:.40}") from None
+    return check_threshold_ms(value)
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("simulate", help="simulate one call over a trace")
     parser.add_argument("trace", help="trace file or shipped trace name")
     add_model_arguments(parser)
-    parser.add_argument("--threshold-ms", type=float, default=50.0)
+    parser.add_argument("--threshold-ms", type=checked(_threshold_ms), default=50.0,
+                        help=f"the strategy's threshold, 0 to {MAX_THRESHOLD_MS:g} ms "
+                             "(default %(default)g)")  # fmt: skip
     parser.add_argument("--seed", type=seed_number, default=0, help="0 or more (default 0)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (null where a metric is not a number)")
@@ -39,20 +59,22 @@ seed_number = whole_number(0)  # numpy's generators take no negative seed
 
 def add_model_arguments(parser: argparse.ArgumentParser, many: bool = False) -> None:
     """The options naming the strategy and the world (shared with ``labkit sweep``)."""
-    plural = " (comma-separated)" if many else ""
+    default = f"({'comma-separated; ' if many else ''}default %(default)s)"
     parser.add_argument("--strategy", default=",".join(STRATEGY_NAMES) if many else "forward",
-                        help=f"{', '.join(ALL_STRATEGIES)}{plural}")  # fmt: skip
+                        help=f"{', '.join(ALL_STRATEGIES)} {default}")  # fmt: skip
     parser.add_argument("--variant", default=None,
                         help="original_report only: final (default, commit ecf2c57) or first "
                              "(commit 7b2f4e0, with its mark leak)")  # fmt: skip
-    parser.add_argument("--link", default=DEFAULT_LINK, help=f"{', '.join(LINK_NAMES)}{plural}")
+    parser.add_argument("--link", default=DEFAULT_LINK,
+                        help=f"{', '.join(LINK_NAMES)} {default}")  # fmt: skip
     parser.add_argument("--playout", default=DEFAULT_PLAYOUT,
-                        help=f"{', '.join(PLAYOUT_NAMES)}{plural}")  # fmt: skip
+                        help=f"{', '.join(PLAYOUT_NAMES)} {default}")  # fmt: skip
     parser.add_argument("--link-param", action="append", default=[], metavar="KEY=VALUE",
                         help="a link or sender-loop parameter, e.g. mean_ms=80 or "
                              "stall_rate_per_s=1 (repeatable)")  # fmt: skip
     parser.add_argument("--playout-param", action="append", default=[], metavar="KEY=VALUE",
-                        help="a playout parameter, e.g. depth_ms=80 (repeatable)")
+                        help="a playout parameter, e.g. depth_ms=80 with --playout prefetch "
+                             "(repeatable)")  # fmt: skip
     parser.add_argument("--conceal", default="plc", choices=("plc", "silence"),
                         help="how the caller's audio fills gaps where Twilio sent nothing: "
                              "G.711 Appendix I concealment (plc, default) or silence")
@@ -90,7 +112,8 @@ def strategy_options(strategies: list[str], variant: str | None) -> dict[str, di
 
 
 def run(args: argparse.Namespace) -> int:
-    from labkit.sim.simulator import simulate
+    from labkit.sim.playout import check_playout_params
+    from labkit.sim.simulator import prepare, simulate
     from labkit.sim.sweep import load_trace
 
     for what, value, choices in (
@@ -102,17 +125,15 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             print(f"labkit simulate: {problem}", file=sys.stderr)
             return 2
-    if not math.isfinite(args.threshold_ms) or args.threshold_ms < 0:
-        print(f"labkit simulate: --threshold-ms must be >= 0, got {args.threshold_ms}",
-              file=sys.stderr)  # fmt: skip
-        return 2
     try:
         options = strategy_options([args.strategy], args.variant).get(args.strategy, {})
         link_params = parse_params(args.link_param, "--link-param")
         playout_params = parse_params(args.playout_param, "--playout-param")
-        _, trace = load_trace(args.trace, trace_limits_from_args(args))
-        result = simulate(trace, args.strategy, args.threshold_ms, args.link, args.playout,
-                          args.seed, link_params, playout_params, **options)  # fmt: skip
+        check_playout_params(args.playout, playout_params)  # before the trace is read
+        name, trace = load_trace(args.trace, trace_limits_from_args(args))
+        result = simulate(prepare(trace, name), args.strategy, args.threshold_ms, args.link,
+                          args.playout, args.seed, link_params, playout_params,
+                          **options)  # fmt: skip
     except (ValueError, OSError) as exc:
         print(f"labkit simulate: {exc}", file=sys.stderr)
         return 2

@@ -19,8 +19,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labkit.cli.output_paths import output_directory
-from labkit.cli.simulate import add_model_arguments, parse_params, strategy_options
+from labkit.cli.simulate import (
+    add_model_arguments,
+    check_threshold_ms,
+    parse_params,
+    strategy_options,
+)  # fmt: skip
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
+from labkit.outbound.queued import MAX_THRESHOLD_MS
 from labkit.sim.processes import MAX_JOBS
 from labkit.sim.sweep_runs import MAX_SEEDS
 
@@ -34,19 +40,22 @@ LOCAL_CLUSTER = "local"  # --dask with no address
 # Far beyond any sweep a person means (lesson 02 runs 5 thresholds x 20 seeds), and small enough
 # that a slip such as 0:1e9:1 is refused at once instead of filling memory with its grid.
 MAX_THRESHOLDS = 10_000
-MAX_THRESHOLD_MS = 600_000.0  # ten minutes of buffer: Twilio's own limit
+TRACES_METAVAR = "TRACE_OR_DIR"
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("sweep", help="sweep strategies and thresholds over traces")
-    parser.add_argument("traces", nargs="+", metavar="TRACE_OR_DIR",
-                        help="trace files, directories (every *.jsonl and *.jsonl.gz inside) "
-                             "or shipped names")  # fmt: skip
+    traces = parser.add_argument("traces", nargs="+", metavar=TRACES_METAVAR,
+                                 help="trace files, directories (every *.jsonl and *.jsonl.gz "
+                                      "inside) or shipped names")  # fmt: skip
+    # checked by run: none given may mean --dask took the first as its address (_no_traces)
+    traces.required = False
     add_model_arguments(parser, many=True)
-    parser.add_argument(
-        "--thresholds", default="20:200:10", help="START:STOP:STEP in ms (inclusive)"
-    )
-    parser.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1)")
+    parser.add_argument("--thresholds", default="20:200:10",
+                        help="START:STOP:STEP in ms (inclusive; STOP at most "
+                             f"{MAX_THRESHOLD_MS:g}; default %(default)s)")  # fmt: skip
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="number of seeds (0..N-1; default %(default)s)")  # fmt: skip
     parser.add_argument("--mos", action="store_true",
                         help="add mos_lqo (P.862 of the caller's audio, --conceal rendering; slow)")
     parser.add_argument("--jobs", type=int, default=None,
@@ -57,7 +66,8 @@ def register(subparsers: Any) -> None:
                         help="run on Dask: a LocalCluster on 127.0.0.1, or the scheduler at "
                              "ADDRESS (tcp://HOST:8786); put it after the traces")  # fmt: skip
     parser.add_argument("--dask-timeout-s", type=float, default=5.0,
-                        help="how long to wait for the scheduler and a worker (default 5)")
+                        help="how long to wait for the scheduler and a worker "
+                             "(default %(default)g)")  # fmt: skip
     parser.add_argument("--out", type=output_directory, required=True,
                         help="directory for sweep.csv, summary.csv and PNGs; a rerun with the "
                              "same arguments resumes what is there")  # fmt: skip
@@ -81,9 +91,11 @@ def parse_thresholds(text: str) -> list[float]:
     if count > MAX_THRESHOLDS:
         raise ValueError(f"--thresholds {text!r} gives {count:,} thresholds; at most "
                          f"{MAX_THRESHOLDS:,} (use a larger STEP)")  # fmt: skip
-    if stop > MAX_THRESHOLD_MS:
+    try:
+        check_threshold_ms(stop)
+    except ValueError:
         raise ValueError(f"--thresholds {text!r}: STOP is at most {MAX_THRESHOLD_MS:g} ms "
-                         f"(ten minutes of buffer, Twilio's own limit)")  # fmt: skip
+                         f"(ten minutes of buffer, Twilio's own limit)") from None  # fmt: skip
     return [round(start + k * step, 9) for k in range(int(count))]
 
 
@@ -96,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     from labkit.sim.sweep_runs import SweepGrid
     from labkit.sim.sweep_traces import trace_sources
 
+    if not args.traces:
+        return _refuse([_no_traces(args.dask)])
     problems = _check_engine(args)
     named = {"--strategy": _names(args.strategy), "--link": _names(args.link),
              "--playout": _names(args.playout)}  # fmt: skip
@@ -146,6 +160,17 @@ def _sweep_into(args: argparse.Namespace, journal: SweepJournal, sources: Sequen
     print(f"wrote {len(frame)} runs to {journal.path}, {len(summary)} settings to "
           f"{summary_path} and {len(written)} plots")  # fmt: skip
     return 0
+
+
+def _no_traces(dask: str | None) -> str:
+    """Why no trace was given: ``--dask`` takes an optional value, so ``--dask tiny_deltas``
+    makes the trace its address, and argparse's "required" line would hide that."""
+    from labkit.sim.fleet import looks_like_address
+
+    if dask not in (None, LOCAL_CLUSTER) and not looks_like_address(dask):
+        return (f"{dask!r} is not a Dask scheduler address; put --dask after the traces, or "
+                f"give an address (tcp://host:8786)")  # fmt: skip
+    return f"the following arguments are required: {TRACES_METAVAR}"
 
 
 def _check_engine(args: argparse.Namespace) -> list[str]:

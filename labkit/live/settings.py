@@ -152,9 +152,12 @@ def parse_strategy(text: str) -> str:
 
 
 def parse_threshold_ms(text: str) -> float:
+    from labkit.outbound.queued import threshold_problem
+
     value = _finite_float(text)
-    if value < 0:
-        raise ValueError(f"threshold_ms must be >= 0, got {text!r:.40}")
+    problem = threshold_problem(value)  # the strategies' own rule, asked before a call starts
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 

@@ -13,18 +13,30 @@ from labkit.outbound.base import BYTES_PER_MS, AudioChunk, Mark, Outbound
 from labkit.outbound.itemqueue import ItemBuffer, ItemQueue, whole_frames
 from labkit.values import is_real
 
+# Ten minutes of buffer, Twilio's own limit: no strategy holds or leads by more.
+MAX_THRESHOLD_MS = 600_000.0
 
-def check_threshold(name: str, threshold_ms: float) -> float:
-    """``threshold_ms`` as a float, or a ValueError naming the strategy (a bool or a string is
-    no number of ms, though float() would take one)."""
+
+def threshold_problem(threshold_ms: object) -> str | None:
+    """Why ``threshold_ms`` is no threshold, or None: the one rule for every strategy, the
+    command line and a call's settings. A finite number of ms from 0 to MAX_THRESHOLD_MS (a
+    bool or a string is no number of ms, though float() would take one)."""
     try:
         value = float(threshold_ms) if is_real(threshold_ms) else math.nan
     except OverflowError:  # an int too large for a float
         value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"strategy {name!r}: threshold_ms must be a finite number >= 0, "
-                         f"got {threshold_ms!r}")
-    return value
+    if math.isfinite(value) and 0 <= value <= MAX_THRESHOLD_MS:
+        return None
+    return (f"threshold_ms must be a finite number of ms from 0 to {MAX_THRESHOLD_MS:g} (ten "
+            f"minutes of buffer, Twilio's own limit), got {threshold_ms!r:.40}")
+
+
+def check_threshold(name: str, threshold_ms: float) -> float:
+    """``threshold_ms`` as a float, or a ValueError naming the strategy (``threshold_problem``)."""
+    problem = threshold_problem(threshold_ms)
+    if problem is not None:
+        raise ValueError(f"strategy {name!r}: {problem}")
+    return float(threshold_ms)
 
 
 class Clocked:

@@ -59,6 +59,12 @@ class FleetError(RuntimeError):
     """The Dask cluster cannot run the sweep (unreachable, no workers, no labkit there)."""
 
 
+def looks_like_address(text: str) -> bool:
+    """Whether ``text`` has an address's shape (``[SCHEME://]HOST:PORT``), right or wrong in its
+    details: ``sweep --dask`` before the traces takes the first trace name as its address."""
+    return _ADDRESS.fullmatch(text) is not None
+
+
 def check_address(address: str) -> None:
     """A ValueError unless ``address`` looks like a scheduler's (``tcp://HOST:PORT``)."""
     found = _ADDRESS.fullmatch(address)

@@ -37,8 +37,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import lfilter
 
-from labkit.sim.params import MAX_EVENTS_PER_S, check_number
-from labkit.sim.sender_loop import SENDER_PARAMS, SenderLoop
+from labkit.sim.params import MAX_EVENTS_PER_S, check_number, reach_problem
+from labkit.sim.sender_loop import MS_PER_S, SENDER_PARAMS, SenderLoop
 
 LINK_NAMES = ("tcp", "correlated", "ideal", "constant", "jitter", "stalls")
 DEFAULT_LINK = "tcp"
@@ -48,10 +48,7 @@ FloatArray = npt.NDArray[np.float64]
 SendTimes = list[float] | FloatArray  # send times in order, as a list or an array
 DRAW_BLOCK = 512  # random numbers drawn per numpy call: per-message numpy calls dominate otherwise
 PATH_GRID_PER_TAU = 16  # the path delay is sampled 16 times per correlation time
-PATH_BLOCK = 1024  # grid points drawn at a time
-# The grid is held whole (~40 bytes a point): 4 M points are 35 h of a call at the default
-# tau_ms (500 ms), 4 min at tau_ms = 1 ms. Beyond them a run is refused, not left to swap.
-MAX_PATH_POINTS = 4_000_000
+PATH_BLOCK = 1024  # grid points drawn at a time (at most params.MAX_DRAWN_POINTS in all)
 # np.exp is within a few ulps (~1e-15 relative) of math.exp: a margin a million times wider
 EXP_SCREEN_REL_TOL = 1e-9
 SENDER_SEED_OFFSET = 2_000_003  # the sender loop draws from its own stream
@@ -71,6 +68,11 @@ class Link:
         self._count = 0  # messages sent so far
         self._lead_ms = -math.inf  # max over messages sent of (due - index * per_message_ms)
         self._normals: list[float] = []
+
+    def reach_problem(self, reach_ms: float) -> str | None:
+        """Why this link cannot carry messages sent up to ``reach_ms`` (what it would draw to get
+        there: ``params.reach_problem``); None when it can. Asked before a run starts."""
+        return None  # its delays are drawn per message, not per time
 
     def send(self, now: float) -> float:
         """Arrival time of a message sent at ``now`` (sends must come in time order)."""
@@ -259,13 +261,20 @@ class PathDelay:
         delays: FloatArray = left + (grid[k + 1] - left) * (position - k)
         return delays
 
+    def reach_problem(self, reach_ms: float) -> str | None:
+        """Why the grid cannot reach ``reach_ms`` within the cap; None when it can."""
+        return self._grid_problem(max(reach_ms, 0.0) / self.step_ms, reach_ms)
+
+    def _grid_problem(self, position: float, now: float) -> str | None:
+        return reach_problem("link path delay", f"tau_ms={self.tau_ms:g} samples the path every "
+                             f"{self.step_ms:g} ms", position + 2, now, "points",
+                             "a larger tau_ms")  # fmt: skip
+
     def _points_to_reach(self, position: float, now: float) -> int:
         """Grid points up to the one after ``position`` (the time ``now``), within the cap."""
-        if not position + 2 <= MAX_PATH_POINTS:
-            raise ValueError(
-                f"link path delay: tau_ms={self.tau_ms:g} samples the path every "
-                f"{self.step_ms:g} ms, so reaching {now / 1000:.4g} s of the call takes more "
-                f"than {MAX_PATH_POINTS:,} points; use a larger tau_ms or a shorter call")
+        problem = self._grid_problem(position, now)
+        if problem is not None:
+            raise ValueError(problem)
         return int(position) + 2
 
     def _extend_to(self, points: int) -> None:
@@ -301,6 +310,9 @@ class CorrelatedLink(Link):
     ) -> None:
         super().__init__(rng, **base)
         self.path = PathDelay(rng, mean_ms, p99_ms, tau_ms)
+
+    def reach_problem(self, reach_ms: float) -> str | None:
+        return self.path.reach_problem(reach_ms)
 
     def _delay_ms(self, now: float) -> float:
         return self.path.at(now)
@@ -350,6 +362,15 @@ class StallLink(Link):
         self._stall_start_ms = -math.inf
         self._stall_end_ms = -math.inf
         self._draw_next_stall(0.0)
+
+    def reach_problem(self, reach_ms: float) -> str | None:
+        """Freezes are drawn one by one up to each send: too many to reach ``reach_ms``?"""
+        if self.rate_per_s == 0:
+            return None
+        freezes = max(reach_ms, 0.0) * self.rate_per_s / MS_PER_S
+        return reach_problem(f"link {self.name!r}", f"rate_per_s={self.rate_per_s:g} freezes the "
+                             f"path about every {MS_PER_S / self.rate_per_s:g} ms", freezes,
+                             reach_ms, "freezes", "a lower rate_per_s")  # fmt: skip
 
     def _draw_next_stall(self, after_ms: float) -> None:
         if self.rate_per_s == 0:
@@ -410,6 +431,16 @@ class World:
     sender: SenderLoop
     fwd: Link
     back: Link
+
+    def reach_problem(self, reach_ms: float) -> str | None:
+        """Why a run whose trace lasts ``reach_ms`` cannot be simulated in this world (one of its
+        processes would draw too much to get there, ``params.MAX_DRAWN_POINTS``); None when it
+        can. Constant time: a run asks it before it handles any event."""
+        for part in (self.fwd, self.back, self.sender):
+            problem = part.reach_problem(reach_ms)
+            if problem is not None:
+                return problem
+        return None
 
 
 def make_world(name: str, seed: int, params: dict[str, float] | None = None) -> World:

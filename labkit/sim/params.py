@@ -18,6 +18,13 @@ MAX_EVENTS_PER_S = 1000.0
 # No delay, cost or pause of the world lasts longer than Twilio buffers audio (ten minutes):
 # beyond it a run steps through days of simulated time, pause by pause.
 MAX_MS = 600_000.0
+# A process of the world drawn lazily as time passes (the path delay's grid, the sending loop's
+# pauses, the path's freezes) draws at most this many points to reach a call's end. The path's
+# grid is held whole (~40 bytes a point): 4 M points are 35 h of a call at the default tau_ms
+# (500 ms), 4 min at tau_ms = 1 ms. Pauses are drawn one by one in Python: 4 M take seconds, a
+# trace whose last event lies 1e12 ms in would take days. Beyond the cap a run is refused before
+# it starts (``reach_problem`` of each process), not left to swap or to spin.
+MAX_DRAWN_POINTS = 4_000_000
 
 
 def check_number(owner: str, name: str, value: object, *, at_least: float = 0.0,
@@ -36,3 +43,14 @@ def check_number(owner: str, name: str, value: object, *, at_least: float = 0.0,
             bound += f" and <= {at_most:g}"
         raise ValueError(f"{owner}: {name} must be a finite number {bound}, got {value!r}")
     return number
+
+
+def reach_problem(owner: str, setting: str, points: float, reach_ms: float, what: str,
+                  cure: str) -> str | None:  # fmt: skip
+    """Why a process of ``owner`` cannot reach ``reach_ms`` of a call: it would draw ``points``
+    (``what``: grid points, pauses...) beyond MAX_DRAWN_POINTS, ``setting`` says why so many and
+    ``cure`` names the parameter to change; None when it can. The one rule for every process."""
+    if points <= MAX_DRAWN_POINTS:  # NaN is no count: refused too
+        return None
+    return (f"{owner}: {setting}, so reaching {reach_ms / 1000:.4g} s of the call takes more "
+            f"than {MAX_DRAWN_POINTS:,} {what}; use {cure} or a shorter call")  # fmt: skip

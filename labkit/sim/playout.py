@@ -37,8 +37,10 @@ See notebooks/01_why_tiny_packets_jitter.ipynb and notebooks/06_which_explanatio
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -577,19 +579,53 @@ class FrameClockPlayout(_Accounting):
 
 def make_playout(name: str, **params: Any) -> Playout:
     """A fresh playout model by name (PLAYOUT_NAMES), with its parameters."""
-    factories: dict[str, Any] = {
-        # neither takes a parameter: pad_to_frame is which of the two it is, not a setting
-        "fifo": lambda: FifoPlayout(),
-        "pad_every_message": lambda: FifoPlayout(pad_to_frame=True),
-        "prefetch": PrefetchPlayout,
-        "fixed": FixedPlayout,
-        "frame_clock": lambda **p: FrameClockPlayout(partial="pad", **p),
-        "frame_clock_skip": lambda **p: FrameClockPlayout(partial="skip", **p),
-    }
-    if name not in factories:
-        raise ValueError(f"unknown playout {name!r}; choose one of {', '.join(PLAYOUT_NAMES)}")
+    factory, fixed = _playout_factory(name)
+    if params:  # only then: every run makes a model
+        check_playout_params(name, params)
     try:
-        model: Playout = factories[name](**params)
+        model: Playout = factory(**fixed, **params)
     except TypeError as exc:
         raise ValueError(f"playout {name!r}: bad parameters {params}: {exc}") from None
     return model
+
+
+def _playout_factories() -> dict[str, tuple[Callable[..., Playout], dict[str, Any]]]:
+    """Each playout's class and the arguments its name fixes: which model it is, not a setting
+    (fifo and pad_every_message take no parameter)."""
+    return {
+        "fifo": (FifoPlayout, {"pad_to_frame": False}),
+        "pad_every_message": (FifoPlayout, {"pad_to_frame": True}),
+        "prefetch": (PrefetchPlayout, {}),
+        "fixed": (FixedPlayout, {}),
+        "frame_clock": (FrameClockPlayout, {"partial": "pad"}),
+        "frame_clock_skip": (FrameClockPlayout, {"partial": "skip"}),
+    }
+
+
+def _playout_factory(name: str) -> tuple[Callable[..., Playout], dict[str, Any]]:
+    factories = _playout_factories()
+    if name not in factories:
+        raise ValueError(f"unknown playout {name!r}; choose one of {', '.join(PLAYOUT_NAMES)}")
+    return factories[name]
+
+
+def playout_parameters(name: str) -> tuple[str, ...]:
+    """The parameters playout ``name`` takes (its settings, each with a default)."""
+    factory, fixed = _playout_factory(name)
+    return tuple(key for key in inspect.signature(factory).parameters if key not in fixed)
+
+
+def check_playout_params(name: str, params: Iterable[str]) -> None:
+    """A ValueError unless playout ``name`` takes every parameter in ``params``: it names what
+    ``name`` takes and which playouts take each parameter it does not (a parameter of another
+    playout is the usual slip: ``depth_ms`` is prefetch's)."""
+    taken = playout_parameters(name)
+    unknown = [key for key in params if key not in taken]
+    if not unknown:
+        return
+    owners = {key: [other for other in PLAYOUT_NAMES if key in playout_parameters(other)]
+              for key in unknown}  # fmt: skip
+    where = [f"{key} is a parameter of {', '.join(found)}" if found else f"no playout takes {key}"
+             for key, found in owners.items()]  # fmt: skip
+    raise ValueError(f"playout {name!r} takes no parameter {', '.join(map(repr, unknown))}; "
+                     f"it takes {', '.join(taken) or 'none'} ({'; '.join(where)})")  # fmt: skip

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from labkit.sim.params import MAX_EVENTS_PER_S, check_number
+from labkit.sim.params import MAX_EVENTS_PER_S, check_number, reach_problem
 
 MS_PER_S = 1000.0
 DRAW_BLOCK = 512  # random numbers drawn per numpy call
@@ -68,6 +68,17 @@ class SenderLoop:
     def punctual(self) -> bool:
         """True when every call runs when due and every message leaves at once."""
         return not (self.lateness_ms or self.stalls or self.send_cost_ms)
+
+    def reach_problem(self, reach_ms: float) -> str | None:
+        """Pauses are drawn one by one up to each call: too many to reach ``reach_ms``? (The
+        expected count: ``params.reach_problem`` says why, or None.)"""
+        if not self.stalls:
+            return None
+        rate = self.stall_rate_per_s
+        pauses = max(reach_ms, 0.0) * rate / MS_PER_S
+        return reach_problem("sender loop", f"stall_rate_per_s={rate:g} pauses it about every "
+                             f"{MS_PER_S / rate:g} ms", pauses, reach_ms, "pauses",
+                             "a lower stall_rate_per_s")  # fmt: skip
 
     def run_at(self, due_ms: float) -> float:
         """When a call due at ``due_ms`` runs: after the loop's current work and any pause.

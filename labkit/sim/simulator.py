@@ -35,7 +35,7 @@ from labkit.outbound.base import Clear, Media, OutboundStrategy
 from labkit.sim import fastpath
 from labkit.sim.batch_playout import Pieces
 from labkit.sim.collector import collector_paused
-from labkit.sim.links import DEFAULT_LINK, Link, make_world
+from labkit.sim.links import DEFAULT_LINK, Link, World, make_world
 from labkit.sim.metrics import SCHEDULE_COLUMNS, Metrics, compute
 from labkit.sim.playout import (
     DEFAULT_PLAYOUT,
@@ -413,6 +413,7 @@ def _simulate(
     if isinstance(strategy, str):
         strategy = _default_factory()(strategy, threshold_ms, **strategy_options)
     world = make_world(link, seed, link_params)
+    check_reach(prepared, world)
     model = make_playout(playout, **(playout_params or {}))
     if allow_fast_path and fastpath.applies(prepared, strategy):
         columns, render, kind_codes, play = fastpath.run(prepared, strategy, world.sender,
@@ -422,6 +423,17 @@ def _simulate(
     run.run()
     return _result(prepared, run.columns, (model.segments, model.fills), run.kind_codes,
                    run.pieces)  # fmt: skip
+
+
+def check_reach(prepared: PreparedTrace, world: World) -> None:
+    """Refuse, before any event is handled, a trace whose last event lies beyond what ``world``
+    can draw up to (``World.reach_problem``): a valid trace may hold an event at t_ms 1e300, and
+    the sending loop would draw its pauses one by one up to it. A ValueError naming the trace."""
+    end_ms = prepared.times_ms[-1] if prepared.times_ms else 0.0  # times never decrease
+    problem = world.reach_problem(end_ms)
+    if problem is not None:
+        raise ValueError(f"trace {prepared.name!r}: {problem}" if prepared.name
+                         else f"the trace: {problem}")  # fmt: skip
 
 
 MetricsMemo = dict[tuple[Any, ...], Metrics]
@@ -439,6 +451,7 @@ def sweep_metrics(
     Many thresholds of ``preroll`` send the same messages, for instance."""
     chosen = _default_factory()(strategy, threshold_ms, **(strategy_options or {}))
     world = make_world(link, seed, link_params)
+    check_reach(trace, world)
     model = make_playout(playout, **(playout_params or {}))
     if not fastpath.applies(trace, chosen):
         run = _Run(trace, chosen, world.sender, world.fwd, world.back, model)

@@ -26,8 +26,8 @@ from typing import Any
 
 import pandas as pd
 
-from labkit.sim.links import LINK_NAMES, check_seed
-from labkit.sim.playout import PLAYOUT_NAMES
+from labkit.sim.links import LINK_NAMES, check_seed, make_world
+from labkit.sim.playout import PLAYOUT_NAMES, make_playout
 from labkit.sim.render import CONCEAL_MODES, mos_lqo
 from labkit.sim.simulator import MetricsMemo, PreparedTrace, prepare, simulate, sweep_metrics
 from labkit.traces import Trace
@@ -67,6 +67,7 @@ class SweepGrid:
                              "of each)")  # fmt: skip
         check_names(self.strategies, self.links, self.playouts)
         _check_options(self.strategy_options, self.link_params, self.playout_params)
+        _check_worlds(self.links, self.playouts, self.link_params, self.playout_params)
         if self.conceal not in CONCEAL_MODES:
             raise ValueError(f"sweep: unknown conceal {self.conceal!r}; choose one of "
                              f"{', '.join(CONCEAL_MODES)}")  # fmt: skip
@@ -145,6 +146,17 @@ def _check_options(strategy_options: Any, link_params: Any, playout_params: Any)
         if not isinstance(options, Mapping):
             raise ValueError(f"sweep: strategy_options[{strategy!r}] must be a dict of options, "
                              f"got {options!r}")  # fmt: skip
+
+
+def _check_worlds(links: Sequence[str], playouts: Sequence[str],
+                  link_params: Mapping[str, float] | None,
+                  playout_params: Mapping[str, Any] | None) -> None:  # fmt: skip
+    """Every link and playout of the grid takes its parameters (names and values): a ValueError
+    now, not at the first run of a playout that lacks one, after the sweep has started."""
+    for link in links:
+        make_world(link, 0, dict(link_params or {}))
+    for playout in playouts:
+        make_playout(playout, **(playout_params or {}))
 
 
 def one_or_many(values: Any) -> Iterable[Any]:
