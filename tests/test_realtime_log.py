@@ -173,6 +173,19 @@ def test_beta_session_formats_are_read_too(tmp_path: Path) -> None:
         import_log(path)
 
 
+@pytest.mark.parametrize("rate", [16000, "24000", None])
+def test_pcm_at_another_rate_is_refused_by_line_not_converted_as_24k(
+        tmp_path: Path, rate: object) -> None:  # fmt: skip
+    """Converted as 24 kHz, 16 kHz audio came out 1.5x too fast and its media time wrong."""
+    path = write_log(tmp_path / "pcm16k.jsonl", [
+        {"t_ms": 0, "event": session("session.created", {"type": "audio/pcm", "rate": rate})},
+        {"t_ms": 1, "event": delta("i1", b"\x01\x00" * 6)},
+    ])  # fmt: skip
+    with pytest.raises(TraceFormatError,
+                       match=r"pcm16k.jsonl, line 1: 'event.session': .*audio/pcm at .* Hz"):
+        import_log(path)
+
+
 BAD_LINES = [
     ("{nope", "not a JSON line"),
     ("[1, 2]", "expected a JSON object, got array"),

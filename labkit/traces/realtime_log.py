@@ -117,8 +117,11 @@ def output_format_of(session: Any) -> str | None:
     audio = session.get("audio")
     output = audio.get("output") if isinstance(audio, Mapping) else None
     fmt = output.get("format") if isinstance(output, Mapping) else None
+    rate = fmt.get("rate", PCM16_RATE_HZ) if isinstance(fmt, Mapping) else PCM16_RATE_HZ
     if isinstance(fmt, Mapping):
         fmt = fmt.get("type")
+    if fmt == "audio/pcm" and rate != PCM16_RATE_HZ:  # converted as 24 kHz, it would play wrong
+        return f"audio/pcm at {rate!r} Hz"  # no format the converter takes: refused by name
     if isinstance(fmt, str):
         return _GA_FORMATS.get(fmt, fmt)
     return None
@@ -136,7 +139,8 @@ class UlawConverter:
         if audio_format not in (ULAW, PCM16):
             raise ValueError(
                 f"output audio format {audio_format!r} cannot become a trace: "
-                f"use {ULAW!r} (audio/pcmu, what Twilio carries) or {PCM16!r} (audio/pcm)"
+                f"use {ULAW!r} (audio/pcmu, what Twilio carries) or {PCM16!r} (audio/pcm at "
+                f"{PCM16_RATE_HZ} Hz)"
             )
         self.audio_format = audio_format
         self._carry: dict[tuple[str, int], bytes] = {}
