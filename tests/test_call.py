@@ -115,6 +115,19 @@ def test_cli_prints_measured_and_simulated_json(capsys: pytest.CaptureFixture[st
     assert out["measured"]["bytes"] == out["simulated"]["bytes"] > 0
 
 
+def test_cli_table_says_what_is_not_observed_instead_of_nan(
+        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """The table printed 'nan' for the sender gaps (no caller sees send times) and '-0.00' for a
+    lag that rounds to nothing, with no word of why."""
+    command = ["call", "--trace", "tiny_deltas", "--strategy", "rechunk", "--speed", "8"]
+    assert cli_main(command) == 0
+    out = capsys.readouterr().out
+    assert "nan" not in out and "-0.00" not in out
+    sender_gaps = [line.split() for line in out.splitlines() if "sender_gap_" in line]
+    assert len(sender_gaps) == 4 and all(row[1:] == ["-", "-"] for row in sender_gaps)
+    assert "  -: not observed." in out
+
+
 def test_cli_refuses_a_missing_trace(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="neither a file, a directory nor a shipped trace"):
         cli_main(["call", "--trace", str(tmp_path / "nope.jsonl.gz")])

@@ -183,7 +183,10 @@ SPEED_AND_CALL_SETTINGS = [
          "limit), got 1000000000000.0"),
         ("--threshold-ms", "nan", "not a finite number: 'nan'"),
         ("--mark-every-ms", "0", "mark_every_ms must be > 0 or 'none', got '0'"),
-        ("--strategy", "nope", "'nope'"),
+        ("--strategy", "nope", "unknown strategy 'nope', expected one of forward, rechunk, paced, "
+         "preroll, adaptive"),
+        ("--strategy", "original_report", "modelled from its code) runs in simulate and sweep, not "
+         "in a call; expected one of forward, rechunk, paced, preroll, adaptive"),
     ]
     if flag == "--speed" or command[0] != "emulate"  # the emulator has no call settings
 ]

@@ -123,12 +123,19 @@ def run(args: argparse.Namespace) -> int:
     for key in rows["measured"]:
         measured, simulated = rows["measured"][key], rows["simulated"][key]
         print(f"  {key:<32} {_fmt(measured):>14} {_fmt(simulated):>14}")
+    if any(_fmt(value) == NOT_OBSERVED for value in rows["measured"].values()):
+        print(f"  {NOT_OBSERVED}: not observed. The caller sees when audio arrives, not when the "
+              "server sent it (sender gaps), and the simulation is measured the same way.")
     return 0
 
 
+NOT_OBSERVED = "-"
+
+
 def _fmt(value: Any) -> str:
-    if value is None:
-        return "nan"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NOT_OBSERVED
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.2f}"
+        text = f"{value:.2f}"
+        return "0.00" if text == "-0.00" else text  # a rounding's sign says nothing
     return str(value)

@@ -31,6 +31,7 @@ from labkit.live.settings import (
     ServerSettings,
     check_public_url,
     parse_mark_every_ms,
+    parse_strategy,
     parse_threshold_ms,
     strategy_names,
 )
@@ -62,8 +63,9 @@ def register(subparsers: Any) -> None:
         help="the same through a Realtime emulator already running (`labkit emulate`, e.g. in a "
         "process of its own); it must replay the --replay trace at --speed",
     )
-    parser.add_argument("--strategy", choices=strategy_names(), default=DEFAULT_STRATEGY,
-                        help="outbound strategy (default %(default)s)")
+    parser.add_argument("--strategy", type=checked(parse_strategy), default=DEFAULT_STRATEGY,
+                        help=f"outbound strategy: {', '.join(strategy_names())} "
+                        "(default %(default)s)")
     parser.add_argument("--threshold-ms", type=checked(parse_threshold_ms),
                         default=DEFAULT_THRESHOLD_MS, help="default %(default)g")  # fmt: skip
     parser.add_argument(

@@ -146,6 +146,9 @@ class CallSettings:
 def parse_strategy(text: str) -> str:
     name = text.strip().lower()
     names = strategy_names()
+    if name == "original_report":  # a model of the PR's code, held to it in the simulator only
+        raise ValueError(f"'original_report' (the report's buffer, modelled from its code) runs in "
+                         f"simulate and sweep, not in a call; expected one of {', '.join(names)}")
     if name not in names:
         raise ValueError(f"unknown strategy {text!r:.40}, expected one of {', '.join(names)}")
     return name
