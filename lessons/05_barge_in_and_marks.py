@@ -304,6 +304,15 @@ assert abs(stats.marks_credited_bytes - call.simulated.credited_bytes) <= 2 * 80
 # reset tracker is told the dropped audio was played, so it claims the interrupted item is still
 # playing (the step after the barge-in in the figure) until the next item's first echo; a second
 # barge-in in that window would truncate the wrong item.
+#
+# One more window: before an item's *first* mark echoes, a tracker told only at echoes names
+# nothing of it (the previous, finished item, or nothing after a clear), and the SDK then sends no
+# truncate at all: the model keeps the whole answer as heard. With marks every 100 ms, or a
+# pre-roll sent as one message, that window is the item's first 100 ms or more. labkit's live
+# handler tells the tracker when the caller starts hearing an item (the echo of the last mark sent
+# before it, or at once when nothing is ahead: `labkit.live.item_starts`), so such a barge-in
+# truncates the item at what was credited, 0 ms at worst (`tests/test_handler.py` drives it
+# through the SDK's tracker).
 
 # %% [markdown]
 # ## 3 · The original report's buffer, from its code

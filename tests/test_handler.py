@@ -238,6 +238,23 @@ async def test_caller_audio_reaches_the_model(trace_path: Path) -> None:
     assert handler.stats.caller_bytes_to_model == 1600  # 1200 B warm-up, then one 400 B chunk
 
 
+async def test_media_on_another_track_never_reaches_the_model_as_the_caller(
+        trace_path: Path) -> None:  # fmt: skip
+    """An outbound-track frame was put on the caller's timeline, and the caller's own frame of the
+    same timestamp then dropped as a duplicate: the model heard the agent, not the caller."""
+    socket = FakeTwilio()
+    socket.text(start())
+    for k in range(10):
+        socket.text(tm.inbound_media_json(SID, b"\xaa" * 160, chunk=k, timestamp_ms=20 * k,
+                                          sequence_number=2 * k + 2, track="outbound"))
+        socket.text(tm.inbound_media_json(SID, b"\x22" * 160, chunk=k, timestamp_ms=20 * k,
+                                          sequence_number=2 * k + 3))
+    handler = await run_handler(socket, settings_for(trace_path))
+    assert handler.stats.caller_bytes_to_model == 1600  # the caller's 200 ms, as above
+    assert handler.stats.dropped["wrong_track"] == 10
+    assert handler.inbound.stats.duplicate_frames == 0
+
+
 class FailingReplay(TraceReplayModel):
     async def _deliver(self, event: Any) -> None:
         if event.type == "audio":
@@ -304,9 +321,12 @@ async def test_barge_in_clears_and_the_model_truncates_at_what_was_heard(tmp_pat
     sent_i2_bytes = handler.stats.bytes_sent - first_item_bytes
     assert heard_i2_bytes < sent_i2_bytes  # the clear cut the caller off
     assert isinstance(handler.model, TraceReplayModel)
+    # the barge-in comes before i2's first mark echoes (its pre-roll is one 222 ms message): the
+    # tracker names i2 from when it started playing, so the model truncates i2, never keeps it
+    # whole (it named the finished i1 before, and the SDK then sends no truncate at all)
     (truncation,) = handler.model.truncations
-    assert truncation.item_id == "i2"
-    believed_bytes = (truncation.heard_ms or 0.0) * 8
+    assert truncation.item_id == "i2" and truncation.heard_ms is not None
+    believed_bytes = truncation.heard_ms * 8
     assert believed_bytes <= heard_i2_bytes  # never credited audio the caller did not hear
     assert handler.stats.marks_credited_bytes == first_item_bytes + believed_bytes
 

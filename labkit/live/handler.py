@@ -11,7 +11,9 @@ it); there is no fixed polling loop. Per session event:
   ``audio_interrupted`` -> ``strategy.interrupt`` (drops what is buffered, sends ``clear``);
 - a mark echo -> ``strategy.echo`` -> ``RealtimePlaybackTracker.on_play_bytes`` for exactly the
   bytes that mark covers. Echoes of cleared marks credit nothing, so on barge-in the model
-  truncates its item where the caller really stopped hearing it.
+  truncates its item where the caller really stopped hearing it. The tracker learns of an item
+  when the caller starts hearing it (``labkit.live.item_starts``), before its first mark echoes:
+  a barge-in then truncates that item at what was credited, never leaving it whole.
 
 The call's strategy is the server's (``ServerSettings.call``), overridable per call by
 ``start.customParameters`` (see ``labkit.live.settings``). When the model's stream ends (a trace
@@ -20,17 +22,18 @@ replay ran out, or the model's server closed the session), the handler stops sen
 last marks to be echoed (the caller heard everything) and closes the WebSocket, as hanging up
 would.
 
-Bad input policy (everything here is per call: one call's bad message never touches another):
-a text frame over 64 KiB, a binary frame, malformed JSON, an unknown event, a wrong streamSid,
-media or marks before ``start``, a second ``start``: dropped and counted in
-``handler.stats.dropped[reason]``; the call goes on. The first ``DROPS_LOGGED_PER_REASON`` drops of
-each reason are logged (reason and size, never a payload or a secret), the rest only counted, and
-one line sums them up when the call ends. Everything the caller sent that reaches a log line is
-escaped (``labkit.live.log_text``). A socket with no valid ``start`` within
-``limits.start_timeout_s`` is closed (1008). A frame over ``limits.max_frame_bytes`` never
-reaches the handler: the WebSocket layer ends the call with 1009, logged with the close code.
-A ``stop`` before ``start`` ends the call cleanly. On ``stop``, disconnect or a session failure,
-the session is closed and every task of the call is cancelled and awaited before ``run`` returns.
+Bad input policy (everything here is per call: one call's bad message never touches another): a
+text frame over 64 KiB, a binary frame, malformed JSON, an unknown event, a wrong streamSid, media
+or marks before ``start``, a second ``start``, media on a track other than the caller's
+(``inbound``): dropped and counted in ``handler.stats.dropped[reason]``; the call goes on. The
+first ``DROPS_LOGGED_PER_REASON`` drops of each reason are logged (reason and size, never a payload
+or a secret), the rest only counted, and one line sums them up when the call ends. Everything the
+caller sent that reaches a log line is escaped (``labkit.live.log_text``). A socket with no valid
+``start`` within ``limits.start_timeout_s`` is closed (1008). A frame over
+``limits.max_frame_bytes`` never reaches the handler: the WebSocket layer ends the call with 1009,
+logged with the close code. A ``stop`` before ``start`` ends the call cleanly. On ``stop``,
+disconnect or a session failure, the session is closed and every task of the call is cancelled and
+awaited before ``run`` returns.
 
 Recording (``--record``) never disturbs the call: a recording failure (a full disk) is logged once,
 naming the file and the error, and recording stops (``stats.recording_failure``); what was written
@@ -57,6 +60,7 @@ from websockets.exceptions import ConnectionClosedOK
 
 from labkit import twilio_messages as tm
 from labkit.inbound import InboundBuffer
+from labkit.live.item_starts import ItemStarts
 from labkit.live.log_text import escaped, shown
 from labkit.live.models import ModelChoice
 from labkit.live.recording import CallRecordings
@@ -81,6 +85,7 @@ DROPS_LOGGED_PER_REASON = 3  # per call; the rest are counted and summed up at t
 # (and /stats would send them all); a uniform sample of this many gives its percentiles.
 LATENESS_SAMPLES_KEPT = 4096
 ItemKey = tuple[str, int]
+CALLER_TRACK = "inbound"  # Twilio's name for the caller's audio (a media's track, by default)
 
 
 @dataclass
@@ -179,6 +184,7 @@ class TwilioHandler:
         self._item_audio: dict[ItemKey, bytearray] = {}
         self._item_audio_bytes = 0
         self._ended_items: set[ItemKey] = set()  # audio_end seen: forget once heard whole
+        self._starts = ItemStarts()  # tells the tracker of an item before its first echo
         self._recorder: TraceRecorder | None = None
         self._encoder: tm.OutboundEncoder | None = None  # the stream's message templates
 
@@ -283,7 +289,11 @@ class TwilioHandler:
     async def _read_twilio(self, session: RealtimeSession) -> None:
         while True:
             message = await self._receive()
-            if isinstance(message, tm.MediaMsg):
+            if isinstance(message, tm.MediaMsg) and message.track != CALLER_TRACK:
+                # a bidirectional stream carries the caller's track only: any other audio put on
+                # the caller's timeline would replace the caller's frames of the same timestamps
+                self._drop("wrong_track", f"media on track {message.track!r:.40}")
+            elif isinstance(message, tm.MediaMsg):
                 await self._to_model(session, message)
             elif isinstance(message, tm.MarkMsg):
                 self._on_echo(message.name)
@@ -386,7 +396,14 @@ class TwilioHandler:
             self.tracker.on_play_bytes(mark.item_id, mark.content_index, credited)
             self.stats.marks_credited += 1
             self.stats.marks_credited_bytes += len(credited)
+        self._tell_started(self._starts.echoed(name))
         self._check_settled()
+
+    def _tell_started(self, key: ItemKey | None) -> None:
+        """The caller starts hearing item ``key`` now: the tracker names it from 0 ms, so a
+        barge-in before its first mark echoes truncates it, not nothing (``ItemStarts``)."""
+        if key is not None:
+            self.tracker.on_play_ms(key[0], key[1], 0.0)
 
     # ------------------------------------------------------------------ model -> Twilio
 
@@ -462,7 +479,9 @@ class TwilioHandler:
         self.stats.messages_sent += len(texts)
         if isinstance(item, Clear):
             self.stats.clears_sent += 1
+            self._starts.cleared()
         elif isinstance(item, Media):
+            self._tell_started(self._starts.sent(item))
             self.stats.media_sent += len(texts) - len(item.marks)
             self.stats.marks_sent += len(item.marks)
             self.stats.bytes_sent += len(item.payload)

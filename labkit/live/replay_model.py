@@ -49,6 +49,7 @@ from agents.realtime.model_inputs import (
     RealtimeModelSendInterrupt,
 )
 
+from labkit.audio import BYTES_PER_MS
 from labkit.live.settings import check_replay_speed
 from labkit.traces import Trace, TraceEvent
 
@@ -64,7 +65,7 @@ class Truncation:
 
     item_id: str
     content_index: int
-    heard_ms: float | None  # the tracker's elapsed ms for that item; None if it had no credit
+    heard_ms: float | None  # the tracker's elapsed ms for that item; None: the model had no tracker
 
 
 class TraceReplayModel(RealtimeModel):
@@ -82,6 +83,7 @@ class TraceReplayModel(RealtimeModel):
         self._tracker = tracker
         self._playing: ItemKey | None = None
         self._item_response: dict[ItemKey, str] = {}
+        self._emitted_bytes: dict[ItemKey, int] = {}  # per item: audio delivered so far
         self._cancelled_responses: set[str] = set()
         self.audio_bytes_received = 0
         self.audio_bytes_emitted = 0
@@ -186,6 +188,7 @@ class TraceReplayModel(RealtimeModel):
         self._item_response[key] = response_id
         self._playing = key
         self.audio_bytes_emitted += len(event.audio)
+        self._emitted_bytes[key] = self._emitted_bytes.get(key, 0) + len(event.audio)
         return RealtimeModelAudioEvent(
             data=event.audio, response_id=response_id, item_id=key[0], content_index=key[1]
         )
@@ -210,14 +213,22 @@ class TraceReplayModel(RealtimeModel):
         return owned[-1] if owned else None
 
     def _interrupt_tracker(self, item_id: str, content_index: int) -> None:
-        """Record what the real model would truncate the item at, then reset the tracker."""
-        heard_ms: float | None = None
-        if self._tracker is not None:
+        """Record what the real model truncates, then reset the tracker. As the SDK's model does
+        (``OpenAIRealtimeWebSocketModel``, on ``speech_started``): the item the tracker names, at
+        its elapsed ms; nothing when it names none; nothing when it names another item that
+        played whole (an earlier answer, finished)."""
+        if self._tracker is None:  # no playback known: the interrupted item, at no credit
+            self.truncations.append(Truncation(item_id, content_index, None))
+        else:
             state = self._tracker.get_state()
-            if state["current_item_id"] == item_id:
-                heard_ms = state["elapsed_ms"]
+            named, elapsed_ms = state["current_item_id"], state["elapsed_ms"]
+            if named is not None and elapsed_ms is not None:
+                key = (named, state["current_item_content_index"] or 0)
+                whole_ms = self._emitted_bytes.get(key, 0) / BYTES_PER_MS
+                if key == (item_id, content_index) or elapsed_ms < whole_ms:
+                    heard_ms = min(elapsed_ms, whole_ms)  # the SDK caps it at the audio's length
+                    self.truncations.append(Truncation(key[0], key[1], heard_ms))
             self._tracker.on_interrupted()
-        self.truncations.append(Truncation(item_id, content_index, heard_ms))
         if self._playing == (item_id, content_index):
             self._playing = None
 
