@@ -62,14 +62,26 @@ def checked(parse: Callable[[str], T]) -> Callable[[str], T]:
     return run
 
 
-def _replay_speed(text: str) -> float:
-    from labkit.live.settings import check_replay_speed
+def checked_number(check: Callable[[float], float],
+                   what: str = "a number") -> Callable[[str], float]:  # fmt: skip
+    """An argparse type: the text as a float (else "not ``what``"), then the domain's ``check``,
+    which raises ValueError (``checked``)."""
 
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"not a number: {text!r:.40}") from None
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"not {what}: {text!r:.40}") from None
+        return check(value)
+
+    parse.__name__ = check.__name__
+    return checked(parse)
+
+
+def _replay_speed(value: float) -> float:
+    from labkit.live.settings import check_replay_speed  # live imports the SDK: only when asked
+
     return check_replay_speed("speed", value)
 
 
-replay_speed = checked(_replay_speed)
+replay_speed = checked_number(_replay_speed)

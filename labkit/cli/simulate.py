@@ -11,40 +11,23 @@ import math
 import sys
 from typing import Any
 
-from labkit.cli.flag_types import checked, whole_number
+from labkit.cli.flag_types import checked_number, whole_number
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
 from labkit.outbound import STRATEGY_NAMES
-from labkit.outbound.queued import MAX_THRESHOLD_MS, threshold_problem
+from labkit.outbound.queued import MAX_THRESHOLD_MS, check_threshold_ms
 from labkit.sim.links import DEFAULT_LINK, LINK_NAMES
 from labkit.sim.playout import DEFAULT_PLAYOUT, PLAYOUT_NAMES
 
 ALL_STRATEGIES = (*STRATEGY_NAMES, "original_report")
 
 
-def check_threshold_ms(value: float) -> float:
-    """A threshold on the command line (``simulate --threshold-ms``, each of ``sweep
-    --thresholds``) by the strategies' own rule (``threshold_problem``), or a ValueError."""
-    problem = threshold_problem(value)
-    if problem is not None:
-        raise ValueError(problem)
-    return value
-
-
-def _threshold_ms(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"not a number of ms: {text!r:.40}") from None
-    return check_threshold_ms(value)
-
-
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("simulate", help="simulate one call over a trace")
     parser.add_argument("trace", help="trace file or shipped trace name")
     add_model_arguments(parser)
-    parser.add_argument("--threshold-ms", type=checked(_threshold_ms), default=50.0,
-                        help=f"the strategy's threshold, 0 to {MAX_THRESHOLD_MS:g} ms "
-                             "(default %(default)g)")  # fmt: skip
+    parser.add_argument("--threshold-ms", type=checked_number(check_threshold_ms, "a number of ms"),
+                        default=50.0, help=f"the strategy's threshold, 0 to "
+                        f"{MAX_THRESHOLD_MS:g} ms (default %(default)g)")  # fmt: skip
     parser.add_argument("--seed", type=seed_number, default=0, help="0 or more (default 0)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (null where a metric is not a number)")

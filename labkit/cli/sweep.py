@@ -21,12 +21,11 @@ import numpy as np
 from labkit.cli.output_paths import output_directory
 from labkit.cli.simulate import (
     add_model_arguments,
-    check_threshold_ms,
     parse_params,
     strategy_options,
 )  # fmt: skip
 from labkit.cli.trace_limits import add_trace_limit_arguments, trace_limits_from_args
-from labkit.outbound.queued import MAX_THRESHOLD_MS
+from labkit.outbound.queued import MAX_THRESHOLD_MS, check_threshold_ms
 from labkit.sim.processes import MAX_JOBS
 from labkit.sim.sweep_runs import MAX_SEEDS
 

@@ -155,13 +155,9 @@ def parse_strategy(text: str) -> str:
 
 
 def parse_threshold_ms(text: str) -> float:
-    from labkit.outbound.queued import threshold_problem
+    from labkit.outbound.queued import check_threshold_ms
 
-    value = _finite_float(text)
-    problem = threshold_problem(value)  # the strategies' own rule, asked before a call starts
-    if problem is not None:
-        raise ValueError(problem)
-    return value
+    return check_threshold_ms(_finite_float(text))  # the strategies' rule, before a call starts
 
 
 def parse_mark_every_ms(text: str) -> float | None:

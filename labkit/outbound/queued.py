@@ -31,12 +31,21 @@ def threshold_problem(threshold_ms: object) -> str | None:
             f"minutes of buffer, Twilio's own limit), got {threshold_ms!r:.40}")
 
 
-def check_threshold(name: str, threshold_ms: float) -> float:
-    """``threshold_ms`` as a float, or a ValueError naming the strategy (``threshold_problem``)."""
+def check_threshold_ms(threshold_ms: float) -> float:
+    """``threshold_ms`` as a float, or a ValueError saying why not (``threshold_problem``): the
+    command line's and a call's settings' check."""
     problem = threshold_problem(threshold_ms)
     if problem is not None:
-        raise ValueError(f"strategy {name!r}: {problem}")
+        raise ValueError(problem)
     return float(threshold_ms)
+
+
+def check_threshold(name: str, threshold_ms: float) -> float:
+    """``check_threshold_ms``, the ValueError naming the strategy."""
+    try:
+        return check_threshold_ms(threshold_ms)
+    except ValueError as exc:
+        raise ValueError(f"strategy {name!r}: {exc}") from None
 
 
 class Clocked:
