@@ -20,8 +20,8 @@
 # The trace is `tiny_deltas_call`: **synthetic** (no public recording of Realtime delta timing
 # exists), eight answers delivered at an assumed 1.5-3x real time in the report's 20-60 byte
 # deltas. Every verdict below holds for these synthetic traces and the stated models; lesson 07
-# shows how far each survives when the models' assumptions change. Twenty seeds per setting;
-# every number comes with its 95% interval.
+# shows how far each survives when the models' assumptions change. 200 seeds per setting (lesson 09
+# shows why twenty are too few where gaps are rare); every number comes with its 95% interval.
 
 # %%
 import time
@@ -167,7 +167,7 @@ print(f"{len(pauses)} stalls in the first minute, "
       f"{sum(end - start for start, end in pauses):.0f} ms of the loop paused")
 
 # %% [markdown]
-# ## Six senders, two links, twenty seeds
+# ## Six senders, two links, 200 seeds
 #
 # `threshold_ms` means what each strategy documents: the message size for `rechunk` (50 ms = 400
 # bytes, flushed at least every 100 ms), the lead for `paced`, the hold for `preroll`;
@@ -184,7 +184,9 @@ STRATEGIES = {                      # label -> (strategy, threshold_ms)
     "adaptive": ("adaptive", 100),
     "original_report (the report's code)": ("original_report", 50),
 }
-SEEDS = range(20)
+# 200 seeds, not the twenty of later lessons: forwarding's gaps on one connection come in fewer
+# than half the calls, and twenty seeds are then too few to pin their mean down (lesson 09).
+SEEDS = range(200)
 runs = compare(trace, STRATEGIES, links=("tcp", "jitter"), seeds=SEEDS, jobs=2)  # a progress bar
 gaps = intervals(runs, "concealed_ms")
 onsets = intervals(runs, "onset_gaps_per_answer")
@@ -209,7 +211,8 @@ table = pd.DataFrame({
 }, index=gaps.index)
 display(table)
 plots.intervals_by_link(gaps, xlabel="silence in gaps per call (ms): mean and 95% interval",
-                        title="tiny_deltas_call, 20 seeds: what each sender leaves the caller")
+                        title=f"tiny_deltas_call, {len(SEEDS)} seeds: what each sender leaves "
+                              "the caller")
 plt.show()
 
 # %% [markdown]
@@ -229,9 +232,9 @@ display(pd.DataFrame({
 # %% [markdown]
 # Three more numbers for the sentences below. The report's code at word starts: how often it
 # leaves a gap there, and how long, each paired with forwarding on the same seed; and why (the
-# first message of each answer, over the twenty seeds). And what "no gap in twenty seeds" is
-# worth: if a call has a gap with chance p, twenty calls all without one happen with chance
-# (1 - p)^20, which falls below 5% once p exceeds 1 - 0.05^(1/20).
+# first message of each answer, over every seed). And what "no gap in any of n seeds" is worth:
+# if a call has a gap with chance p, n calls all without one happen with chance (1 - p)^n, which
+# falls below 5% once p exceeds 1 - 0.05^(1/n).
 
 # %%
 report = "original_report (the report's code)"
@@ -282,52 +285,55 @@ print(f"preroll 100 ms over tcp: a gap in {never['seeds_above_0']:.0f} of {never
 # ## What the data says, per link (FIFO playout)
 #
 # **On one TCP connection with FIFO playout (`tcp`, `fifo`)** the tiny messages themselves cause
-# almost nothing: forwarding leaves 0.9 ms [0.1, 1.7] of silence in gaps per call, in 11 of 20
-# seeds, at moments when the path's delay rises faster than the cushion Twilio holds. A pre-roll and
-# the adaptive buffer leave less: no gap in 20 of 20 seeds. The seeds vary the world (the path, the
-# sender's loop), not the trace, so for this trace's delivery that bounds the chance of a gap per
-# simulated call at about 14% (95%, since 0.05^(1/20) = 0.861), not at zero. Pacing with a lead
-# *adds* silence in gaps (+52 ms [17, 88] per call), because it holds back audio Twilio could
-# already have queued.
+# little: forwarding leaves 2.4 ms [1.4, 3.4] of silence in gaps per call, in 83 of 200 seeds, at
+# moments when the path's delay rises faster than the cushion Twilio holds (0.09 gaps at word starts
+# per answer: about one answer in eleven, short of a stutter). Rechunking to 50 ms leaves less
+# (-1.7 ms [-2.8, -0.7] per call; a gap in 19 of 200 seeds), and a pre-roll and the adaptive buffer
+# leave none: no gap in 200 of 200 seeds. The seeds vary the world (the path, the sender's loop),
+# not the trace, so for this trace's delivery that bounds the chance of a gap per simulated call
+# at about 1.5% (95%, since 0.05^(1/200) = 0.985), not at zero. Pacing with a lead *adds* silence
+# in gaps (+57 ms [48, 66] per call), because it holds back audio Twilio could already have queued.
 #
-# The report's code leaves gaps at word starts as often as forwarding (0.12 [0.08, 0.17] per answer
-# against 0.11 [0.05, 0.16]; the paired difference, +0.02 [-0.06, 0.10], shows none), but longer
-# ones: +8.3 ms [4.4, 12.3] of silence in gaps at word starts per call, about 9 ms per gap against
-# about 1 ms. All its gaps fall at word starts, so its silence in gaps is also larger than
-# forwarding's (the same +8.3 ms). The cause is in its code: in about one answer in five (33 of 160
-# over the twenty seeds) its 50 ms wake comes before 400 bytes have arrived, so its loop flushes the
-# fragment it holds (23 ms of audio on average), then holds the next 400 bytes; in about half of
-# those (16 of 33) the caller hears the fragment, a gap, then the word (lesson 05 shows it message
-# by message).
+# The report's code leaves gaps at word starts about as often as forwarding (0.11 [0.09, 0.13] per
+# answer against 0.09 [0.07, 0.11]; the paired difference, +0.02 [-0.01, 0.04], shows none), but
+# longer ones: +6.2 ms [4.5, 8.0] of silence in gaps at word starts per call, about 10 ms per gap
+# against about 3 ms. All its gaps fall at word starts, so its silence in gaps is also larger than
+# forwarding's (the same +6.2 ms). The cause is in its code: in about one answer in five (362 of
+# 1,600 over the 200 seeds) its 50 ms wake comes before 400 bytes have arrived, so its loop flushes
+# the fragment it holds (27 ms of audio on average), then holds the next 400 bytes; in about two of
+# five of those (148 of 362) the caller hears the fragment, a gap, then the word (lesson 05 shows it
+# message by message).
 #
 # **Under the stress model (`jitter`)** forwarding leaves gaps in every seed: with thousands of
 # messages, some message is always the slow one, and everything behind it waits ("the slowest of
-# many"). Here rechunking, pre-roll and the adaptive buffer each remove most of it; pacing shows no
-# difference from forwarding; the report's code helps less than `rechunk`, because it still sends a
-# mark after every delta: thousands of messages, each a new draw of the delay.
+# many"). Here rechunking, pre-roll and the adaptive buffer each remove most of it (85-89%);
+# pacing removes about a tenth of it; the report's code helps less than `rechunk`, because it still
+# sends a mark after every delta: thousands of messages, each a new draw of the delay.
 #
-# So, under FIFO playout, "many tiny messages cause gaps" **holds only under independent
-# per-message delay**, and flips on one connection. The asserts below encode each sentence per
+# So, under FIFO playout, "many tiny messages cause gaps" **holds under independent per-message
+# delay**, and on one connection shrinks to a few milliseconds per call, which rechunking cuts by
+# about two thirds and a pre-roll removes. The asserts below encode each sentence per
 # link.
 
 # %%
 tcp_gaps, jitter_gaps = gaps.loc["tcp"], gaps.loc["jitter"]
 tcp_vs, jitter_vs = difference.loc["tcp"], difference.loc["jitter"]
 tcp_onsets = onsets.loc["tcp"]
-# tcp, fifo: forwarding leaves about a millisecond per call; holds leave none; a lead adds silence
-assert 0 < tcp_gaps.loc["forward", "mean"] < 2.0 and tcp_gaps.loc["forward", "ci_high"] < 5.0
-assert 5 <= tcp_gaps.loc["forward", "seeds_above_0"] <= 15
+# tcp, fifo: forwarding leaves a few ms per call, in fewer than 2 calls in 3; holds leave none; a
+# lead adds silence
+assert 0 < tcp_gaps.loc["forward", "mean"] < 5.0 and tcp_gaps.loc["forward", "ci_high"] < 5.0
+assert 0.25 * len(SEEDS) <= tcp_gaps.loc["forward", "seeds_above_0"] <= 0.65 * len(SEEDS)
 for label in ("preroll 100 ms", "adaptive"):
     assert tcp_gaps.loc[label, "seeds_above_0"] == 0, label
     assert tcp_vs.loc[label, "verdict"] == "less", label
-assert 0.13 < gap_chance_bound < 0.15  # 1 - 0.05 ** (1 / 20) = 0.139
+assert 0.01 < gap_chance_bound < 0.02  # 1 - 0.05 ** (1 / 200) = 0.0149
 assert tcp_vs.loc["paced, 100 ms lead", "verdict"] == "more"
 # the report's code: gaps at word starts as often as forwarding, but longer; more silence in total
 assert onset_vs.loc[report, "verdict"] == "no difference shown"
 assert abs(tcp_onsets.loc[report, "mean"] - tcp_onsets.loc["forward", "mean"]) < 0.1
 assert onset_ms_vs.loc[report, "verdict"] == "more"
-assert ms_per_onset_gap[report] > 4 * ms_per_onset_gap["forward"]
-assert 5 < ms_per_onset_gap[report] < 15 and ms_per_onset_gap["forward"] < 2
+assert ms_per_onset_gap[report] > 2 * ms_per_onset_gap["forward"]
+assert 5 < ms_per_onset_gap[report] < 15 and ms_per_onset_gap["forward"] < 5
 assert tcp_vs.loc[report, "verdict"] == "more"
 assert np.isclose(tcp_gaps.loc[report, "mean"], onsets_ms.loc[("tcp", report), "mean"])
 assert 0.1 < len(fragments) / len(first_messages) < 0.35
@@ -338,7 +344,7 @@ assert jitter_gaps.loc["forward", "seeds_above_0"] == len(SEEDS)
 for label in ("rechunk 50 ms", "preroll 100 ms", "adaptive"):
     assert jitter_vs.loc[label, "verdict"] == "less", label
     assert jitter_gaps.loc[label, "ci_high"] < 0.3 * jitter_gaps.loc["forward", "ci_low"], label
-assert jitter_vs.loc["paced, 100 ms lead", "verdict"] in ("no difference shown", "less")
+assert jitter_vs.loc["paced, 100 ms lead", "verdict"] == "less"  # but far less than the others
 assert jitter_vs.loc["paced, 100 ms lead", "ci_low"] > -0.3 * jitter_gaps.loc["forward", "mean"]
 assert jitter_vs.loc[report, "verdict"] == "less"
 assert jitter_gaps.loc[report, "ci_low"] > jitter_gaps.loc["rechunk 50 ms", "ci_high"]
@@ -377,25 +383,25 @@ versus_forward = pd.DataFrame({
 display(by_playout, versus_forward)
 
 # %% [markdown]
-# Under the frame clock, forwarding leaves 33.4 ms [26.0, 40.8] of silence in gaps per call, in 20
-# of 20 seeds, and a gap at a word start in about every other answer (0.49 [0.40, 0.59] per answer,
-# against 0.11 [0.05, 0.16] under FIFO): a delta that finds the queue dry becomes a padded partial
-# frame (lesson 06 draws one word start). Rechunking to 50 ms removes nearly all of it (-31.3 ms
-# [-39.3, -23.2] per call against forwarding), and the report's code leaves *less* silence in gaps
-# than forwarding (-23.8 ms [-32.8, -14.8]), the opposite of its FIFO verdict. That is not the
-# report's code getting better (its own silence in gaps barely moves, from 9.3 to 9.6 ms per call):
-# forwarding's grows from 0.9 to 33.4 ms. Pre-roll and the adaptive buffer still leave none; pacing
-# shows no difference from forwarding here.
+# Under the frame clock, forwarding leaves 28.4 ms [26.1, 30.6] of silence in gaps per call, in 195
+# of 200 seeds, and a gap at a word start in about two answers in five (0.40 [0.37, 0.43] per
+# answer, against 0.09 [0.07, 0.11] under FIFO): a delta that finds the queue dry becomes a padded
+# partial frame (lesson 06 draws one word start). Rechunking to 50 ms removes nearly all of it
+# (-26.5 ms [-28.8, -24.2] per call against forwarding), and the report's code leaves *less*
+# silence in gaps than forwarding (-17.5 ms [-20.3, -14.7]), the opposite of its FIFO verdict. That
+# is not the report's code getting better (its own silence in gaps grows a little, from 8.6 to 10.9
+# ms per call): forwarding's grows more than tenfold, from 2.4 to 28.4 ms. Pre-roll and the adaptive
+# buffer still leave none; pacing leaves more than forwarding (+31 ms [21, 40]).
 #
-# So two verdicts depend on the playout model: "tiny messages are not a problem on one
-# connection" and "the report's code leaves more silence in gaps than forwarding" hold under FIFO
-# and flip under a frame clock. Which playout Twilio runs no public document settles; lesson 06
+# So two verdicts depend on the playout model: "tiny messages cost only a few milliseconds per call
+# on one connection" and "the report's code leaves more silence in gaps than forwarding" hold under
+# FIFO and flip under a frame clock. Which playout Twilio runs no public document settles; lesson 06
 # describes the live measurement that would (lesson 04 carries it).
 
 # %%
 # frame clock: forwarding always leaves gaps, many times FIFO's; rechunking and the report's code
 # leave less silence in gaps than forwarding (the report's: the opposite of its FIFO verdict)
-assert clock_gaps.loc["forward", "seeds_above_0"] == len(SEEDS)
+assert clock_gaps.loc["forward", "seeds_above_0"] >= 0.95 * len(SEEDS)
 assert clock_gaps.loc["forward", "ci_low"] > 5 * tcp_gaps.loc["forward", "ci_high"]
 assert clock_onsets.loc["forward", "ci_low"] > tcp_onsets.loc["forward", "ci_high"]
 assert 0.3 < clock_onsets.loc["forward", "mean"] < 0.7
@@ -403,12 +409,12 @@ assert clock_vs.loc["rechunk 50 ms", "verdict"] == "less"
 assert clock_gaps.loc["rechunk 50 ms", "mean"] < 0.2 * clock_gaps.loc["forward", "mean"]
 assert clock_vs.loc[report, "verdict"] == "less" and tcp_vs.loc[report, "verdict"] == "more"
 assert clock_gaps.loc[report, "mean"] < 0.5 * clock_gaps.loc["forward", "mean"]
-# not the report's code improving: its own silence in gaps barely moves; forwarding's grows
-assert abs(clock_gaps.loc[report, "mean"] - tcp_gaps.loc[report, "mean"]) < 2.0
-assert clock_gaps.loc["forward", "mean"] > 20 * tcp_gaps.loc["forward", "mean"]
+# not the report's code improving: its own silence in gaps grows a little; forwarding's ~tenfold
+assert 1.0 < clock_gaps.loc[report, "mean"] / tcp_gaps.loc[report, "mean"] < 1.6
+assert clock_gaps.loc["forward", "mean"] > 5 * tcp_gaps.loc["forward", "mean"]
 for label in ("preroll 100 ms", "adaptive"):
     assert clock_gaps.loc[label, "seeds_above_0"] == 0, label
-assert clock_vs.loc["paced, 100 ms lead", "verdict"] == "no difference shown"
+assert clock_vs.loc["paced, 100 ms lead", "verdict"] == "more"
 
 # %% [markdown]
 # ### The packet timeline
@@ -461,14 +467,15 @@ for label, link in (("forward", "jitter"), ("forward", "tcp"), ("preroll 100 ms"
 #
 # Under the FIFO playout Twilio documents, tiny messages are not a problem in themselves. Over one
 # TCP connection the path's delay is shared, so forwarding every delta gives Twilio the largest
-# cushion the model's speed allows and leaves about a millisecond of silence in gaps per call; what
-# removes those is holding the start of each answer (a pre-roll), not bigger messages. Only if every
-# message drew its own delay would their number matter, and then rechunking helps by cutting the
-# number of draws. The report's own code leaves gaps at word starts as often as forwarding, but
-# longer ones (about 9 ms per gap against 1 ms).
+# cushion the model's speed allows and leaves a few milliseconds of silence in gaps per call (2.4
+# ms, in fewer than half the calls); 50 ms messages cut that by about two thirds, and holding the
+# start of each answer (a pre-roll) removes it. Only if every message drew its own delay would their
+# number matter much, and then rechunking helps by cutting the number of draws. The report's own
+# code leaves gaps at word starts about as often as forwarding, but longer ones (about 10 ms per gap
+# against 3 ms).
 #
 # Under a 20 ms frame clock (lesson 06's hypothesis b) the verdicts on one connection flip:
-# forwarding leaves about 33 ms of silence in gaps per call, and rechunking, the report's code
+# forwarding leaves about 28 ms of silence in gaps per call, and rechunking, the report's code
 # included, leaves less silence in gaps than forwarding. The verdict on tiny messages therefore
 # rests on how Twilio plays its queue, which only a live call can settle. Lesson 02 sweeps every
 # trace and threshold; lesson 06 asks which explanation of the reported stutter survives; lesson 07

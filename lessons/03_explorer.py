@@ -108,9 +108,9 @@ explorer.box
 # 1. `tiny_deltas`, `forward`, link `jitter`, then link `tcp`: with the stress model every 20-60
 #    byte message draws its own delay and in-order delivery makes the slowest decide, so gaps appear
 #    at word starts; over one TCP connection (FIFO playout) the messages share the path's delay and
-#    seed 0 has no gap. That is not "never": over 20 seeds `tiny_deltas` (two answers) has no gap in
-#    any, but the eight answers of `tiny_deltas_call` have gaps in 11 of 20 seeds, about 0.9 ms of
-#    silence in gaps per call (lesson 01).
+#    seed 0 has no gap. That is not "never": over 200 seeds `tiny_deltas` (two answers) has a gap
+#    in 6, and the eight answers of `tiny_deltas_call` in 83, about 2.4 ms of silence in gaps per
+#    call (lesson 01; lesson 09 says why it takes that many seeds to see).
 # 2. `realtime_jitter`, link `stalls`, path freezes at 1 per s, `forward`: red spans where the path
 #    froze. Switch to `preroll` and raise the pre-roll until the red spans go (about 600 ms on
 #    seed 0: a pre-roll must outlast the longest freeze).
@@ -130,16 +130,17 @@ print(f"1. forward on tiny_deltas: {jitter.result.metrics.onset_concealment_even
 assert jitter.result.metrics.onset_concealment_events > 0
 assert tcp.result.metrics.concealment_events == 0
 over_seeds = intervals(pd.concat(
-    compare(read(shipped(name)), {"forward": ("forward", 0)}, links="tcp", seeds=range(20),
-            progress=False).assign(trace=name) for name in ("tiny_deltas", "tiny_deltas_call")
+    compare(read(shipped(name)), {"forward": ("forward", 0)}, links="tcp", seeds=range(200),
+            progress=False, jobs=2).assign(trace=name)
+    for name in ("tiny_deltas", "tiny_deltas_call")
 ), "concealed_ms", by=("trace",)).round(2)
-print("   forward over tcp, 20 seeds, silence in gaps per call (mean [95% interval]):")
+print("   forward over tcp, 200 seeds, silence in gaps per call (mean [95% interval]):")
 for name, row in over_seeds.iterrows():
     print(f"   {name}: {row['mean']:.2f} ms [{row['ci_low']:.2f}, {row['ci_high']:.2f}], "
           f"a gap in {row['seeds_above_0']:.0f} of {row['seeds']:.0f} seeds")
-assert over_seeds.loc["tiny_deltas", "seeds_above_0"] == 0
+assert 0 < over_seeds.loc["tiny_deltas", "seeds_above_0"] <= 0.1 * 200  # rare, not never
 call = over_seeds.loc["tiny_deltas_call"]
-assert 5 <= call["seeds_above_0"] <= 15 and 0 < call["mean"] < 2
+assert 0.25 * 200 <= call["seeds_above_0"] <= 0.65 * 200 and 0 < call["mean"] < 5
 
 frozen = ExplorerSettings(trace="realtime_jitter", link="stalls").with_params(rate_per_s=1.0)
 gaps_by_preroll = {

@@ -198,6 +198,13 @@ def test_thresholds_include_stop() -> None:
     assert parse_thresholds("20:200:1")[-1] == 200 and len(parse_thresholds("20:200:1")) == 181
 
 
+def test_one_threshold_is_that_threshold_alone() -> None:
+    assert parse_thresholds("50") == [50.0] and parse_thresholds("0") == [0.0]
+    for bad in ("fifty", "-5", "1e12", "20:40", "nan"):
+        with pytest.raises(ValueError, match="--thresholds"):
+            parse_thresholds(bad)
+
+
 def _same(a: object, b: object) -> bool:
     both_nan = isinstance(a, float) and isinstance(b, float) and a != a and b != b
     return both_nan or a == b
@@ -575,3 +582,20 @@ def test_a_verdict_is_worded_for_what_its_metric_measures() -> None:
         "lower", "higher")
     assert direction(Interval(0.0, -1.0, 1.0, 20), "onset_gaps_per_answer") == (
         "no difference shown")
+
+
+def test_a_sweep_says_where_few_seeds_carry_the_gaps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a 50 ms rechunk of tiny_deltas_call over tcp has gaps in a few seeds (lesson 09)
+    argv = ["sweep", "tiny_deltas_call", "--strategy", "forward,rechunk", "--thresholds", "50",
+            "--link", "tcp", "--seeds", "20", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    carried = summary.set_index("strategy")["concealed_ms_seeds_above_0"]
+    runs = pd.read_csv(tmp_path / "sweep.csv")
+    assert carried["forward"] == (runs.query("strategy == 'forward'")["concealed_ms"] > 0).sum()
+    thin = int(((carried > 0) & (carried < 10)).sum())
+    said = capsys.readouterr().err
+    assert thin >= 1 and f"in {thin} of 2 settings fewer than half the seeds have gaps" in said
+    assert "run more --seeds" in said

@@ -63,3 +63,10 @@ def test_nan_and_equal_seeds_are_as_before() -> None:
     assert math.isnan(mean_interval([1.0, math.nan], natural_range("concealed_ms")).high)
     same = mean_interval([2.0, 2.0, 2.0], natural_range("concealed_ms"))
     assert (same.low, same.high) == (2.0, 2.0)
+
+
+def test_a_count_or_an_amount_says_how_many_seeds_carry_its_mean() -> None:
+    row = summarize(runs("concealed_ms", [0.0] * 18 + [3.0, 40.0])).iloc[0]
+    assert row["concealed_ms_seeds_above_0"] == 2
+    scored = summarize(runs("mos_lqo", [4.0] * 20), metrics=["mos_lqo"]).iloc[0]
+    assert "mos_lqo_seeds_above_0" not in scored  # a score is above zero in every seed

@@ -5,6 +5,7 @@ Axes carry units.
 The views layer: imports core, never imported by core.
 """
 
+from labkit.plots.calibration import coverage_vs_seeds_above_0 as coverage_vs_seeds_above_0
 from labkit.plots.compare import arrivals_vs_simulation as arrivals_vs_simulation
 from labkit.plots.compare import gap_distribution as gap_distribution
 from labkit.plots.compare import intervals_by_link as intervals_by_link
