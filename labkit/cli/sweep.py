@@ -164,9 +164,9 @@ def _sweep_into(args: argparse.Namespace, journal: SweepJournal, sources: Sequen
     thin = thinly_carried(summary)
     if thin:
         print(f"labkit sweep: in {thin} of {len(summary)} settings fewer than half the seeds have "
-              f"gaps (concealed_ms_seeds_above_0 in {summary_path.name}); there a 95% interval "
-              f"holds the mean less often than 95% (lesson 09): run more --seeds before reading "
-              f"it", file=sys.stderr)  # fmt: skip
+              f"gaps (concealed_ms_seeds_above_0 in {summary_path.name}); there the 95% "
+              f"interval is too short (over 20 seeds it held the mean 64-80% of the time, lesson "
+              f"09): run more --seeds before reading it", file=sys.stderr)  # fmt: skip
     return 0
 
 
