@@ -13,8 +13,8 @@ from typing import Any
 
 import browser_pages as pages
 
-NOTEBOOK = "01_why_tiny_packets_jitter.ipynb"  # the quickest lesson with a progress bar
-RUNS = 240  # 6 senders x 2 links x 20 seeds
+NOTEBOOK = "01_why_tiny_packets_jitter.ipynb"  # the first lesson with a progress bar
+RUNS = 2400  # 6 senders x 2 links x 200 seeds
 
 
 def finished_bars(page: Any) -> list[str]:
