@@ -58,7 +58,7 @@ plt.show()
 
 silence = tables["silence in gaps (ms per call)"]
 display(silence[["truth", "seeds_above_0", "covered", "point_intervals"]].rename(columns={
-    "truth": "mean of 400 (ms)", "seeds_above_0": "seeds with gaps",
+    "truth": "mean of 400 (ms)", "seeds_above_0": "share of seeds with gaps",
     "covered": "intervals holding it", "point_intervals": "intervals [0, 0]"})
         .sort_values("intervals holding it").round(3))
 
@@ -80,7 +80,7 @@ for label, table in tables.items():
 
 # %% [markdown]
 # Where (almost) every seed has gaps (the stress model, and `realtime_jitter` on either link) the
-# interval holds the mean 93-96% of the time, as it should. Where only 5-50% of seeds have gaps,
+# interval holds the mean 94-96% of the time, as it should. Where only 5-50% of seeds have gaps,
 # which is exactly the report's regime on one connection, it holds it 64-80% of the time: one
 # interval in four or five misses. Counting gaps instead of their length helps a little (the
 # second marker shape) but not enough. Where gaps are rarer still (`stalls` over `tcp`: 2 of 400

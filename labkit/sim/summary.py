@@ -16,7 +16,7 @@ seeds are needed to pin the mean down. A *difference* is never cut.
 
 The t interval's 95% is nominal: it holds for values near normal, not for a metric that is zero
 in most seeds and long in a few. Measured against the mean of 400 seeds, a 20-seed interval of
-silence in gaps holds it 93-96% of the time where nearly every seed has gaps, but 64-80% where
+silence in gaps holds it 94-96% of the time where nearly every seed has gaps, but 64-80% where
 5-50% of them do, and a verdict of "no difference shown" can hide a real difference; a named
 direction was reversed in at most 2% of draws (``labkit.sim.calibration``,
 notebooks/09_how_far_twenty_seeds_go.ipynb). Count the seeds with gaps before trusting an interval.
