@@ -44,7 +44,36 @@ def test_stale_audio_is_the_link_delay_whatever_the_lead() -> None:
     assert len(sweep) == 9
     assert sweep["stale_ms"].to_numpy() == pytest.approx(DELAY_MS, abs=0.2)
     assert sweep["clear_transit_ms"].to_numpy() == pytest.approx(DELAY_MS)
+    # nothing delays the clear on its way out: it reaches Twilio one trip after the barge-in
+    assert sweep["clear_reach_ms"].to_numpy() == pytest.approx(DELAY_MS)
     assert (sweep["ahead_ms"] >= sweep["stale_ms"] - 0.2).all()
+
+
+def test_a_stalled_sender_sends_the_clear_late_and_the_caller_hears_the_wait() -> None:
+    """With the sending loop paused at the barge-in the clear leaves late: the caller hears its
+    wait as well as its trip, and the bound is the time from the barge-in to its arrival."""
+    stalls = {**CONSTANT, "stall_rate_per_s": 20.0, "stall_ms": 40.0}
+    sweep = barge_in.stale_sweep(speech(barge_in_ms=1000.0), ["forward"], [0],
+                                 link="constant", seeds=range(8), link_params=stalls)
+    late = sweep["clear_reach_ms"] - sweep["clear_transit_ms"]
+    assert (late >= 0).all() and (late > 1).any()
+    bound = sweep[["clear_reach_ms", "ahead_ms"]].min(axis=1)
+    assert (sweep["stale_ms"] <= bound + 0.2).all()
+    assert (sweep["stale_ms"] > sweep["clear_transit_ms"] + 1).any()
+
+
+def test_a_strategy_that_ignores_the_lead_runs_once_per_seed() -> None:
+    """forward ignores threshold_ms: its one run per seed fills every lead's row, in order."""
+    trace = speech(barge_in_ms=1000.0)
+    sweep = barge_in.stale_sweep(trace, ["paced", "forward"], [0, 100], link="tcp",
+                                 seeds=range(2), progress=False)
+    assert list(sweep["strategy"]) == ["paced"] * 4 + ["forward"] * 4
+    assert list(sweep["lead_ms"]) == [0, 0, 100, 100] * 2
+    forward = sweep[sweep["strategy"] == "forward"].set_index(["lead_ms", "seed"])["stale_ms"]
+    for seed in range(2):
+        ran = simulate(trace, "forward", 100, link="tcp", seed=seed)
+        assert forward[(0, seed)] == forward[(100, seed)] == ran.metrics.stale_after_barge_in_ms
+    assert barge_in.stale_sweep(trace, [], [0]).empty
 
 
 def test_stale_sweep_needs_a_barge_in() -> None:

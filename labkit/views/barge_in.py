@@ -2,8 +2,8 @@
 and the original report's mark leak. The computations behind notebooks/05_barge_in_and_marks.ipynb.
 
 - ``stale_sweep``: stale audio heard after a barge-in against the sender's lead, beside the
-  one-way trip of the ``clear`` (what the caller hears after speaking is what plays before the
-  ``clear`` reaches Twilio).
+  time the ``clear`` took to reach Twilio from the barge-in (what the caller hears after speaking
+  is what plays before the ``clear`` reaches Twilio) and its one-way trip.
 - ``LedgerRecorder``: wraps any outbound strategy and records, after every call, its ledger
   (pending marks, credited bytes) and every message it emitted; ``simulate`` drives it like any
   strategy.
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labkit.outbound import make_strategy
+from labkit.outbound import make_strategy, threshold_meaning
 from labkit.outbound.base import AudioChunk, Clear, Mark, Media, Outbound, OutboundStrategy
 from labkit.sim import SimResult, prepare, simulate
 from labkit.sim.prepared import INTERRUPTED, PreparedTrace
@@ -47,6 +47,16 @@ def clear_transits_ms(schedule: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.flo
     return transits
 
 
+def clear_reach_ms(schedule: pd.DataFrame, barge_in_ms: float) -> float:
+    """Time from the barge-in at ``barge_in_ms`` to the first ``clear``'s arrival at Twilio: its
+    one-way trip plus any wait to leave the sender (a stalled sending loop sends it late); NaN
+    without a ``clear``."""
+    clears = schedule[schedule["kind"] == "clear"]
+    if clears.empty:
+        return math.nan
+    return float(clears["arrived_ms"].iloc[0]) - barge_in_ms
+
+
 def stale_sweep(
     trace: Trace | PreparedTrace,
     strategies: Iterable[str],
@@ -55,36 +65,63 @@ def stale_sweep(
     link: str = "jitter",
     seeds: Iterable[int] = (0,),
     link_params: dict[str, float] | None = None,
+    progress: bool = True,
 ) -> pd.DataFrame:
-    """Stale audio after the barge-in, one row per (strategy, lead, seed).
+    """Stale audio after the barge-in, one row per (strategy, lead, seed), with a progress bar.
 
     Columns: strategy, lead_ms (the strategy's ``threshold_ms``), seed, stale_ms (the metric
-    ``stale_after_barge_in_ms``), clear_transit_ms (the first clear's one-way trip), ahead_ms
-    (audio of the interrupted item queued at Twilio or in flight at the barge-in),
-    concealed_ms (silence in gaps the caller heard in the whole call).
+    ``stale_after_barge_in_ms``), clear_reach_ms (from the barge-in to the first clear's arrival
+    at Twilio), clear_transit_ms (its one-way trip), ahead_ms (audio of the interrupted item
+    queued at Twilio or in flight at the barge-in), concealed_ms (silence in gaps the caller
+    heard in the whole call). A strategy that ignores ``threshold_ms`` (its class says so) runs
+    once per seed, its row repeated at every lead.
     """
+    from tqdm.auto import tqdm
+
     prepared = trace if isinstance(trace, PreparedTrace) else prepare(trace)
     if not prepared.interrupts_ms:
         raise ValueError(f"stale_sweep: trace {prepared.name!r} has no audio_interrupted event")
     first = prepared.codes.index(INTERRUPTED)
     at_ms, key = prepared.times_ms[first], prepared.keys[first]
+    names, seed_list = list(strategies), list(seeds)
+    lead_list = [float(v) for v in leads_ms]
+    runs = {name: lead_list if threshold_meaning(name) is not None else lead_list[:1]
+            for name in names}
     rows = []
-    seed_list, lead_list = list(seeds), [float(v) for v in leads_ms]
-    for name in strategies:
-        for lead in lead_list:
-            for seed in seed_list:
-                run = simulate(prepared, name, lead, link=link, seed=seed, link_params=link_params)
-                transits = clear_transits_ms(run.schedule)
-                rows.append({
-                    "strategy": name,
-                    "lead_ms": lead,
-                    "seed": seed,
-                    "stale_ms": run.metrics.stale_after_barge_in_ms,
-                    "clear_transit_ms": float(transits[0]) if len(transits) else math.nan,
-                    "ahead_ms": audio_ahead_ms(run.schedule, key, at_ms),
-                    "concealed_ms": run.metrics.concealed_ms,
-                })
-    return pd.DataFrame(rows)
+    with tqdm(total=sum(map(len, runs.values())) * len(seed_list), desc="barge-in runs",
+              unit="run", disable=not progress) as bar:  # fmt: skip
+        for name, leads in runs.items():
+            for lead in leads:
+                for seed in seed_list:
+                    run = simulate(prepared, name, lead, link=link, seed=seed,
+                                   link_params=link_params)
+                    transits = clear_transits_ms(run.schedule)
+                    rows.append({
+                        "strategy": name,
+                        "lead_ms": lead,
+                        "seed": seed,
+                        "stale_ms": run.metrics.stale_after_barge_in_ms,
+                        "clear_reach_ms": clear_reach_ms(run.schedule, at_ms),
+                        "clear_transit_ms": float(transits[0]) if len(transits) else math.nan,
+                        "ahead_ms": audio_ahead_ms(run.schedule, key, at_ms),
+                        "concealed_ms": run.metrics.concealed_ms,
+                    })
+                    bar.update()
+    once = {name for name, leads in runs.items() if len(leads) < len(lead_list)}
+    return _every_lead(pd.DataFrame(rows), names, once, lead_list)
+
+
+def _every_lead(rows: pd.DataFrame, names: list[str], once: set[str],
+                leads_ms: list[float]) -> pd.DataFrame:  # fmt: skip
+    """``rows`` with the runs of each strategy in ``once`` (run at one lead) repeated at every
+    lead, strategies in the order asked."""
+    parts = [rows]  # the columns, when no strategy was asked
+    for name in names:
+        mine = rows[rows["strategy"] == name]
+        if name in once:
+            mine = pd.concat([mine.assign(lead_ms=lead) for lead in leads_ms])
+        parts.append(mine)
+    return pd.concat(parts[1:] or parts, ignore_index=True)
 
 
 # ---------------------------------------------------------------- recording a strategy's ledger
