@@ -137,9 +137,9 @@ checks = pd.DataFrame(checks)
 shown_as = {row: "{:.0f}" if row.startswith(("runs", "heard", "seeds", "a gap", "the audio"))
             else "{:.2f}" for row in checks.index}  # counts whole
 display(checks.apply(lambda row: row.map(shown_as[row.name].format), axis=1))
-# two decimals: on tcp the strategies' tau_c differ by hundredths of a ms
+# three decimals: on tcp the strategies' tau_c differ by thousandths of a ms
 effect_table = pd.Series({
-    key: f"{i.mean:+.2f} [{i.low:+.2f}, {i.high:+.2f}]: {direction(i, 'stale_ms')}"
+    key: f"{i.mean:+.3f} [{i.low:+.3f}, {i.high:+.3f}]: {direction(i, 'stale_ms')}"
     for key, i in effects.items()}).unstack()[list(swept)]
 display(effect_table.rename_axis(f"ms, paired by seed: mean [95% interval], {len(SEEDS)} seeds"))
 
@@ -367,14 +367,14 @@ assert abs(stats.marks_credited_bytes - call.simulated.credited_bytes) <= 2 * 80
 
 # %% [markdown]
 # **What the data says.** With the generation rule, every strategy credits only audio that played
-# and nothing after the `clear`; the real handler on a real socket does the same. Without it, each
-# strategy credits the interrupted item with more than the caller heard (the table's two columns),
-# the surplus being the marks Twilio echoed on `clear`. The truncation point is the same either way,
-# because the model reads the tracker before the `clear` goes out; it sits behind what the caller
-# had heard by the size of the marks not yet echoed. The harm of the missing rule comes *after*: the
-# reset tracker is told the dropped audio was played, so it claims the interrupted item is still
-# playing (the step after the barge-in in the figure) until the next item's first echo; a second
-# barge-in in that window would truncate the wrong item.
+# and nothing after the `clear`; the real handler on a real socket does the same. Without it, in
+# this run each strategy credits the interrupted item with more than the caller heard (the table's
+# two columns), the surplus being the marks Twilio echoed on `clear`. The truncation point is the
+# same either way, because the model reads the tracker before the `clear` goes out; it sits behind
+# what the caller had heard by the size of the marks not yet echoed. The harm of the missing rule
+# comes *after*: the reset tracker is told the dropped audio was played, so it claims the
+# interrupted item is still playing (the step after the barge-in in the figure) until the next
+# item's first echo; a second barge-in in that window would truncate the wrong item.
 #
 # One more window: before an item's *first* mark echoes, a tracker told only at echoes names
 # nothing of it (the previous, finished item, or nothing after a clear), and the SDK then sends no

@@ -106,7 +106,9 @@ with pd.option_context("display.max_colwidth", None):  # every value, not cut at
 # (`labkit.sim.recorded_grid`: `data/results/verdict_grid_200_seeds.csv`, with what made it in the
 # `.json` beside it) and CI recomputes it on every change (`tests/test_recorded_grid.py`): the
 # figure below is what the code computes, not a copy that can go stale. The table lists every cell
-# where the two grids differ.
+# where the two grids differ, with the interval its 200-seed verdict was judged on: gaps at word
+# starts per answer for "stutters", silence in gaps (ms per second of audio) for "is clean", and
+# the paired difference in that silence for "less" and "more".
 
 # %%
 print(recorded_grid.provenance()["made_by"], "|", recorded_grid.provenance()["checked_by"])
@@ -117,7 +119,9 @@ verdict_grid(grid200, [claim.text for claim in CLAIMS],
 plt.show()
 drawn = grid[grid["claim"].isin(grid200["claim"])]
 both = drawn.merge(grid200, on=["parameter", "value", "claim"], suffixes=(" (20)", " (200)"))
-changed = both[both["result (20)"] != both["result (200)"]]
+order = {claim.text: k for k, claim in enumerate(CLAIMS)}
+changed = both[both["result (20)"] != both["result (200)"]].sort_values(
+    "claim", key=lambda claims: claims.map(order), kind="stable")  # parameters stay in order
 judged_on = changed.apply(
     lambda r: f"{r['mean (200)']:.3g} [{r['ci_low (200)']:.3g}, {r['ci_high (200)']:.3g}]", axis=1)
 display(changed.assign(**{"interval judged, 200 seeds": judged_on})
