@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
-import logging
 import re
-import signal
 import threading
 import uuid
 from collections import Counter, OrderedDict
@@ -33,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+from labkit.sim.local_cluster import ClusterError, local_cluster
 from labkit.sim.sweep_journal import NUMERIC_LIBRARIES, code_digest
 from labkit.sim.sweep_runs import (
     CHUNKS_PER_JOB,
@@ -47,7 +46,6 @@ from labkit.sim.sweep_traces import TraceSource, load_all
 from labkit.traces import Trace, TraceLimits
 
 CONNECT_TIMEOUT_S = 5.0  # to reach a scheduler, and for it to have a worker
-LOCAL_HOST = "127.0.0.1"  # a LocalCluster listens on loopback only
 KEPT_TRACES_PER_WORKER = 8
 # tcp://host:8786, tls://host:8786 (with Dask's TLS configuration), host:8786
 _ADDRESS = re.compile(r"(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<host>[^\s/]+):(?P<port>\d+)")
@@ -85,16 +83,14 @@ def dask_client(
     thread each; every port it opens, HTTP included, on loopback) when ``address`` is None, else
     of the scheduler at ``address``, reached within ``timeout_s`` with a worker and labkit
     there, or FleetError."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if address is None:
-        # CRITICAL: a local cluster stopped by Ctrl-C logs its nannies' shutdown as errors with
-        # tracebacks; what matters reaches the user as labkit's own line (a killed worker too)
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               host=LOCAL_HOST, dashboard_address=f"{LOCAL_HOST}:0",
-                               silence_logs=logging.CRITICAL, preload=[__name__])  # fmt: skip
-        with cluster, Client(cluster) as client:
-            yield client
+        try:
+            with local_cluster(workers) as local, Client(local) as client:
+                yield client
+        except ClusterError as exc:
+            raise FleetError(str(exc)) from None
         return
     check_address(address)
     try:
@@ -126,16 +122,6 @@ def _probe(address: str, timeout_s: float) -> None:
 
     with ThreadPoolExecutor(1) as thread:
         thread.submit(asyncio.run, handshake()).result()
-
-
-def dask_setup(worker: Any) -> None:
-    """Run by Dask in each worker of labkit's LocalCluster as it starts (``preload``).
-
-    Ctrl-C reaches the whole process group. The sweep's process stops the sweep, keeps its rows
-    and closes the cluster; a worker that took Ctrl-C itself would die mid-task and log its
-    broken connections with tracebacks. So it ignores it, as ``--jobs`` workers do."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _check_workers(client: Any, address: str, timeout_s: float) -> None:
