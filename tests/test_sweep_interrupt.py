@@ -133,3 +133,27 @@ def test_ctrl_c_while_the_commands_load_is_one_line(
     monkeypatch.setattr(labkit.cli, "build_parser", interrupted_import)
     assert labkit.cli.main(["sweep", "tiny_deltas"]) == 130
     assert capsys.readouterr().err == "labkit: interrupted\n"
+
+
+def test_a_ctrl_c_dropped_inside_a_destructor_is_still_remembered(
+        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Python drops an exception raised in ``__del__`` (Dask's futures release themselves
+    there): the sweep's loop must still learn of the Ctrl-C."""
+    from labkit.cli.sweep import ctrl_c_remembered
+
+    class ReleasedOnCollection:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)  # the Ctrl-C lands while this runs
+            time.sleep(0.01)  # Python runs the handler here, and drops its KeyboardInterrupt
+
+    dropped: list[type[BaseException] | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda raised: dropped.append(raised.exc_type))
+    with ctrl_c_remembered() as interrupted:
+        assert not interrupted()
+        ReleasedOnCollection()  # collected at once
+        assert interrupted()
+    assert dropped == [KeyboardInterrupt]  # Python dropped it, as it drops Dask's
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with ctrl_c_remembered() as interrupted, pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)  # anywhere else it interrupts as usual
+        time.sleep(1)

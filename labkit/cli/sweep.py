@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -222,12 +226,14 @@ def _run_batches(args: argparse.Namespace, journal: SweepJournal, sources: Seque
         print(f"labkit sweep: resuming {journal.path}: {already} of {total} runs are there",
               file=sys.stderr)  # fmt: skip
     try:
-        with progress_bar(total, initial=already) as bar:
+        with progress_bar(total, initial=already) as bar, ctrl_c_remembered() as interrupted:
             if already < total:
                 for batch in _batches(args, sources, grid, trace_limits_from_args(args),
                                       journal.done):  # fmt: skip
                     journal.append(batch)
                     bar.update(len(batch))
+                    if interrupted():  # a Ctrl-C whose KeyboardInterrupt was swallowed
+                        raise KeyboardInterrupt
     except KeyboardInterrupt:
         seen_notes = len(journal.notes)
         try:
@@ -244,6 +250,30 @@ def _run_batches(args: argparse.Namespace, journal: SweepJournal, sources: Seque
         kept = f"; {len(journal.done)} of {total} runs are in {journal.path}"
         return _refuse([f"{exc}{kept if journal.done else ''}"])
     return 0
+
+
+@contextmanager
+def ctrl_c_remembered() -> Iterator[Callable[[], bool]]:
+    """A function saying whether Ctrl-C was pressed in the block, which raises KeyboardInterrupt
+    as usual. Python raises it wherever the main thread is, and an exception raised inside an
+    object's ``__del__`` is printed and dropped: Dask's futures release themselves there, so a
+    Ctrl-C could vanish and the sweep run on. The loop asks after each batch. Outside the main
+    thread, or where Ctrl-C is not Python's default (ignored, or someone else's), it says no."""
+    pressed: list[int] = []
+
+    def remember(signum: int, frame: FrameType | None) -> None:
+        pressed.append(signum)
+        raise KeyboardInterrupt
+
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield lambda: False
+        return
+    signal.signal(signal.SIGINT, remember)
+    try:
+        yield lambda: bool(pressed)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _batches(args: argparse.Namespace, sources: Sequence[TraceSource], grid: SweepGrid,
