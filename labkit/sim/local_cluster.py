@@ -23,7 +23,6 @@ from collections.abc import Iterator
 
 LOCAL_HOST = "127.0.0.1"  # a LocalCluster listens on loopback only
 CLOSE_TIMEOUT_S = 15.0  # for the cluster to close itself once told; then it is killed
-MAX_WORKERS = 256
 
 
 class ClusterError(RuntimeError):
@@ -78,9 +77,12 @@ def main(argv: list[str]) -> int:
     """Start the cluster, print its address, close it when stdin closes."""
     from distributed import LocalCluster
 
-    workers = int(argv[0])
-    if not 1 <= workers <= MAX_WORKERS:
-        print(f"local_cluster: workers must be 1 to {MAX_WORKERS}, got {workers}", file=sys.stderr)
+    from labkit.sim.processes import check_jobs
+
+    try:
+        workers = check_jobs("local_cluster", int(argv[0]))  # the sweep's own bound on --jobs
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
         return 2
     # CRITICAL: a cluster closing as its workers end logs their shutdown as errors; what matters
     # reaches the user through the sweep (a killed worker too)

@@ -55,12 +55,19 @@ def load(path: Path = GRID_PATH) -> pd.DataFrame:
 def write(grid: pd.DataFrame, path: Path = GRID_PATH, replace: bool = False) -> None:
     """Store ``grid`` at ``path`` with its provenance beside it (``.json``); refuses to
     overwrite unless ``replace``."""
-    sidecar = path.with_suffix(".json")
-    if not replace and (path.exists() or sidecar.exists()):
-        raise FileExistsError(f"{path} exists; pass --replace to recompute it")
+    if not replace:
+        _refuse_to_overwrite(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     grid.to_csv(path, index=False)  # floats as repr: read back exactly
-    sidecar.write_text(json.dumps(provenance(), indent=2) + "\n", encoding="utf-8")
+    made_by = json.dumps(provenance(), indent=2) + "\n"
+    path.with_suffix(".json").write_text(made_by, encoding="utf-8")
+
+
+def _refuse_to_overwrite(path: Path) -> None:
+    """A FileExistsError if the grid at ``path`` or its provenance beside it exists."""
+    for existing in (path, path.with_suffix(".json")):
+        if existing.exists():
+            raise FileExistsError(f"{existing} exists; pass --replace to recompute it")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,10 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replace", action="store_true", help="overwrite the recorded grid")
     parser.add_argument("--out", type=Path, default=GRID_PATH, help="where to write it")
     args = parser.parse_args(argv)
-    if not args.replace and args.out.exists():
-        print(f"{args.out} exists; pass --replace to recompute it", file=sys.stderr)
+    try:
+        if not args.replace:
+            _refuse_to_overwrite(args.out)  # before four minutes of runs, not after
+        write(compute(), args.out, replace=args.replace)
+    except FileExistsError as exc:
+        print(exc, file=sys.stderr)
         return 1
-    write(compute(), args.out, replace=args.replace)
     print(f"wrote {args.out} and {args.out.with_suffix('.json').name}")
     return 0
 

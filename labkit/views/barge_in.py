@@ -115,13 +115,15 @@ def _every_lead(rows: pd.DataFrame, names: list[str], once: set[str],
                 leads_ms: list[float]) -> pd.DataFrame:  # fmt: skip
     """``rows`` with the runs of each strategy in ``once`` (run at one lead) repeated at every
     lead, strategies in the order asked."""
-    parts = [rows]  # the columns, when no strategy was asked
+    if not names:
+        return rows
+    parts = []
     for name in names:
         mine = rows[rows["strategy"] == name]
         if name in once:
             mine = pd.concat([mine.assign(lead_ms=lead) for lead in leads_ms])
         parts.append(mine)
-    return pd.concat(parts[1:] or parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True)
 
 
 # ---------------------------------------------------------------- recording a strategy's ledger
