@@ -81,9 +81,10 @@ for lead_ms in (0, 100, 200):
 # %% [markdown]
 # **Experiment.** Sweep the lead from 0 to 200 ms for `paced` (its lead), `preroll` (its pre-roll)
 # and `forward` (no hold; its threshold is ignored), on a constant 50 ms link, on `tcp` and on the
-# `jitter` stress model (both with mean 50 ms, p99 150 ms), over 200 seeds (where gaps are rare,
-# twenty seeds miss small effects: lesson 09). `labkit.views.barge_in.stale_sweep` records the
-# metric, $\tau_c$ and the `clear`'s trip for every run (~40 s: a progress bar per link).
+# `jitter` stress model (both with mean 50 ms, p99 150 ms), Twilio's documented FIFO playout
+# throughout, over 200 seeds (where gaps are rare, twenty seeds miss small effects: lesson 09).
+# `labkit.views.barge_in.stale_sweep` records the metric, $\tau_c$ and the `clear`'s trip for every
+# run (~40 s: a progress bar per link).
 
 # %%
 LEADS_MS = list(range(0, 201, 25))
@@ -177,13 +178,14 @@ assert tcp_runs.groupby(["lead_ms", "seed"])["clear_reach_ms"].agg(np.ptp).max()
 
 
 # %% [markdown]
-# **What the data says, on every link.** On the constant link every strategy and every lead from 0
-# to 200 ms leaves the caller exactly the link delay (50 ms) of stale audio: whatever the lead put
-# in Twilio's queue is dropped by the `clear`, so it is never heard. On `tcp` and under the stress
-# model alike the caller hears at most $\min(\tau_c, \text{ahead})$ in every one of the 5,400 runs
-# per link, and the audio ahead was longer than $\tau_c$ in almost every run (first table), even at
-# lead 0: the link delay and earlier gaps keep Twilio's playback behind the sender's clock. Runs
-# that heard less than the bound had a gap between the barge-in and the `clear`'s arrival.
+# **What the data says, on every link (FIFO playout).** On the constant link every strategy and
+# every lead from 0 to 200 ms leaves the caller exactly the link delay (50 ms) of stale audio:
+# whatever the lead put in Twilio's queue is dropped by the `clear`, so it is never heard. On `tcp`
+# and under the stress model alike the caller hears at most $\min(\tau_c, \text{ahead})$ in every
+# one of the 5,400 runs per link, and the audio ahead was longer than $\tau_c$ in almost every run
+# (first table), even at lead 0: the link delay and earlier gaps keep Twilio's playback behind the
+# sender's clock. Runs that heard less than the bound had a gap between the barge-in and the
+# `clear`'s arrival.
 #
 # $\tau_c$ is more than the `clear`'s trip: on `tcp`, in 2 of 200 seeds, the sender's event loop
 # was stalled when the caller spoke, the `clear` left 19-39 ms late, and the caller heard that wait
