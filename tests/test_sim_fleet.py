@@ -103,6 +103,28 @@ def test_a_scheduler_address_gives_the_rows_of_one_process(scheduler: str, tmp_p
     pd.testing.assert_frame_equal(there, here, check_exact=True)
 
 
+def test_a_sweep_waits_on_its_own_client_not_on_the_default_one(scheduler: str) -> None:
+    # Dask's as_completed watches futures on the default client's loop unless told otherwise:
+    # with another client made later (a notebook's own) whose loop is busy, the sweep's rows
+    # waited for that loop (with two idle clients open, they came in 1 s steps)
+    sources = trace_sources(TRACES)
+    grid = SweepGrid.of(["forward", "paced"], [40.0], ["tcp"], 2, ["fifo"])
+    busy_for_s = 60.0
+    with dask_client(scheduler) as mine, distributed.Client(scheduler) as other:
+        assert distributed.default_client() is other
+        release = threading.Event()
+        other.loop.add_callback(release.wait, busy_for_s)  # holds the other client's loop
+        try:
+            started = time.monotonic()
+            rows = [row for batch in dask_batches(mine, sources, grid) for row in batch]
+            took_s = time.monotonic() - started
+            assert not release.is_set()
+        finally:
+            release.set()
+    assert len(rows) == len(sources) * grid.runs_per_trace
+    assert took_s < busy_for_s / 2, f"the sweep waited on another client's loop ({took_s:.1f} s)"
+
+
 def test_mos_scores_come_back_from_the_workers(scheduler: str, tmp_path: Path) -> None:
     grid = ["tiny_deltas", "--strategy", "preroll", "--thresholds", "100:100:1", "--seeds", "2",
             "--mos"]  # fmt: skip

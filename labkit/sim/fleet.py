@@ -177,7 +177,9 @@ def dask_batches(
         for number, chunk in enumerate(chunks)
     }  # fmt: skip
     try:
-        for future in as_completed(futures):
+        # its client's own loop: as_completed would take the default client's (the last made),
+        # which learns of these futures late (results came in 1 s steps with two clients open)
+        for future in as_completed(futures, loop=client.loop):
             yield _result(future)
             index = futures.pop(future)
             waiting[index] -= 1
