@@ -18,15 +18,16 @@ arguments and the rows coming back.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pickle
-import resource
 import statistics
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
+import psutil  # type: ignore[import-untyped]  # comes with Dask's distributed; no stubs
 
 from labkit.outbound import STRATEGY_NAMES
 from labkit.sim.fleet import dask_batches, dask_client
@@ -106,11 +107,23 @@ def _timed(engine: Engine, client: Any) -> tuple[float, float, pd.DataFrame]:
 
 
 def _cpu_s(client: Any) -> float:
-    """CPU seconds of this process, of its reaped children (the pool's, after it shut down)
-    and of the Dask workers of ``client``."""
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """CPU seconds of this process, of the pool's workers (the fork server's children, which
+    it reaps: counted in its children's times, not in this process's) and of the Dask workers
+    of ``client``."""
     workers = sum(client.run(time.process_time).values()) if client is not None else 0.0
-    return time.process_time() + children.ru_utime + children.ru_stime + workers
+    return time.process_time() + _fork_server_children_cpu_s() + workers
+
+
+def _fork_server_children_cpu_s() -> float:
+    """CPU seconds of every reaped child of this process's fork server (labkit.sim.processes
+    forks the pool's workers from it; it lives on between pools); 0 before it starts."""
+    total = 0.0
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if "forkserver" in " ".join(child.cmdline()):
+                times = child.cpu_times()
+                total += times.children_user + times.children_system
+    return total
 
 
 def _print_medians(rates: dict[str, list[float]], cpu_ms: dict[str, list[float]]) -> None:

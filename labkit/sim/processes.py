@@ -4,8 +4,10 @@ The caller is often multi-threaded: a Jupyter kernel runs heartbeat and I/O thre
 run or the live server has threads of its own. Forking a multi-threaded process can leave the
 child waiting forever on a lock another thread held at the fork (Python 3.12+ warns of it, and
 3.14 makes the fork server Linux's default). A fork server is a single-threaded process started
-once; every worker forks from it, so every Python version runs sweeps the same way. It costs
-nothing measurable here: a 905-run sweep took 4.6-5.8 s with either start.
+once; every worker forks from it, so every Python version runs sweeps the same way. It imports
+the workers' code (labkit's simulator, numpy, pandas) when it starts, so a worker forks with it
+loaded: a process's first pool pays that import once, later pools start in ~0.05 s (each worker
+imported it anew before, ~0.9 s a pool; benchmarks/README.md).
 See notebooks/02_threshold_sweep.ipynb.
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 
 from labkit.values import is_whole
 
+PYTHON_DEFAULT_PRELOAD = ["__main__"]  # what a fork server imports unless told otherwise
 MAX_JOBS = 64  # each worker holds ~100 MB: beyond this, memory runs out long before cores do
 
 
@@ -42,8 +45,22 @@ def worker_pool(
 ) -> ProcessPoolExecutor:
     """``jobs`` worker processes, each set up by ``initializer(*initargs)`` (sent pickled)."""
     context = multiprocessing.get_context(start_method())
+    if context.get_start_method() == "forkserver":
+        _preload_in_fork_server(initializer.__module__)
     return ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
                                initargs=(initializer, *initargs))  # fmt: skip
+
+
+def _preload_in_fork_server(module: str) -> None:
+    """Have the fork server import ``module`` (the pool's code) when it starts (see the module
+    docstring); only while its preload is still Python's default: one the program chose is its
+    own. The first pool of a process starts the fork server; later pools reuse it, and their
+    workers import any other module themselves."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)  # the process's one fork server
+    if getattr(server, "_preload_modules", None) == PYTHON_DEFAULT_PRELOAD:
+        forkserver.set_forkserver_preload([*PYTHON_DEFAULT_PRELOAD, module])
 
 
 @contextmanager
