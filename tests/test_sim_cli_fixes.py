@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+import labkit
 import labkit.cli.lessons
 from labkit.cli import build_parser, main
 from labkit.cli.refusal import Refusal
@@ -21,7 +23,7 @@ from labkit.sim.params import MAX_DRAWN_POINTS
 from labkit.sim.sender_loop import SenderLoop
 from labkit.sim.simulator import simulate_event_driven
 from labkit.sim.sweep_runs import SweepGrid
-from labkit.traces import Trace, write
+from labkit.traces import Trace, shipped, write
 from labkit.traces.event import audio_event, item_event, make_header, turn_event
 
 REPO = Path(labkit.cli.lessons.__file__).resolve().parents[2]
@@ -95,6 +97,34 @@ def test_simulate_refuses_a_far_event_in_a_second(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)  # fmt: skip
     assert done.returncode == 2
     assert "takes more than 4,000,000 points" in done.stderr
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_sweep_names_every_far_trace_before_any_run(
+    jobs: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sweep refused a far-off trace at its first run: after the runs of the traces before
+    it (hours, in a fleet), with a journal that then refused the sweep without that trace. Now
+    every trace is checked against every link before any run, and nothing is written."""
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    write(far_trace(1e12), calls / "far.jsonl")
+    shutil.copy(shipped("tiny_deltas"), calls / "good.jsonl.gz")
+    write(far_trace(1e9), calls / "reachable.jsonl")  # reachable on ideal, not on tcp
+    out = tmp_path / "out"
+    argv = ["sweep", str(calls), "--strategy", "forward", "--thresholds", "50", "--seeds", "1",
+            "--link", "ideal,tcp", "--jobs", str(jobs), "--out", str(out)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "labkit sweep: 2 of 3 traces cannot be swept:\n" in err
+    assert f"  {calls / 'far.jsonl'}: trace 'far': link path delay: tau_ms=500" in err
+    assert f"  {calls / 'reachable.jsonl'}: trace 'reachable': link path delay" in err
+    assert not out.exists()
+    with pytest.raises(ValueError, match=r"^1 of 2 traces cannot be swept:\n  trace 'far'"):
+        labkit.sweep([shipped("tiny_deltas"), far_trace(1e12)], "forward", 50, progress=False)
+    runs = labkit.sweep([shipped("tiny_deltas"), far_trace(1e9)], "forward", 50, "ideal",
+                        progress=False)  # fmt: skip
+    assert len(runs) == 2  # within reach of every link asked for: it runs
 
 
 # --- 2. a playout parameter the playout does not take: named, before any run ---

@@ -23,6 +23,7 @@ from typing import Any
 import distributed
 import pandas as pd
 import pytest
+from test_sim_cli_fixes import far_trace
 
 import labkit
 from labkit.cli import main
@@ -31,7 +32,7 @@ from labkit.sim.simulator import simulate
 from labkit.sim.sweep_journal import MANIFEST_FILE, SweepJournal, read_runs, sweep_manifest
 from labkit.sim.sweep_runs import SweepGrid
 from labkit.sim.sweep_traces import trace_sources
-from labkit.traces import read, shipped
+from labkit.traces import read, shipped, write
 
 TRACES = ["barge_in", "tiny_deltas"]
 GRID_ARGS = ["--strategy", "forward,preroll,paced", "--thresholds", "20:100:40",
@@ -215,12 +216,14 @@ def test_bad_trace_files_are_all_named_and_nothing_runs(
     whole = shipped("barge_in").read_bytes()
     (calls / "cut.jsonl.gz").write_bytes(whole[: len(whole) // 2])
     (calls / "text.jsonl").write_text('{"labkit_trace": 1}\nnot json\n')
+    write(far_trace(1e12), calls / "far.jsonl")  # valid, beyond the tcp link's reach
     out = tmp_path / "out"
     assert sweep_cli(str(calls), "--strategy", "preroll", "--thresholds", "60:60:1",
                      "--dask", scheduler, "--out", str(out)) == 2  # fmt: skip
     err = capsys.readouterr().err
-    assert "2 of 3 traces cannot be read" in err
+    assert "3 of 4 traces cannot be read or swept" in err
     assert str(calls / "cut.jsonl.gz") in err and str(calls / "text.jsonl") + ", line" in err
+    assert f"{calls / 'far.jsonl'}: trace 'far': link path delay" in err
     assert not out.exists()
 
 

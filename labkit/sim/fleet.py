@@ -166,7 +166,7 @@ def dask_batches(
         return
     needed = sorted({chunk.trace_index for chunk in chunks})
     sweep_id = uuid.uuid4().hex
-    traces = _scatter(client, [sources[index] for index in needed], limits)
+    traces = _scatter(client, [sources[index] for index in needed], grid, limits)
     shipped = dict(zip(needed, traces, strict=True))
     waiting = Counter(chunk.trace_index for chunk in chunks)
     options = grid.options()
@@ -190,11 +190,13 @@ def dask_batches(
     client.run(_forget, sweep_id)
 
 
-def _scatter(client: Any, sources: Sequence[TraceSource], limits: TraceLimits | None) -> list[Any]:
-    """A future per trace, each read here, then held by a worker only (not by this process)."""
+def _scatter(client: Any, sources: Sequence[TraceSource], grid: SweepGrid,
+             limits: TraceLimits | None) -> list[Any]:  # fmt: skip
+    """A future per trace, each read and checked here, then held by a worker only (not by this
+    process)."""
     futures = []
     try:
-        for _source, trace in load_all(sources, limits):
+        for _source, trace in load_all(sources, limits, grid.check_trace):
             futures.append(client.scatter(trace, hash=False))
     except BaseException:
         client.cancel(futures)

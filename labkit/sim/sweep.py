@@ -57,9 +57,10 @@ def pool_batches(
     limits: TraceLimits | None = None, done: Collection[RunKey] = (),
 ) -> Iterator[list[Row]]:  # fmt: skip
     """The rows of every run not in ``done``, a chunk's rows at a time as chunks finish, from
-    ``jobs`` processes (this one when 1). Traces are read here, once, and sent to each process."""
+    ``jobs`` processes (this one when 1). Traces are read here, once, and checked before any run
+    (``SweepGrid.check_trace``), then sent to each process."""
     check_jobs("sweep", jobs)
-    traces = [(source.name, trace) for source, trace in load_all(sources, limits)]
+    traces = [(source.name, trace) for source, trace in load_all(sources, limits, grid.check_trace)]
     chunks = plan_chunks([name for name, _ in traces], grid, CHUNKS_PER_JOB * jobs, done)
     options = grid.options()
     if jobs == 1:

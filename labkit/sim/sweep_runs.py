@@ -29,7 +29,14 @@ import pandas as pd
 from labkit.sim.links import LINK_NAMES, check_seed, make_world
 from labkit.sim.playout import PLAYOUT_NAMES, make_playout
 from labkit.sim.render import CONCEAL_MODES, mos_lqo
-from labkit.sim.simulator import MetricsMemo, PreparedTrace, prepare, simulate, sweep_metrics
+from labkit.sim.simulator import (
+    MetricsMemo,
+    PreparedTrace,
+    check_reach,
+    prepare,
+    simulate,
+    sweep_metrics,
+)
 from labkit.traces import Trace
 from labkit.values import is_real, is_whole
 
@@ -94,6 +101,14 @@ class SweepGrid:
     @property
     def runs_per_trace(self) -> int:
         return len(self.combos()) * len(self.seeds)
+
+    def check_trace(self, name: str, trace: Trace) -> None:
+        """A ValueError if some link of the grid cannot reach ``trace``'s last event (the
+        simulator's own ``check_reach``): asked of every trace before any run, so a far-off
+        trace among thousands is named at the start, not hours in at its first run."""
+        prepared = prepare(trace, name)
+        for link in self.links:
+            check_reach(prepared, make_world(link, 0, dict(self.link_params or {})))
 
     def options(self) -> dict[str, Any]:
         """What ``_run_row`` needs besides the run itself."""

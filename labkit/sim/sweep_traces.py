@@ -3,15 +3,16 @@
 A sweep's rows are keyed by trace name, so every trace must have a name of its own. A directory
 stands for every ``*.jsonl`` and ``*.jsonl.gz`` directly inside it, in sorted order (what
 ``labkit serve --record DIR`` writes). Files are read by the one trace reader, within its
-``TraceLimits``; every file that cannot be read is named in one error, so a fleet of thousands
-of calls is checked in one pass. See notebooks/02_threshold_sweep.ipynb.
+``TraceLimits``; every file that cannot be read, or that the sweep's check refuses, is named in
+one error, so a fleet of thousands of calls is checked in one pass before any run. See
+notebooks/02_threshold_sweep.ipynb.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,22 +123,32 @@ def _expand(spec: TraceSpec) -> Iterator[TraceSource]:
 
 
 def load_all(
-    sources: Sequence[TraceSource], limits: TraceLimits | None = None
-) -> Iterator[tuple[TraceSource, Trace]]:
-    """Each source with its trace, read one at a time (nothing is held here); when some cannot
-    be read, a ValueError naming each of them (file, line, reason) once all were tried."""
-    problems = []
+    sources: Sequence[TraceSource], limits: TraceLimits | None = None,
+    check: Callable[[str, Trace], None] | None = None,
+) -> Iterator[tuple[TraceSource, Trace]]:  # fmt: skip
+    """Each source with its trace, read one at a time (nothing is held here) and passed to
+    ``check(name, trace)`` if given (a ValueError: it cannot be swept); when some cannot be read
+    or swept, a ValueError naming each of them (file, line, reason) once all were tried."""
+    unread, unfit = [], []
     for source in sources:
         try:
             trace = source.load(limits)
         except (ValueError, OSError) as exc:  # TraceFormatError is a ValueError
-            problems.append(str(exc))
+            unread.append(str(exc))
             continue
-        if not problems:  # after a bad file the rest are only checked
+        if check is not None:
+            try:
+                check(source.name, trace)
+            except ValueError as exc:
+                unfit.append(f"{source.path}: {exc}" if source.path else str(exc))
+                continue
+        if not unread and not unfit:  # after a bad one the rest are only checked
             yield source, trace
-    if problems:
-        count = f"{len(problems)} of {len(sources)} traces cannot be read"
-        raise ValueError(f"{count}:\n  " + "\n  ".join(problems))
+    if unread or unfit:
+        cannot = " or ".join(what for what, problems in (("read", unread), ("swept", unfit))
+                             if problems)  # fmt: skip
+        count = f"{len(unread) + len(unfit)} of {len(sources)} traces cannot be {cannot}"
+        raise ValueError(f"{count}:\n  " + "\n  ".join(unread + unfit))
 
 
 def one_trace(spec: TraceSpec) -> TraceSource:
