@@ -126,6 +126,18 @@ def test_a_sweep_waits_on_its_own_client_not_on_the_default_one(scheduler: str) 
     assert took_s < busy_for_s / 2, f"the sweep waited on another client's loop ({took_s:.1f} s)"
 
 
+def test_a_sweep_leaves_the_programs_default_dask_client_alone(scheduler: str) -> None:
+    """A notebook's own client stays the default while labkit's sweep runs (its Dask work
+    would otherwise go to labkit's cluster), and after it."""
+    with distributed.Client(scheduler) as own:
+        with dask_client(scheduler) as mine:
+            assert distributed.default_client() is own
+            assert list(dask_batches(mine, trace_sources(["tiny_deltas"]),
+                                     SweepGrid.of("forward", 50, "tcp", 1, "fifo")))  # fmt: skip
+            assert distributed.default_client() is own
+        assert distributed.default_client() is own
+
+
 def test_mos_scores_come_back_from_the_workers(scheduler: str, tmp_path: Path) -> None:
     grid = ["tiny_deltas", "--strategy", "preroll", "--thresholds", "100:100:1", "--seeds", "2",
             "--mos"]  # fmt: skip

@@ -82,12 +82,13 @@ def dask_client(
     """A ``distributed.Client``: of a LocalCluster of ``workers`` processes on 127.0.0.1 (one
     thread each; every port it opens, HTTP included, on loopback) when ``address`` is None, else
     of the scheduler at ``address``, reached within ``timeout_s`` with a worker and labkit
-    there, or FleetError."""
+    there, or FleetError. Never the program's default client: a notebook's own Dask work
+    keeps going where it went."""
     from distributed import Client
 
     if address is None:
         try:
-            with local_cluster(workers) as local, Client(local) as client:
+            with local_cluster(workers) as local, Client(local, set_as_default=False) as client:
                 yield client
         except ClusterError as exc:
             raise FleetError(str(exc)) from None
@@ -95,7 +96,7 @@ def dask_client(
     check_address(address)
     try:
         _probe(address, timeout_s)
-        client = Client(address, timeout=timeout_s)
+        client = Client(address, timeout=timeout_s, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         reason = str(exc) or "no handshake"
         raise FleetError(f"no Dask scheduler answered at {address} within {timeout_s:g} s "
