@@ -13,7 +13,7 @@ What crosses the network:
 
 Workers need labkit installed, the same version as here (tasks name labkit's functions; the
 check at connection refuses a worker without it). Each worker keeps the last few traces it
-prepared (KEPT_TRACES_PER_WORKER) so the chunks of one trace share its preparation and memo.
+prepared (``KeptTraces``) so the chunks of one trace share its preparation and memo.
 The simulator is pure Python: run workers with one thread each (``--nthreads 1``), as many as
 cores. See README.md ("Fleet sweeps on Dask") and notebooks/02_threshold_sweep.ipynb.
 """
@@ -23,9 +23,8 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import re
-import threading
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -35,6 +34,7 @@ from labkit.sim.local_cluster import ClusterError, local_cluster
 from labkit.sim.sweep_journal import NUMERIC_LIBRARIES, code_digest
 from labkit.sim.sweep_runs import (
     CHUNKS_PER_JOB,
+    KeptTraces,
     Row,
     Run,
     RunKey,
@@ -46,7 +46,6 @@ from labkit.sim.sweep_traces import TraceSource, load_all
 from labkit.traces import Trace, TraceLimits
 
 CONNECT_TIMEOUT_S = 5.0  # to reach a scheduler, and for it to have a worker
-KEPT_TRACES_PER_WORKER = 8
 # tcp://host:8786, tls://host:8786 (with Dask's TLS configuration), host:8786
 _ADDRESS = re.compile(r"(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<host>[^\s/]+):(?P<port>\d+)")
 SCHEMES = ("tcp", "tls")  # what labkit's docs and tests cover; Dask's others need more setup
@@ -224,36 +223,16 @@ def _result(future: Any) -> list[Row]:
     return rows
 
 
-_kept: OrderedDict[tuple[str, int], TraceRuns] = OrderedDict()  # on a worker: recent traces
-_kept_lock = threading.Lock()  # a worker may run tasks in threads
+_kept = KeptTraces()  # on a worker: the traces it prepared last, by (sweep, trace index)
 
 
 def _run_on_worker(sweep_id: str, index: int, name: str, trace: Trace, runs: tuple[Run, ...],
                    options: dict[str, Any]) -> list[Row]:  # fmt: skip
     """A Dask task: the rows of ``runs`` on the sweep's ``index``-th trace."""
-    return _trace_runs(sweep_id, index, name, trace).rows(runs, options)
-
-
-def _trace_runs(sweep_id: str, index: int, name: str, trace: Trace) -> TraceRuns:
-    key = (sweep_id, index)
-    with _kept_lock:
-        state = _kept.get(key)
-        if state is not None:
-            _kept.move_to_end(key)
-            return state
-    state = TraceRuns.of(name, trace)  # outside the lock: other threads go on meanwhile
-    with _kept_lock:
-        state = _kept.setdefault(key, state)
-        _kept.move_to_end(key)
-        while len(_kept) > KEPT_TRACES_PER_WORKER:
-            _kept.popitem(last=False)
-    return state
+    state = _kept.get((sweep_id, index), lambda: TraceRuns.of(name, trace))
+    return state.rows(runs, options)
 
 
 def _forget(sweep_id: str) -> int:
     """Run on each worker when a sweep ends: drop its traces; how many there were."""
-    with _kept_lock:
-        keys = [key for key in _kept if key[0] == sweep_id]
-        for key in keys:
-            del _kept[key]
-    return len(keys)
+    return _kept.forget(lambda key: isinstance(key, tuple) and key[0] == sweep_id)

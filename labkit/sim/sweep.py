@@ -20,6 +20,7 @@ from labkit.sim.processes import check_jobs, running_pool
 from labkit.sim.sweep_runs import (
     CHUNKS_PER_JOB,
     Chunk,
+    KeptTraces,
     Row,
     RunKey,
     SweepGrid,
@@ -36,20 +37,30 @@ from labkit.sim.sweep_traces import (
     trace_sources,
     trace_specs,
 )
-from labkit.traces import Trace, TraceLimits
+from labkit.traces import TraceLimits
 
 __all__ = ["SweepGrid", "TraceSpec", "check_names", "load_trace", "pool_batches", "progress_bar",
            "sweep"]  # fmt: skip
 
-_worker_traces: list[TraceRuns] = []  # this worker process's traces (process pool)
+_worker_kept = KeptTraces()  # a pool's worker: its sweep's recent traces, by index
+_worker_limits: list[TraceLimits | None] = [None]  # a pool's worker: its sweep's trace limits
 
 
-def _init_worker(traces: Sequence[tuple[str, Trace]]) -> None:
-    _worker_traces[:] = [TraceRuns.of(name, trace) for name, trace in traces]
+def _init_worker(limits: TraceLimits | None) -> None:
+    _worker_limits[0] = limits
 
 
-def _run_chunk(chunk: Chunk, options: dict[str, Any]) -> list[Row]:
-    return _worker_traces[chunk.trace_index].rows(chunk.runs, options)
+def _run_chunk(source: TraceSource, chunk: Chunk, options: dict[str, Any]) -> list[Row]:
+    """A pool's task (a pool runs one sweep: its worker's indexes name that sweep's traces)."""
+    return _chunk_rows(_worker_kept, source, chunk, options, _worker_limits[0])
+
+
+def _chunk_rows(kept: KeptTraces, source: TraceSource, chunk: Chunk, options: dict[str, Any],
+                limits: TraceLimits | None) -> list[Row]:  # fmt: skip
+    """The rows of ``chunk``, its trace read (within ``limits``) and prepared once while it is
+    among the last few ``kept``."""
+    state = kept.get(chunk.trace_index, lambda: TraceRuns.of(source.name, source.load(limits)))
+    return state.rows(chunk.runs, options)
 
 
 def pool_batches(
@@ -57,19 +68,24 @@ def pool_batches(
     limits: TraceLimits | None = None, done: Collection[RunKey] = (),
 ) -> Iterator[list[Row]]:  # fmt: skip
     """The rows of every run not in ``done``, a chunk's rows at a time as chunks finish, from
-    ``jobs`` processes (this one when 1). Traces are read here, once, and checked before any run
-    (``SweepGrid.check_trace``), then sent to each process."""
+    ``jobs`` processes (this one when 1). Every trace is read and checked here before any run
+    (``SweepGrid.check_trace``), then let go: the process running a chunk reads its file again
+    (same machine) and keeps only its last few traces (``KeptTraces``), so a fleet of calls is
+    never held whole, in this process or in a worker."""
     check_jobs("sweep", jobs)
-    traces = [(source.name, trace) for source, trace in load_all(sources, limits, grid.check_trace)]
-    chunks = plan_chunks([name for name, _ in traces], grid, CHUNKS_PER_JOB * jobs, done)
+    sources = [source.pinned() for source in sources]  # a file changed later is refused
+    for _ in load_all(sources, limits, grid.check_trace):
+        pass  # each trace read and checked, one at a time
+    chunks = plan_chunks([source.name for source in sources], grid, CHUNKS_PER_JOB * jobs, done)
     options = grid.options()
     if jobs == 1:
-        states = [TraceRuns.of(name, trace) for name, trace in traces]
+        kept = KeptTraces()  # this sweep's own: another sweep's indexes name other traces
         for chunk in chunks:
-            yield states[chunk.trace_index].rows(chunk.runs, options)
+            yield _chunk_rows(kept, sources[chunk.trace_index], chunk, options, limits)
         return
-    with running_pool(jobs, _init_worker, (traces,)) as pool:  # ended if the caller stops early
-        futures = [pool.submit(_run_chunk, chunk, options) for chunk in chunks]
+    with running_pool(jobs, _init_worker, (limits,)) as pool:  # ended if the caller stops early
+        futures = [pool.submit(_run_chunk, sources[chunk.trace_index], chunk, options)
+                   for chunk in chunks]  # fmt: skip
         for future in as_completed(futures):
             yield future.result()
 

@@ -3,9 +3,9 @@
 A sweep runs every combination of trace x strategy x threshold x link x playout x seed, one row
 each. The work is cut into chunks of one trace each, runs dealt round-robin across a trace's
 chunks so every chunk mixes cheap and costly strategies and workers finish together. A worker
-holds each trace once, prepared, with what its runs share (``TraceRuns``), and computes every row
-with ``_run_row``, whichever engine runs the chunks (processes in ``labkit.sim.sweep``, Dask in
-``labkit.sim.fleet``).
+keeps the last few traces it prepared, each with what its runs share (``KeptTraces`` of
+``TraceRuns``), and computes every row with ``_run_row``, whichever engine runs the chunks
+(processes in ``labkit.sim.sweep``, Dask in ``labkit.sim.fleet``).
 
 Results are the same as one ``simulate`` per row, but nothing is computed twice: a strategy that
 ignores ``threshold_ms`` (its class says so: ``threshold_means`` is None) runs once per trace,
@@ -20,7 +20,9 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,7 @@ from labkit.traces import Trace
 from labkit.values import is_real, is_whole
 
 CHUNKS_PER_JOB = 8  # enough pieces that processes finish together
+KEPT_TRACES = 8  # prepared traces a worker keeps: the chunks of one trace are handed out together
 MAX_RUNS_PER_CHUNK = 256  # a worker's rows come back at least this often (progress, resume)
 MAX_SEEDS = 10_000  # more is a slip: seeds=10**9 would build its grid until memory ran out
 RUN_COLUMNS = ("trace", "strategy", "threshold_ms", "link", "playout", "seed")  # a row's key
@@ -201,6 +204,39 @@ class TraceRuns:
 
     def rows(self, runs: Iterable[Run], options: dict[str, Any]) -> list[Row]:
         return [_run_row(self, run, options) for run in runs]
+
+
+class KeptTraces:
+    """The last ``size`` traces a worker prepared, by key (thread-safe): the chunks of one trace
+    share its preparation and memo, and a worker never holds a whole fleet of calls."""
+
+    def __init__(self, size: int = KEPT_TRACES) -> None:
+        self.size = size
+        self._kept: OrderedDict[Hashable, TraceRuns] = OrderedDict()
+        self._lock = threading.Lock()  # a Dask worker may run tasks in threads
+
+    def get(self, key: Hashable, make: Callable[[], TraceRuns]) -> TraceRuns:
+        """The trace kept under ``key``, else ``make()``'s, kept."""
+        with self._lock:
+            state = self._kept.get(key)
+            if state is not None:
+                self._kept.move_to_end(key)
+                return state
+        state = make()  # outside the lock: other threads go on meanwhile
+        with self._lock:
+            state = self._kept.setdefault(key, state)
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return state
+
+    def forget(self, drop: Callable[[Hashable], bool]) -> int:
+        """Drop every trace whose key ``drop`` accepts; how many there were."""
+        with self._lock:
+            keys = [key for key in self._kept if drop(key)]
+            for key in keys:
+                del self._kept[key]
+        return len(keys)
 
 
 def _run_row(state: TraceRuns, run: Run, options: dict[str, Any]) -> Row:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from labkit.traces import Trace, TraceLimits, read, shipped
@@ -31,13 +31,30 @@ class TraceSource:
     name: str
     path: Path | None = None
     trace: Trace | None = None
+    sha256: str | None = None  # the file's digest when first read (``pinned``): checked after
 
     def load(self, limits: TraceLimits | None = None) -> Trace:
-        """The trace, read within ``limits`` (the reader's defaults when None)."""
+        """The trace, read within ``limits`` (the reader's defaults when None); a ValueError if
+        the file is no longer the one ``pinned`` saw (a sweep's rows are of the trace it
+        checked, and its manifest holds that file's digest)."""
         if self.trace is not None:
             return self.trace
         assert self.path is not None
+        if self.sha256 is not None and self.digest() != self.sha256:
+            raise ValueError(f"{self.path}: the file changed while the sweep ran (its SHA-256 "
+                             f"is no longer {self.sha256[:12]}...); the rows so far are of the "
+                             f"file as it was")  # fmt: skip
         return read(self.path, limits=limits or TraceLimits())
+
+    def pinned(self) -> TraceSource:
+        """This source, with its file's digest now: a later ``load`` checks it (a file that
+        cannot be read stays as it is: reading it says why, with the others that cannot)."""
+        if self.path is None:
+            return self
+        try:
+            return replace(self, sha256=self.digest())
+        except OSError:
+            return self
 
     def digest(self) -> str:
         """SHA-256 of the file's bytes (a resumed sweep must see the same trace)."""
