@@ -74,6 +74,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", type=output_directory, required=True,
                         help="directory for sweep.csv, summary.csv and PNGs; a rerun with the "
                              "same arguments resumes what is there")  # fmt: skip
+    parser.add_argument("--no-plots", action="store_true",
+                        help="write no PNGs (two per trace and playout: ~0.3 s each trace, "
+                             "minutes for a fleet of calls; summary.csv holds every value)")
     add_trace_limit_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -162,9 +165,11 @@ def _sweep_into(args: argparse.Namespace, journal: SweepJournal, sources: Sequen
         summary_path = journal.write_summary(summary)
     except (ValueError, OSError) as exc:
         return _refuse([str(exc)])
-    written = write_plots(summary, args.out)
+    plots = "no plots (--no-plots)"
+    if not args.no_plots:
+        plots = f"{len(write_plots(summary, args.out))} plots"
     print(f"wrote {len(frame)} runs to {journal.path}, {len(summary)} settings to "
-          f"{summary_path} and {len(written)} plots")  # fmt: skip
+          f"{summary_path} and {plots}")  # fmt: skip
     thin = thinly_carried(summary)
     if thin:
         print(f"labkit sweep: in {thin} of {len(summary)} settings fewer than half the seeds have "
@@ -291,16 +296,20 @@ def _batches(args: argparse.Namespace, sources: Sequence[TraceSource], grid: Swe
 
 
 def write_plots(summary: Any, out: Path) -> list[Path]:
-    """One PNG per (trace, playout) and metric: a panel per link, a line per strategy."""
+    """One PNG per (trace, playout) and metric: a panel per link, a line per strategy; a
+    progress bar counts them (a fleet of calls takes minutes)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from tqdm.auto import tqdm
 
     from labkit.plots.sweep import metric_by_link
 
     written = []
-    for (trace, playout), rows in summary.groupby(["trace", "playout"]):
+    groups = summary.groupby(["trace", "playout"])
+    for (trace, playout), rows in tqdm(groups, total=groups.ngroups, desc="plots",
+                                       unit="trace"):  # fmt: skip
         for metric in ("concealed_ms", "onset_concealed_ms"):
             axes = metric_by_link(rows, metric, suptitle=f"{trace}, playout {playout}: "
                                                         f"mean over seeds, 95% band")  # fmt: skip
