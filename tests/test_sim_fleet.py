@@ -27,10 +27,11 @@ from test_sim_cli_fixes import far_trace
 
 import labkit
 from labkit.cli import main
-from labkit.sim.fleet import FleetError, dask_batches, dask_client
+from labkit.sim.fleet import TRACES_IN_FLIGHT_PER_THREAD, FleetError, dask_batches, dask_client
 from labkit.sim.simulator import simulate
+from labkit.sim.sweep import pool_batches
 from labkit.sim.sweep_journal import MANIFEST_FILE, SweepJournal, read_runs, sweep_manifest
-from labkit.sim.sweep_runs import SweepGrid
+from labkit.sim.sweep_runs import SweepGrid, runs_frame
 from labkit.sim.sweep_traces import trace_sources
 from labkit.traces import read, shipped, write
 
@@ -136,6 +137,30 @@ def test_a_sweep_leaves_the_programs_default_dask_client_alone(scheduler: str) -
                                      SweepGrid.of("forward", 50, "tcp", 1, "fifo")))  # fmt: skip
             assert distributed.default_client() is own
         assert distributed.default_client() is own
+
+
+def test_a_dask_sweep_sends_a_few_traces_at_a_time(scheduler: str, tmp_path: Path) -> None:
+    """It read and scattered every trace before the first task: a fleet of calls held whole on
+    the cluster, and no row until all were sent. Now a few per worker thread are in flight."""
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    for number in range(20):
+        shutil.copy(shipped("tiny_deltas" if number % 2 else "barge_in"),
+                    calls / f"call_{number:02d}.jsonl.gz")  # fmt: skip
+    grid = SweepGrid.of(["forward", "paced"], [40.0], ["tcp"], 2, ["fifo"])
+    sources = trace_sources([calls])
+    most, rows = 0, []
+    with dask_client(scheduler) as client:
+        threads = sum(client.nthreads().values())
+        for batch in dask_batches(client, sources, grid):
+            traces = [key for key in client.who_has() if str(key).startswith("Trace-")]
+            most = max(most, len(traces))
+            rows.extend(batch)
+    # a released trace may linger on its worker until the scheduler forgets it: twice the window
+    window = TRACES_IN_FLIGHT_PER_THREAD * threads
+    assert 0 < most <= 2 * window < len(sources)
+    here = [row for batch in pool_batches(sources, grid) for row in batch]
+    pd.testing.assert_frame_equal(runs_frame(rows), runs_frame(here), check_exact=True)
 
 
 def test_mos_scores_come_back_from_the_workers(scheduler: str, tmp_path: Path) -> None:

@@ -5,8 +5,9 @@ through ``TraceRuns``); only where they run changes, so the rows are the same as
 
 What crosses the network:
 - each trace once, parsed: this process reads and checks every file (the trace reader, within
-  its limits), then scatters the ``Trace`` to one worker; Dask copies it to any other worker that
-  runs a chunk of it (worker to worker). A worker never opens a path: no shared filesystem.
+  its limits), then, a few traces at a time (``_TraceWindow``), reads each again and scatters the
+  ``Trace`` to one worker; Dask copies it to any other worker that runs a chunk of it (worker to
+  worker). A worker never opens a path: no shared filesystem.
 - per chunk, a small task: the trace's key, its runs (strategy, threshold, link, playout, seed)
   and the options every run shares;
 - back, each chunk's rows (one dict of about 30 numbers per run), as chunks finish.
@@ -34,6 +35,7 @@ from labkit.sim.local_cluster import ClusterError, local_cluster
 from labkit.sim.sweep_journal import NUMERIC_LIBRARIES, code_digest
 from labkit.sim.sweep_runs import (
     CHUNKS_PER_JOB,
+    Chunk,
     KeptTraces,
     Row,
     Run,
@@ -46,6 +48,9 @@ from labkit.sim.sweep_traces import TraceSource, load_all
 from labkit.traces import Trace, TraceLimits
 
 CONNECT_TIMEOUT_S = 5.0  # to reach a scheduler, and for it to have a worker
+# traces sent at once per worker thread: its next chunks are on hand as one ends, and the
+# cluster holds a few traces per thread, never the whole fleet
+TRACES_IN_FLIGHT_PER_THREAD = 2
 # tcp://host:8786, tls://host:8786 (with Dask's TLS configuration), host:8786
 _ADDRESS = re.compile(r"(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<host>[^\s/]+):(?P<port>\d+)")
 SCHEMES = ("tcp", "tls")  # what labkit's docs and tests cover; Dask's others need more setup
@@ -156,7 +161,8 @@ def dask_batches(
 ) -> Iterator[list[Row]]:  # fmt: skip
     """The rows of every run not in ``done``, a chunk's rows at a time as chunks finish on the
     cluster of ``client``. Every trace with runs left is read here and checked before any run
-    starts (a ValueError names each file that cannot be read), and sent once."""
+    starts (a ValueError names each file that cannot be read or swept), then sent once, a few
+    traces at a time (``_TraceWindow``): the cluster never holds a whole fleet of calls."""
     from distributed import as_completed
 
     threads = sum(client.nthreads().values()) or 1
@@ -165,43 +171,74 @@ def dask_batches(
     if not chunks:
         return
     needed = sorted({chunk.trace_index for chunk in chunks})
-    sweep_id = uuid.uuid4().hex
-    traces = _scatter(client, [sources[index] for index in needed], grid, limits)
-    shipped = dict(zip(needed, traces, strict=True))
-    waiting = Counter(chunk.trace_index for chunk in chunks)
-    options = grid.options()
-    futures = {
-        client.submit(_run_on_worker, sweep_id, chunk.trace_index, sources[chunk.trace_index].name,
-                      shipped[chunk.trace_index], chunk.runs, options, pure=False,
-                      key=f"labkit-sweep-{sweep_id}-{number}"): chunk.trace_index
-        for number, chunk in enumerate(chunks)
-    }  # fmt: skip
+    pinned = {index: sources[index].pinned() for index in needed}  # a file changed later: refused
+    for _ in load_all(list(pinned.values()), limits, grid.check_trace):
+        pass  # each trace read and checked, one at a time
+    window = _TraceWindow(client, pinned, chunks, grid.options(), limits,
+                          max(TRACES_IN_FLIGHT_PER_THREAD * threads, 2))  # fmt: skip
     try:
         # its client's own loop: as_completed would take the default client's (the last made),
         # which learns of these futures late (results came in 1 s steps with two clients open)
-        for future in as_completed(futures, loop=client.loop):
+        completed = as_completed(window.admit(), loop=client.loop)
+        for future in completed:
             yield _result(future)
-            index = futures.pop(future)
-            waiting[index] -= 1
-            if waiting[index] == 0:
-                shipped.pop(index).release()  # the workers may drop that trace
+            completed.update(window.finished(future))
     finally:  # also when the caller stops early or a chunk failed
-        client.cancel([*futures, *shipped.values()])
-    client.run(_forget, sweep_id)
+        window.cancel()
+    client.run(_forget, window.sweep_id)
 
 
-def _scatter(client: Any, sources: Sequence[TraceSource], grid: SweepGrid,
-             limits: TraceLimits | None) -> list[Any]:  # fmt: skip
-    """A future per trace, each read and checked here, then held by a worker only (not by this
-    process)."""
-    futures = []
-    try:
-        for _source, trace in load_all(sources, limits, grid.check_trace):
-            futures.append(client.scatter(trace, hash=False))
-    except BaseException:
-        client.cancel(futures)
-        raise
-    return futures
+class _TraceWindow:
+    """The traces of a Dask sweep in flight: at most ``size`` sent at once, each with all its
+    chunks submitted; a trace whose chunks are done is released and the next one sent."""
+
+    def __init__(self, client: Any, sources: dict[int, TraceSource], chunks: Sequence[Chunk],
+                 options: dict[str, Any], limits: TraceLimits | None, size: int) -> None:
+        self.client, self.sources, self.options, self.limits = client, sources, options, limits
+        self.size = size
+        self.sweep_id = uuid.uuid4().hex
+        self._chunks: dict[int, list[tuple[int, Chunk]]] = {}
+        for number, chunk in enumerate(chunks):
+            self._chunks.setdefault(chunk.trace_index, []).append((number, chunk))
+        self._waiting = iter(sorted(self._chunks))
+        self._sent: dict[int, Any] = {}  # trace index -> its future on the cluster
+        self._running: dict[Any, int] = {}  # chunk future -> its trace index
+        self._left: Counter[int] = Counter()  # chunks of each sent trace not done
+
+    def admit(self) -> list[Any]:
+        """Send traces until ``size`` are in flight; the futures of their chunks."""
+        futures: list[Any] = []
+        while len(self._sent) < self.size:
+            index = next(self._waiting, None)
+            if index is None:
+                break
+            futures += self._send(index)
+        return futures
+
+    def finished(self, future: Any) -> list[Any]:
+        """``future``'s chunk is done: release its trace when it was the last, and admit more."""
+        index = self._running.pop(future)
+        self._left[index] -= 1
+        if self._left[index]:
+            return []
+        self._sent.pop(index).release()  # the workers may drop that trace
+        return self.admit()
+
+    def cancel(self) -> None:
+        self.client.cancel([*self._running, *self._sent.values()])
+
+    def _send(self, index: int) -> list[Any]:
+        source = self.sources[index]
+        trace = self._sent[index] = self.client.scatter(source.load(self.limits), hash=False)
+        futures = []
+        for number, chunk in self._chunks.pop(index):
+            future = self.client.submit(_run_on_worker, self.sweep_id, index, source.name, trace,
+                                        chunk.runs, self.options, pure=False,
+                                        key=f"labkit-sweep-{self.sweep_id}-{number}")  # fmt: skip
+            self._running[future] = index
+            futures.append(future)
+        self._left[index] = len(futures)
+        return futures
 
 
 def _result(future: Any) -> list[Row]:
