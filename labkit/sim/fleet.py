@@ -44,7 +44,7 @@ from labkit.sim.sweep_runs import (
     TraceRuns,
     plan_chunks,
 )
-from labkit.sim.sweep_traces import TraceSource, load_all
+from labkit.sim.sweep_traces import TraceSource, checked_sources
 from labkit.traces import Trace, TraceLimits
 
 CONNECT_TIMEOUT_S = 5.0  # to reach a scheduler, and for it to have a worker
@@ -171,9 +171,8 @@ def dask_batches(
     if not chunks:
         return
     needed = sorted({chunk.trace_index for chunk in chunks})
-    pinned = {index: sources[index].pinned() for index in needed}  # a file changed later: refused
-    for _ in load_all(list(pinned.values()), limits, grid.check_trace):
-        pass  # each trace read and checked, one at a time
+    checked = checked_sources([sources[index] for index in needed], limits, grid.check_trace)
+    pinned = dict(zip(needed, checked, strict=True))
     window = _TraceWindow(client, pinned, chunks, grid.options(), limits,
                           max(TRACES_IN_FLIGHT_PER_THREAD * threads, 2))  # fmt: skip
     try:

@@ -32,7 +32,7 @@ from labkit.sim.sweep_runs import (
 from labkit.sim.sweep_traces import (
     TraceSource,
     TraceSpec,
-    load_all,
+    checked_sources,
     load_trace,
     trace_sources,
     trace_specs,
@@ -73,9 +73,7 @@ def pool_batches(
     (same machine) and keeps only its last few traces (``KeptTraces``), so a fleet of calls is
     never held whole, in this process or in a worker."""
     check_jobs("sweep", jobs)
-    sources = [source.pinned() for source in sources]  # a file changed later is refused
-    for _ in load_all(sources, limits, grid.check_trace):
-        pass  # each trace read and checked, one at a time
+    sources = checked_sources(sources, limits, grid.check_trace)
     chunks = plan_chunks([source.name for source in sources], grid, CHUNKS_PER_JOB * jobs, done)
     options = grid.options()
     if jobs == 1:

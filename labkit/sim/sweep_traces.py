@@ -168,6 +168,19 @@ def load_all(
         raise ValueError(f"{count}:\n  " + "\n  ".join(unread + unfit))
 
 
+def checked_sources(
+    sources: Sequence[TraceSource], limits: TraceLimits | None,
+    check: Callable[[str, Trace], None],
+) -> list[TraceSource]:  # fmt: skip
+    """``sources`` pinned (each file's digest taken first), once every trace was read and passed
+    ``check`` (``load_all``'s one error otherwise); the traces are let go: a sweep's engines read
+    each again where it runs, and the pin refuses a file changed since."""
+    pinned = [source.pinned() for source in sources]
+    for _ in load_all(sources, limits, check):  # unpinned: the digests were just taken
+        pass  # one trace at a time
+    return pinned
+
+
 def one_trace(spec: TraceSpec) -> TraceSource:
     """The one trace ``spec`` names: a Trace, a file or a shipped name (ValueError for a
     directory, or a spec that names no trace)."""
