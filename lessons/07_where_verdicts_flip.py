@@ -30,9 +30,7 @@ from labkit.sim.hypotheses import (
     HYPOTHESES,
     OBSERVATIONS,
     STUTTER_ONSET_GAPS_PER_ANSWER,
-    gap_ms_per_audio_s,
     observation_runs,
-    onset_gaps_per_answer,
     predict,
     predictions,
     verdicts,
@@ -228,8 +226,10 @@ metrics = iter(simulate_many(POINTS, tasks, jobs=2))  # ~40 s: a progress bar
 judged_rows = []
 for playout, at in cases:
     per_run = {run.label: [next(metrics) for _ in PLAYOUT_SEEDS] for run in RUNS}
-    onset = pd.DataFrame({label: map(onset_gaps_per_answer, ms) for label, ms in per_run.items()})
-    gaps = pd.DataFrame({label: map(gap_ms_per_audio_s, ms) for label, ms in per_run.items()})
+    onset = pd.DataFrame({label: [m.onset_gaps_per_answer for m in ms]
+                          for label, ms in per_run.items()})
+    gaps = pd.DataFrame({label: [m.gap_ms_per_audio_s for m in ms]
+                         for label, ms in per_run.items()})
     judged_rows.append(pd.DataFrame(judge_claims(onset, gaps, (*CLAIMS, FORWARD_CLEAN)))
                        .assign(at=at, playout=playout))
 by_playout = pd.concat(judged_rows)

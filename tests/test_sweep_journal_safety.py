@@ -291,8 +291,8 @@ def test_a_resume_after_the_simulation_changed_is_refused(
         f"computed by other labkit code ({code_digest()[:12]}, labkit "
     )
     assert "than this is (f00df00df00d (labkit " in said
-    assert said.endswith("choose a new --out, or delete sweep.csv and summary.csv there to "
-                         "compute every run again")  # fmt: skip
+    assert said.endswith("choose a new --out, or delete sweep.csv, summary.csv, fleet.csv there "
+                         "to compute every run again")  # fmt: skip
     assert _files(tmp_path) == before
 
 

@@ -2,7 +2,8 @@
 
 Writes ``sweep.csv`` (one row per run, appended as runs finish: labkit/sim/sweep_journal.py; a
 rerun with the same arguments resumes), ``summary.csv`` (per setting: ``n_seeds`` and each key
-metric's mean with its 95% confidence interval over seeds, see labkit/sim/summary.py) and plots.
+metric's mean with its 95% confidence interval over seeds, see labkit/sim/summary.py), for two or
+more traces ``fleet.csv`` (the calls pooled: labkit/sim/fleet_summary.py) and plots.
 Runs in ``--jobs`` processes here, or on Dask with ``--dask [ADDRESS]`` (labkit/sim/fleet.py).
 See notebooks/02_threshold_sweep.ipynb and README.md ("Fleet sweeps on Dask").
 """
@@ -34,6 +35,8 @@ from labkit.sim.processes import MAX_JOBS
 from labkit.sim.sweep_runs import MAX_SEEDS
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from labkit.sim.sweep_journal import SweepJournal
     from labkit.sim.sweep_runs import Row, RunKey, SweepGrid
     from labkit.sim.sweep_traces import TraceSource
@@ -72,8 +75,9 @@ def register(subparsers: Any) -> None:
                         help="how long to wait for the scheduler and a worker "
                              "(default %(default)g)")  # fmt: skip
     parser.add_argument("--out", type=output_directory, required=True,
-                        help="directory for sweep.csv, summary.csv and PNGs; a rerun with the "
-                             "same arguments resumes what is there")  # fmt: skip
+                        help="directory for sweep.csv, summary.csv, fleet.csv (two or more "
+                             "traces) and PNGs; a rerun with the same arguments resumes what is "
+                             "there")  # fmt: skip
     parser.add_argument("--no-plots", action="store_true",
                         help="write no PNGs (two per trace and playout: ~0.3 s each trace, "
                              "minutes for a fleet of calls; summary.csv holds every value)")
@@ -151,7 +155,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _sweep_into(args: argparse.Namespace, journal: SweepJournal, sources: Sequence[TraceSource],
                 grid: SweepGrid) -> int:  # fmt: skip
+    from labkit.sim.fleet_summary import summarize_fleet
     from labkit.sim.summary import summarize, thinly_carried
+    from labkit.sim.sweep_journal import FLEET_FILE
 
     for note in journal.notes:
         print(f"labkit sweep: {note}", file=sys.stderr)
@@ -163,13 +169,19 @@ def _sweep_into(args: argparse.Namespace, journal: SweepJournal, sources: Sequen
         frame = journal.finish(total)
         summary = summarize(frame)
         summary_path = journal.write_summary(summary)
+        fleet = summarize_fleet(frame) if len(sources) > 1 else None
+        if fleet is not None:
+            journal.write_summary(fleet, FLEET_FILE)
     except (ValueError, OSError) as exc:
         return _refuse([str(exc)])
     plots = "no plots (--no-plots)"
     if not args.no_plots:
-        plots = f"{len(write_plots(summary, args.out))} plots"
+        plots = f"{len(write_plots(summary, args.out, fleet))} plots"
     print(f"wrote {len(frame)} runs to {journal.path}, {len(summary)} settings to "
-          f"{summary_path} and {plots}")  # fmt: skip
+          f"{summary_path}{_fleet_written(fleet, journal.directory / FLEET_FILE)} and "
+          f"{plots}")  # fmt: skip
+    if fleet is not None:
+        _say_fleet(fleet)
     thin = thinly_carried(summary)
     if thin:
         print(f"labkit sweep: in {thin} of {len(summary)} settings fewer than half the seeds have "
@@ -177,6 +189,20 @@ def _sweep_into(args: argparse.Namespace, journal: SweepJournal, sources: Sequen
               f"interval is too short (over 20 seeds it held the mean 64-80% of the time, lesson "
               f"09): run more --seeds before reading it", file=sys.stderr)  # fmt: skip
     return 0
+
+
+def _fleet_written(fleet: pd.DataFrame | None, path: Path) -> str:
+    if fleet is None:
+        return ""
+    return f", {len(fleet)} settings pooled over {fleet['n_calls'].max()} calls to {path}"
+
+
+def _say_fleet(fleet: pd.DataFrame) -> None:
+    """The fleet's answer in a line per world: the setting with the least silence in gaps."""
+    from labkit.sim.fleet_summary import describe_best, fewest_gaps
+
+    for _, row in fewest_gaps(fleet).iterrows():
+        print(f"fleet {describe_best(row)}")
 
 
 def _no_traces(dask: str | None) -> str:
@@ -295,28 +321,43 @@ def _batches(args: argparse.Namespace, sources: Sequence[TraceSource], grid: Swe
         yield from dask_batches(client, sources, grid, limits, done)
 
 
-def write_plots(summary: Any, out: Path) -> list[Path]:
-    """One PNG per (trace, playout) and metric: a panel per link, a line per strategy; a
+def write_plots(summary: pd.DataFrame, out: Path, fleet: pd.DataFrame | None = None,
+                ) -> list[Path]:  # fmt: skip
+    """One PNG per (trace, playout) and metric: a panel per link, a line per strategy; with a
+    ``fleet`` (labkit/sim/fleet_summary.py), first the same per playout for the calls pooled. A
     progress bar counts them (a fleet of calls takes minutes)."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from tqdm.auto import tqdm
 
-    from labkit.plots.sweep import metric_by_link
+    from labkit.sim.fleet_summary import GAP_RATES
 
     written = []
+    if fleet is not None:
+        calls = int(fleet["n_calls"].max())
+        for playout, rows in fleet.groupby("playout"):
+            for metric in GAP_RATES:
+                title = f"{calls} calls pooled, playout {playout}: mean over calls, 95% band"
+                written.append(_save_plot(rows, metric, title,
+                                          out / f"fleet_{metric}_{playout}.png"))  # fmt: skip
     groups = summary.groupby(["trace", "playout"])
     for (trace, playout), rows in tqdm(groups, total=groups.ngroups, desc="plots",
                                        unit="trace"):  # fmt: skip
         for metric in ("concealed_ms", "onset_concealed_ms"):
-            axes = metric_by_link(rows, metric, suptitle=f"{trace}, playout {playout}: "
-                                                        f"mean over seeds, 95% band")  # fmt: skip
-            path = out / f"{metric}_{trace}_{playout}.png"
-            figure = axes[0].get_figure(root=True)
-            assert figure is not None
-            figure.savefig(path, dpi=100)
-            plt.close(figure)
-            written.append(path)
+            title = f"{trace}, playout {playout}: mean over seeds, 95% band"
+            written.append(_save_plot(rows, metric, title, out / f"{metric}_{trace}_{playout}.png"))
     return written
+
+
+def _save_plot(rows: pd.DataFrame, metric: str, title: str, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from labkit.plots.sweep import metric_by_link
+
+    axes = metric_by_link(rows, metric, suptitle=title)
+    figure = axes[0].get_figure(root=True)
+    assert figure is not None
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

@@ -35,6 +35,9 @@ METRIC_LABELS = {
     "onset_concealment_events": "gaps at word starts per call (count)",
     "mean_time_to_first_audio_ms": "mean time to first audio (ms)",
     "mos_lqo": "MOS-LQO (P.862)",
+    # per-call rates (Metrics), for calls of any length: a fleet's (labkit/sim/fleet_summary.py)
+    "gap_ms_per_audio_s": "silence in gaps (ms per second of audio)",
+    "onset_gaps_per_answer": "gaps at word starts per answer (count)",
 }
 
 

@@ -2,7 +2,7 @@
 
 ``compare`` runs each labelled strategy on each link for every seed (through
 ``labkit.sim.batch.simulate_many``) and returns one tidy row per run with the metrics and two
-derived per-call rates: ``gap_ms_per_audio_s`` and ``onset_gaps_per_answer``. ``intervals``
+per-call rates (``Metrics.gap_ms_per_audio_s`` and ``onset_gaps_per_answer``). ``intervals``
 gives each (link, strategy)'s mean and 95% interval over seeds; ``versus`` the paired difference
 of each strategy from a baseline on the same seeds (labkit/sim/summary.py says why paired).
 See notebooks/01_why_tiny_packets_jitter.ipynb.
@@ -16,7 +16,6 @@ from typing import Any
 import pandas as pd
 
 from labkit.sim.batch import Task, score_many, simulate_many
-from labkit.sim.hypotheses import gap_ms_per_audio_s, onset_gaps_per_answer
 from labkit.sim.summary import direction, mean_interval, natural_range, paired_difference
 from labkit.sim.sweep_runs import one_or_many, seed_tuple
 from labkit.traces import Trace
@@ -57,8 +56,6 @@ def compare(
     rows = []
     for (link, label, seed), (metrics, scores) in zip(meta, scored, strict=True):
         rows.append({"link": link, "strategy": label, "seed": seed, **metrics.as_row(),
-                     "gap_ms_per_audio_s": gap_ms_per_audio_s(metrics),
-                     "onset_gaps_per_answer": onset_gaps_per_answer(metrics),
                      **{f"mos_lqo_{mode}": score for mode, score in scores.items()}})  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -26,7 +26,6 @@ See notebooks/06_which_explanation_survives.ipynb.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +34,6 @@ import pandas as pd
 
 from labkit.sim.batch import Task, simulate_many
 from labkit.sim.links import TcpLink
-from labkit.sim.metrics import Metrics
 from labkit.sim.summary import NON_NEGATIVE, Interval, mean_interval
 from labkit.sim.sweep_runs import one_or_many, seed_tuple
 from labkit.traces import Trace
@@ -125,18 +123,6 @@ HYPOTHESES = (
 )  # fmt: skip
 
 
-def onset_gaps_per_answer(metrics: Metrics) -> float:
-    """Gaps within the first 200 ms of an answer, per answer (NaN when no answer was heard:
-    nothing to judge, not a clean call)."""
-    answers = len(metrics.time_to_first_audio_ms)
-    return metrics.onset_concealment_events / answers if answers else math.nan
-
-
-def gap_ms_per_audio_s(metrics: Metrics) -> float:
-    """Gaps heard inside answers, in ms per second of audio (NaN with no audio)."""
-    return metrics.concealed_ms / (metrics.audio_ms / 1000.0) if metrics.audio_ms else math.nan
-
-
 def judged_trace(trace: Trace, seeds: int | Iterable[int]) -> tuple[int, ...]:
     """The seeds of a judgement on ``trace``; a ValueError when there is nothing to judge."""
     if not trace.audio_ms:
@@ -170,8 +156,8 @@ def observation_runs(
                                          hypothesis.playout_params, observation.options))
     metrics = simulate_many({"trace": trace}, tasks, jobs=jobs, progress=progress)
     rows = [{"hypothesis": h, "link": link, "observation": o, "seed": seed,
-             "onset_gaps_per_answer": onset_gaps_per_answer(m),
-             "gap_ms_per_audio_s": gap_ms_per_audio_s(m)}
+             "onset_gaps_per_answer": m.onset_gaps_per_answer,
+             "gap_ms_per_audio_s": m.gap_ms_per_audio_s}
             for (h, link, o, seed), m in zip(meta, metrics, strict=True)]  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -129,11 +129,27 @@ class Metrics:
     credited_unplayed_bytes: int
     time_to_first_audio_ms: list[float] = field(default_factory=list)
 
+    @property
+    def gap_ms_per_audio_s(self) -> float:
+        """Silence in gaps inside answers, in ms per second of the model's audio: calls of any
+        length compared (NaN with no audio)."""
+        return self.concealed_ms / (self.audio_ms / 1000.0) if self.audio_ms else math.nan
+
+    @property
+    def onset_gaps_per_answer(self) -> float:
+        """Gaps within the first 200 ms of an answer, per answer: a word-start stutter is heard
+        once an answer (NaN when no answer was heard: nothing to judge, not a clean call)."""
+        answers = len(self.time_to_first_audio_ms)
+        return self.onset_concealment_events / answers if answers else math.nan
+
     def as_row(self) -> dict[str, Any]:
-        """A flat dict of scalars (the per-item list is left out; its mean is in)."""
+        """A flat dict of scalars (the per-item list is left out; its mean is in), with the
+        two per-call rates."""
         row = asdict(self)
         row.pop("time_to_first_audio_ms")
         row["items"] = len(self.time_to_first_audio_ms)
+        row["gap_ms_per_audio_s"] = self.gap_ms_per_audio_s
+        row["onset_gaps_per_answer"] = self.onset_gaps_per_answer
         return row
 
 

@@ -24,9 +24,7 @@ from labkit.sim.hypotheses import (
     STUTTER_ONSET_GAPS_PER_ANSWER,
     UNCERTAIN,
     YES,
-    gap_ms_per_audio_s,
     judged_trace,
-    onset_gaps_per_answer,
 )
 from labkit.sim.links import DEFAULT_LINK
 from labkit.sim.summary import NON_NEGATIVE, Interval, mean_interval
@@ -186,8 +184,8 @@ def sensitivity(trace: Trace, seeds: int | Iterable[int],
         for run in runs:
             for _ in seed_list:
                 m = next(metrics)
-                onset.setdefault(run.label, []).append(onset_gaps_per_answer(m))
-                gaps.setdefault(run.label, []).append(gap_ms_per_audio_s(m))
+                onset.setdefault(run.label, []).append(m.onset_gaps_per_answer)
+                gaps.setdefault(run.label, []).append(m.gap_ms_per_audio_s)
         for row in judge_claims(pd.DataFrame(onset), pd.DataFrame(gaps), claims):
             rows.append({"parameter": parameter.name, "label": parameter.label, "value": value,
                          "default": value == parameter.default, **row})  # fmt: skip

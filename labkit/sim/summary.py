@@ -130,7 +130,7 @@ def summarize(runs: pd.DataFrame, metrics: Sequence[str] | None = None,
     if metrics is None:
         present = [metric for metric in SUMMARY_METRICS if metric in runs.columns]
     else:
-        _require(runs, metrics, "summarize: metrics")
+        require_metrics(runs, metrics, "summarize: metrics")
         present = list(metrics)
     keys = [column for column in by if column in runs.columns]
     if not keys:
@@ -197,7 +197,7 @@ def paired_difference(runs: pd.DataFrame, metric: str, column: str, a: object, b
     """Mean and 95% interval over seeds of ``metric`` at ``column == a`` minus at
     ``column == b``, the other settings of ``runs`` being equal (``runs`` holds one row per
     seed for each of the two)."""
-    _require(runs, (metric, column, "seed"), "paired_difference")
+    require_metrics(runs, (metric, column, "seed"), "paired_difference")
     left = runs[runs[column] == a].set_index("seed")[metric]
     right = runs[runs[column] == b].set_index("seed")[metric]
     if not left.index.is_unique or not right.index.is_unique:
@@ -209,7 +209,7 @@ def paired_difference(runs: pd.DataFrame, metric: str, column: str, a: object, b
     return mean_interval((left[both] - right[both]).to_numpy(dtype=np.float64))
 
 
-def _require(runs: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+def require_metrics(runs: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     """A misspelt metric or column is named, with what there is (never silently dropped)."""
     missing = [column for column in columns if column not in runs.columns]
     if missing:

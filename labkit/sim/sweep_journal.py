@@ -50,6 +50,8 @@ def _pandas_version() -> tuple[int, int]:
 
 RUNS_FILE = "sweep.csv"
 SUMMARY_FILE = "summary.csv"
+FLEET_FILE = "fleet.csv"  # a sweep of two or more calls: labkit/sim/fleet_summary.py
+DERIVED_FILES = (SUMMARY_FILE, FLEET_FILE)  # written from sweep.csv once every run is in
 MANIFEST_FILE = "sweep-manifest.json"
 MANIFEST_VERSION = 1
 LOCK_FILE = ".sweep.lock"  # flock'ed by the one journal writing the directory; holds its pid
@@ -180,7 +182,7 @@ class SweepJournal:
         no manifest, or when another journal holds the directory. The directory and the manifest
         are written with the first rows (a sweep refused before then leaves nothing behind)."""
         journal = cls(directory, manifest, set(), None, [])
-        if any((directory / name).exists() for name in (MANIFEST_FILE, RUNS_FILE, SUMMARY_FILE)):
+        if any((directory / name).exists() for name in (MANIFEST_FILE, RUNS_FILE, *DERIVED_FILES)):
             journal._take_directory(resuming=True)  # or a refusal: decided under the lock
         return journal
 
@@ -266,7 +268,7 @@ class SweepJournal:
         manifest_path = self.directory / MANIFEST_FILE
         if manifest_path.exists():
             _check_same(manifest_path, self.manifest)  # names other arguments, if they are
-        written = [path.name for path in (manifest_path, self.path, self.directory / SUMMARY_FILE)
+        written = [path.name for path in (manifest_path, self.path, *self._derived_paths())
                    if path.exists()]  # fmt: skip
         if written:
             raise ValueError(f"{self.directory}: another sweep wrote {', '.join(written)} here "
@@ -275,7 +277,8 @@ class SweepJournal:
 
     def _check_directory(self) -> None:
         runs, manifest_path = self.path, self.directory / MANIFEST_FILE
-        has_rows = runs.exists() or (self.directory / SUMMARY_FILE).exists()
+        derived = [path for path in self._derived_paths() if path.exists()]
+        has_rows = runs.exists() or bool(derived)
         if manifest_path.exists():
             try:
                 _check_same(manifest_path, self.manifest)
@@ -285,7 +288,7 @@ class SweepJournal:
                 self.notes.append(f"{manifest_path} described no run yet; replaced")
                 manifest_path.unlink()
         elif has_rows:
-            existing = runs if runs.exists() else self.directory / SUMMARY_FILE
+            existing = runs if runs.exists() else derived[0]
             raise ValueError(f"{existing} exists with no {MANIFEST_FILE} beside it to say "
                              f"what made it; give another --out, or move it away")  # fmt: skip
         self.reread()
@@ -309,11 +312,17 @@ class SweepJournal:
         _replace_text(self.path, frame.to_csv(index=False))
         return frame
 
-    def write_summary(self, summary: pd.DataFrame) -> Path:
-        """summary.csv beside sweep.csv, replaced whole (never written through a link)."""
-        path = self.directory / SUMMARY_FILE
+    def write_summary(self, summary: pd.DataFrame, name: str = SUMMARY_FILE) -> Path:
+        """summary.csv (or ``name``, one of DERIVED_FILES) beside sweep.csv, replaced whole
+        (never written through a link)."""
+        if name not in DERIVED_FILES:
+            raise ValueError(f"write_summary: {name!r} is not one of {DERIVED_FILES}")
+        path = self.directory / name
         _replace_text(path, summary.to_csv(index=False))
         return path
+
+    def _derived_paths(self) -> list[Path]:
+        return [self.directory / name for name in DERIVED_FILES]
 
 
 def _lock_directory(directory: Path) -> tuple[int, bool]:
@@ -437,8 +446,8 @@ def _check_same_code(path: Path, old: Mapping[str, Any], manifest: Mapping[str, 
     there, now = old.get(_CODE_KEY), manifest.get(_CODE_KEY)
     if there == now:
         return
-    advice = (f"choose a new --out, or delete {RUNS_FILE} and {SUMMARY_FILE} there to compute "
-              f"every run again")  # fmt: skip
+    advice = (f"choose a new --out, or delete {', '.join((RUNS_FILE, *DERIVED_FILES))} there "
+              f"to compute every run again")  # fmt: skip
     mine = f"{_hash_shown(now)} (labkit {manifest.get(_VERSION_KEY)})"
     if not isinstance(there, str):
         raise ValueError(f"{path}: written by a labkit that did not record its code, so what "
