@@ -13,7 +13,7 @@ from scipy import stats
 
 import labkit
 from labkit.cli import main
-from labkit.sim.fleet_summary import per_call, summarize_fleet
+from labkit.sim.fleet_summary import describe_best, fewest_gaps, per_call, summarize_fleet
 
 SETTING = {"threshold_ms": 60.0, "link": "tcp", "playout": "fifo"}
 T_975 = {2: float(stats.t.ppf(0.975, 2)), 3: float(stats.t.ppf(0.975, 3))}
@@ -170,3 +170,37 @@ def test_a_fleet_csv_with_no_manifest_is_never_overwritten(
     assert "fleet.csv exists with no sweep-manifest.json beside it" in capsys.readouterr().err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["fleet.csv"]
     assert (tmp_path / "fleet.csv").read_text() == "somebody's fleet\n"
+
+
+def test_the_closing_line_says_what_the_threshold_is_to_the_best_strategy() -> None:
+    runs = _fleet_runs()
+    fleet = summarize_fleet(runs)
+    best = fewest_gaps(fleet)
+    assert len(best) == 1 and best["strategy"].item() == "preroll"
+    assert describe_best(best.iloc[0]) == (
+        "tcp/fifo: least silence in gaps with preroll at 60 ms (pre-roll held per answer): 0.75 "
+        "[0.00, 2.39] ms per s of audio over 3 calls, 2 with gaps; vs forward: no difference "
+        "shown (-0.75 ms per s)")  # fmt: skip
+    quiet = runs.assign(gap_ms_per_audio_s=runs["gap_ms_per_audio_s"].where(
+        runs["strategy"] == "preroll", 0.0))  # forwarding now has no gaps at all
+    line = describe_best(fewest_gaps(summarize_fleet(quiet)).iloc[0])
+    assert line.startswith("tcp/fifo: least silence in gaps with forward (it ignores the "
+                           "threshold): 0.00 [0.00, 0.00] ms per s of audio over 3 calls, 0 with "
+                           "gaps")  # fmt: skip
+    assert "vs forward" not in line
+
+
+def test_a_fleet_whose_gaps_few_calls_carry_is_said_to_need_more_calls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Of four calls only long_conversation has gaps with forwarding on tcp at these seeds: the
+    mean over calls rests on one call, as lesson 09's thin seeds do."""
+    argv = ["sweep", "bursty", "large_deltas", "long_conversation", "multi_turn", "--strategy",
+            "forward", "--thresholds", "50", "--seeds", "2", "--no-plots", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    fleet = pd.read_csv(tmp_path / "fleet.csv")
+    assert fleet["gap_ms_per_audio_s_calls_above_0"].item() == 1 and fleet["n_calls"].item() == 4
+    said = capsys.readouterr().err
+    assert ("in 1 of 1 settings of fleet.csv fewer than half the calls have gaps "
+            "(gap_ms_per_audio_s_calls_above_0); there the interval over calls is too "
+            "short") in said  # fmt: skip

@@ -87,7 +87,7 @@ def test_a_local_cluster_writes_the_same_files_as_jobs(tmp_path: Path) -> None:
     assert sweep_cli(*TRACES, *GRID_ARGS, "--jobs", "2", "--out", str(tmp_path / "jobs")) == 0
     assert sweep_cli(*TRACES, *GRID_ARGS, "--dask", "--jobs", "1",
                      "--out", str(tmp_path / "dask")) == 0  # fmt: skip
-    for name in ("sweep.csv", "summary.csv", MANIFEST_FILE):
+    for name in ("sweep.csv", "summary.csv", "fleet.csv", MANIFEST_FILE):
         assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "jobs" / name).read_bytes()
     assert len(pd.read_csv(tmp_path / "dask" / "sweep.csv")) == GRID_RUNS
 

@@ -198,11 +198,20 @@ def _fleet_written(fleet: pd.DataFrame | None, path: Path) -> str:
 
 
 def _say_fleet(fleet: pd.DataFrame) -> None:
-    """The fleet's answer in a line per world: the setting with the least silence in gaps."""
-    from labkit.sim.fleet_summary import describe_best, fewest_gaps
+    """The fleet's answer in a line per world (the setting with the least silence in gaps), and
+    where few calls carry the gaps, that the interval over calls is too short there."""
+    from labkit.sim.fleet_summary import WORST_BY, describe_best, fewest_gaps
+    from labkit.sim.summary import thinly_carried
+    from labkit.sim.sweep_journal import FLEET_FILE
 
     for _, row in fewest_gaps(fleet).iterrows():
         print(f"fleet {describe_best(row)}")
+    thin = thinly_carried(fleet, WORST_BY, draws="calls")
+    if thin:
+        print(f"labkit sweep: in {thin} of {len(fleet)} settings of {FLEET_FILE} fewer than half "
+              f"the calls have gaps ({WORST_BY}_calls_above_0); there the interval over calls is "
+              f"too short (lesson 09 measured the same over seeds): pool more calls before "
+              f"reading it", file=sys.stderr)  # fmt: skip
 
 
 def _no_traces(dask: str | None) -> str:

@@ -27,9 +27,12 @@ their link's luck: run several seeds. See notebooks/02_threshold_sweep.ipynb and
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
+from labkit.outbound import threshold_meaning
 from labkit.sim.summary import (
     Interval,
     direction,
@@ -159,11 +162,24 @@ def describe_best(row: pd.Series, rate: str = WORST_BY,
                   baseline: str = BASELINE_STRATEGY) -> str:  # fmt: skip
     """One line about ``fewest_gaps``'s row: the setting, its rate with interval and calls with
     gaps, and its verdict against the baseline where there is one."""
-    line = (f"{row['link']}/{row['playout']}: least silence in gaps with {row['strategy']} at "
-            f"{row['threshold_ms']:g} ms: {row[f'{rate}_mean']:.2f} "
+    line = (f"{row['link']}/{row['playout']}: least silence in gaps with "
+            f"{_setting_words(str(row['strategy']), float(row['threshold_ms']))}: "
+            f"{row[f'{rate}_mean']:.2f} "
             f"[{row[f'{rate}_ci_low']:.2f}, {row[f'{rate}_ci_high']:.2f}] ms per s of audio over "
             f"{row['n_calls']} calls, {row[f'{rate}_calls_above_0']} with gaps")  # fmt: skip
     verdict = row.get(f"{rate}_vs_{baseline}_verdict")
     if isinstance(verdict, str) and verdict:
         line += f"; vs {baseline}: {verdict} ({row[f'{rate}_vs_{baseline}_mean']:+.2f} ms per s)"
     return line
+
+
+def _setting_words(strategy: str, threshold_ms: float) -> str:
+    """``preroll at 160 ms (pre-roll held per answer)``: what the threshold is to the strategy,
+    or that it ignores it (its rows repeat at every threshold)."""
+    try:
+        meaning = threshold_meaning(strategy)
+    except ValueError:  # not a labkit strategy (a user's own, pooled by name)
+        return f"{strategy} at {threshold_ms:g} ms"
+    if meaning is None:
+        return f"{strategy} (it ignores the threshold)"
+    return f"{strategy} at {threshold_ms:g} ms ({re.sub(r' *[(][^()]*[)]$', '', meaning)})"

@@ -152,15 +152,17 @@ def summarize(runs: pd.DataFrame, metrics: Sequence[str] | None = None,
     return pd.DataFrame(rows)
 
 
-def thinly_carried(summary: pd.DataFrame, metric: str = "concealed_ms") -> int:
-    """How many settings of ``summary`` have ``metric`` above zero in some seeds but fewer than
+def thinly_carried(summary: pd.DataFrame, metric: str = "concealed_ms",
+                   draws: str = "seeds") -> int:  # fmt: skip
+    """How many settings of ``summary`` have ``metric`` above zero in some ``draws`` (its
+    ``<metric>_<draws>_above_0`` of ``n_<draws>``: seeds, or a fleet's calls) but fewer than
     half: there a 20-seed t interval held the mean of 400 seeds 64-80% of the time, not 95%
-    (notebooks/09_how_far_twenty_seeds_go.ipynb)."""
-    column = f"{metric}_seeds_above_0"
+    (notebooks/09_how_far_twenty_seeds_go.ipynb); a mean carried by a few calls is as skewed."""
+    column = f"{metric}_{draws}_above_0"
     if column not in summary.columns:
         return 0
     carried = summary[column]
-    return int(((carried > 0) & (carried < summary["n_seeds"] / 2)).sum())
+    return int(((carried > 0) & (carried < summary[f"n_{draws}"] / 2)).sum())
 
 
 # Differences within this of zero are zero: the same gaps summed in another order differ in
