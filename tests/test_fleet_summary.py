@@ -204,3 +204,13 @@ def test_a_fleet_whose_gaps_few_calls_carry_is_said_to_need_more_calls(
     assert ("in 1 of 1 settings of fleet.csv fewer than half the calls have gaps "
             "(gap_ms_per_audio_s_calls_above_0); there the interval over calls is too "
             "short") in said  # fmt: skip
+
+
+def test_the_closing_line_names_strategies_as_low_and_skips_a_world_without_values() -> None:
+    runs = _fleet_runs().assign(gap_ms_per_audio_s=0.0)  # no call has gaps, whatever the strategy
+    best = fewest_gaps(summarize_fleet(runs))
+    assert describe_best(best.iloc[0]) == (
+        "tcp/fifo: least silence in gaps with forward (it ignores the threshold): 0.00 [0.00, "
+        "0.00] ms per s of audio over 3 calls, 0 with gaps; as low: preroll")  # fmt: skip
+    nothing = runs.assign(gap_ms_per_audio_s=math.nan)  # no call has audio: nothing to rank
+    assert fewest_gaps(summarize_fleet(nothing)).empty

@@ -34,6 +34,7 @@ import pandas as pd
 
 from labkit.outbound import threshold_meaning
 from labkit.sim.summary import (
+    NOISE,
     Interval,
     direction,
     mean_interval,
@@ -153,9 +154,18 @@ def _verdict(interval: Interval, rate: str) -> str:
 
 def fewest_gaps(fleet: pd.DataFrame, rate: str = WORST_BY) -> pd.DataFrame:
     """Per (link, playout) of ``fleet``: the setting with the lowest mean ``rate`` (the first
-    strategy, then threshold, on a tie), for the sweep's closing lines."""
-    ordered = fleet.sort_values([f"{rate}_mean", "strategy", "threshold_ms"])
-    return ordered.groupby(["link", "playout"], sort=True).head(1).sort_values(["link", "playout"])
+    strategy, then threshold, on a tie), with ``as_low_also``: the other strategies that reach
+    the same mean somewhere (all of them, where no call has gaps). For the sweep's closing lines;
+    a world where no call has a value of ``rate`` has none."""
+    mean = f"{rate}_mean"
+    known = fleet[fleet[mean].notna()].sort_values([mean, "strategy", "threshold_ms"])
+    best = known.groupby(["link", "playout"], sort=True).head(1).sort_values(["link", "playout"])
+    also = []
+    for _, row in best.iterrows():
+        world = known[(known["link"] == row["link"]) & (known["playout"] == row["playout"])]
+        tied = world.loc[(world[mean] - row[mean]).abs() <= NOISE, "strategy"]
+        also.append(", ".join(sorted(set(tied) - {row["strategy"]})))
+    return best.assign(as_low_also=also)
 
 
 def describe_best(row: pd.Series, rate: str = WORST_BY,
@@ -170,6 +180,9 @@ def describe_best(row: pd.Series, rate: str = WORST_BY,
     verdict = row.get(f"{rate}_vs_{baseline}_verdict")
     if isinstance(verdict, str) and verdict:
         line += f"; vs {baseline}: {verdict} ({row[f'{rate}_vs_{baseline}_mean']:+.2f} ms per s)"
+    also = row.get("as_low_also")
+    if isinstance(also, str) and also:
+        line += f"; as low: {also}"
     return line
 
 
