@@ -21,8 +21,9 @@ gives per setting (strategy, threshold_ms, link, playout):
 The interval is about calls like these, drawn the same way (the t interval's 95% is nominal, as
 in ``summarize``: a rate that is zero in most calls and long in a few needs many calls). Seed k
 draws the same world for every call (rows reproduce by seed), so with few seeds the calls share
-their link's luck: run several seeds. See notebooks/02_threshold_sweep.ipynb and README.md
-("A fleet of calls").
+their link's luck: run several seeds. Intervals and paired verdicts are explained in
+notebooks/02_threshold_sweep.ipynb, how far they hold where few draws carry a mean in
+notebooks/09_how_far_twenty_seeds_go.ipynb; README.md ("A fleet of calls") shows the command.
 """
 
 from __future__ import annotations
