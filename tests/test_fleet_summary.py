@@ -214,3 +214,24 @@ def test_the_closing_line_names_strategies_as_low_and_skips_a_world_without_valu
         "0.00] ms per s of audio over 3 calls, 0 with gaps; as low: preroll")  # fmt: skip
     nothing = runs.assign(gap_ms_per_audio_s=math.nan)  # no call has audio: nothing to rank
     assert fewest_gaps(summarize_fleet(nothing)).empty
+
+
+def test_a_fleet_can_draw_its_own_figures_without_one_per_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A thousand calls would draw two thousand per-call PNGs first; --plots fleet draws two."""
+    argv = ["sweep", "barge_in", "tiny_deltas", "--strategy", "forward,rechunk", "--thresholds",
+            "50", "--link", "tcp", "--playout", "fifo,frame_clock"]  # fmt: skip
+    assert main([*argv, "--plots", "fleet", "--out", str(tmp_path / "fleet")]) == 0
+    assert sorted(path.name for path in (tmp_path / "fleet").glob("*.png")) == [
+        f"fleet_{rate}_{playout}.png" for rate in ("gap_ms_per_audio_s", "onset_gaps_per_answer")
+        for playout in ("fifo", "frame_clock")]  # fmt: skip
+    assert "and 4 plots\n" in capsys.readouterr().out
+    assert main([*argv[:2], *argv[3:], "--plots", "fleet", "--out", str(tmp_path / "one")]) == 0
+    assert "and no plots (--plots fleet, and one trace: no calls to pool)" in (
+        capsys.readouterr().out)
+    assert not list((tmp_path / "one").glob("*.png"))
+    with pytest.raises(SystemExit) as refused:
+        main([*argv, "--plots", "none", "--no-plots", "--out", str(tmp_path / "x")])
+    assert refused.value.code == 2
+    assert "argument --no-plots: not allowed with argument --plots" in capsys.readouterr().err

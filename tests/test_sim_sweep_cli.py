@@ -232,7 +232,7 @@ def test_a_fleet_sweep_can_skip_its_plots_and_shows_them_coming(
     said = capsys.readouterr()
     assert "plots: 100%" in said.err and " calls to " in said.out and "and 6 plots" in said.out
     assert main([*argv, "--out", str(tmp_path / "bare"), "--no-plots"]) == 0
-    assert "and no plots (--no-plots)\n" in capsys.readouterr().out
+    assert "and no plots (--plots none)\n" in capsys.readouterr().out
     assert not list((tmp_path / "bare").glob("*.png"))
     for name in ("sweep.csv", "summary.csv", "fleet.csv"):
         assert (tmp_path / "bare" / name).read_bytes() == (tmp_path / "plotted" / name).read_bytes()

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from labkit.traces import TraceLimits
 
 LOCAL_CLUSTER = "local"  # --dask with no address
+ALL_PLOTS, FLEET_PLOTS, NO_PLOTS = "all", "fleet", "none"
+PLOT_CHOICES = (ALL_PLOTS, FLEET_PLOTS, NO_PLOTS)
 # Far beyond any sweep a person means (lesson 02 runs 5 thresholds x 20 seeds), and small enough
 # that a slip such as 0:1e9:1 is refused at once instead of filling memory with its grid.
 MAX_THRESHOLDS = 10_000
@@ -78,9 +80,13 @@ def register(subparsers: Any) -> None:
                         help="directory for sweep.csv, summary.csv, fleet.csv (two or more "
                              "traces) and PNGs; a rerun with the same arguments resumes what is "
                              "there")  # fmt: skip
-    parser.add_argument("--no-plots", action="store_true",
-                        help="write no PNGs (two per trace and playout: ~0.3 s each trace, "
-                             "minutes for a fleet of calls; summary.csv holds every value)")
+    plots = parser.add_mutually_exclusive_group()
+    plots.add_argument("--plots", choices=PLOT_CHOICES, default=ALL_PLOTS,
+                       help="which PNGs: all (default: the fleet's, then two per trace and "
+                            "playout, ~0.3 s each trace, minutes for a fleet of calls), fleet "
+                            "(the calls pooled only) or none; the CSVs hold every value")
+    plots.add_argument("--no-plots", dest="plots", action="store_const", const=NO_PLOTS,
+                       help="--plots none")
     add_trace_limit_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -174,9 +180,12 @@ def _sweep_into(args: argparse.Namespace, journal: SweepJournal, sources: Sequen
             journal.write_summary(fleet, FLEET_FILE)
     except (ValueError, OSError) as exc:
         return _refuse([str(exc)])
-    plots = "no plots (--no-plots)"
-    if not args.no_plots:
-        plots = f"{len(write_plots(summary, args.out, fleet))} plots"
+    plots = f"no plots (--plots {NO_PLOTS})"
+    if args.plots == FLEET_PLOTS and fleet is None:
+        plots = f"no plots (--plots {FLEET_PLOTS}, and one trace: no calls to pool)"
+    elif args.plots != NO_PLOTS:
+        per_trace = summary if args.plots == ALL_PLOTS else None
+        plots = f"{len(write_plots(per_trace, args.out, fleet))} plots"
     print(f"wrote {len(frame)} runs to {journal.path}, {len(summary)} settings to "
           f"{summary_path}{_fleet_written(fleet, journal.directory / FLEET_FILE)} and "
           f"{plots}")  # fmt: skip
@@ -330,11 +339,11 @@ def _batches(args: argparse.Namespace, sources: Sequence[TraceSource], grid: Swe
         yield from dask_batches(client, sources, grid, limits, done)
 
 
-def write_plots(summary: pd.DataFrame, out: Path, fleet: pd.DataFrame | None = None,
+def write_plots(summary: pd.DataFrame | None, out: Path, fleet: pd.DataFrame | None = None,
                 ) -> list[Path]:  # fmt: skip
-    """One PNG per (trace, playout) and metric: a panel per link, a line per strategy; with a
-    ``fleet`` (labkit/sim/fleet_summary.py), first the same per playout for the calls pooled. A
-    progress bar counts them (a fleet of calls takes minutes)."""
+    """With a ``fleet`` (labkit/sim/fleet_summary.py), one PNG per playout and rate for the calls
+    pooled; then with a ``summary``, one per (trace, playout) and metric. Each a panel per link,
+    a line per strategy; a progress bar counts the traces (a fleet of calls takes minutes)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -350,6 +359,8 @@ def write_plots(summary: pd.DataFrame, out: Path, fleet: pd.DataFrame | None = N
                 title = f"{calls} calls pooled, playout {playout}: mean over calls, 95% band"
                 written.append(_save_plot(rows, metric, title,
                                           out / f"fleet_{metric}_{playout}.png"))  # fmt: skip
+    if summary is None:
+        return written
     groups = summary.groupby(["trace", "playout"])
     for (trace, playout), rows in tqdm(groups, total=groups.ngroups, desc="plots",
                                        unit="trace"):  # fmt: skip
