@@ -235,3 +235,16 @@ def test_a_fleet_can_draw_its_own_figures_without_one_per_call(
         main([*argv, "--plots", "none", "--no-plots", "--out", str(tmp_path / "x")])
     assert refused.value.code == 2
     assert "argument --no-plots: not allowed with argument --plots" in capsys.readouterr().err
+
+
+def test_a_strategy_with_no_call_in_common_with_forwarding_gets_no_verdict() -> None:
+    """Word-start gaps per answer known for preroll only in call a, for forwarding only in b:
+    nothing pairs, so no difference and no verdict (and no error after a finished sweep)."""
+    runs = _fleet_runs()
+    unknown = ((runs["strategy"] == "preroll") & (runs["trace"] != "a")) | (
+        (runs["strategy"] == "forward") & (runs["trace"] != "b"))
+    runs.loc[unknown, "onset_gaps_per_answer"] = math.nan
+    preroll = summarize_fleet(runs).set_index("strategy").loc["preroll"]
+    assert preroll["onset_gaps_per_answer_vs_forward_verdict"] == ""
+    assert math.isnan(preroll["onset_gaps_per_answer_vs_forward_mean"])
+    assert preroll["gap_ms_per_audio_s_vs_forward_mean"] == pytest.approx(-0.75)  # still paired

@@ -40,10 +40,12 @@ from labkit.sim.summary import (
     direction,
     mean_interval,
     natural_range,
+    paired_difference,
     require_metrics,
 )
 
 FLEET_SETTING_COLUMNS = ("strategy", "threshold_ms", "link", "playout")
+WORLD_COLUMNS = ["threshold_ms", "link", "playout"]  # a setting but its strategy: what pairs
 CALL_COLUMN = "trace"
 BASELINE_STRATEGY = "forward"
 MS_PER_MIN = 60_000.0
@@ -125,23 +127,23 @@ def compare_calls(calls: pd.DataFrame, rate: str, baseline: str = BASELINE_STRAT
     in the same call, threshold, link and playout, as ``<rate>_vs_<baseline>_mean``, ``_ci_low``,
     ``_ci_high`` (over calls; never cut) and ``_verdict``; NaN and empty for the baseline."""
     prefix = f"{rate}_vs_{baseline}"
-    world = [CALL_COLUMN, "threshold_ms", "link", "playout"]
-    base = calls.loc[calls["strategy"] == baseline, [*world, rate]]
-    paired = calls[[*world, "strategy", rate]].merge(base, on=world, suffixes=("", "_base"))
-    paired["difference"] = paired[rate] - paired[f"{rate}_base"]
+    known = calls[calls[rate].notna()]  # a call with no value (no answer) pairs with nothing
     rows = []
-    for setting, group in paired.groupby(list(FLEET_SETTING_COLUMNS), sort=True, dropna=False):
-        row: dict[str, object] = dict(zip(FLEET_SETTING_COLUMNS, setting, strict=True))
-        differences = group["difference"].to_numpy(dtype=np.float64)
-        if row["strategy"] == baseline:
-            row.update({f"{prefix}_mean": np.nan, f"{prefix}_ci_low": np.nan,
-                        f"{prefix}_ci_high": np.nan, f"{prefix}_verdict": ""})  # fmt: skip
-        else:
-            interval = mean_interval(differences[~np.isnan(differences)])
-            row.update({f"{prefix}_mean": interval.mean, f"{prefix}_ci_low": interval.low,
-                        f"{prefix}_ci_high": interval.high,
-                        f"{prefix}_verdict": _verdict(interval, rate)})  # fmt: skip
-        rows.append(row)
+    for world, group in known.groupby(WORLD_COLUMNS, sort=True, dropna=False):
+        base_calls = set(group.loc[group["strategy"] == baseline, CALL_COLUMN])
+        for strategy, own in group.groupby("strategy", sort=True):
+            row: dict[str, object] = dict(zip(WORLD_COLUMNS, world, strict=True))
+            row["strategy"] = strategy
+            if strategy == baseline or not base_calls & set(own[CALL_COLUMN]):
+                row.update({f"{prefix}_mean": np.nan, f"{prefix}_ci_low": np.nan,
+                            f"{prefix}_ci_high": np.nan, f"{prefix}_verdict": ""})  # fmt: skip
+            else:
+                interval = paired_difference(group, rate, "strategy", strategy, baseline,
+                                             pair_on=CALL_COLUMN)  # fmt: skip
+                row.update({f"{prefix}_mean": interval.mean, f"{prefix}_ci_low": interval.low,
+                            f"{prefix}_ci_high": interval.high,
+                            f"{prefix}_verdict": _verdict(interval, rate)})  # fmt: skip
+            rows.append(row)
     return pd.DataFrame(rows, columns=[*FLEET_SETTING_COLUMNS, f"{prefix}_mean",
                                        f"{prefix}_ci_low", f"{prefix}_ci_high",
                                        f"{prefix}_verdict"])  # fmt: skip

@@ -195,19 +195,20 @@ def direction(interval: Interval, metric: str) -> str:
 
 
 def paired_difference(runs: pd.DataFrame, metric: str, column: str, a: object, b: object,
-                      ) -> Interval:  # fmt: skip
+                      pair_on: str = "seed") -> Interval:  # fmt: skip
     """Mean and 95% interval over seeds of ``metric`` at ``column == a`` minus at
     ``column == b``, the other settings of ``runs`` being equal (``runs`` holds one row per
-    seed for each of the two)."""
-    require_metrics(runs, (metric, column, "seed"), "paired_difference")
-    left = runs[runs[column] == a].set_index("seed")[metric]
-    right = runs[runs[column] == b].set_index("seed")[metric]
+    seed for each of the two). ``pair_on``: what pairs two rows (a fleet pairs calls,
+    ``"trace"``: labkit/sim/fleet_summary.py)."""
+    require_metrics(runs, (metric, column, pair_on), "paired_difference")
+    left = runs[runs[column] == a].set_index(pair_on)[metric]
+    right = runs[runs[column] == b].set_index(pair_on)[metric]
     if not left.index.is_unique or not right.index.is_unique:
         raise ValueError(f"paired_difference: more than one {column}={a!r} or {b!r} run per "
-                         f"seed; filter the other settings first")  # fmt: skip
+                         f"{pair_on}; filter the other settings first")  # fmt: skip
     both = left.index.intersection(right.index)
     if len(both) == 0:
-        raise ValueError(f"paired_difference: no seed has both {column}={a!r} and {b!r}")
+        raise ValueError(f"paired_difference: no {pair_on} has both {column}={a!r} and {b!r}")
     return mean_interval((left[both] - right[both]).to_numpy(dtype=np.float64))
 
 
